@@ -1,0 +1,54 @@
+"""turbolog's wire protocol: frames, messages and log records, bytes <-> objects.
+
+This package contains no I/O at all: no ports, sockets, threads, files or
+clocks.  It imports only the standard library, construct and crcmod (and the
+``cobs`` C extension for stuffing).  Both the emulated controller
+(``firmware_sim``) and the reader (``host``) build on it; the wire format is
+specified for other implementers in ``docs/protocol.md``.
+
+- :mod:`protocol.formats`   every format, declared once with construct
+- :mod:`protocol.fastpath`  ``struct`` layouts derived from those formats
+- :mod:`protocol.records`   log records (sample, fault, event) and their bytes
+- :mod:`protocol.framing`   COBS framing, CRC-32C, the streaming frame decoder
+- :mod:`protocol.messages`  request/response messages and their payloads
+- :mod:`protocol.enums`     names for the small integers on the wire
+- :mod:`protocol.errors`    the error tree, rooted at :class:`ProtocolError`
+"""
+
+from .enums import (
+    AccessLevel,
+    EngineState,
+    ErrorCode,
+    EventFlag,
+    EventKind,
+    GridMode,
+    MsgType,
+    RecordType,
+    Severity,
+    Subsystem,
+)
+from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .formats import MAX_FRAME, MAX_PAYLOAD, PROTOCOL_VERSION
+from .framing import Frame, FrameDecoder, encode_frame
+from .messages import SCHEMA_FINGERPRINT, decode_message, encode_message
+from .records import (
+    EventRecord,
+    FaultRecord,
+    Record,
+    SampleRecord,
+    Snapshot,
+    UnknownRecord,
+    decode_record,
+    encode_record,
+    parse_record,
+    scan_records,
+)
+
+__all__ = [
+    "AccessLevel", "EngineState", "ErrorCode", "EventFlag", "EventKind", "GridMode", "MsgType",
+    "RecordType", "Severity", "Subsystem", "LocalProtocolError", "ProtocolError",
+    "RemoteProtocolError", "MAX_FRAME", "MAX_PAYLOAD", "PROTOCOL_VERSION", "Frame", "FrameDecoder",
+    "encode_frame", "SCHEMA_FINGERPRINT", "decode_message", "encode_message", "EventRecord",
+    "FaultRecord", "Record", "SampleRecord", "Snapshot", "UnknownRecord", "decode_record",
+    "encode_record", "parse_record", "scan_records",
+]
