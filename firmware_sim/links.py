@@ -1,0 +1,365 @@
+"""The emulator's ends of a line: a new pty, a serial device, TCP, RFC 2217.
+
+Each link gives the serving loop the same small surface: file descriptors to
+wait on, ``receive(fd)`` for the bytes a host sent, ``send(data)`` that takes
+what the line accepts without blocking, and ``take_events()`` for what
+happened to the peer (a new TCP client, a baud change asked over RFC 2217).
+This module is the only place in ``firmware_sim`` with file descriptors and
+sockets; it knows nothing of the protocol.  TCP and RFC 2217 listeners bind
+to loopback unless an address is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import termios
+import tty
+from dataclasses import dataclass
+from pathlib import Path
+
+import serial
+import serial.rfc2217
+
+from .errors import LinkSetupError
+
+
+@dataclass(frozen=True)
+class PeerChanged:
+    """A new host connected (the old one, if any, is gone)."""
+
+
+@dataclass(frozen=True)
+class PeerGone:
+    """The host disconnected."""
+
+
+@dataclass(frozen=True)
+class BaudChanged:
+    baud: int
+
+
+LinkEvent = PeerChanged | PeerGone | BaudChanged
+
+
+class Link:
+    """Base: no fds, nothing to read, everything written is dropped."""
+
+    url: str = ""
+
+    def __init__(self) -> None:
+        self._events: list[LinkEvent] = []
+
+    def fds(self) -> list[int]:
+        return []
+
+    def receive(self, fd: int) -> bytes:
+        return b""
+
+    def send(self, data: bytes) -> int:
+        return len(data)
+
+    def take_events(self) -> list[LinkEvent]:
+        events, self._events = self._events, []
+        return events
+
+    def disconnect(self) -> None:
+        """Drop the current peer, where the kind of link allows it."""
+
+    def close(self) -> None:
+        """Release everything the link holds."""
+
+
+class PtyLink(Link):
+    """A new pseudo-terminal in raw mode, its slave reachable at a stable symlink.
+
+    The emulator keeps its own handle on the slave open, so a host closing and
+    reopening the port never leaves the master in the EIO state; output the
+    host missed while away is flushed when it reopens (pyserial flushes input
+    on open, as a real port would have lost it).
+    """
+
+    def __init__(self, link_path: str) -> None:
+        super().__init__()
+        self.master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        attrs = termios.tcgetattr(self._slave)
+        attrs[3] &= ~termios.ECHO
+        termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
+        os.set_blocking(self.master, False)
+        self.slave_name = os.ttyname(self._slave)
+        self.link_path = Path(link_path)
+        try:
+            if self.link_path.is_symlink() or self.link_path.exists():
+                if not self.link_path.is_symlink():
+                    raise LinkSetupError(f"{link_path} exists and is not a symlink; not replacing it")
+                self.link_path.unlink()
+            self.link_path.symlink_to(self.slave_name)
+        except OSError as exc:
+            self.close()
+            raise LinkSetupError(f"cannot create symlink {link_path}: {exc.strerror}") from exc
+        self.url = str(self.link_path)
+
+    def fds(self) -> list[int]:
+        return [self.master]
+
+    def receive(self, fd: int) -> bytes:
+        try:
+            return os.read(self.master, 65536)
+        except BlockingIOError:
+            return b""
+        except OSError as exc:
+            if exc.errno == errno.EIO:
+                return b""
+            raise
+
+    def send(self, data: bytes) -> int:
+        try:
+            return os.write(self.master, data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            if exc.errno == errno.EIO:
+                return 0
+            raise
+
+    def close(self) -> None:
+        if self.link_path.is_symlink() and os.readlink(self.link_path) == self.slave_name:
+            self.link_path.unlink()
+        for fd in (self.master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class SerialDeviceLink(Link):
+    """An existing serial device: a USB-serial adapter or one end of a socat pair."""
+
+    def __init__(self, port: str, baud: int) -> None:
+        super().__init__()
+        try:
+            self._port = serial.serial_for_url(port, baudrate=baud, timeout=0, write_timeout=0)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise LinkSetupError(f"cannot open {port}: {exc}") from exc
+        self.url = port
+
+    def fds(self) -> list[int]:
+        return [self._port.fileno()]
+
+    def receive(self, fd: int) -> bytes:
+        data: bytes = self._port.read(65536)
+        return data
+
+    def send(self, data: bytes) -> int:
+        try:
+            written = self._port.write(data)
+        except serial.SerialTimeoutException:
+            return 0
+        return int(written or 0)
+
+    def close(self) -> None:
+        self._port.close()
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``"PORT"`` or ``"HOST:PORT"``; the host defaults to loopback."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    try:
+        number = int(port)
+    except ValueError:
+        raise LinkSetupError(f"bad address {text!r}: expected HOST:PORT") from None
+    if not 0 <= number <= 65535:
+        raise LinkSetupError(f"bad port {number} in {text!r}")
+    return host or "127.0.0.1", number
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class TcpLink(Link):
+    """A TCP listener serving one host at a time; a new client replaces the old."""
+
+    scheme = "socket"
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        host, port = parse_address(address)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._listener.bind((host, port))
+        except OSError as exc:
+            self._listener.close()
+            raise LinkSetupError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        self._listener.listen(1)
+        self._listener.setblocking(False)
+        self.host, self.port = self._listener.getsockname()[:2]
+        self.exposed = not is_loopback(host)
+        self._client: socket.socket | None = None
+        shown = f"[{self.host}]" if family == socket.AF_INET6 else self.host
+        self.url = f"{self.scheme}://{shown}:{self.port}"
+
+    def fds(self) -> list[int]:
+        fds = [self._listener.fileno()]
+        if self._client is not None:
+            fds.append(self._client.fileno())
+        return fds
+
+    def receive(self, fd: int) -> bytes:
+        if fd == self._listener.fileno():
+            self._accept()
+            return b""
+        if self._client is None:
+            return b""
+        try:
+            data = self._client.recv(65536)
+        except BlockingIOError:
+            return b""
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_client()
+            return b""
+        return self._from_client(data)
+
+    def _accept(self) -> None:
+        try:
+            client, _ = self._listener.accept()
+        except BlockingIOError:
+            return
+        if self._client is not None:
+            self._drop_client()
+        client.setblocking(False)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._client = client
+        self._events.append(PeerChanged())
+        self._on_connect()
+
+    def _on_connect(self) -> None:
+        """Hook for protocols spoken over the raw socket (RFC 2217)."""
+
+    def _from_client(self, data: bytes) -> bytes:
+        return data
+
+    def disconnect(self) -> None:
+        self._drop_client()
+
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+            self._events.append(PeerGone())
+
+    def _raw_send(self, data: bytes) -> int:
+        if self._client is None:
+            return len(data)
+        try:
+            return self._client.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            self._drop_client()
+            return len(data)
+
+    def send(self, data: bytes) -> int:
+        return self._raw_send(data)
+
+    def close(self) -> None:
+        self._drop_client()
+        self._listener.close()
+
+
+class _VirtualPortSettings:
+    """What RFC 2217's PortManager reads and writes on a "serial port": the
+    line settings a client asks for.  A baud change becomes a link event."""
+
+    def __init__(self, link: Rfc2217Link, baud: int) -> None:
+        self._link = link
+        self._baudrate = baud
+        self.bytesize = 8
+        self.parity = serial.PARITY_NONE
+        self.stopbits = serial.STOPBITS_ONE
+        self.rtscts = False
+        self.xonxoff = False
+        self.rts = True
+        self.dtr = True
+        self.break_condition = False
+        self.cts = True
+        self.dsr = True
+        self.ri = False
+        self.cd = True
+
+    @property
+    def baudrate(self) -> int:
+        return self._baudrate
+
+    @baudrate.setter
+    def baudrate(self, value: int) -> None:
+        if value != self._baudrate:
+            self._baudrate = value
+            self._link.baud_changed(value)
+
+    def reset_input_buffer(self) -> None:
+        """Nothing is buffered on the emulator's side of a socket."""
+
+    def reset_output_buffer(self) -> None:
+        """Nothing is buffered on the emulator's side of a socket."""
+
+
+class Rfc2217Link(TcpLink):
+    """A TCP listener speaking RFC 2217 (Telnet COM-PORT-OPTION), so pyserial's
+    ``rfc2217://`` and terminal-server dial-in work, and a client's baud change
+    reaches the emulator's pacing."""
+
+    scheme = "rfc2217"
+
+    def __init__(self, address: str, baud: int) -> None:
+        self._settings_baud = baud
+        self._manager: serial.rfc2217.PortManager | None = None
+        self._pending_control = b""
+        super().__init__(address)
+
+    def baud_changed(self, baud: int) -> None:
+        self._events.append(BaudChanged(baud))
+
+    def _on_connect(self) -> None:
+        settings = _VirtualPortSettings(self, self._settings_baud)
+        self._manager = serial.rfc2217.PortManager(settings, self)
+
+    def write(self, data: bytes) -> None:
+        """PortManager's connection interface: Telnet replies, sent in order."""
+        self._pending_control += data
+        self._flush_control()
+
+    def _flush_control(self) -> None:
+        while self._pending_control and self._client is not None:
+            sent = self._raw_send(self._pending_control)
+            if sent == 0:
+                return
+            self._pending_control = self._pending_control[sent:]
+
+    def _from_client(self, data: bytes) -> bytes:
+        assert self._manager is not None
+        return b"".join(self._manager.filter(data))
+
+    def send(self, data: bytes) -> int:
+        self._flush_control()
+        if self._pending_control or self._manager is None:
+            return 0 if self._client is not None else len(data)
+        escaped = b"".join(self._manager.escape(data))
+        if len(escaped) == len(data):
+            return self._raw_send(data)
+        # Escaped IAC bytes double; send whole so the Telnet stream stays intact.
+        self._pending_control += escaped
+        self._flush_control()
+        return len(data)
+
+    def _drop_client(self) -> None:
+        self._manager = None
+        self._pending_control = b""
+        super()._drop_client()

@@ -1,0 +1,145 @@
+"""The serving loop: moves bytes between a link and the device session.
+
+One thread, one ``select``.  Each turn it hands the host's bytes to the
+:class:`~firmware_sim.session.DeviceSession`, advances the unit's simulated
+clock, and takes as many output bytes from the session as the
+:class:`~firmware_sim.pacing.Pacer` allows, through the optional
+:class:`~firmware_sim.impairment.Impairment` of each direction.  The wall
+clock is a parameter.  No protocol logic lives here: a new peer simply gets a
+fresh session, as a real controller's comms task would restart.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Protocol
+
+from .impairment import Impairment
+from .links import BaudChanged, Link, PeerChanged, PeerGone
+from .pacing import Pacer
+
+
+class ByteSession(Protocol):
+    """What the loop needs of a device session."""
+
+    def receive_data(self, data: bytes) -> None: ...
+
+    def data_to_send(self, max_bytes: int) -> bytes: ...
+
+    @property
+    def has_output(self) -> bool: ...
+
+
+UNPACED_CHUNK = 65536
+
+
+class Server:
+    """Serve one link until ``stop()`` returns True."""
+
+    def __init__(
+        self,
+        link: Link,
+        new_session: Callable[[], ByteSession],
+        tick: Callable[[], None],
+        pacer: Pacer,
+        *,
+        impair_in: Impairment | None = None,
+        impair_out: Impairment | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        tick_interval: float = 0.05,
+    ) -> None:
+        self.link = link
+        self._new_session = new_session
+        self.session = new_session()
+        self._tick = tick
+        self.pacer = pacer
+        self._impair_in = impair_in
+        self._impair_out = impair_out
+        self._clock = clock
+        self._tick_interval = tick_interval
+        self._next_tick = 0.0
+        self._unsent = b""
+        self._delayed: deque[tuple[float, bytes]] = deque()
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    def run(self, stop: Callable[[], bool]) -> None:
+        while not stop():
+            self.turn()
+
+    def turn(self) -> None:
+        """One pass: events, input, clock, output, then wait for the next thing to do."""
+        now = self._clock()
+        self._handle_events(now)
+        if now >= self._next_tick:
+            self._tick()
+            self._next_tick = now + self._tick_interval
+        self._produce(now)
+        self._flush(now)
+        readable, _, _ = select.select(self.link.fds(), [], [], self._timeout(now))
+        for fd in readable:
+            data = self.link.receive(fd)
+            if data:
+                self.bytes_in += len(data)
+                if self._impair_in is not None:
+                    data = self._impair_in.apply(data)
+                self.session.receive_data(data)
+
+    def _handle_events(self, now: float) -> None:
+        for event in self.link.take_events():
+            if isinstance(event, (PeerChanged, PeerGone)):
+                self._restart_session()
+            elif isinstance(event, BaudChanged):
+                self.pacer.set_baud(event.baud, now)
+
+    def _restart_session(self) -> None:
+        self.session = self._new_session()
+        self._unsent = b""
+        self._delayed.clear()
+
+    def _produce(self, now: float) -> None:
+        if self._unsent or not self.session.has_output:
+            return
+        allowed = self.pacer.allowance(now)
+        if allowed == 0:
+            return
+        chunk = self.session.data_to_send(UNPACED_CHUNK if allowed < 0 else allowed)
+        self.pacer.consume(len(chunk))
+        impair = self._impair_out
+        if impair is not None:
+            chunk = impair.apply(chunk)
+            if impair.disconnected:
+                self._cut_line(impair)
+                return
+            if impair.faults.latency_s:
+                self._delayed.append((now + impair.faults.latency_s, chunk))
+                return
+        self._unsent = chunk
+
+    def _cut_line(self, impair: Impairment) -> None:
+        """The impairment's disconnect point: the peer loses the line once."""
+        self._impair_out = Impairment(replace(impair.faults, disconnect_after=None), seed=impair.passed)
+        self.link.disconnect()
+        self._restart_session()
+
+    def _flush(self, now: float) -> None:
+        while self._delayed and self._delayed[0][0] <= now and not self._unsent:
+            self._unsent = self._delayed.popleft()[1]
+        if self._unsent:
+            sent = self.link.send(self._unsent)
+            self.bytes_out += sent
+            self._unsent = self._unsent[sent:]
+
+    def _timeout(self, now: float) -> float:
+        timeout = max(0.0, self._next_tick - now)
+        if self._unsent:
+            return min(timeout, 0.001)
+        if self._delayed:
+            timeout = min(timeout, max(0.0, self._delayed[0][0] - now))
+        if self.session.has_output:
+            timeout = min(timeout, self.pacer.wait_for(64))
+        return timeout
