@@ -252,11 +252,12 @@ def describe(fmt: Construct) -> str:
     if isinstance(fmt, Renamed):
         return f"{fmt.name}:{describe(fmt.subcon)}"
     if isinstance(fmt, FormatField):
-        return fmt.fmtstr
+        return str(fmt.fmtstr)
     if isinstance(fmt, Bytes):
         return f"bytes[{fmt.length}]"
     if isinstance(fmt, Array):
-        return f"array[{describe(fmt.count) if isinstance(fmt.count, Construct) else fmt.count}]({describe(fmt.subcon)})"
+        count = describe(fmt.count) if isinstance(fmt.count, Construct) else fmt.count
+        return f"array[{count}]({describe(fmt.subcon)})"
     if isinstance(fmt, Prefixed):
         return f"prefixed[{describe(fmt.lengthfield)}]({describe(fmt.subcon)})"
     if isinstance(fmt, StringEncoded):
@@ -274,4 +275,3 @@ def schema_text() -> str:
     parts += [f"r{k}{describe(v)}" for k, v in sorted(RECORD_BODIES.items())]
     parts += [f"m{k}{describe(v)}" for k, v in sorted(MESSAGE_PAYLOADS.items())]
     return ";".join(parts)
-

@@ -66,7 +66,8 @@ def encode_frame(msg_type: int, seq: int, payload: bytes) -> bytes:
         raise LocalProtocolError(f"msg_type {msg_type} or seq {seq} out of range")
     body = _HEADER.pack(formats.PROTOCOL_VERSION, msg_type, seq, len(payload)) + payload
     body += crc32c(body).to_bytes(CRC_SIZE, "little")
-    return cobs.encode(body) + DELIMITER
+    stuffed: bytes = cobs.encode(body)
+    return stuffed + DELIMITER
 
 
 def decode_frame(stuffed: bytes) -> Frame:
@@ -130,7 +131,9 @@ class FrameDecoder:
             else:
                 run = chunk
                 if len(run) > MAX_STUFFED:
-                    self._report(out, FrameTooLong(f"{len(run)} bytes between delimiters (cap {MAX_STUFFED})"))
+                    self._report(
+                        out, FrameTooLong(f"{len(run)} bytes between delimiters (cap {MAX_STUFFED})")
+                    )
                     continue
             if run:
                 try:

@@ -15,7 +15,7 @@ Pure: no I/O, no clocks.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from construct import ConstructError
 
@@ -185,18 +185,48 @@ class UnknownMessage:
     payload: bytes
 
 
-Message = Union[
-    Identify, Live, ClockGet, ClockSet, LogClear, ReadRange, ReadSet, Abort, AuthChallenge,
-    IdentifyResponse, LiveResponse, ClockResponse, LogClearResponse, Records, RangeEnd,
-    AbortResponse, AuthChallengeResponse, ErrorResponse,
-]
+Message = (
+    Identify
+    | Live
+    | ClockGet
+    | ClockSet
+    | LogClear
+    | ReadRange
+    | ReadSet
+    | Abort
+    | AuthChallenge
+    | IdentifyResponse
+    | LiveResponse
+    | ClockResponse
+    | LogClearResponse
+    | Records
+    | RangeEnd
+    | AbortResponse
+    | AuthChallengeResponse
+    | ErrorResponse
+)
 
 MESSAGE_CLASSES: dict[int, type[Any]] = {
     cls.MSG_TYPE: cls
     for cls in (
-        Identify, Live, ClockGet, ClockSet, LogClear, ReadRange, ReadSet, Abort, AuthChallenge,
-        IdentifyResponse, LiveResponse, ClockResponse, LogClearResponse, Records, RangeEnd,
-        AbortResponse, AuthChallengeResponse, ErrorResponse,
+        Identify,
+        Live,
+        ClockGet,
+        ClockSet,
+        LogClear,
+        ReadRange,
+        ReadSet,
+        Abort,
+        AuthChallenge,
+        IdentifyResponse,
+        LiveResponse,
+        ClockResponse,
+        LogClearResponse,
+        Records,
+        RangeEnd,
+        AbortResponse,
+        AuthChallengeResponse,
+        ErrorResponse,
     )
 }
 
