@@ -1,0 +1,40 @@
+"""Run the benchmarks, print every figure beside its limit, save bench/results.json.
+
+Usage: python bench/run.py [--only NAME ...] [--quick]
+A missed target is printed as MISSED with its figure; the exit status is 0
+either way (a benchmark reports, it does not gate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.figures import Figure, machine, save, table  # noqa: E402
+
+SUITES = ["decode"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", choices=SUITES, help="run only these suites")
+    args = parser.parse_args()
+    figures: list[Figure] = []
+    for name in args.only or SUITES:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        module = importlib.import_module(f"bench.{name}")
+        figures += module.run()
+    info = machine()
+    print(f"\nmachine: {info['cpus']} cores, Python {info['python']}, {info['system']}, {info['date']}\n")
+    print(table(figures))
+    save(figures, ROOT / "bench" / "results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
