@@ -1,0 +1,354 @@
+"""`turbosim`: the emulated controller on the command line.
+
+Subcommands:
+
+- ``serve``: run a unit and answer on a new pty, a serial device, TCP or RFC 2217.
+  Prints exactly one line ``ready <path-or-url>`` on stdout once it answers.
+- ``run``: live a unit's history into a flash image without serving it.
+- ``info``: what a flash image holds.
+
+This module parses arguments, wires the parts together and reports errors
+in one line; the behaviour lives in the modules it calls.  It is the only
+place besides the links that reads the wall clock (to drive the simulated one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import FrameType
+
+from protocol.enums import GridMode
+
+from .climate import SITES
+from .clock import SimClock
+from .duty import DUTY_PROFILES
+from .errors import ConfigError, SimulatorError
+from .faults import ScriptedFault, parse_scripted_fault
+from .flash import NorFlash
+from .impairment import Impairment, LineFaults
+from .links import Link, PtyLink, Rfc2217Link, SerialDeviceLink, TcpLink
+from .logstore import LogStore
+from .models import PROFILES
+from .pacing import Pacer
+from .serve import Server
+from .session import DeviceSession
+from .unit import DEFAULT_BAUD, DEFAULT_SECTOR_COUNT, DEFAULT_SECTOR_SIZE, Unit, build_unit
+
+EXAMPLES = """
+examples:
+  turbosim serve --pty /tmp/turbine --model C60 --history 2000h
+  turbosim serve --tcp 127.0.0.1:7000 --model C30 --seed 7 --no-pace
+  turbosim serve --rfc2217 7001 --flash unit.img --fault 5005@1200h
+  turbosim serve --port /dev/ttyUSB1 --baud 57600
+  turbosim run --flash unit.img --model C65 --history 8000h
+  turbosim info --flash unit.img
+"""
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def parse_duration(text: str) -> float:
+    """``"2000h"``, ``"30d"``, ``"15m"``, ``"90s"``, ``"1y"`` or plain seconds."""
+    text = text.strip().lower()
+    unit = _UNITS.get(text[-1:]) if text else None
+    number = text[:-1] if unit else text
+    try:
+        value = float(number) * (unit or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad duration {text!r}: use e.g. 90s, 15m, 2000h, 30d, 1y"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"duration {text!r} is negative")
+    return value
+
+
+def parse_start(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad start {text!r}: use an ISO date like 2024-01-01") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def parse_fault(text: str) -> ScriptedFault:
+    try:
+        return parse_scripted_fault(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_impairment(text: str) -> LineFaults:
+    try:
+        return LineFaults.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _unit_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("the unit")
+    group.add_argument("--model", default="C60", choices=sorted(PROFILES), help="model profile (default C60)")
+    group.add_argument("--serial", help="serial number (default: <model>-<seed>)")
+    group.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    group.add_argument("--profile", default="baseload", choices=sorted(DUTY_PROFILES), help="duty profile")
+    group.add_argument(
+        "--mode", default="grid", choices=["grid", "standalone"], help="grid connect or stand alone"
+    )
+    group.add_argument("--site", default="temperate", choices=sorted(SITES), help="climate of the site")
+    group.add_argument(
+        "--flash", metavar="FILE", help="flash image file (kept between runs); default: memory"
+    )
+    group.add_argument(
+        "--sectors", type=int, help=f"flash sectors for a new image (default {DEFAULT_SECTOR_COUNT})"
+    )
+    group.add_argument("--sector-size", type=int, help=f"bytes per sector (default {DEFAULT_SECTOR_SIZE})")
+    group.add_argument(
+        "--sample-interval",
+        type=parse_duration,
+        default=900.0,
+        metavar="DUR",
+        help="time between runtime samples (default 15m)",
+    )
+    group.add_argument(
+        "--start",
+        type=parse_start,
+        default=DEFAULT_START.timestamp(),
+        metavar="DATE",
+        help="when a new unit is commissioned (default 2024-01-01)",
+    )
+    group.add_argument(
+        "--history",
+        type=parse_duration,
+        default=0.0,
+        metavar="DUR",
+        help="live this much life before serving, e.g. 2000h",
+    )
+    group.add_argument(
+        "--fault",
+        type=parse_fault,
+        action="append",
+        default=[],
+        metavar="CODE@HOURSh",
+        help="script a fault at an operating hour, e.g. 5005@1200h (repeatable)",
+    )
+    group.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="line rate (default 115200, 8N1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="turbosim",
+        description="An emulated microturbine controller that answers on a serial line.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run a unit and answer on a line",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = serve.add_mutually_exclusive_group(required=True)
+    where.add_argument("--pty", metavar="PATH", help="a new pseudo-terminal, reachable at symlink PATH")
+    where.add_argument(
+        "--port", metavar="DEVICE", help="an existing serial device (or one end of a socat pair)"
+    )
+    where.add_argument("--tcp", metavar="[HOST:]PORT", help="raw TCP listener (loopback unless HOST given)")
+    where.add_argument(
+        "--rfc2217", metavar="[HOST:]PORT", help="RFC 2217 listener (loopback unless HOST given)"
+    )
+    _unit_options(serve)
+    line = serve.add_argument_group("the line")
+    line.add_argument(
+        "--speed", type=float, default=1.0, help="simulated seconds per wall second (default 1)"
+    )
+    line.add_argument("--no-pace", action="store_true", help="send as fast as the link takes it")
+    line.add_argument(
+        "--impair",
+        type=parse_impairment,
+        metavar="SPEC",
+        help="impair the line, e.g. ber=1e-5,drop=0.001,insert=0.001,burst=1e-6,latency=0.02,cut=5000",
+    )
+    line.add_argument("--impair-seed", type=int, default=0, help="seed of the impairment (default 0)")
+
+    run = commands.add_parser("run", help="live a unit's history into a flash image, without serving")
+    _unit_options(run)
+
+    info = commands.add_parser("info", help="what a flash image holds")
+    info.add_argument("--flash", metavar="FILE", required=True)
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _last_timestamp(path: str | None) -> float | None:
+    """Timestamp of the newest record in an existing image, to resume from there."""
+    import os
+
+    if path is None or not os.path.exists(path) or os.path.getsize(path) == 0:
+        return None
+    with NorFlash.open(path) as flash:
+        store = LogStore(flash)
+        if store.next_seq == store.first_seq:
+            return None
+        raw = store.read(store.next_seq - 1)
+        return None if raw is None else float(int.from_bytes(raw[4:8], "little"))
+
+
+def _make_unit(args: argparse.Namespace, speed: float) -> tuple[Unit, SimClock]:
+    start = _last_timestamp(args.flash) or args.start
+    clock = SimClock(start, speed, wall=time.monotonic)
+    serial = args.serial or f"{args.model}-{args.seed:06d}"
+    unit = build_unit(
+        args.model,
+        serial,
+        seed=args.seed,
+        clock=clock,
+        flash_path=args.flash,
+        sector_size=args.sector_size,
+        sector_count=args.sectors,
+        duty=args.profile,
+        sample_interval_s=max(1, int(args.sample_interval)),
+        scripted_faults=args.fault,
+        mode=GridMode.STAND_ALONE if args.mode == "standalone" else GridMode.GRID_CONNECT,
+        baud=args.baud,
+        site=SITES[args.site],
+    )
+    return unit, clock
+
+
+def _live_history(unit: Unit, seconds: float) -> None:
+    if seconds <= 0:
+        return
+    began, first = time.monotonic(), unit.next_seq
+    unit.fast_forward(seconds)
+    print(
+        f"history: {seconds / 3600:,.0f} h lived in {time.monotonic() - began:.1f} s, "
+        f"{unit.next_seq - first:,} records (log holds {unit.first_seq}..{unit.next_seq - 1})",
+        file=sys.stderr,
+    )
+
+
+def _open_link(args: argparse.Namespace) -> Link:
+    if args.pty:
+        return PtyLink(args.pty)
+    if args.port:
+        return SerialDeviceLink(args.port, args.baud)
+    if args.tcp:
+        return TcpLink(args.tcp)
+    return Rfc2217Link(args.rfc2217, args.baud)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.speed <= 0:
+        raise ConfigError(f"--speed must be positive, not {args.speed}")
+    unit, _ = _make_unit(args, args.speed)
+    stopping: list[int] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    with unit:
+        _live_history(unit, args.history)
+        link = _open_link(args)
+        try:
+            if getattr(link, "exposed", False):
+                print(
+                    f"warning: {link.url} is reachable from other machines; "
+                    "the service port has no access control yet",
+                    file=sys.stderr,
+                )
+            nonces = random.Random(args.seed)
+            impair_out = impair_in = None
+            if args.impair is not None:
+                impair_out = Impairment(args.impair, seed=args.impair_seed)
+                impair_in = Impairment(
+                    LineFaults(
+                        args.impair.bit_error_rate,
+                        args.impair.drop_rate,
+                        args.impair.insert_rate,
+                        args.impair.burst_rate,
+                        args.impair.burst_length,
+                    ),
+                    seed=args.impair_seed + 1,
+                )
+            server = Server(
+                link,
+                lambda: DeviceSession(unit, rng=nonces),
+                unit.tick,
+                Pacer(None if args.no_pace else args.baud, now=time.monotonic()),
+                impair_in=impair_in,
+                impair_out=impair_out,
+            )
+            signal.signal(signal.SIGINT, stop)
+            signal.signal(signal.SIGTERM, stop)
+            print(f"ready {link.url}", flush=True)
+            server.run(lambda: bool(stopping))
+        finally:
+            link.close()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    unit, _ = _make_unit(args, speed=1.0)
+    with unit:
+        _live_history(unit, args.history)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with NorFlash.open(args.flash) as flash:
+        store = LogStore(flash)
+        counts = flash.erase_counts()
+        summary = {
+            "first_seq": store.first_seq,
+            "next_seq": store.next_seq,
+            "records": store.next_seq - store.first_seq,
+            "capacity_records": store.capacity_records,
+            "operating_hours": round(store.counters.operating_s / 3600, 2),
+            "starts": store.counters.starts,
+            "trips": store.counters.trips,
+            "kwh": round(store.counters.energy_wh / 1000, 3),
+            "sectors": flash.sector_count,
+            "sector_size": flash.sector_size,
+            "erase_count_max": max(counts),
+            "erase_count_mean": round(sum(counts) / len(counts), 2),
+        }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        width = max(map(len, summary))
+        for key, value in summary.items():
+            print(f"{key.replace('_', ' '):<{width}}  {value}")
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "run": cmd_run, "info": cmd_info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SimulatorError as exc:
+        print(f"turbosim: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"turbosim: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

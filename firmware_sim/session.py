@@ -1,0 +1,353 @@
+"""The device side of the wire protocol: a sans-I/O session of the emulated controller.
+
+:class:`DeviceSession` turns request bytes from the host into response bytes
+for the line, following ``docs/protocol.md`` section 5:
+
+- ``receive_data(data)`` takes bytes in any chunking, verifies frames and
+  handles every request at once (in arrival order);
+- ``data_to_send(max_bytes)`` hands out at most *max_bytes* of the next bytes
+  for the line, possibly part of a frame.  Frames are built lazily, one at a
+  time, when the previous one has been handed out, so a stream of a million
+  records never sits in memory and ABORT takes effect within one frame.
+
+What goes out next, whenever a new frame is due::
+
+    immediate responses (FIFO)  ──► sent first, one frame each
+    streams (FIFO, at most 4)   ──► head stream: next RECORDS frame, or its
+                                    RANGE_END, after which it is removed
+
+Immediate responses are IDENTIFY_RSP, LIVE_RSP, CLOCK_RSP, LOG_CLEAR_RSP,
+AUTH_CHALLENGE_RSP, ABORT_RSP and every ERROR.  A frame's ``seq`` is the
+device's frame counter, taken when the frame is built, i.e. in sending order.
+
+The session reaches the controller only through :class:`UnitPort`.  It does no
+I/O, never sleeps, never reads a clock (device time comes from the unit) and
+never paces: pacing to the line rate is the driver's job.  Not thread-safe:
+the driver calls it, and ticks the unit, from one thread.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterator
+from typing import Protocol
+
+from protocol.enums import AccessLevel, ErrorCode, MsgType
+from protocol.errors import FrameError, MalformedMessage
+from protocol.formats import MAX_PAYLOAD, MAX_SET_RANGES, NONCE_LEN, PROTOCOL_VERSION
+from protocol.framing import Frame, FrameDecoder, encode_frame
+from protocol.messages import (
+    SCHEMA_FINGERPRINT,
+    Abort,
+    AbortResponse,
+    AuthChallenge,
+    AuthChallengeResponse,
+    ClockGet,
+    ClockResponse,
+    ClockSet,
+    ErrorResponse,
+    Identify,
+    IdentifyResponse,
+    Live,
+    LiveResponse,
+    LogClear,
+    LogClearResponse,
+    Message,
+    RangeDigest,
+    RangeEnd,
+    ReadRange,
+    ReadSet,
+    decode_message,
+    encode_message,
+)
+from protocol.records import Snapshot
+
+from .nvstate import Counters
+
+MAX_STREAMS = 4
+"""Streams queued or running at once; one more is answered with ERROR BUSY."""
+
+REQUEST_TYPES = frozenset(t for t in MsgType if t < 0x80)
+"""Message types the device handles; every other verified frame is UNKNOWN_MESSAGE."""
+
+_REQUEST_SEQ_SIZE = 2
+_RECORDS_ROOM = MAX_PAYLOAD - _REQUEST_SEQ_SIZE
+"""Record bytes that fit in one RECORDS payload after its request_seq."""
+_MAX_DETAIL = 255
+"""An ERROR detail is a u8-prefixed UTF-8 string."""
+_ACCESS_LEVELS = frozenset(AccessLevel)
+
+
+class UnitPort(Protocol):
+    """What the session needs from the emulated controller.
+
+    The log holds seqs in ``[first_seq, next_seq)`` (a record lost to a
+    power cut may be missing).  ``iter_raw(start, stop)`` lazily yields the
+    raw bytes (CRC included) of the records in ``[start, stop)`` that the log
+    holds, in seq order.  The session may keep an iterator open across frames
+    while the log changes; it drops one whose next record was evicted.
+    """
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def serial(self) -> str: ...
+    @property
+    def firmware(self) -> str: ...
+    @property
+    def baud(self) -> int: ...
+    @property
+    def max_window(self) -> int: ...
+    @property
+    def capacity_records(self) -> int: ...
+    @property
+    def first_seq(self) -> int: ...
+    @property
+    def next_seq(self) -> int: ...
+    @property
+    def counters(self) -> Counters: ...
+
+    def iter_raw(self, start_seq: int, stop_seq: int) -> Iterator[bytes]: ...
+
+    def clear_log(self) -> int:
+        """Empty the log (logging the clear); return the new first_seq."""
+        ...
+
+    def device_time(self) -> int: ...
+
+    def set_device_time(self, new_time: int) -> None: ...
+
+    def live_snapshot(self) -> Snapshot: ...
+
+
+def _seq_of(raw: bytes) -> int:
+    return int.from_bytes(raw[:4], "little")
+
+
+class _Stream:
+    """One READ_RANGE or READ_SET: its ranges, where it is, what it sent.
+
+    Reads the log through one ``iter_raw`` iterator at a time.  Between frames
+    the stream is either *between iterators* (``_records`` is None and ``_pos``
+    is the next seq wanted) or *holding* a record that did not fit in the last
+    frame (``_held``, whose seq is ``_pos``), with its iterator left open for the
+    next frame.  Records are bounded by ``next_seq`` when an iterator opens; an
+    iterator whose held record was evicted meanwhile is dropped and reopened at
+    ``first_seq``.
+    """
+
+    __slots__ = (
+        "request_seq", "_prefix", "_ranges", "_index", "_pos", "_stop", "_records", "_held", "_digest",
+    )
+
+    def __init__(self, request_seq: int, ranges: list[tuple[int, int]]) -> None:
+        self.request_seq = request_seq
+        self._prefix = request_seq.to_bytes(_REQUEST_SEQ_SIZE, "little")
+        self._ranges = ranges
+        """``(start, stop)`` pairs, stop exclusive, in the order asked."""
+        self._index = 0
+        self._pos = ranges[0][0]
+        self._stop = self._pos
+        """Where the open iterator ends (exclusive)."""
+        self._records: Iterator[bytes] | None = None
+        self._held: bytes | None = None
+        self._digest = RangeDigest()
+
+    @property
+    def sent(self) -> int:
+        return self._digest.count
+
+    def next_payload(self, unit: UnitPort) -> bytes | None:
+        """The next RECORDS payload, or None when every range is done."""
+        first, next_seq = unit.first_seq, unit.next_seq
+        batch: list[bytes] = []
+        add = batch.append
+        room = _RECORDS_ROOM
+        if self._held is not None:
+            if self._pos < first:
+                self._records = None
+            else:
+                add(self._held)
+                room -= len(self._held)
+            self._held = None
+        while self._index < len(self._ranges):
+            if self._records is None:
+                start = max(self._pos, first)
+                stop = min(self._ranges[self._index][1], next_seq)
+                if start >= stop:
+                    self._next_range()
+                    continue
+                self._records = iter(unit.iter_raw(start, stop))
+                self._stop = stop
+            for raw in self._records:
+                size = len(raw)
+                if size > room:
+                    self._held = raw
+                    self._pos = _seq_of(raw)
+                    return self._payload(batch)
+                add(raw)
+                room -= size
+            self._records = None
+            self._pos = self._stop
+        return self._payload(batch) if batch else None
+
+    def _next_range(self) -> None:
+        self._index += 1
+        if self._index < len(self._ranges):
+            self._pos = self._ranges[self._index][0]
+
+    def _payload(self, batch: list[bytes]) -> bytes:
+        self._digest.update_many(batch)
+        return self._prefix + b"".join(batch)
+
+    def range_end(self, unit: UnitPort) -> RangeEnd:
+        digest = self._digest
+        return RangeEnd(self.request_seq, unit.first_seq, unit.next_seq, digest.count, digest.value)
+
+
+class DeviceSession:
+    """The controller's end of one serial line; see the module docstring.
+
+    *rng* draws AUTH_CHALLENGE nonces (pass a seeded ``random.Random``).
+    Counters: ``frames_in`` (verified frames), ``frames_dropped`` (failed
+    verification), ``frames_out`` and ``records_out``.
+    """
+
+    def __init__(self, unit: UnitPort, *, rng: random.Random) -> None:
+        self._unit = unit
+        self._rng = rng
+        self._decoder = FrameDecoder()
+        self._immediate: deque[Message] = deque()
+        self._streams: deque[_Stream] = deque()
+        self._out = b""
+        self._out_pos = 0
+        self._seq = 0
+        self.frames_in = 0
+        self.frames_dropped = 0
+        self.frames_out = 0
+        self.records_out = 0
+
+    @property
+    def has_output(self) -> bool:
+        """True while anything is left to send (a stream always ends with RANGE_END)."""
+        return self._out_pos < len(self._out) or bool(self._immediate) or bool(self._streams)
+
+    @property
+    def streams(self) -> int:
+        """Streams queued or running."""
+        return len(self._streams)
+
+    # --- input -----------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the line; every complete request is handled now."""
+        for item in self._decoder.feed(data):
+            if isinstance(item, FrameError):
+                self.frames_dropped += 1
+            else:
+                self.frames_in += 1
+                self._handle(item)
+
+    def _handle(self, frame: Frame) -> None:
+        rseq = frame.seq
+        if frame.msg_type not in REQUEST_TYPES:
+            self._error(rseq, ErrorCode.UNKNOWN_MESSAGE, f"message type 0x{frame.msg_type:02X}")
+            return
+        try:
+            msg = decode_message(frame)
+        except MalformedMessage as exc:
+            self._error(rseq, ErrorCode.MALFORMED_REQUEST, str(exc))
+            return
+        unit = self._unit
+        match msg:
+            case Identify():
+                counters = unit.counters
+                self._immediate.append(IdentifyResponse(
+                    rseq, PROTOCOL_VERSION, SCHEMA_FINGERPRINT, unit.model, unit.serial, unit.firmware,
+                    unit.capacity_records, unit.first_seq, unit.next_seq, unit.device_time(),
+                    counters.operating_s, counters.starts, counters.trips, counters.energy_wh,
+                    unit.baud, unit.max_window,
+                ))
+            case Live():
+                self._immediate.append(LiveResponse(rseq, unit.device_time(), unit.live_snapshot()))
+            case ClockGet():
+                self._immediate.append(ClockResponse(rseq, unit.device_time()))
+            case ClockSet(new_time=new_time):
+                unit.set_device_time(new_time)
+                self._immediate.append(ClockResponse(rseq, unit.device_time()))
+            case LogClear():
+                self._immediate.append(LogClearResponse(rseq, unit.clear_log()))
+            case AuthChallenge(level=level):
+                if level not in _ACCESS_LEVELS:
+                    self._error(rseq, ErrorCode.OUT_OF_RANGE, f"no access level {level}")
+                else:
+                    self._immediate.append(AuthChallengeResponse(rseq, self._rng.randbytes(NONCE_LEN)))
+            case Abort():
+                self._streams.clear()
+                self._immediate.append(AbortResponse(rseq))
+            case ReadRange(start_seq=start, count=count):
+                self._start_stream(rseq, [(start, count)])
+            case ReadSet(ranges=ranges):
+                self._start_stream(rseq, list(ranges))
+
+    def _start_stream(self, rseq: int, ranges: list[tuple[int, int]]) -> None:
+        window = self._unit.max_window
+        if not 1 <= len(ranges) <= MAX_SET_RANGES:
+            self._error(rseq, ErrorCode.OUT_OF_RANGE, f"{len(ranges)} ranges, allowed 1..{MAX_SET_RANGES}")
+        elif any(count < 1 for _, count in ranges):
+            self._error(rseq, ErrorCode.OUT_OF_RANGE, "a count of 0")
+        elif sum(count for _, count in ranges) > window:
+            self._error(rseq, ErrorCode.OUT_OF_RANGE, f"more than max_window ({window}) records")
+        elif len(self._streams) >= MAX_STREAMS:
+            self._error(rseq, ErrorCode.BUSY, f"{MAX_STREAMS} streams already queued")
+        else:
+            self._streams.append(_Stream(rseq, [(start, start + count) for start, count in ranges]))
+
+    def _error(self, rseq: int, code: ErrorCode, detail: str) -> None:
+        text = detail.encode("utf-8")[:_MAX_DETAIL].decode("utf-8", "ignore")
+        self._immediate.append(ErrorResponse(rseq, code, text))
+
+    # --- output ----------------------------------------------------------
+
+    def data_to_send(self, max_bytes: int) -> bytes:
+        """Up to *max_bytes* of the next bytes for the line (b"" when idle)."""
+        parts: list[bytes] = []
+        wanted = max_bytes
+        while wanted > 0:
+            out, pos = self._out, self._out_pos
+            if pos >= len(out):
+                out = self._next_frame()
+                if not out:
+                    break
+                self._out, pos = out, 0
+            end = pos + wanted
+            if pos == 0 and end >= len(out):
+                parts.append(out)
+            else:
+                parts.append(out[pos:end])
+            taken = min(end, len(out)) - pos
+            self._out_pos = pos + taken
+            wanted -= taken
+        return b"".join(parts)
+
+    def _next_frame(self) -> bytes:
+        """The next frame's bytes on the line, or b"" when there is nothing to send."""
+        seq = self._seq
+        if self._immediate:
+            frame = encode_message(self._immediate.popleft(), seq)
+        elif self._streams:
+            stream = self._streams[0]
+            sent = stream.sent
+            payload = stream.next_payload(self._unit)
+            if payload is None:
+                self._streams.popleft()
+                frame = encode_message(stream.range_end(self._unit), seq)
+            else:
+                self.records_out += stream.sent - sent
+                frame = encode_frame(MsgType.RECORDS, seq, payload)
+        else:
+            return b""
+        self._seq = (seq + 1) & 0xFFFF
+        self.frames_out += 1
+        return frame
