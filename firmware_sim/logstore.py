@@ -1,0 +1,356 @@
+"""The controller's record log: a power-loss-safe ring of sectors on a NOR flash.
+
+:class:`LogStore` appends protocol records (stored byte for byte as
+:func:`protocol.records.encode_record` makes them, so their own CRC-32C
+covers them from flash to the reader's archive), reads them back by seq, and
+clears the log.  At power-up it rebuilds everything from the flash alone.
+It never decodes records on the append path, never reads a clock, and knows
+nothing of the wire beyond the record bytes.
+
+On-flash layout (the spec others rely on; integers little-endian)
+----------------------------------------------------------------
+
+Sectors form a ring.  Every sector in use starts with a 40-byte header,
+followed by records packed back to back; the unused rest reads 0xFF::
+
+    sector:  | header (40) | record | record | ... | record | FF FF ... FF |
+
+    header:
+    offset  size  field
+    0       4     magic b"TLG1"
+    4       4     generation   sector ordinal: +1 for every sector opened, never reused;
+                               the sector index is always generation % sector_count
+    8       4     base_seq     seq of the first record in this sector (next_seq when opened)
+    12      4     first_seq    first available seq of the whole log when this sector was opened
+    16      4     operating_s  \\
+    20      4     starts        |  lifetime counters (firmware_sim.nvstate.Counters)
+    24      4     trips         |  when this sector was opened
+    28      8     energy_wh    /
+    36      4     CRC-32C of bytes 0..35
+
+- A sector's records have consecutive seqs from ``base_seq``; the log's
+  seqs are consecutive across sectors, oldest sector to newest.
+- A slot whose seq field reads 0xFFFFFFFF is erased: the sector's data ends there.
+- Opening a sector (when the head is full, after a torn record, or for a
+  clear): if the ring is full, the oldest sector is evicted first: zeros are
+  programmed over its header (so a cut during the erase cannot leave a sector
+  that looks valid with half its records), and ``first_seq`` moves to the
+  next sector's ``base_seq``.  Then the sector is erased unless it already
+  reads all 0xFF, then its header is programmed.  Sectors are always opened
+  in ring order, so wear is even.
+- ``clear()`` opens a new sector whose header says ``first_seq = next_seq``:
+  one header program makes the clear durable, and seqs carry on.  The
+  sectors before it stay in the ring, unreadable, until the ring reaches them.
+- A record is acknowledged (``append`` returns its seq) once its program
+  returned.  A power cut loses at most the record in flight.
+
+Recovery (``LogStore(flash)``): read every sector header; the head is the valid
+header with the highest generation; the ring is the run of valid headers
+walking back from it with generations and sector indexes both decreasing by
+one (and base_seq not increasing).  Each sector's records are verified
+(CRC-32C residue and the expected seq) up to the first erased slot or the first
+record that fails: that one was torn, and ends the sector's data.  Then::
+
+    first_seq = max(head.first_seq, oldest sector's base_seq)
+    next_seq  = max(last valid record's seq + 1, head.base_seq)
+    counters  = the snapshot counters of the last sample or fault record in the
+                head sector, or else the head header's counters
+
+A head sector that ends in a torn record, or that has anything but 0xFF after
+its last valid record, is closed: the next append opens a fresh sector, so no
+record is ever programmed over a partial one.  Only records that verified
+during recovery (or were programmed since) are indexed; ``read`` and
+``iter_raw`` trust that index.  Recovery itself never writes to the flash.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from itertools import pairwise
+
+from protocol.crc import RESIDUE, crc32c
+from protocol.enums import RecordType
+from protocol.formats import MAX_RECORD_BODY, RECORD_OVERHEAD
+from protocol.records import (
+    LAYOUTS,
+    FaultRecord,
+    Record,
+    SampleRecord,
+    Snapshot,
+    decode_record,
+    encode_record,
+)
+
+from .flash import FlashError, FlashGeometryError, NorFlash
+from .nvstate import Counters
+
+SECTOR_MAGIC = b"TLG1"
+_HEADER_BODY = struct.Struct("<4sIIIIIIQ")
+"""magic, generation, base_seq, first_seq, operating_s, starts, trips, energy_wh"""
+SECTOR_HEADER_SIZE = _HEADER_BODY.size + 4
+MAX_RECORD_SIZE = RECORD_OVERHEAD + MAX_RECORD_BODY
+SAMPLE_RECORD_SIZE = LAYOUTS[RecordType.SAMPLE].size
+
+_ERASED_SEQ = 0xFFFFFFFF
+"""What a record's seq field reads in erased flash; never a valid seq."""
+_GAP = 0xFFFFFFFF
+"""Index entry for a seq the flash does not hold (never a record's address)."""
+_SEQ = struct.Struct("<I")
+_INVALID_HEADER = bytes(SECTOR_HEADER_SIZE)
+_SNAPSHOT_TYPES = (RecordType.SAMPLE, RecordType.FAULT)
+
+
+class LogFullError(FlashError):
+    """Every seq a record can carry has been used (2^32 - 1 records)."""
+
+
+@dataclass(slots=True)
+class _Sector:
+    index: int
+    generation: int
+    base_seq: int
+    first_seq: int
+    counters: Counters
+    count: int = 0
+    """Valid records in the sector."""
+
+
+class LogStore:
+    """A circular log of protocol records on a :class:`NorFlash`.
+
+    Implements :class:`firmware_sim.nvstate.LogSink`.  Constructing it is the
+    power-up recovery scan.
+    """
+
+    def __init__(self, flash: NorFlash) -> None:
+        if flash.sector_count < 2:
+            raise FlashGeometryError("a log needs at least 2 sectors")
+        if flash.sector_size < SECTOR_HEADER_SIZE + MAX_RECORD_SIZE:
+            raise FlashGeometryError(
+                f"a log sector must hold its header and the largest record "
+                f"({SECTOR_HEADER_SIZE + MAX_RECORD_SIZE} bytes), not {flash.sector_size}"
+            )
+        self._flash = flash
+        self._ring: deque[_Sector] = deque()
+        """Sectors in use, oldest first; the last one is the head."""
+        self._first_seq = 0
+        self._next_seq = 0
+        self._index_base = 0
+        """Seq of ``_address[0]``."""
+        self._address = array("I")
+        """Flash address of every indexed record, by seq - _index_base (_GAP: not held)."""
+        self._size = array("H")
+        """Byte size of every indexed record, parallel to _address."""
+        self._write_at = 0
+        self._sector_end = 0
+        """The head has room for records in [_write_at, _sector_end); both 0 before the first sector."""
+        self._last_snapshot: Snapshot | None = None
+        """Snapshot of the newest sample or fault record in the head sector, if any."""
+        self._recover()
+
+    # --- state ------------------------------------------------------------
+
+    @property
+    def first_seq(self) -> int:
+        """The oldest seq still available (older ones were evicted or cleared)."""
+        return self._first_seq
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the next append gets."""
+        return self._next_seq
+
+    @property
+    def capacity_records(self) -> int:
+        """Sample records the log is sure to hold: all sectors but the one
+        being evicted, full of 68-byte samples."""
+        per_sector = (self._flash.sector_size - SECTOR_HEADER_SIZE) // SAMPLE_RECORD_SIZE
+        return (self._flash.sector_count - 1) * per_sector
+
+    @property
+    def counters(self) -> Counters:
+        """Lifetime counters of the newest durable record that carries a snapshot."""
+        if self._last_snapshot is not None:
+            return Counters.from_snapshot(self._last_snapshot)
+        return self._ring[-1].counters if self._ring else Counters()
+
+    # --- writing ----------------------------------------------------------
+
+    def append(self, record: Record) -> int:
+        """Give *record* the next seq, program it, and return the seq once it is durable."""
+        seq = self._next_seq
+        if seq == _ERASED_SEQ:
+            raise LogFullError("the log has used every seq")
+        raw = encode_record(record if record.seq == seq else replace(record, seq=seq))
+        size = len(raw)
+        if self._write_at + size > self._sector_end:
+            self._open_sector(self._first_seq)
+        address = self._write_at
+        self._flash.program(address, raw)
+        self._address.append(address)
+        self._size.append(size)
+        self._write_at = address + size
+        self._next_seq = seq + 1
+        self._ring[-1].count += 1
+        if isinstance(record, SampleRecord):
+            self._last_snapshot = record.snapshot
+        elif isinstance(record, FaultRecord):
+            self._last_snapshot = record.freeze
+        return seq
+
+    def clear(self) -> int:
+        """Make every record unavailable; seqs carry on.  Returns the new first_seq (== next_seq)."""
+        self._open_sector(self._next_seq)
+        return self._first_seq
+
+    def _open_sector(self, first_seq: int) -> None:
+        flash, ring = self._flash, self._ring
+        counters = self.counters
+        if ring:
+            index = (ring[-1].index + 1) % flash.sector_count
+            generation = ring[-1].generation + 1
+        else:
+            index = generation = 0
+        if len(ring) == flash.sector_count:
+            flash.program(ring.popleft().index * flash.sector_size, _INVALID_HEADER)
+            first_seq = max(first_seq, ring[0].base_seq)
+        if not flash.is_erased(index):
+            flash.erase(index)
+        sector = _Sector(index, generation, self._next_seq, first_seq, counters)
+        flash.program(index * flash.sector_size, _pack_header(sector))
+        ring.append(sector)
+        self._set_first_seq(first_seq)
+        self._last_snapshot = None
+        self._write_at = index * flash.sector_size + SECTOR_HEADER_SIZE
+        self._sector_end = (index + 1) * flash.sector_size
+
+    def _set_first_seq(self, first_seq: int) -> None:
+        self._first_seq = first_seq
+        dead = first_seq - self._index_base
+        if dead >= 1024 and dead * 2 >= len(self._address):
+            del self._address[:dead]
+            del self._size[:dead]
+            self._index_base = first_seq
+
+    # --- reading ----------------------------------------------------------
+
+    def read(self, seq: int) -> bytes | None:
+        """The stored bytes of record *seq*, or None if the log does not hold it."""
+        if not self._first_seq <= seq < self._next_seq:
+            return None
+        i = seq - self._index_base
+        address = self._address[i]
+        if address == _GAP:
+            return None
+        return self._flash.read(address, self._size[i])
+
+    def iter_raw(self, start_seq: int, stop_seq: int) -> Iterator[bytes]:
+        """The records held with seqs in [start_seq, stop_seq), in seq order.
+
+        Lazy: a record evicted or cleared before the iteration reaches it is
+        skipped, and one appended meanwhile (below *stop_seq*) is included.
+        """
+        seq = start_seq
+        while True:
+            seq = max(seq, self._first_seq)
+            if seq >= min(stop_seq, self._next_seq):
+                return
+            i = seq - self._index_base
+            address = self._address[i]
+            if address != _GAP:
+                yield self._flash.read(address, self._size[i])
+            seq += 1
+
+    # --- power-up ---------------------------------------------------------
+
+    def _recover(self) -> None:
+        flash = self._flash
+        headers = [_unpack_header(flash.read(i * flash.sector_size, SECTOR_HEADER_SIZE), i)
+                   for i in range(flash.sector_count)]
+        valid = [sector for sector in headers if sector is not None]
+        if not valid:
+            return
+        head = max(valid, key=lambda sector: sector.generation)
+        ring = [head]
+        for back in range(1, flash.sector_count):
+            older = headers[(head.index - back) % flash.sector_count]
+            if older is None or older.generation != head.generation - back:
+                break
+            if older.base_seq > ring[-1].base_seq:
+                break
+            ring.append(older)
+        ring.reverse()
+        self._ring.extend(ring)
+        self._first_seq = self._index_base = max(head.first_seq, ring[0].base_seq)
+        for sector, newer in pairwise(ring):
+            self._scan(sector, newer.base_seq)
+        end = self._scan(head, _ERASED_SEQ)
+        self._next_seq = head.base_seq + head.count
+        self._pad_index(self._next_seq)
+        self._sector_end = (head.index + 1) * flash.sector_size
+        clean = flash.read(end, self._sector_end - end) == b"\xff" * (self._sector_end - end)
+        self._write_at = end if clean else self._sector_end
+        self._last_snapshot = self._newest_snapshot(head)
+
+    def _scan(self, sector: _Sector, stop_seq: int) -> int:
+        """Verify and index the sector's records below *stop_seq*; return the
+        address after the last valid one."""
+        sector_size = self._flash.sector_size
+        start = sector.index * sector_size
+        data = self._flash.read(start, sector_size)
+        unpack_seq = _SEQ.unpack_from
+        add_address, add_size = self._address.append, self._size.append
+        index_from = self._index_base
+        pos, seq = SECTOR_HEADER_SIZE, sector.base_seq
+        self._pad_index(seq)
+        while seq < stop_seq and pos + RECORD_OVERHEAD <= sector_size:
+            found = unpack_seq(data, pos)[0]
+            if found == _ERASED_SEQ:
+                break
+            end = pos + RECORD_OVERHEAD + data[pos + 9]
+            if found != seq or end > sector_size or crc32c(data[pos:end]) != RESIDUE:
+                break
+            if seq >= index_from:
+                add_address(start + pos)
+                add_size(end - pos)
+            pos, seq = end, seq + 1
+        sector.count = seq - sector.base_seq
+        return start + pos
+
+    def _pad_index(self, seq: int) -> None:
+        """Mark the seqs from the end of the index up to *seq* as not held."""
+        missing = seq - self._index_base - len(self._address)
+        if missing > 0:
+            self._address.extend([_GAP] * missing)
+            self._size.extend([0] * missing)
+
+    def _newest_snapshot(self, head: _Sector) -> Snapshot | None:
+        for seq in range(head.base_seq + head.count - 1, head.base_seq - 1, -1):
+            raw = self.read(seq)
+            if raw is not None and raw[8] in _SNAPSHOT_TYPES:
+                record = decode_record(raw)
+                if isinstance(record, SampleRecord):
+                    return record.snapshot
+                if isinstance(record, FaultRecord):
+                    return record.freeze
+        return None
+
+
+def _pack_header(sector: _Sector) -> bytes:
+    c = sector.counters
+    body = _HEADER_BODY.pack(
+        SECTOR_MAGIC, sector.generation, sector.base_seq, sector.first_seq,
+        c.operating_s, c.starts, c.trips, c.energy_wh,
+    )
+    return body + crc32c(body).to_bytes(4, "little")
+
+
+def _unpack_header(raw: bytes, index: int) -> _Sector | None:
+    if not raw.startswith(SECTOR_MAGIC) or crc32c(raw) != RESIDUE:
+        return None
+    _, generation, base_seq, first_seq, operating_s, starts, trips, energy_wh = _HEADER_BODY.unpack_from(raw)
+    return _Sector(index, generation, base_seq, first_seq, Counters(operating_s, starts, trips, energy_wh))
