@@ -270,8 +270,8 @@ def describe(fmt: Construct) -> str:
 
 def schema_text() -> str:
     """Every format, in a fixed order, as one canonical text."""
-    parts = [f"v{PROTOCOL_VERSION}", f"frame{describe(FRAME_HEADER)}", f"max{MAX_FRAME}"]
-    parts.append(f"record{describe(RECORD_HEADER)}")
+    parts = [f"v{PROTOCOL_VERSION}", f"frame{describe(FRAME_HEADER)}", f"crc{describe(FRAME_CRC)}"]
+    parts += [f"max{MAX_FRAME}", f"record{describe(RECORD_HEADER)}", f"trailer{describe(RECORD_TRAILER)}"]
     parts += [f"r{k}{describe(v)}" for k, v in sorted(RECORD_BODIES.items())]
     parts += [f"m{k}{describe(v)}" for k, v in sorted(MESSAGE_PAYLOADS.items())]
     return ";".join(parts)

@@ -1,6 +1,6 @@
 """Frames: building them and finding them again in a byte stream.
 
-On the wire every frame is COBS-stuffed and followed by one 0x00 delimiter::
+On the wire every frame is COBS-stuffed, with a 0x00 delimiter before and after::
 
     ... 00 | COBS( header | payload | crc32c ) | 00 | COBS( ... ) | 00 ...
 
@@ -10,7 +10,8 @@ On the wire every frame is COBS-stuffed and followed by one 0x00 delimiter::
 COBS guarantees that no 0x00 appears inside a stuffed frame, so a receiver
 that lost its place (noise, dropped or inserted bytes, a peer that started
 mid-frame) is back in step at the next 0x00 and loses at most the frame that
-was hit.  Nothing depends on silence between bytes.
+was hit (a delimiter before *and* after each frame means that even a hit on
+a delimiter costs only one frame).  Nothing depends on silence between bytes.
 
 :class:`FrameDecoder` is sans-I/O: feed it bytes in any chunking, get back
 frames and errors.  It never holds more than one maximum-size stuffed frame
@@ -67,7 +68,7 @@ def encode_frame(msg_type: int, seq: int, payload: bytes) -> bytes:
     body = _HEADER.pack(formats.PROTOCOL_VERSION, msg_type, seq, len(payload)) + payload
     body += crc32c(body).to_bytes(CRC_SIZE, "little")
     stuffed: bytes = cobs.encode(body)
-    return stuffed + DELIMITER
+    return DELIMITER + stuffed + DELIMITER
 
 
 def decode_frame(stuffed: bytes) -> Frame:
@@ -80,6 +81,8 @@ def decode_frame(stuffed: bytes) -> Frame:
         raise BadStuffing(f"invalid COBS: {exc}") from exc
     if len(body) < MIN_FRAME:
         raise FrameTruncated(f"{len(body)} bytes is shorter than a frame")
+    if len(body) > formats.MAX_FRAME:
+        raise FrameTooLong(f"{len(body)}-byte frame exceeds {formats.MAX_FRAME}")
     if crc32c(body) != RESIDUE:
         raise FrameCrcMismatch("frame CRC-32C mismatch")
     version, msg_type, seq, length = _HEADER.unpack_from(body)

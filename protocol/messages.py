@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from construct import ConstructError
+from construct import ConstructError, FixedSized, StringEncoded
 
 from . import formats
 from .crc import crc32c
@@ -231,6 +231,15 @@ MESSAGE_CLASSES: dict[int, type[Any]] = {
 }
 
 _RECORDS_PREFIX = formats.RECORDS.subcons[0].sizeof()
+_PADDED_STRINGS: dict[int, tuple[str, ...]] = {
+    msg_type: tuple(
+        sub.name
+        for sub in fmt.subcons
+        if isinstance(sub.subcon, StringEncoded) and isinstance(sub.subcon.subcon, FixedSized)
+    )
+    for msg_type, fmt in formats.MESSAGE_PAYLOADS.items()
+}
+"""Fixed-size, NUL-padded string fields: a NUL inside one would not survive."""
 
 
 def _to_construct(msg: Message) -> dict[str, Any]:
@@ -245,7 +254,12 @@ def _to_construct(msg: Message) -> dict[str, Any]:
 def encode_payload(msg: Message) -> bytes:
     """The message's payload bytes, built by construct."""
     if isinstance(msg, Records):
+        if not 0 <= msg.request_seq <= 0xFFFF:
+            raise LocalProtocolError(f"request_seq {msg.request_seq} is outside u16")
         return msg.request_seq.to_bytes(_RECORDS_PREFIX, "little") + msg.records
+    for name in _PADDED_STRINGS.get(msg.MSG_TYPE, ()):
+        if "\x00" in getattr(msg, name):
+            raise LocalProtocolError(f"{type(msg).__name__}.{name} contains a NUL character")
     if isinstance(msg, ReadSet) and len(msg.ranges) > formats.MAX_SET_RANGES:
         raise LocalProtocolError(f"READ_SET takes at most {formats.MAX_SET_RANGES} ranges")
     try:
@@ -278,6 +292,9 @@ def decode_message(frame: Frame) -> Message | UnknownMessage:
     if cls is LiveResponse:
         values["snapshot"] = Snapshot(**{name: parsed.snapshot[name] for name in SNAPSHOT_FIELDS})
     if cls is ReadSet:
+        if len(parsed.ranges) > formats.MAX_SET_RANGES:
+            count = len(parsed.ranges)
+            raise MalformedMessage(f"READ_SET of {count} ranges (at most {formats.MAX_SET_RANGES})")
         values["ranges"] = tuple((r.start_seq, r.count) for r in parsed.ranges)
     return cls(**values)  # type: ignore[no-any-return]
 

@@ -18,6 +18,7 @@ layouts too.  This module never touches I/O.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
 from itertools import repeat
@@ -184,7 +185,10 @@ def encode_record(record: Record) -> bytes:
     if isinstance(record, UnknownRecord):
         if len(record.body) > formats.MAX_RECORD_BODY:
             raise LocalProtocolError("record body over 255 bytes")
-        head = _HEADER.struct.pack(record.seq, record.timestamp, record.type, len(record.body))
+        try:
+            head = _HEADER.struct.pack(record.seq, record.timestamp, record.type, len(record.body))
+        except struct.error as exc:
+            raise LocalProtocolError(f"UnknownRecord header does not fit its format: {exc}") from exc
         data = head + record.body
         return data + crc32c(data).to_bytes(CRC_SIZE, "little")
     layout = LAYOUTS[record.TYPE]

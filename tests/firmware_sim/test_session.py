@@ -287,11 +287,11 @@ def test_bad_counts_are_out_of_range(msg: Message) -> None:
     assert session.streams == 0
 
 
-def test_read_set_with_more_than_160_ranges_is_out_of_range() -> None:
+def test_read_set_with_more_than_160_ranges_is_malformed() -> None:
     _, _, host = make(next_seq=1000)
     payload = bytes([161]) + b"".join(struct.pack("<IH", seq, 1) for seq in range(161))
     rsp = error_for(host, encode_frame(MsgType.READ_SET, 3, payload))
-    assert rsp.code == ErrorCode.OUT_OF_RANGE
+    assert rsp.code == ErrorCode.MALFORMED_REQUEST
 
 
 def test_unknown_access_level_is_out_of_range() -> None:
