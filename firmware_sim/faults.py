@@ -1,0 +1,270 @@
+"""The fault catalogue, the restart policies, and when faults arrive.
+
+:data:`CATALOGUE` lists every fault code the emulated controller can raise:
+its subsystem, severity (WARNING keeps running, NORMAL_SHUTDOWN goes through
+COOLDOWN, FAST_SHUTDOWN through WARMDOWN), the SunSpec-style event flags it
+sets, and its :class:`RestartPolicy` (clear itself after a delay, or lock the
+unit out until a technician clears it).  Codes are four digits, the thousands
+digit naming the subsystem (2 controls, 3 comms, 4 fuel, 5 engine,
+6 generator, 7 inverter, 8 grid, 9 DC bus / battery).
+
+:class:`FaultArrivals` decides when the next fault arrives, on the
+*operating-hours* clock: shutdown-class faults as a Poisson process at the
+model's MTBF, warnings as another at the model's warning rate (exponential
+gaps drawn from seeded ``random.Random`` instances), and scripted faults
+("code 5005 at operating hour 1200", :func:`parse_scripted_fault`).
+
+This module must not know about engine states, wall-clock time or records:
+what a fault does to the machine is the simulator's business.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from protocol.enums import EventFlag, GridMode, Severity, Subsystem
+
+from .errors import ConfigError
+
+_F = EventFlag
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    """How a fault clears.
+
+    Auto-clearing faults clear ``delay_s`` seconds after they were raised
+    (warnings) or after the unit has come to rest in STAND BY (shutdowns),
+    and the unit may start again.  Lockout faults hold the unit in
+    FAULT_LOCKOUT until a technician clears them, after a seeded repair time
+    averaging ``mean_repair_h`` hours.
+    """
+
+    delay_s: int = 0
+    lockout: bool = False
+    mean_repair_h: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.lockout and self.mean_repair_h <= 0:
+            raise ConfigError("a lockout needs a positive mean repair time")
+        if not self.lockout and self.delay_s <= 0:
+            raise ConfigError("an auto-clearing fault needs a positive delay")
+
+
+def auto_clear(delay_s: int) -> RestartPolicy:
+    """Clears itself *delay_s* seconds after it was raised (warnings) or after the unit came to rest."""
+    return RestartPolicy(delay_s=delay_s)
+
+
+def lockout(mean_repair_h: float) -> RestartPolicy:
+    """Holds the unit in FAULT_LOCKOUT until a technician clears it, *mean_repair_h* hours on average."""
+    return RestartPolicy(lockout=True, mean_repair_h=mean_repair_h)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultCode:
+    """One entry of the catalogue."""
+
+    code: int
+    title: str
+    subsystem: Subsystem
+    severity: Severity
+    restart: RestartPolicy
+    flags: EventFlag = EventFlag.NONE
+    weight: float = 1.0
+    """Relative frequency among the random arrivals of its class (0: only scripted or injected)."""
+    grid_connect_only: bool = False
+    """Only arises with a utility to follow (never in stand-alone mode)."""
+
+    def __post_init__(self) -> None:
+        if not 1000 <= self.code <= 9999:
+            raise ConfigError(f"fault code {self.code} is not four digits")
+        if self.severity not in (Severity.WARNING, Severity.NORMAL_SHUTDOWN, Severity.FAST_SHUTDOWN):
+            raise ConfigError(f"fault {self.code}: the catalogue does not raise severity {self.severity!r}")
+        if self.severity == Severity.WARNING and self.restart.lockout:
+            raise ConfigError(f"fault {self.code}: a warning cannot lock the unit out")
+
+
+_S = Subsystem
+_WARN, _NORMAL, _FAST = Severity.WARNING, Severity.NORMAL_SHUTDOWN, Severity.FAST_SHUTDOWN
+
+AMBIENT_PRESSURE_SENSOR_FAULT = 2012
+"""While active, the controller shows the ISO default of 101.325 kPa for ambient pressure."""
+
+CATALOGUE: dict[int, FaultCode] = {
+    f.code: f
+    for f in (
+        FaultCode(2001, "Controller watchdog reset", _S.CONTROLS, _FAST, auto_clear(120)),
+        FaultCode(2010, "Enclosure door open", _S.CONTROLS, _NORMAL, lockout(2), _F.CABINET_OPEN, weight=0.5),
+        FaultCode(2012, "Ambient pressure sensor failed", _S.CONTROLS, _WARN, auto_clear(4 * 3600)),
+        FaultCode(2022, "Emergency stop input open", _S.CONTROLS, _FAST, lockout(2), _F.MANUAL_SHUTDOWN,
+                  weight=0.3),
+        FaultCode(2040, "Non-volatile memory checksum error", _S.CONTROLS, _WARN, auto_clear(600),
+                  _F.MEMORY_LOSS, weight=0.5),
+        FaultCode(3001, "Modem not responding", _S.COMMS, _WARN, auto_clear(3600), weight=2),
+        FaultCode(3005, "Power electronics link timeout", _S.COMMS, _FAST, auto_clear(300)),
+        FaultCode(3010, "Service port framing errors", _S.COMMS, _WARN, auto_clear(900)),
+        FaultCode(4001, "Fuel inlet pressure low", _S.FUEL, _NORMAL, auto_clear(900), weight=3),
+        FaultCode(4005, "Fuel valve position error", _S.FUEL, _FAST, lockout(8)),
+        FaultCode(4011, "Fuel pressure fluctuating", _S.FUEL, _WARN, auto_clear(1800), weight=3),
+        FaultCode(4020, "Fuel gas compressor fault", _S.FUEL, _NORMAL, lockout(10)),
+        FaultCode(5005, "TET over-temperature", _S.ENGINE, _FAST, lockout(6), _F.OVER_TEMPERATURE),
+        FaultCode(5008, "Engine overspeed", _S.ENGINE, _FAST, lockout(12), weight=0.5),
+        FaultCode(5012, "Flameout", _S.ENGINE, _NORMAL, auto_clear(300), weight=3),
+        FaultCode(5015, "Acceleration timeout", _S.ENGINE, _NORMAL, auto_clear(600)),
+        FaultCode(5020, "TET thermocouple spread high", _S.ENGINE, _WARN, auto_clear(2 * 3600), weight=2),
+        FaultCode(5031, "Air bearing vibration high", _S.ENGINE, _NORMAL, lockout(24), weight=0.5),
+        FaultCode(6003, "Generator over-current", _S.GENERATOR, _FAST, auto_clear(900)),
+        FaultCode(6011, "Generator stator over-temperature", _S.GENERATOR, _NORMAL, auto_clear(1800),
+                  _F.OVER_TEMPERATURE),
+        FaultCode(6020, "Generator position sensor fault", _S.GENERATOR, _FAST, lockout(10),
+                  _F.HARDWARE_TEST_FAILURE, weight=0.5),
+        FaultCode(7002, "Inverter IGBT desaturation", _S.INVERTER, _FAST, lockout(16),
+                  _F.HARDWARE_TEST_FAILURE),
+        FaultCode(7011, "Inverter heatsink over-temperature", _S.INVERTER, _NORMAL, auto_clear(1200),
+                  _F.OVER_TEMPERATURE),
+        FaultCode(7015, "Inverter heatsink temperature high", _S.INVERTER, _WARN, auto_clear(3600),
+                  _F.OVER_TEMPERATURE, weight=3),
+        FaultCode(7020, "Output over-current", _S.INVERTER, _FAST, auto_clear(600), _F.AC_DISCONNECT),
+        FaultCode(8001, "Utility under-voltage", _S.GRID, _NORMAL, auto_clear(300),
+                  _F.AC_UNDER_VOLTAGE | _F.GRID_DISCONNECT, weight=4, grid_connect_only=True),
+        FaultCode(8002, "Utility over-voltage", _S.GRID, _NORMAL, auto_clear(300),
+                  _F.AC_OVER_VOLTAGE | _F.GRID_DISCONNECT, weight=2, grid_connect_only=True),
+        FaultCode(8005, "Utility under-frequency", _S.GRID, _NORMAL, auto_clear(300),
+                  _F.UNDER_FREQUENCY | _F.GRID_DISCONNECT, weight=2, grid_connect_only=True),
+        FaultCode(8006, "Utility over-frequency", _S.GRID, _NORMAL, auto_clear(300),
+                  _F.OVER_FREQUENCY | _F.GRID_DISCONNECT, grid_connect_only=True),
+        FaultCode(8010, "Loss of utility (island detected)", _S.GRID, _FAST, auto_clear(300),
+                  _F.GRID_DISCONNECT | _F.AC_DISCONNECT, weight=3, grid_connect_only=True),
+        FaultCode(8020, "Utility voltage unbalance", _S.GRID, _WARN, auto_clear(1800), weight=2,
+                  grid_connect_only=True),
+        FaultCode(8030, "Output ground fault", _S.GRID, _FAST, lockout(8), _F.GROUND_FAULT),
+        FaultCode(9001, "DC bus over-voltage", _S.DC_BUS, _FAST, auto_clear(600), _F.DC_OVER_VOLTAGE),
+        FaultCode(9005, "DC bus under-voltage", _S.DC_BUS, _NORMAL, auto_clear(600)),
+        FaultCode(9012, "Battery state of charge low", _S.DC_BUS, _WARN, auto_clear(3600), weight=2),
+        FaultCode(9020, "Battery temperature low", _S.DC_BUS, _WARN, auto_clear(2 * 3600),
+                  _F.UNDER_TEMPERATURE),
+    )
+}
+
+
+def get_fault(code: int) -> FaultCode:
+    """The catalogue entry for *code*; ConfigError (a ValueError) for a code not in the catalogue."""
+    try:
+        return CATALOGUE[code]
+    except KeyError:
+        raise ConfigError(f"unknown fault code {code}; the catalogue has {len(CATALOGUE)} codes "
+                         f"({min(CATALOGUE)}..{max(CATALOGUE)})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedFault:
+    """Raise ``code`` when the lifetime operating-hours counter reaches ``at_operating_hours``."""
+
+    code: int
+    at_operating_hours: float
+
+    def __post_init__(self) -> None:
+        get_fault(self.code)
+        if not (self.at_operating_hours >= 0 and math.isfinite(self.at_operating_hours)):
+            raise ConfigError(
+                f"scripted fault {self.code}: operating hour {self.at_operating_hours} is not a number >= 0"
+            )
+
+    @property
+    def at_operating_s(self) -> int:
+        return round(self.at_operating_hours * 3600)
+
+
+_SCRIPTED = re.compile(r"\s*(\d{4})\s*@\s*(\d+(?:\.\d+)?)\s*h?\s*")
+
+
+def parse_scripted_fault(text: str) -> ScriptedFault:
+    """``"5005@1200h"`` (code 5005 at operating hour 1200) -> ScriptedFault.
+
+    Raises ConfigError (a ValueError) for text of another shape or an unknown code.
+    """
+    match = _SCRIPTED.fullmatch(text)
+    if match is None:
+        raise ConfigError(f"scripted fault {text!r} is not CODE@HOURSh, e.g. 5005@1200h")
+    return ScriptedFault(int(match[1]), float(match[2]))
+
+
+class _Draw:
+    """Weighted choice among catalogue entries of one class (warnings, or shutdowns) for one mode."""
+
+    def __init__(self, shutdowns: bool, mode: GridMode) -> None:
+        entries = [
+            f for f in CATALOGUE.values()
+            if f.severity.is_failure == shutdowns and f.weight > 0
+            and not (f.grid_connect_only and mode == GridMode.STAND_ALONE)
+        ]
+        self.entries = entries
+        self.cum_weights = list(itertools.accumulate(f.weight for f in entries))
+
+    def choose(self, rng: random.Random) -> FaultCode:
+        return rng.choices(self.entries, cum_weights=self.cum_weights)[0]
+
+
+def _gap_s(rng: random.Random, rate_per_h: float) -> float:
+    """Operating seconds to the next arrival of a Poisson process (whole seconds, at least one)."""
+    if rate_per_h <= 0:
+        return math.inf
+    return max(1, math.ceil(rng.expovariate(rate_per_h / 3600)))
+
+
+class FaultArrivals:
+    """The faults due on the operating-hours clock, in order.
+
+    Three independent sources, each with its own seeded generator:
+    shutdown-class faults every Exp(MTBF) operating seconds, warnings every
+    Exp(1 / warning rate), and the scripted list.  Scripted faults whose
+    operating hour has already passed (the unit's counter was restored above
+    it) never fire.  At equal times scripted faults come first, then
+    shutdowns, then warnings.
+    """
+
+    def __init__(
+        self,
+        *,
+        mtbf_h: float,
+        warning_rate_per_h: float,
+        mode: GridMode,
+        seed: int,
+        operating_s: float,
+        scripted: Sequence[ScriptedFault] = (),
+    ) -> None:
+        self._failure_rate = 1 / mtbf_h
+        self._warning_rate = warning_rate_per_h
+        self._failure_rng = random.Random(f"{seed}:failures")
+        self._warning_rng = random.Random(f"{seed}:warnings")
+        self._failures = _Draw(True, mode)
+        self._warnings = _Draw(False, mode)
+        self._next_failure = operating_s + _gap_s(self._failure_rng, self._failure_rate)
+        self._next_warning = operating_s + _gap_s(self._warning_rng, self._warning_rate)
+        pending = [s for s in scripted if s.at_operating_s >= operating_s]
+        self._scripted = sorted(pending, key=lambda s: s.at_operating_s, reverse=True)  # next one last
+
+    @property
+    def next_operating_s(self) -> float:
+        """Lifetime operating seconds at which the next fault arrives (``inf`` if none will)."""
+        scripted = self._scripted[-1].at_operating_s if self._scripted else math.inf
+        return min(scripted, self._next_failure, self._next_warning)
+
+    def pop(self) -> FaultCode:
+        """The fault due at :attr:`next_operating_s`; schedules the one after it from the same source."""
+        due = self.next_operating_s
+        if math.isinf(due):
+            raise LookupError("no fault will arrive")
+        if self._scripted and self._scripted[-1].at_operating_s == due:
+            return CATALOGUE[self._scripted.pop().code]
+        if self._next_failure == due:
+            self._next_failure += _gap_s(self._failure_rng, self._failure_rate)
+            return self._failures.choose(self._failure_rng)
+        self._next_warning += _gap_s(self._warning_rng, self._warning_rate)
+        return self._warnings.choose(self._warning_rng)

@@ -1,0 +1,394 @@
+"""The simulated microturbine over simulated time, writing its log.
+
+:class:`Simulator` ties together a model profile, its engine, the site's
+climate, a duty profile and the fault arrivals, and runs them forward
+event by event: from one state deadline, fault arrival, fault clear, repair
+or duty change to the next, emitting a sample every ``sample_interval_s``
+in between.  It never integrates second by second.  Records go to a
+:class:`~firmware_sim.nvstate.LogSink`:
+
+- EVENT POWER_UP when the simulator is created;
+- SAMPLE every ``sample_interval_s`` seconds of simulated time (aligned to
+  multiples of the interval), in every state;
+- EVENT START (``value_a`` = starts) and STOP (``value_a`` = the fault code,
+  0 for a commanded stop; ``level`` = its severity);
+- EVENT STATE_CHANGE (``state_from``, ``state_to``) on every transition;
+- FAULT with its freeze-frame for every fault raised;
+- EVENT FAULT_CLEARED (``value_a`` = code, ``level`` = severity,
+  ``value_b`` = when it was raised) when a fault clears.
+
+Several records may share a timestamp; at one instant the order is: state
+deadline, fault clears, technician repair, fault arrival, duty change, and
+then the sample.
+
+Faults: a warning leaves the engine running and clears after its delay.  A
+shutdown fault stops it (NORMAL through COOLDOWN, FAST through WARMDOWN);
+once at rest, auto-clearing faults clear after their delay and the duty may
+start the unit again, while a lockout fault (or more trips within the
+model's restart window than it allows) holds it in FAULT_LOCKOUT until a
+technician clears everything after a seeded repair time.
+
+Counters: ``operating_s`` counts time with the shaft above 0 rpm, ``starts``
+every start from STAND_BY, ``trips`` every shutdown-class fault, and
+``energy_wh`` the exported (positive) power, integrated between samples and
+events.
+
+Determinism: every random draw comes from a ``random.Random`` seeded from
+``seed`` and happens at an event, and counters are integrated only at
+events and samples, so the same seed, settings and calls give the same
+records byte for byte, and ``advance_to(T)`` gives the same records however
+the interval up to T is split into calls.  This module must not read the
+wall clock or global randomness, must not import ``host``, and must not
+touch I/O: the log sink does that.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+from protocol.enums import EngineState, EventKind, GridMode, Severity
+from protocol.records import EventRecord, FaultRecord, SampleRecord, Snapshot
+
+from .climate import DEFAULT_SITE, Climate, Site
+from .duty import make_duty
+from .engine import RUNNING_STATES, Engine, Trigger
+from .errors import ConfigError
+from .faults import AMBIENT_PRESSURE_SENSOR_FAULT, FaultArrivals, FaultCode, ScriptedFault, get_fault
+from .models import ModelProfile
+from .nvstate import Counters, LogSink
+
+MIN_REPAIR_S = 600
+"""A technician never clears a lockout in less than this."""
+
+_SHUTDOWN_TRIGGER = {
+    Severity.NORMAL_SHUTDOWN: Trigger.NORMAL_SHUTDOWN,
+    Severity.FAST_SHUTDOWN: Trigger.FAST_SHUTDOWN,
+}
+
+
+class _ActiveFault:
+    """A raised fault that has not cleared yet."""
+
+    __slots__ = ("fault", "raised_at", "clear_at")
+
+    def __init__(self, fault: FaultCode, raised_at: float) -> None:
+        self.fault = fault
+        self.raised_at = raised_at
+        self.clear_at = math.inf
+
+    @property
+    def is_failure(self) -> bool:
+        return self.fault.severity.is_failure
+
+
+class Simulator:
+    """One emulated unit, run forward with :meth:`advance_to`; ``now`` is its simulated Unix time.
+
+    *counters* are the lifetime counters restored from flash at power-up;
+    the simulator only ever adds to them.  *scripted_faults* fire when the
+    operating-hours counter reaches their hour.  *site* gives the climate
+    and the local time zone the duty profile runs on.
+    """
+
+    def __init__(
+        self,
+        profile: ModelProfile,
+        *,
+        seed: int,
+        start_time: int,
+        log: LogSink,
+        duty: str = "baseload",
+        mode: GridMode = GridMode.GRID_CONNECT,
+        sample_interval_s: int = 900,
+        counters: Counters | None = None,
+        scripted_faults: Sequence[ScriptedFault] = (),
+        site: Site = DEFAULT_SITE,
+    ) -> None:
+        if not isinstance(sample_interval_s, int) or sample_interval_s < 1:
+            raise ConfigError(f"sample interval must be whole seconds >= 1, not {sample_interval_s!r}")
+        if not isinstance(start_time, int) or not 0 <= start_time < 2**32:
+            raise ConfigError(f"start time must be whole Unix seconds within 32 bits, not {start_time!r}")
+        self.profile = profile
+        self.mode = GridMode(mode)
+        self.site = site
+        self.sample_interval_s = sample_interval_s
+        self.now = float(start_time)
+        restored = counters if counters is not None else Counters()
+
+        self._log = log
+        self._climate = Climate(site, seed=seed)
+        self._duty = make_duty(duty, seed=seed, utc_offset_s=site.utc_offset_s)
+        self._arrivals = FaultArrivals(
+            mtbf_h=profile.mtbf_h,
+            warning_rate_per_h=profile.warning_rate_per_h,
+            mode=self.mode,
+            seed=seed,
+            operating_s=restored.operating_s,
+            scripted=scripted_faults,
+        )
+        self._repair_rng = random.Random(f"{seed}:repair")
+        self._ignition_rng = random.Random(f"{seed}:ignition")
+        ambient_c, _ = self._climate.conditions(start_time)
+        self._engine = Engine(profile, mode=self.mode, seed=seed, t=start_time, ambient_c=ambient_c)
+
+        # Integrators: the counters as they were at _t_i, and the exported power since.
+        self._t_i: float = start_time
+        self._op_s: float = restored.operating_s
+        self._energy_wh = float(restored.energy_wh)
+        self._p_i = 0
+        self._starts = restored.starts
+        self._trips = restored.trips
+
+        self._active: list[_ActiveFault] = []
+        self._active_code = 0
+        self._recent_trips: list[float] = []
+        self._repair_at = math.inf
+        self._duty_next = self._duty.next_change(start_time)
+        self._next_sample = -(-start_time // sample_interval_s) * sample_interval_s
+        self._restart_window_s = profile.restart_window_h * 3600
+
+        self._event(start_time, EventKind.POWER_UP, state_to=int(EngineState.STAND_BY))
+        self._reconcile(start_time)
+        self._refresh(start_time)
+
+    # --- public --------------------------------------------------------------
+
+    @property
+    def state(self) -> EngineState:
+        return self._engine.state
+
+    @property
+    def counters(self) -> Counters:
+        """The lifetime counters now."""
+        dt = self.now - self._t_i
+        operating = self._op_s + dt if self._engine.turning else self._op_s
+        energy = self._energy_wh + self._p_i * dt / 3600
+        return Counters(int(operating), self._starts, self._trips, int(energy))
+
+    @property
+    def active_faults(self) -> tuple[int, ...]:
+        """Codes of the faults raised and not yet cleared, oldest first."""
+        return tuple(f.fault.code for f in self._active)
+
+    def advance_to(self, t: float) -> None:
+        """Run forward to simulated time *t*, appending every record due up to and including *t*."""
+        if t < self.now:
+            raise ValueError(f"cannot go back in time from {self.now} to {t}")
+        while self._next_at <= t:
+            event_at = self._next_at
+            self._emit_samples(event_at)
+            self._handle(event_at)
+        self._emit_samples(math.floor(t) + 1)
+        self.now = float(t)
+
+    def snapshot(self) -> Snapshot:
+        """The live values now, counters included (changes nothing)."""
+        return self._snapshot_at(self.now)
+
+    def inject_fault(self, code: int) -> None:
+        """Raise catalogue fault *code* now, as if it had just happened; ConfigError for unknown codes."""
+        fault = get_fault(code)
+        t = self.now
+        self._settle(t)
+        self._raise(fault, t)
+        self._reconcile(t)
+        self._refresh(t)
+
+    # --- time ------------------------------------------------------------------
+
+    def _settle(self, t: float) -> None:
+        """Bring the counters up to *t* (the state has not changed since _t_i)."""
+        dt = t - self._t_i
+        if self._engine.turning:
+            self._op_s += dt
+        self._energy_wh += self._p_i * dt / 3600
+        self._t_i = t
+
+    def _refresh(self, t: float) -> None:
+        """After an event at *t*: the exported power from now on, and when the next event is."""
+        engine = self._engine
+        ambient_c, pressure_kpa = self._climate.conditions(t)
+        power = engine.point(t, ambient_c, pressure_kpa, self._duty.setpoint(t))[1]
+        self._p_i = power if power > 0 else 0
+        self._arrival_at = (
+            t + (self._arrivals.next_operating_s - self._op_s) if engine.turning else math.inf
+        )
+        self._clear_at = min((f.clear_at for f in self._active), default=math.inf)
+        self._next_at = min(
+            engine.deadline, self._clear_at, self._repair_at, self._arrival_at, self._duty_next
+        )
+
+    def _handle(self, t: float) -> None:
+        """Handle the one event due at *t* that comes first."""
+        self._settle(t)
+        if self._engine.deadline <= t:
+            self._on_deadline(t)
+        elif self._clear_at <= t:
+            self._on_clear(t)
+        elif self._repair_at <= t:
+            self._on_repair(t)
+        elif self._arrival_at <= t:
+            self._raise(self._arrivals.pop(), t)
+        else:
+            self._duty_next = self._duty.next_change(t)
+        self._reconcile(t)
+        self._refresh(t)
+
+    def _emit_samples(self, limit: float) -> None:
+        """Append the samples due before *limit* (nothing else happens in between)."""
+        t = self._next_sample
+        if t >= limit:
+            return
+        interval = self.sample_interval_s
+        append = self._log.append
+        conditions = self._climate.conditions
+        setpoint = self._duty.setpoint
+        engine = self._engine
+        point = engine.point
+        turning = engine.turning
+        state, mode, code = int(engine.state), int(self.mode), self._active_code
+        starts, trips = self._starts, self._trips
+        t_i, operating, energy, p_i = self._t_i, self._op_s, self._energy_wh, self._p_i
+        while t < limit:
+            ambient_c, pressure_kpa = conditions(t)
+            values = point(t, ambient_c, pressure_kpa, setpoint(t))
+            dt = t - t_i
+            if turning:
+                operating += dt
+            energy += p_i * dt / 3600
+            t_i = t
+            power = values[1]
+            p_i = power if power > 0 else 0
+            snapshot = Snapshot(state, mode, code, *values, int(operating), starts, trips, int(energy))
+            append(SampleRecord(0, t, snapshot))
+            t += interval
+        self._next_sample = t
+        self._t_i, self._op_s, self._energy_wh, self._p_i = t_i, operating, energy, p_i
+
+    def _snapshot_at(self, t: float) -> Snapshot:
+        engine = self._engine
+        ambient_c, pressure_kpa = self._climate.conditions(t)
+        values = engine.point(t, ambient_c, pressure_kpa, self._duty.setpoint(t))
+        dt = t - self._t_i
+        operating = self._op_s + dt if engine.turning else self._op_s
+        energy = self._energy_wh + self._p_i * dt / 3600
+        return Snapshot(
+            int(engine.state), int(self.mode), self._active_code, *values,
+            int(operating), self._starts, self._trips, int(energy),
+        )
+
+    # --- what happens at an event ------------------------------------------------
+
+    def _event(self, t: float, kind: EventKind, **fields: int) -> None:
+        self._log.append(EventRecord(0, int(t), int(kind), **fields))
+
+    def _fire(self, trigger: Trigger, t: float) -> EngineState:
+        engine = self._engine
+        before = engine.state
+        ambient_c, pressure_kpa = self._climate.conditions(t)
+        after = engine.fire(
+            trigger, t, ambient_c=ambient_c, pressure_kpa=pressure_kpa, setpoint=self._duty.setpoint(t)
+        )
+        self._event(t, EventKind.STATE_CHANGE, state_from=int(before), state_to=int(after))
+        return after
+
+    def _reconcile(self, t: float) -> None:
+        """Start or stop the engine as the duty wants, when nothing forbids it."""
+        state = self._engine.state
+        if state == EngineState.STAND_BY:
+            if self._duty.demand(t) and not any(f.is_failure for f in self._active):
+                self._starts += 1
+                self._event(t, EventKind.START, value_a=self._starts)
+                self._fire(Trigger.START, t)
+        elif state in RUNNING_STATES and not self._duty.demand(t):
+            self._event(t, EventKind.STOP)
+            self._fire(Trigger.STOP, t)
+
+    def _on_deadline(self, t: float) -> None:
+        state = self._engine.state
+        retry = self.profile.ignition_retry_probability
+        if state == EngineState.LIGHT_OFF and self._ignition_rng.random() < retry:
+            self._fire(Trigger.NO_LIGHT, t)
+        elif state == EngineState.SHUTDOWN:
+            self._come_to_rest(t)
+        else:
+            self._fire(Trigger.TIMER, t)
+
+    def _come_to_rest(self, t: float) -> None:
+        """At rest (or raised at rest): lock out if a fault needs a technician, else let faults time out."""
+        repair_h = self._repair_hours(t)
+        if repair_h is not None:
+            self._fire(Trigger.LOCKOUT, t)
+            draw = self._repair_rng.gammavariate(2.0, repair_h / 2.0)
+            self._repair_at = t + max(MIN_REPAIR_S, round(draw * 3600))
+            return
+        if self._engine.state == EngineState.SHUTDOWN:
+            self._fire(Trigger.TIMER, t)
+        for active in self._active:
+            if active.is_failure and active.clear_at == math.inf:
+                active.clear_at = t + active.fault.restart.delay_s
+
+    def _repair_hours(self, t: float) -> float | None:
+        """Mean technician time if the active faults (or too many recent trips) need one, else None."""
+        failures = [f.fault for f in self._active if f.is_failure]
+        if not failures:
+            return None
+        lockouts = [f.restart.mean_repair_h for f in failures if f.restart.lockout]
+        if lockouts:
+            return max(lockouts)
+        cutoff = t - self._restart_window_s
+        if sum(1 for x in self._recent_trips if x > cutoff) > self.profile.max_auto_restarts:
+            return self.profile.restart_limit_repair_h
+        return None
+
+    def _raise(self, fault: FaultCode, t: float) -> None:
+        active = _ActiveFault(fault, t)
+        self._active.append(active)
+        if active.is_failure:
+            self._trips += 1
+            cutoff = t - self._restart_window_s
+            self._recent_trips = [x for x in self._recent_trips if x > cutoff] + [t]
+        self._faults_changed()
+        self._log.append(
+            FaultRecord(0, int(t), fault.code, int(fault.severity), int(fault.subsystem), int(fault.flags),
+                        self._snapshot_at(t))
+        )
+        if not active.is_failure:
+            active.clear_at = t + fault.restart.delay_s
+            return
+        trigger = _SHUTDOWN_TRIGGER[fault.severity]
+        if self._engine.accepts(trigger):
+            self._event(t, EventKind.STOP, level=int(fault.severity), value_a=fault.code)
+            self._fire(trigger, t)
+        elif self._engine.state == EngineState.STAND_BY:
+            self._come_to_rest(t)
+
+    def _on_clear(self, t: float) -> None:
+        due = min(self._active, key=lambda f: f.clear_at)
+        self._clear(due, t)
+
+    def _on_repair(self, t: float) -> None:
+        self._repair_at = math.inf
+        for active in [f for f in self._active if f.is_failure]:
+            self._clear(active, t)
+        self._recent_trips = []
+        self._fire(Trigger.CLEAR, t)
+
+    def _clear(self, active: _ActiveFault, t: float) -> None:
+        self._active.remove(active)
+        self._faults_changed()
+        self._event(
+            t, EventKind.FAULT_CLEARED,
+            level=int(active.fault.severity), value_a=active.fault.code, value_b=int(active.raised_at),
+        )
+
+    def _faults_changed(self) -> None:
+        worst: FaultCode | None = None
+        for active in self._active:
+            if worst is None or active.fault.severity > worst.severity:
+                worst = active.fault
+        self._active_code = worst.code if worst is not None else 0
+        codes = {f.fault.code for f in self._active}
+        self._engine.pressure_sensor_ok = AMBIENT_PRESSURE_SENSOR_FAULT not in codes
