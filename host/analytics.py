@@ -1,0 +1,455 @@
+"""What the archive says about each unit, each model and the fleet.
+
+Reads the archive through SQL aggregates and key lookups (a fleet of 4,000
+units answers in about a second whatever the size of the logs) and applies
+:mod:`host.reliability`.  It never writes the archive and never talks to a
+device.  Definitions, per unit:
+
+- **counters** (operating hours, starts, kWh exported, trips): those of the
+  unit's latest record that carries them (a sample, or a fault's
+  freeze-frame); the unit's last IDENTIFY when no such record is archived.
+  The IDENTIFY counters are reported beside, and ``counters_consistent`` says
+  whether they are at or above the records' (counters never go backwards, so
+  anything else means a reset or another controller under the same serial).
+- **failures**: archived faults of severity NORMAL_SHUTDOWN or above
+  (:attr:`protocol.enums.Severity.is_failure`).
+- **exposure**: operating hours between the earliest and the latest archived
+  records that carry counters: the hours in which the archived failures could
+  have happened.  It is the unit's whole life when the archive holds its log
+  from the start; records missing inside that span bias MTBF upward.
+- **MTBF**: exposure / failures, with the 90 % two-sided interval and the 90 %
+  one-sided lower bound of :func:`host.reliability.mtbf`.
+- **availability**: the fraction of the archived calendar span (first to last
+  record timestamp) the unit was *not down for a fault*.  Down time starts at
+  a failure and ends at the next FAULT_CLEARED or START event (a unit cannot
+  start while locked out), or at the end of the span if neither came.
+  None when the span is empty.
+
+Models and the fleet add these up: hours, starts, energy, failures, exposure
+and down time are summed, and MTBF and availability are computed from the
+sums (pooled, not averaged over units).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from protocol.enums import EventFlag, EventKind, Severity, Subsystem, name_of
+from protocol.records import FaultRecord, decode_record
+
+from .archive import Archive
+from .errors import UsageError
+from .reliability import MtbfEstimate, availability, mtbf
+
+CONFIDENCE = 0.90
+"""Confidence of every MTBF bound reported here."""
+
+_FAILURE = int(Severity.NORMAL_SHUTDOWN)
+_UP_AGAIN = (int(EventKind.START), int(EventKind.FAULT_CLEARED))
+
+
+def _iso(timestamp: int | None) -> str | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def _hours(value: float) -> float:
+    return round(value, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """The lifetime counters of a unit, in engineering units."""
+
+    operating_hours: float
+    starts: int
+    kwh: float
+    trips: int
+
+    @classmethod
+    def from_wire(cls, operating_s: int, starts: int, trips: int, energy_wh: int) -> Counters:
+        return cls(operating_s / 3600, starts, energy_wh / 1000, trips)
+
+    def at_least(self, other: Counters) -> bool:
+        """True when no counter here is below the same counter in *other*."""
+        return (
+            self.operating_hours >= other.operating_hours
+            and self.starts >= other.starts
+            and self.kwh >= other.kwh
+            and self.trips >= other.trips
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "operating_hours": _hours(self.operating_hours),
+            "starts": self.starts,
+            "kwh": self.kwh,
+            "trips": self.trips,
+        }
+
+
+def _mtbf_json(estimate: MtbfEstimate) -> dict[str, Any]:
+    def finite(value: float | None) -> float | None:
+        return None if value is None or value == float("inf") else _hours(value)
+
+    return {
+        "mtbf_hours": finite(estimate.point),
+        "mtbf_lower90": finite(estimate.lower_one_sided),
+        "mtbf_ci90": [finite(estimate.ci_low), finite(estimate.ci_high)],
+    }
+
+
+def _severity_json(counts: dict[int, int]) -> dict[str, int]:
+    return {name_of(Severity, level): counts[level] for level in sorted(counts)}
+
+
+@dataclass(frozen=True, slots=True)
+class UnitSummary:
+    """One unit, as its archived records describe it (definitions in the module docstring)."""
+
+    serial: str
+    model: str
+    firmware: str
+    records: int
+    evicted: int
+    first_record: int | None
+    last_record: int | None
+    counters: Counters
+    counters_from: str
+    """"records" or "identify"."""
+    identify: Counters
+    faults_by_severity: dict[int, int]
+    faults_by_code: dict[int, int]
+    failures: int
+    exposure_hours: float
+    mtbf: MtbfEstimate
+    downtime_s: int
+    span_s: int
+
+    @property
+    def availability(self) -> float | None:
+        return availability(self.span_s, self.downtime_s) if self.span_s > 0 else None
+
+    @property
+    def counters_consistent(self) -> bool:
+        return self.identify.at_least(self.counters)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "serial": self.serial,
+            "model": self.model,
+            "firmware": self.firmware,
+            "records": self.records,
+            "evicted": self.evicted,
+            "first_record": _iso(self.first_record),
+            "last_record": _iso(self.last_record),
+            **self.counters.to_json(),
+            "counters_from": self.counters_from,
+            "identify": self.identify.to_json(),
+            "counters_consistent": self.counters_consistent,
+            "faults_by_severity": _severity_json(self.faults_by_severity),
+            "faults_by_code": {str(code): self.faults_by_code[code] for code in sorted(self.faults_by_code)},
+            "failures": self.failures,
+            "exposure_hours": _hours(self.exposure_hours),
+            **_mtbf_json(self.mtbf),
+            "downtime_hours": _hours(self.downtime_s / 3600),
+            "availability": self.availability,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSummary:
+    """Units of one model added up (``model`` is "all" for the whole fleet)."""
+
+    model: str
+    units: int
+    operating_hours: float
+    starts: int
+    kwh: float
+    trips: int
+    records: int
+    faults_by_severity: dict[int, int]
+    failures: int
+    exposure_hours: float
+    mtbf: MtbfEstimate
+    downtime_s: int
+    span_s: int
+
+    @classmethod
+    def pool(cls, model: str, units: Iterable[UnitSummary]) -> ModelSummary:
+        members = list(units)
+        severity: dict[int, int] = defaultdict(int)
+        for unit in members:
+            for level, count in unit.faults_by_severity.items():
+                severity[level] += count
+        exposure = sum(unit.exposure_hours for unit in members)
+        failures = sum(unit.failures for unit in members)
+        return cls(
+            model=model,
+            units=len(members),
+            operating_hours=sum(unit.counters.operating_hours for unit in members),
+            starts=sum(unit.counters.starts for unit in members),
+            kwh=sum(unit.counters.kwh for unit in members),
+            trips=sum(unit.counters.trips for unit in members),
+            records=sum(unit.records for unit in members),
+            faults_by_severity=dict(severity),
+            failures=failures,
+            exposure_hours=exposure,
+            mtbf=mtbf(exposure, failures, CONFIDENCE),
+            downtime_s=sum(unit.downtime_s for unit in members),
+            span_s=sum(unit.span_s for unit in members),
+        )
+
+    @property
+    def availability(self) -> float | None:
+        return availability(self.span_s, self.downtime_s) if self.span_s > 0 else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "units": self.units,
+            "operating_hours": _hours(self.operating_hours),
+            "starts": self.starts,
+            "kwh": self.kwh,
+            "trips": self.trips,
+            "records": self.records,
+            "faults_by_severity": _severity_json(self.faults_by_severity),
+            "failures": self.failures,
+            "exposure_hours": _hours(self.exposure_hours),
+            **_mtbf_json(self.mtbf),
+            "downtime_hours": _hours(self.downtime_s / 3600),
+            "availability": self.availability,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSummary:
+    """Every unit, every model, and the fleet as a whole."""
+
+    total: ModelSummary
+    models: tuple[ModelSummary, ...]
+    units: tuple[UnitSummary, ...] = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total.to_json(),
+            "models": [model.to_json() for model in self.models],
+            "units": [unit.to_json() for unit in self.units],
+        }
+
+
+def unit_summary(archive: Archive, serial: str) -> UnitSummary:
+    """Summary of one unit; raises :class:`~host.errors.UnknownUnit` if it is not archived."""
+    archive.unit(serial)
+    (summary,) = _summaries(archive, serial)
+    return summary
+
+
+def fleet_summary(archive: Archive) -> FleetSummary:
+    """Summaries of every unit, pooled per model and over the fleet."""
+    units = _summaries(archive, None)
+    by_model: dict[str, list[UnitSummary]] = defaultdict(list)
+    for unit in units:
+        by_model[unit.model].append(unit)
+    return FleetSummary(
+        total=ModelSummary.pool("all", units),
+        models=tuple(ModelSummary.pool(model, by_model[model]) for model in sorted(by_model)),
+        units=tuple(units),
+    )
+
+
+# --- the queries behind the summaries ------------------------------------------
+
+_ENDS_SQL = " UNION ALL ".join(
+    f"SELECT * FROM (SELECT {carries}, seq, timestamp, {counters} FROM {table} "
+    f"WHERE unit = :unit ORDER BY seq {order} LIMIT 1)"
+    for table, carries, counters in (
+        ("samples", 1, "operating_s, starts, trips, energy_wh"),
+        ("faults", 1, "operating_s, starts, trips, energy_wh"),
+        ("events", 0, "NULL, NULL, NULL, NULL"),
+        ("other_records", 0, "NULL, NULL, NULL, NULL"),
+    )
+    for order in ("ASC", "DESC")
+)
+"""First and last record of each record table of one unit: (carries counters, seq, timestamp, counters)."""
+
+
+def _summaries(archive: Archive, serial: str | None) -> list[UnitSummary]:
+    """Summaries of the unit *serial*, or of every unit when it is None."""
+    which = "TRUE" if serial is None else "unit = (SELECT id FROM units WHERE serial = :serial)"
+    params = {"serial": serial}
+    faults: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for unit, level, code, count in archive.query(
+        f"SELECT unit, severity, code, COUNT(*) FROM faults WHERE {which} GROUP BY unit, severity, code",
+        params,
+    ):
+        faults[unit].append((level, code, count))
+    evicted = dict(
+        archive.query(f"SELECT unit, SUM(count) FROM evictions WHERE {which} GROUP BY unit", params)
+    )
+    marks = _downtime_marks(archive, which, params)
+    summaries = []
+    for row in archive.query(
+        """SELECT id, serial, model, firmware, record_count, operating_s, starts, trips, energy_wh
+           FROM units WHERE serial = :serial OR :serial IS NULL ORDER BY serial""",
+        params,
+    ):
+        unit = row[0]
+        ends = list(archive.query(_ENDS_SQL, {"unit": unit}))
+        summaries.append(_summarise(row, ends, faults[unit], evicted.get(unit, 0), marks.get(unit, [])))
+    return summaries
+
+
+def _downtime_marks(
+    archive: Archive, which: str, params: dict[str, Any]
+) -> dict[int, list[tuple[int, bool]]]:
+    """Per unit, in seq order: (timestamp, True) at each failure, (timestamp, False) when up again."""
+    marks: dict[int, list[tuple[int, bool]]] = defaultdict(list)
+    for unit, _seq, timestamp, failed in archive.query(
+        f"""SELECT unit, seq, timestamp, 1 FROM faults WHERE severity >= {_FAILURE} AND {which}
+            UNION ALL
+            SELECT unit, seq, timestamp, 0 FROM events WHERE kind IN {_UP_AGAIN} AND {which}
+            ORDER BY unit, seq""",
+        params,
+    ):
+        marks[unit].append((timestamp, bool(failed)))
+    return marks
+
+
+def _downtime(marks: list[tuple[int, bool]], span_end: int) -> int:
+    """Seconds down: from each failure to the next time the unit was up again (or *span_end*)."""
+    down = 0
+    since: int | None = None
+    for timestamp, failed in marks:
+        if failed and since is None:
+            since = timestamp
+        elif not failed and since is not None:
+            down += timestamp - since
+            since = None
+    if since is not None:
+        down += span_end - since
+    return down
+
+
+def _summarise(
+    unit: tuple[Any, ...],
+    ends: list[tuple[Any, ...]],
+    faults: list[tuple[int, int, int]],
+    evicted: int,
+    marks: list[tuple[int, bool]],
+) -> UnitSummary:
+    _, serial, model, firmware, record_count, operating_s, starts, trips, energy_wh = unit
+    identify = Counters.from_wire(operating_s, starts, trips, energy_wh)
+    with_counters = sorted(end[1:] for end in ends if end[0])
+    if with_counters:
+        first, last = with_counters[0], with_counters[-1]
+        counters, counters_from = Counters.from_wire(*last[2:]), "records"
+        exposure = (last[2] - first[2]) / 3600
+    else:
+        counters, counters_from, exposure = identify, "identify", 0.0
+    stamps = sorted(end[1:3] for end in ends)
+    first_record = stamps[0][1] if stamps else None
+    last_record = stamps[-1][1] if stamps else None
+    span = last_record - first_record if first_record is not None and last_record is not None else 0
+    by_severity: dict[int, int] = defaultdict(int)
+    by_code: dict[int, int] = defaultdict(int)
+    for level, code, count in faults:
+        by_severity[level] += count
+        by_code[code] += count
+    failures = sum(count for level, count in by_severity.items() if level >= _FAILURE)
+    return UnitSummary(
+        serial=serial,
+        model=model,
+        firmware=firmware,
+        records=record_count,
+        evicted=evicted,
+        first_record=first_record,
+        last_record=last_record,
+        counters=counters,
+        counters_from=counters_from,
+        identify=identify,
+        faults_by_severity=dict(by_severity),
+        faults_by_code=dict(by_code),
+        failures=failures,
+        exposure_hours=exposure,
+        mtbf=mtbf(exposure, failures, CONFIDENCE),
+        downtime_s=min(max(_downtime(marks, last_record), 0), span) if last_record is not None else 0,
+        span_s=span,
+    )
+
+
+# --- the fault list -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FaultEntry:
+    """One archived fault of one unit."""
+
+    serial: str
+    fault: FaultRecord
+
+    def to_json(self) -> dict[str, Any]:
+        fault = self.fault
+        return {
+            "serial": self.serial,
+            "seq": fault.seq,
+            "time": _iso(fault.timestamp),
+            "code": fault.code,
+            "severity": name_of(Severity, fault.severity),
+            "level": fault.severity,
+            "subsystem": name_of(Subsystem, fault.subsystem),
+            "flags": [flag.name for flag in EventFlag if flag and fault.flags & flag],
+            "freeze": fault.freeze.engineering(),
+        }
+
+
+def fault_list(
+    archive: Archive,
+    serial: str,
+    since: datetime | None = None,
+    severity: int | str | None = None,
+    code: int | None = None,
+) -> Iterator[FaultEntry]:
+    """The archived faults of *serial* in seq order, streamed.
+
+    *since*: only faults at or after this time (a naive datetime is taken as
+    UTC, like device time); *severity*: only faults at or above this level,
+    given as a number or a :class:`~protocol.enums.Severity` name; *code*: only
+    this fault code.  A filter that cannot match anything raises UsageError.
+    """
+    archive.unit(serial)
+    params: dict[str, Any] = {"serial": serial}
+    clauses = ["unit = (SELECT id FROM units WHERE serial = :serial)"]
+    if since is not None:
+        aware = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+        clauses.append("timestamp >= :since")
+        params["since"] = int(aware.timestamp())
+    if severity is not None:
+        clauses.append("severity >= :severity")
+        params["severity"] = _severity_level(severity)
+    if code is not None:
+        if not 0 <= code <= 0xFFFF:
+            raise UsageError(f"fault code {code} is outside 0..65535")
+        clauses.append("code = :code")
+        params["code"] = code
+    rows = archive.query(f"SELECT raw FROM faults WHERE {' AND '.join(clauses)} ORDER BY seq", params)
+    # The faults table holds only records that decoded with the fault layout.
+    return (FaultEntry(serial, cast(FaultRecord, decode_record(raw))) for (raw,) in rows)
+
+
+def _severity_level(severity: int | str) -> int:
+    if isinstance(severity, int):
+        level = severity
+    elif severity.isdigit():
+        level = int(severity)
+    elif severity.upper() in Severity.__members__:
+        level = Severity[severity.upper()]
+    else:
+        names = ", ".join(level.name.lower() for level in Severity)
+        raise UsageError(f"unknown severity {severity!r}: use a level 0-255 or one of {names}")
+    if not 0 <= level <= 255:
+        raise UsageError(f"severity {level} is outside 0..255")
+    return level

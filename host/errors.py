@@ -1,0 +1,88 @@
+"""Errors raised by the host package, and the process exit code of each.
+
+Every error here derives from :class:`HostError`, so a caller (the CLI) can
+catch the whole package with one clause and exit with ``exc.exit_code``.  The
+tree separates *whose fault* it was::
+
+    HostError                       1  not classified further
+    ├── UsageError                  2  the caller or user asked for something impossible:
+    │   │                              bad arguments, an unknown export format, a bad filter
+    │   └── UnknownUnit             3  a serial number the archive has never seen
+    │                                  (also a LookupError)
+    ├── ArchiveError                4  environment: the archive file is corrupt, foreign, of a
+    │                                  newer schema, or its path cannot be created or written
+    ├── OutputError                 5  environment: an output file (export, plot) cannot be written
+    ├── LinkError                   6  environment: the port is missing, busy or vanished
+    │   │                              (SerialException / OSError translated at the boundary);
+    │   │                              a caller may reconnect and resume
+    │   └── LinkTimeout             7  nothing arrived in time (also a TimeoutError)
+    ├── PullFailed                  8  environment: a pull gave up, the line kept losing the same
+    │                                  records until retries ran out (not a LinkError: reconnecting
+    │                                  is not the remedy, a better line is)
+    └── DeviceError                 9  the peer's fault: the device speaks something else, has an
+                                       incompatible schema fingerprint, refused a request with an
+                                       ERROR code, or contradicts what the archive already holds
+
+Exit codes: 0 is success; 1 is also what the CLI returns for an exception
+that is not a HostError at all (a bug).  Lower-layer exceptions (sqlite3,
+pyserial, OSError) are translated into these where they are met, with
+``raise ... from exc``, and the message is one line a user can act on.
+
+This module holds no logic beyond the classes themselves.
+"""
+
+from __future__ import annotations
+
+
+class HostError(Exception):
+    """Root of every error raised by :mod:`host`."""
+
+    exit_code: int = 1
+
+
+class UsageError(HostError):
+    """The caller or the user asked for something impossible (bad arguments)."""
+
+    exit_code = 2
+
+
+class UnknownUnit(UsageError, LookupError):
+    """The serial number is not in the archive."""
+
+    exit_code = 3
+
+
+class ArchiveError(HostError):
+    """The archive file is corrupt, foreign, newer than us, or cannot be written."""
+
+    exit_code = 4
+
+
+class OutputError(HostError):
+    """An output file (an export, a plot) cannot be written."""
+
+    exit_code = 5
+
+
+class LinkError(HostError):
+    """The port is missing, busy or vanished."""
+
+    exit_code = 6
+
+
+class LinkTimeout(LinkError, TimeoutError):
+    """Nothing arrived from the device in time."""
+
+    exit_code = 7
+
+
+class PullFailed(HostError):
+    """A pull gave up: the same records stayed missing after every retry."""
+
+    exit_code = 8
+
+
+class DeviceError(HostError):
+    """The device misbehaved: wrong protocol or schema, a refusal, or a contradiction."""
+
+    exit_code = 9

@@ -1,0 +1,195 @@
+"""Exports of one unit's archived log, chosen by format through one registry.
+
+Every record of the unit, in seq order, becomes one row: the columns in
+:data:`COLUMNS`, values in engineering units with the unit in the column name
+(``tet1_c``, ``ambient_pressure_kpa``, ``grid_freq_hz``: the scale suffixes of
+the wire names are applied, as :meth:`protocol.records.Snapshot.engineering`
+does), times as ISO-8601 UTC, named values (states, severities, subsystems,
+event kinds) by name.  A column that does not apply to a record's type is
+empty (CSV) or absent (JSON lines).  Rows are decoded from the raw bytes
+the archive kept, and streamed: memory stays bounded for any log size.
+
+:data:`EXPORTERS` maps a format name to an :class:`Exporter`.  A new format
+is one writer function and one entry; a binary format (a later ``parquet``,
+``binary=True``) gets a binary stream.  This module never changes the archive.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from protocol.enums import EngineState, EventKind, GridMode, RecordType, Severity, Subsystem, name_of
+from protocol.errors import RecordError
+from protocol.records import (
+    SNAPSHOT_FIELDS,
+    EventRecord,
+    FaultRecord,
+    Record,
+    SampleRecord,
+    Snapshot,
+    decode_record,
+)
+
+from .archive import Archive
+from .errors import ArchiveError, OutputError, UsageError
+
+Row = dict[str, Any]
+
+_SNAPSHOT_COLUMNS: tuple[str, ...] = tuple(Snapshot(*(0,) * len(SNAPSHOT_FIELDS)).engineering())
+
+COLUMNS: tuple[str, ...] = (
+    "seq",
+    "time_utc",
+    "type",
+    *_SNAPSHOT_COLUMNS,
+    "fault_code",
+    "fault_severity",
+    "fault_subsystem",
+    "fault_flags",
+    "event_kind",
+    "event_state_from",
+    "event_state_to",
+    "event_level",
+    "event_value_a",
+    "event_value_b",
+    "body_hex",
+)
+"""Every export column, in order.  Samples fill the snapshot columns; faults
+fill them with their freeze-frame plus the ``fault_`` columns; events fill the
+``event_`` columns; records of an unknown type or length fill ``body_hex``."""
+
+
+def _snapshot_row(snapshot: Snapshot) -> Row:
+    values: Row = dict(snapshot.engineering())
+    values["state"] = name_of(EngineState, snapshot.state)
+    values["mode"] = name_of(GridMode, snapshot.mode)
+    return values
+
+
+def record_row(record: Record) -> Row:
+    """The export row of one record: only the columns that apply to its type."""
+    row: Row = {
+        "seq": record.seq,
+        "time_utc": datetime.fromtimestamp(record.timestamp, UTC).isoformat(),
+    }
+    if isinstance(record, SampleRecord):
+        row["type"] = RecordType.SAMPLE.name
+        row.update(_snapshot_row(record.snapshot))
+    elif isinstance(record, FaultRecord):
+        row["type"] = RecordType.FAULT.name
+        row.update(_snapshot_row(record.freeze))
+        row["fault_code"] = record.code
+        row["fault_severity"] = name_of(Severity, record.severity)
+        row["fault_subsystem"] = name_of(Subsystem, record.subsystem)
+        row["fault_flags"] = record.flags
+    elif isinstance(record, EventRecord):
+        row["type"] = RecordType.EVENT.name
+        row["event_kind"] = name_of(EventKind, record.kind)
+        row["event_state_from"] = name_of(EngineState, record.state_from)
+        row["event_state_to"] = name_of(EngineState, record.state_to)
+        row["event_level"] = record.level
+        row["event_value_a"] = record.value_a
+        row["event_value_b"] = record.value_b
+    else:
+        row["type"] = name_of(RecordType, record.type)
+        row["body_hex"] = record.body.hex()
+    return row
+
+
+def _write_csv(rows: Iterable[Row], out: IO[str]) -> int:
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    for row in rows:
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+def _write_jsonl(rows: Iterable[Row], out: IO[str]) -> int:
+    count = 0
+    for row in rows:
+        out.write(json.dumps(row, separators=(",", ":")) + "\n")
+        count += 1
+    return count
+
+
+@dataclass(frozen=True, slots=True)
+class Exporter:
+    """One export format: how it writes rows, and to what kind of stream."""
+
+    name: str
+    suffix: str
+    description: str
+    write: Callable[[Iterable[Row], IO[Any]], int]
+    """Writes the rows, returns how many."""
+    binary: bool = False
+    """True when :attr:`write` takes a binary stream."""
+
+
+EXPORTERS: dict[str, Exporter] = {
+    "csv": Exporter("csv", ".csv", "comma-separated values, one header line, every column", _write_csv),
+    "jsonl": Exporter("jsonl", ".jsonl", "one JSON object per record, only its own columns", _write_jsonl),
+}
+
+
+def _rows(archive: Archive, serial: str) -> Iterator[Row]:
+    for seq, raw in archive.iter_raw(serial):
+        try:
+            record = decode_record(raw)
+        except RecordError as exc:
+            raise ArchiveError(f"archive {archive.path}: record {seq} of {serial} is damaged: {exc}") from exc
+        yield record_row(record)
+
+
+def export(archive: Archive, serial: str, fmt: str, out: IO[Any] | str | os.PathLike[str]) -> int:
+    """Write every archived record of *serial* in format *fmt* to *out*; returns the record count.
+
+    *out* is an open stream (text, or binary for a binary format) or a path;
+    a path is written to a temporary file beside it and renamed into place
+    only when complete.  Raises UsageError for an unknown format,
+    :class:`~host.errors.UnknownUnit`, and OutputError when *out* cannot be
+    written.
+    """
+    exporter = EXPORTERS.get(fmt)
+    if exporter is None:
+        raise UsageError(f"unknown export format {fmt!r}: choose one of {', '.join(sorted(EXPORTERS))}")
+    archive.unit(serial)
+    rows = _rows(archive, serial)
+    if not isinstance(out, (str, os.PathLike)):
+        if exporter.binary == isinstance(out, io.TextIOBase):
+            kind = "binary" if exporter.binary else "text"
+            raise UsageError(f"format {fmt} writes {kind}; the stream given is not {kind}")
+        try:
+            return exporter.write(rows, out)
+        except OSError as exc:
+            raise OutputError(f"cannot write the {fmt} export: {exc}") from exc
+    return _write_path(exporter, rows, Path(out))
+
+
+def _write_path(exporter: Exporter, rows: Iterable[Row], path: Path) -> int:
+    part = path.with_name(f".{path.name}.part")
+    try:
+        if exporter.binary:
+            with part.open("wb") as handle:
+                count = exporter.write(rows, handle)
+        else:
+            with part.open("w", encoding="utf-8", newline="") as handle:
+                count = exporter.write(rows, handle)
+        os.replace(part, path)
+    except BaseException as exc:
+        with suppress(OSError):
+            part.unlink()
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise
+    return count

@@ -1,0 +1,159 @@
+"""Exports: every record comes back from CSV and JSON lines with the values it went in with."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from host.archive import Archive
+from host.errors import OutputError, UnknownUnit, UsageError
+from host.export import COLUMNS, EXPORTERS, Exporter, export, record_row
+from protocol.enums import EventKind, Severity, Subsystem
+from protocol.records import (
+    SNAPSHOT_FIELDS,
+    EventRecord,
+    FaultRecord,
+    SampleRecord,
+    Snapshot,
+    UnknownRecord,
+    decode_record,
+    encode_record,
+    scan_records,
+)
+
+T0 = 1_700_000_000
+
+
+def snapshot(seq: int, **values: int) -> Snapshot:
+    fields = dict.fromkeys(SNAPSHOT_FIELDS, 0)
+    fields.update(
+        state=4, speed_rpm=95_500 + seq, power_w=64_250, tet1_c_x10=3093, tet2_c_x10=-15,
+        ambient_pressure_kpa_x100=10_133, fuel_valve_pct_x10=555, grid_freq_hz_x1000=59_987,
+        operating_s=3600 * seq, energy_wh=2**40 + seq,
+    )
+    fields.update(values)
+    return Snapshot(**fields)
+
+
+RECORDS = [
+    SampleRecord(0, T0, snapshot(0)),
+    EventRecord(1, T0 + 5, EventKind.STATE_CHANGE, 3, 4, 0, 7, 2**32 - 1),
+    FaultRecord(2, T0 + 9, 0x0311, Severity.NORMAL_SHUTDOWN, Subsystem.INVERTER, 0x0206, snapshot(2)),
+    UnknownRecord(3, T0 + 9, 42, b"\x00\x01new"),
+    SampleRecord(4, T0 + 60, snapshot(4, state=12, mode=1)),
+]
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Archive:
+    with Archive.open(tmp_path / "archive.sqlite") as opened:
+        opened.upsert_unit(
+            "S1", "C65", "fw", 1, first_seq=0, next_seq=5, capacity_records=100, device_time=T0,
+            operating_s=0, starts=0, trips=0, energy_wh=0,
+        )
+        records, errors = scan_records(b"".join(encode_record(record) for record in RECORDS))
+        assert not errors
+        opened.store_records("S1", records)
+        yield opened
+
+
+def expected_rows() -> list[dict[str, object]]:
+    return [record_row(decode_record(encode_record(record))) for record in RECORDS]
+
+
+def test_columns_carry_their_units() -> None:
+    for name in ("time_utc", "speed_rpm", "power_w", "tet1_c", "ambient_pressure_kpa", "fuel_valve_pct",
+                 "grid_freq_hz", "operating_s", "energy_wh"):
+        assert name in COLUMNS
+    assert not [name for name in COLUMNS if name.endswith(("_x10", "_x100", "_x1000"))]
+
+
+def test_csv_round_trip(archive: Archive) -> None:
+    out = io.StringIO()
+    assert export(archive, "S1", "csv", out) == len(RECORDS)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert len(rows) == len(RECORDS)
+    for parsed, expected in zip(rows, expected_rows(), strict=True):
+        assert parsed == {name: "" if expected.get(name) is None else str(expected[name]) for name in COLUMNS}
+    sample, event, fault, unknown, odd = rows
+    assert datetime.fromisoformat(sample["time_utc"]).timestamp() == T0
+    temperatures = float(sample["tet1_c"]), float(sample["tet2_c"])
+    assert (*temperatures, float(sample["grid_freq_hz"])) == (309.3, -1.5, 59.987)
+    assert (sample["state"], sample["mode"], int(sample["energy_wh"])) == ("LOAD", "GRID_CONNECT", 2**40)
+    transition = event["event_kind"], event["event_state_from"], event["event_state_to"]
+    assert transition == ("STATE_CHANGE", "ACCEL", "LOAD")
+    assert (fault["fault_severity"], fault["fault_subsystem"], int(fault["fault_flags"])) == (
+        "NORMAL_SHUTDOWN", "INVERTER", 0x0206,
+    )
+    assert float(fault["ambient_pressure_kpa"]) == 101.33
+    assert (unknown["type"], bytes.fromhex(unknown["body_hex"])) == ("UNKNOWN(42)", b"\x00\x01new")
+    assert (odd["state"], odd["mode"]) == ("UNKNOWN(12)", "STAND_ALONE")
+
+
+def test_jsonl_round_trip(archive: Archive) -> None:
+    out = io.StringIO()
+    assert export(archive, "S1", "jsonl", out) == len(RECORDS)
+    parsed = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert parsed == expected_rows()
+    assert "fault_code" not in parsed[0] and parsed[2]["fault_code"] == 0x0311
+    assert parsed[1]["event_value_b"] == 2**32 - 1
+
+
+def test_export_to_a_path_replaces_the_file_when_complete(archive: Archive, tmp_path: Path) -> None:
+    target = tmp_path / "out" / "s1.csv"
+    target.parent.mkdir()
+    target.write_text("old contents")
+    stream = io.StringIO()
+    export(archive, "S1", "csv", stream)
+    assert export(archive, "S1", "csv", target) == len(RECORDS)
+    assert target.read_text(encoding="utf-8") == stream.getvalue()
+    assert sorted(path.name for path in target.parent.iterdir()) == ["s1.csv"]
+
+
+def test_unknown_format_lists_the_choices(archive: Archive) -> None:
+    with pytest.raises(UsageError, match="'xlsx'.*csv, jsonl"):
+        export(archive, "S1", "xlsx", io.StringIO())
+
+
+def test_unknown_unit(archive: Archive) -> None:
+    with pytest.raises(UnknownUnit):
+        export(archive, "S2", "csv", io.StringIO())
+
+
+def test_a_text_format_refuses_a_binary_stream(archive: Archive) -> None:
+    with pytest.raises(UsageError, match="text"):
+        export(archive, "S1", "csv", io.BytesIO())
+
+
+def test_an_unwritable_path_is_an_output_error(archive: Archive, tmp_path: Path) -> None:
+    (tmp_path / "plain-file").write_text("x")
+    for path in (tmp_path / "missing" / "s1.csv", tmp_path / "plain-file" / "s1.csv", tmp_path):
+        with pytest.raises(OutputError, match="cannot write"):
+            export(archive, "S1", "jsonl", path)
+
+
+def test_a_format_is_one_registry_entry_and_a_failure_leaves_no_file(
+    archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def write_seqs(rows, out) -> int:
+        seqs = [str(row["seq"]) for row in rows]
+        out.write(" ".join(seqs).encode())
+        return len(seqs)
+
+    def write_then_fail(rows, out) -> int:
+        out.write("partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setitem(EXPORTERS, "seqs", Exporter("seqs", ".txt", "seqs only", write_seqs, binary=True))
+    monkeypatch.setitem(EXPORTERS, "broken", Exporter("broken", ".txt", "fails", write_then_fail))
+    assert export(archive, "S1", "seqs", tmp_path / "seqs.txt") == len(RECORDS)
+    assert (tmp_path / "seqs.txt").read_bytes() == b"0 1 2 3 4"
+    with pytest.raises(OutputError, match="No space left"):
+        export(archive, "S1", "broken", tmp_path / "broken.txt")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["archive.sqlite", "archive.sqlite-shm",
+                                                                "archive.sqlite-wal", "seqs.txt"]

@@ -1,0 +1,69 @@
+"""Plots: a PNG is written headless, for long logs, empty logs, and refused where it cannot be."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from host import plot
+from host.archive import Archive
+from host.errors import OutputError, UnknownUnit, UsageError
+from protocol.enums import Severity, Subsystem
+from protocol.records import SNAPSHOT_FIELDS, FaultRecord, SampleRecord, Snapshot, encode_record, scan_records
+
+T0 = 1_700_000_000
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def snapshot(seq: int) -> Snapshot:
+    fields = dict.fromkeys(SNAPSHOT_FIELDS, 0)
+    fields.update(
+        state=4, speed_rpm=60_000 + 30 * (seq % 1000), power_w=20 * (seq % 3000),
+        tet1_c_x10=2800 + seq % 300, tet2_c_x10=2790 + seq % 300,
+    )
+    return Snapshot(**fields)
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Archive:
+    with Archive.open(tmp_path / "archive.sqlite") as opened:
+        for serial in ("S1", "EMPTY"):
+            opened.upsert_unit(
+                serial, "C65", "fw", 1, first_seq=0, next_seq=0, capacity_records=10_000, device_time=T0,
+                operating_s=0, starts=0, trips=0, energy_wh=0,
+            )
+        records = [SampleRecord(seq, T0 + 10 * seq, snapshot(seq)) for seq in range(3000)]
+        for seq, severity in ((500, Severity.WARNING), (1500, Severity.FAST_SHUTDOWN), (2500, 9)):
+            freeze = snapshot(seq)
+            records[seq] = FaultRecord(seq, T0 + 10 * seq, 0x101, severity, Subsystem.ENGINE, 0, freeze)
+        scanned, errors = scan_records(b"".join(encode_record(record) for record in records))
+        assert not errors
+        opened.store_records("S1", scanned)
+        yield opened
+
+
+def test_plot_writes_a_png(archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plot, "MAX_POINTS", 200)
+    out = tmp_path / "s1.png"
+    plot.plot_unit(archive, "S1", out)
+    data = out.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    assert len(data) > 20_000
+
+
+def test_a_unit_without_records_still_gets_a_picture(archive: Archive, tmp_path: Path) -> None:
+    out = tmp_path / "empty.png"
+    plot.plot_unit(archive, "EMPTY", str(out))
+    assert out.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_refusals(archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(UnknownUnit):
+        plot.plot_unit(archive, "S2", tmp_path / "x.png")
+    with pytest.raises(OutputError, match="cannot write"):
+        plot.plot_unit(archive, "S1", tmp_path / "missing" / "x.png")
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(UsageError, match="matplotlib"):
+        plot.plot_unit(archive, "S1", tmp_path / "x.png")
