@@ -1,0 +1,177 @@
+"""The blocking client: requests and answers over a :class:`~host.transport.Transport`.
+
+:class:`Client` pairs a transport with a :class:`~host.session.ClientSession`
+and gives every wait a deadline.  A request/response exchange sends the
+request, waits ``timeout`` seconds for its answer, and sends it again (up to
+``tries`` times in all) before it gives up:
+
+- the device answered ERROR                       -> DeviceError naming the code;
+- it speaks another protocol version or schema    -> DeviceError saying what differs;
+- bytes came but never one valid frame            -> DeviceError (wrong baud rate,
+                                                     wrong port, not a controller);
+- nothing answered                                -> LinkTimeout.
+
+Streams (READ_RANGE, READ_SET) are not exchanges: :mod:`host.pull` drives them
+with :meth:`Client.send` and :meth:`Client.receive`.  An exchange discards
+answers to other requests, so run exchanges only while no stream is pending
+(:meth:`Client.abort` ends any).
+
+This module never touches pyserial, never sleeps and never waits without a
+deadline; time comes from the ``clock`` it is given.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from protocol.enums import ErrorCode, name_of
+from protocol.errors import UnsupportedVersion
+from protocol.formats import PROTOCOL_VERSION
+from protocol.messages import (
+    NO_TAG,
+    SCHEMA_FINGERPRINT,
+    Abort,
+    AbortResponse,
+    ClockGet,
+    ClockResponse,
+    ClockSet,
+    ErrorResponse,
+    Identify,
+    IdentifyResponse,
+    Live,
+    LiveResponse,
+    LogClear,
+    LogClearResponse,
+)
+
+from .errors import DeviceError, HostError, LinkTimeout
+from .session import ClientSession, Request, Response
+from .transport import Transport
+
+DEFAULT_TIMEOUT = 2.0
+"""Seconds to wait for an answer: one full frame at 9,600 baud, plus margin."""
+DEFAULT_TRIES = 3
+READ_SIZE = 4096
+
+R = TypeVar("R")
+
+
+class Client:
+    """A session with one controller over one open transport."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        tries: int = DEFAULT_TRIES,
+        clock: Callable[[], float] = time.monotonic,
+        read_size: int = READ_SIZE,
+    ) -> None:
+        self.transport = transport
+        self.session = ClientSession()
+        self.timeout = timeout
+        self.tries = tries
+        self.clock = clock
+        self._read_size = read_size
+
+    # --- streaming primitives ------------------------------------------------
+
+    def send(self, request: Request) -> int:
+        """Write *request*; return its frame seq (pending until answered)."""
+        seq, data = self.session.send(request)
+        self.transport.write(data)
+        return seq
+
+    def receive(self, timeout: float) -> list[Response]:
+        """One read of at most *timeout* seconds; the answers to pending requests in it."""
+        return self.session.receive_data(self.transport.read(self._read_size, timeout))
+
+    # --- exchanges -----------------------------------------------------------
+
+    def abort(self) -> None:
+        """End every stream (ours or a previous host's) and discard all until ABORT_RSP."""
+        self._exchange(Abort(), AbortResponse)
+
+    def identify(self) -> IdentifyResponse:
+        """Who the device is, its log bounds and counters; refuses an incompatible device."""
+        info = self._exchange(Identify(), IdentifyResponse)
+        if info.protocol_version != PROTOCOL_VERSION:
+            raise DeviceError(
+                f"unit {info.serial or '?'} speaks protocol version {info.protocol_version}; "
+                f"this reader speaks version {PROTOCOL_VERSION}"
+            )
+        if info.schema_fingerprint != SCHEMA_FINGERPRINT:
+            raise DeviceError(
+                f"unit {info.serial} (firmware {info.firmware}) uses record and message formats with "
+                f"schema fingerprint 0x{info.schema_fingerprint:08X}, this reader knows "
+                f"0x{SCHEMA_FINGERPRINT:08X}: the formats differ, so its log cannot be read safely "
+                "(update turbolog or the firmware)"
+            )
+        return info
+
+    def live(self) -> LiveResponse:
+        return self._exchange(Live(), LiveResponse)
+
+    def clock_get(self) -> int:
+        """Device time, Unix seconds (UTC)."""
+        return self._exchange(ClockGet(), ClockResponse).device_time
+
+    def clock_set(self, new_time: int, *, level: int = 0, tag: bytes = NO_TAG) -> int:
+        """Set device time; returns the time the device reports afterwards."""
+        return self._exchange(ClockSet(new_time, level, tag), ClockResponse).device_time
+
+    def log_clear(self, *, level: int = 0, tag: bytes = NO_TAG) -> int:
+        """Empty the device's log; returns its new first seq.  Sent once, never repeated."""
+        return self._exchange(LogClear(level, tag), LogClearResponse, tries=1).first_seq
+
+    def _exchange(self, request: Request, answer: type[R], *, tries: int | None = None) -> R:
+        sent: list[int] = []
+        try:
+            for _ in range(tries or self.tries):
+                sent.append(self.send(request))
+                deadline = self.clock() + self.timeout
+                while (left := deadline - self.clock()) > 0:
+                    for response in self.receive(left):
+                        if response.request_seq not in sent:
+                            continue
+                        if isinstance(response, ErrorResponse):
+                            raise refused(request, response)
+                        if isinstance(response, answer):
+                            return response
+            raise self._silence(request, len(sent))
+        finally:
+            for seq in sent:
+                self.session.forget(seq)
+
+    def _silence(self, request: Request, tries: int) -> HostError:
+        name = request.MSG_TYPE.name
+        waited = f"{tries} x {self.timeout:g} s"
+        session = self.session
+        if isinstance(session.last_error, UnsupportedVersion):
+            return DeviceError(f"the device answers in another protocol version ({session.last_error})")
+        if session.bytes_received and not session.frames_received:
+            return DeviceError(
+                f"received {session.bytes_received} bytes but not one valid turbolog frame in {waited} "
+                f"(last problem: {session.last_error}): "
+                "wrong baud rate or port, or not a turbolog controller?"
+            )
+        if not session.bytes_received:
+            return LinkTimeout(
+                f"no answer to {name} in {waited}: is the controller connected and powered, "
+                "and is the port right?"
+            )
+        return LinkTimeout(
+            f"no answer to {name} in {waited} ({session.frames_received} frames received, "
+            f"{session.frame_errors} rejected): the line may be too noisy"
+        )
+
+
+def refused(request: Request, error: ErrorResponse) -> DeviceError:
+    """The DeviceError for an ERROR answer: request, code name and the device's detail."""
+    detail = f": {error.detail}" if error.detail else ""
+    return DeviceError(
+        f"device refused {request.MSG_TYPE.name} with {name_of(ErrorCode, error.code)}{detail}"
+    )

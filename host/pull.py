@@ -1,0 +1,570 @@
+"""Pull a controller's log into the archive: plan, stream, verify, retry, resume.
+
+:func:`pull` implements ``docs/protocol.md`` section 6::
+
+    connect ─► ABORT, IDENTIFY ─► plan from the archive ─► stream windows ─► done
+       ▲            ▲                                         │
+       │            └──── idle timeout: ABORT, re-plan ◄──────┤
+       └──── link lost: back off, reconnect, re-plan ◄────────┘
+
+- *Plan*: wanted = ``[first_seq, next_seq)`` less what the archive holds,
+  read from the archive a span at a time (memory stays bounded for any log).
+  Seqs below ``first_seq`` never archived are recorded as evicted, not wanted.
+- *Stream*: windows of at most ``max_window`` records (READ_RANGE for one
+  run, READ_SET for scattered runs), ``depth`` requests outstanding so the
+  device always has the next one queued.
+- *Verify*: every record's CRC-32C (:func:`protocol.records.scan_records`);
+  a record is accepted only if its request asked for that seq and it comes
+  after the last one accepted for that request.  At RANGE_END the missing
+  seqs are computed: below ``first_available`` they are evicted, the rest are
+  retried with READ_SET; when none are missing, ``sent`` and ``digest`` must
+  match or the window is requested again.  Records of a later request mean
+  the device finished the earlier ones (their RANGE_END was lost).
+- *Retry*: a seq is re-requested at most ``max_attempts`` times; retry windows
+  shrink with each attempt (``window``, ``/8``, ``/64`` ... down to one
+  record), so on a noisy line the frames that carry the stragglers get short
+  enough to come through.  Then :class:`~host.errors.PullFailed`.
+- *Commit*: accepted records go to the archive in batches of
+  ``commit_every``, when the line goes quiet, and on the way out (even on
+  KeyboardInterrupt), so a re-run fetches nothing twice.
+
+It never imports pyserial (links come from ``connect``), never accepts an
+unverified or unrequested record, and never reads the clock except through
+the ``clock``/``sleep``/``wall`` callables it is given.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from protocol.crc import crc32c
+from protocol.enums import ErrorCode
+from protocol.formats import MAX_SET_RANGES
+from protocol.framing import MAX_STUFFED
+from protocol.messages import ErrorResponse, IdentifyResponse, RangeEnd, ReadRange, ReadSet, Records
+from protocol.records import scan_records
+
+from .archive import Archive
+from .driver import DEFAULT_TIMEOUT, Client, refused
+from .errors import DeviceError, LinkError, PullFailed, UnknownUnit, UsageError
+from .session import Response
+from .transport import Transport
+
+DEFAULT_WINDOW = 2048
+"""Records per request: about 12 s of line at 115,200 baud, so two in flight hide any round trip."""
+DEFAULT_DEPTH = 2
+MAX_DEPTH = 4
+"""The device queues at most four streams."""
+MAX_ATTEMPTS = 8
+"""Re-requests of one seq before the pull fails."""
+COMMIT_EVERY = 2048
+MAX_RECONNECTS = 5
+MAX_STALLS = 3
+"""Idle timeouts in a row without a single new record before the pull fails."""
+BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+PROGRESS_INTERVAL_S = 0.25
+QUIET_S = 0.05
+"""A read that long without a byte commits what has been accepted so far."""
+GARBLED_IDLE = 8
+"""Bytes arriving keep a request alive, but only for this many idle timeouts without one answer."""
+_SPAN_WINDOWS = 64
+"""The plan reads the archive's gaps this many windows at a time."""
+_SET_COUNT_MAX = 0xFFFF
+"""A READ_SET range count is a u16."""
+
+ScannedRecord = tuple[int, int, int, bytes]
+"""``(seq, timestamp, type, raw)`` as scan_records gives it and store_records takes it."""
+
+
+def idle_timeout(baud: int) -> float:
+    """Silence after which an outstanding request is presumed lost: 0.5 s + 4 max frames."""
+    return 0.5 + 4 * MAX_STUFFED * 10 / max(baud, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class PullProgress:
+    """Where a pull is, for a progress bar."""
+
+    done: int
+    """Records received, verified and accepted so far."""
+    total: int
+    """Records this pull expects to fetch (grows only if a re-plan finds more)."""
+    bytes: int
+    bytes_per_s: float
+    eta_s: float | None
+    retries: int
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    """What one pull did.  ``first_seq``/``last_seq`` are the device's log bounds
+    (``last_seq`` is None for an empty log)."""
+
+    serial: str
+    added: int
+    first_seq: int
+    last_seq: int | None
+    evicted: int
+    """Seqs newly recorded as evicted (gone from the device before they were read)."""
+    retries: int
+    """Re-requested windows, plus idle timeouts, plus reconnects."""
+    bytes: int
+    elapsed_s: float
+    received: int
+    """Records accepted from the line, including any fetched twice."""
+    rejected: int
+    """Records dropped on arrival: failed their CRC-32C, or not asked for."""
+    reconnects: int
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class _Window:
+    """One READ_RANGE or READ_SET in flight: what it asked for, what came back.
+
+    ``ranges`` are ``(start, stop)``, ascending and disjoint, each with the
+    attempt number that requested it (0 for the first request).
+    """
+
+    __slots__ = ("ranges", "attempts", "starts", "lo", "hi", "last", "received", "digest")
+
+    def __init__(self, ranges: list[tuple[int, int]], attempts: list[int]) -> None:
+        self.ranges = ranges
+        self.attempts = attempts
+        self.starts = [start for start, _ in ranges]
+        self.lo = ranges[0][0]
+        self.hi = ranges[-1][1]
+        self.last = -1
+        self.received: list[int] = []
+        self.digest = 0
+
+    def request(self) -> ReadRange | ReadSet:
+        if len(self.ranges) == 1:
+            return ReadRange(self.lo, self.hi - self.lo)
+        return ReadSet(tuple((start, stop - start) for start, stop in self.ranges))
+
+    def accept(self, good: list[ScannedRecord]) -> list[ScannedRecord]:
+        """The records of *good* this window asked for, in increasing seq order."""
+        if not good:
+            return good
+        seqs = [record[0] for record in good]
+        first = seqs[0]
+        consecutive = seqs == list(range(first, first + len(seqs)))
+        if consecutive and first > self.last and self._one_range(first, seqs[-1]):
+            taken = good  # the usual frame: consecutive seqs inside one asked-for range
+        else:
+            taken, seqs = self._pick(good)
+            if not taken:
+                return taken
+        self.last = seqs[-1]
+        self.received += seqs
+        self.digest = crc32c(b"".join([record[3][-4:] for record in taken]), self.digest)
+        return taken
+
+    def _pick(self, good: list[ScannedRecord]) -> tuple[list[ScannedRecord], list[int]]:
+        """Record by record: asked for, and after the last one accepted."""
+        last, lo, hi = self.last, self.lo, self.hi
+        taken, seqs = [], []
+        for record in good:
+            seq = record[0]
+            if last < seq and lo <= seq < hi and self._one_range(seq, seq):
+                taken.append(record)
+                seqs.append(seq)
+                last = seq
+        return taken, seqs
+
+    def _one_range(self, first: int, last: int) -> bool:
+        """Whether ``first .. last`` lies inside one of the ranges asked for."""
+        index = bisect_right(self.starts, first) - 1
+        return index >= 0 and last < self.ranges[index][1]
+
+    def missing(self) -> list[tuple[int, int, int]]:
+        """``(start, stop, attempt)`` runs asked for and not received."""
+        out: list[tuple[int, int, int]] = []
+        received = iter(self.received)
+        upcoming = next(received, None)
+        for (start, stop), attempt in zip(self.ranges, self.attempts, strict=True):
+            pos = start
+            while upcoming is not None and upcoming < stop:
+                if upcoming > pos:
+                    out.append((pos, upcoming, attempt))
+                pos = upcoming + 1
+                upcoming = next(received, None)
+            if pos < stop:
+                out.append((pos, stop, attempt))
+        return out
+
+
+class _Plan:
+    """What is left to request: retries first, then fresh windows from the archive's gaps."""
+
+    def __init__(self, archive: Archive, serial: str, start: int, stop: int, window: int) -> None:
+        self._archive = archive
+        self._serial = serial
+        self._cursor = start
+        self._stop = stop
+        self._window = window
+        self._fresh: deque[tuple[int, int, int]] = deque()
+        self.retries: deque[tuple[int, int, int]] = deque()
+        self.wanted = sum(b - a for a, b in archive.missing_ranges(serial, start, stop))
+
+    def next_window(self) -> _Window | None:
+        if self.retries:
+            return self._take(self.retries, self._retry_cap(self.retries[0][2]))
+        if not self._fresh:
+            self._refill()
+        if not self._fresh:
+            return None
+        return self._take(self._fresh, self._window)
+
+    def _retry_cap(self, attempt: int) -> int:
+        return max(1, self._window >> (3 * (attempt - 1)))
+
+    def _refill(self) -> None:
+        while not self._fresh and self._cursor < self._stop:
+            end = min(self._stop, self._cursor + self._window * _SPAN_WINDOWS)
+            gaps = self._archive.missing_ranges(self._serial, self._cursor, end)
+            self._fresh.extend((start, stop, 0) for start, stop in gaps)
+            self._cursor = end
+
+    @staticmethod
+    def _take(queue: deque[tuple[int, int, int]], cap: int) -> _Window:
+        """Up to *cap* records in at most MAX_SET_RANGES ranges from the front of *queue*,
+        sorted so that the device's answer comes in increasing seq order."""
+        taken: list[tuple[tuple[int, int], int]] = []
+        room = cap
+        while queue and room > 0 and len(taken) < MAX_SET_RANGES:
+            start, stop, attempt = queue.popleft()
+            count = min(stop - start, room, _SET_COUNT_MAX)
+            if count < stop - start:
+                queue.appendleft((start + count, stop, attempt))
+            taken.append(((start, start + count), attempt))
+            room -= count
+        taken.sort()
+        return _Window([span for span, _ in taken], [attempt for _, attempt in taken])
+
+
+class _Puller:
+    """The state of one :func:`pull` across sessions and reconnects."""
+
+    def __init__(
+        self,
+        archive: Archive,
+        *,
+        window: int,
+        depth: int,
+        progress: Callable[[PullProgress], None] | None,
+        max_attempts: int,
+        commit_every: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self.archive = archive
+        self.window = window
+        self.depth = depth
+        self.progress = progress
+        self.max_attempts = max_attempts
+        self.commit_every = commit_every
+        self.clock = clock
+        self.started = clock()
+        self.serial = ""
+        self.info: IdentifyResponse | None = None
+        self.evicted_before = 0
+        self.batch: list[ScannedRecord] = []
+        self.added = 0
+        self.received = 0
+        self.rejected = 0
+        self.retries = 0
+        self.bytes_done = 0
+        self.total = 0
+        self.first_available = 0
+        self.last_progress = self.started
+
+    # --- sessions --------------------------------------------------------------
+
+    def session(self, client: Client) -> None:
+        """ABORT, IDENTIFY, plan, stream; again after each idle timeout, until done."""
+        stalls = 0
+        try:
+            while True:
+                client.abort()
+                info = client.identify()
+                plan = self.adopt(info)
+                before = self.received
+                if self.stream(client, plan, idle_timeout(info.baud)):
+                    return
+                self.flush()
+                self.retries += 1
+                stalls = stalls + 1 if self.received == before else 0
+                if stalls >= MAX_STALLS:
+                    raise PullFailed(
+                        f"unit {self.serial} stopped sending records ({stalls} timeouts in a row without one)"
+                    )
+        finally:
+            self.bytes_done += client.session.bytes_received
+
+    def adopt(self, info: IdentifyResponse) -> _Plan:
+        """Take in an IDENTIFY: check it is the same unit, update the archive, mark evictions, plan."""
+        if self.info is not None and info.serial != self.serial:
+            raise DeviceError(f"the link now leads to unit {info.serial!r}, not {self.serial!r}")
+        archive, serial = self.archive, info.serial
+        try:
+            known_first: int | None = archive.unit(serial).first_seq
+        except UnknownUnit:
+            known_first = None
+            self.upsert(info)  # evictions can only be noted for a unit the archive knows
+        if self.info is None:
+            self.serial = serial
+            self.evicted_before = archive.evicted_count(serial)
+        self.info = info
+        self.first_available = info.first_seq
+        low = 0 if known_first is None else min(known_first, info.first_seq)
+        for start, stop in archive.missing_ranges(serial, low, info.first_seq):
+            archive.record_evicted(serial, start, stop - start)
+        if known_first is not None:
+            self.upsert(info)  # after the evictions: a crash in between cannot hide them
+        window = min(self.window, info.max_window, _SET_COUNT_MAX)
+        if window < 1:
+            raise DeviceError(f"unit {serial} reports max_window {info.max_window}: it cannot stream")
+        plan = _Plan(archive, serial, info.first_seq, info.next_seq, window)
+        self.total = self.received + plan.wanted
+        return plan
+
+    def upsert(self, info: IdentifyResponse) -> None:
+        self.archive.upsert_unit(
+            info.serial, info.model, info.firmware, info.schema_fingerprint,
+            first_seq=info.first_seq, next_seq=info.next_seq, capacity_records=info.capacity_records,
+            device_time=info.device_time, operating_s=info.operating_s, starts=info.starts,
+            trips=info.trips, energy_wh=info.energy_wh,
+        )
+
+    # --- streaming -------------------------------------------------------------
+
+    def stream(self, client: Client, plan: _Plan, idle: float) -> bool:
+        """Run the plan; True when it is done, False when the device went quiet.
+
+        Quiet means no byte for *idle* seconds, or bytes that never make an
+        answer for GARBLED_IDLE times that (a device spewing noise).
+        """
+        outstanding: dict[int, _Window] = {}
+        clock = self.clock
+        heard_bytes = heard_answer = clock()
+        while True:
+            while len(outstanding) < self.depth:
+                window = plan.next_window()
+                if window is None:
+                    break
+                if window.attempts[0]:
+                    self.retries += 1
+                outstanding[client.send(window.request())] = window
+            if not outstanding:
+                self.flush()
+                self.report(client, force=True)
+                return True
+            left = min(heard_bytes + idle, heard_answer + idle * GARBLED_IDLE) - clock()
+            if left <= 0:
+                return False
+            before = client.session.bytes_received
+            responses = client.receive(min(left, QUIET_S))
+            if client.session.bytes_received == before:
+                self.flush()
+                continue
+            heard_bytes = clock()
+            if not responses:
+                continue
+            heard_answer = heard_bytes
+            for response in responses:
+                self.dispatch(client, plan, outstanding, response)
+            self.report(client)
+
+    def dispatch(
+        self,
+        client: Client,
+        plan: _Plan,
+        outstanding: dict[int, _Window],
+        response: Response,
+    ) -> None:
+        if isinstance(response, Records):
+            window = outstanding.get(response.request_seq)
+            if window is None:
+                return
+            self.end_before(client, plan, outstanding, response.request_seq)
+            good, bad = scan_records(response.records)
+            taken = window.accept(good)
+            self.rejected += len(bad) + len(good) - len(taken)
+            if taken:
+                self.received += len(taken)
+                self.batch += taken
+                if len(self.batch) >= self.commit_every:
+                    self.flush()
+        elif isinstance(response, RangeEnd):
+            if response.request_seq in outstanding:
+                self.end_before(client, plan, outstanding, response.request_seq)
+                self.finish(plan, outstanding.pop(response.request_seq), response)
+        elif isinstance(response, ErrorResponse):
+            window = outstanding.pop(response.request_seq, None)
+            if window is None:
+                return
+            if response.code != ErrorCode.BUSY:
+                raise refused(window.request(), response)
+            self.finish(plan, window, None)
+
+    def end_before(self, client: Client, plan: _Plan, outstanding: dict[int, _Window], seq: int) -> None:
+        """The device answers in order: requests sent before *seq* are over (RANGE_END lost)."""
+        for earlier in list(outstanding):
+            if earlier == seq:
+                return
+            client.session.forget(earlier)
+            self.finish(plan, outstanding.pop(earlier), None)
+
+    def finish(self, plan: _Plan, window: _Window, end: RangeEnd | None) -> None:
+        """Sort a finished window's missing seqs into evicted and retried; check the digest."""
+        if end is not None:
+            self.first_available = max(self.first_available, end.first_available)
+        missing = window.missing()
+        if not missing:
+            if end is not None and (end.sent != len(window.received) or end.digest != window.digest):
+                spans = zip(window.ranges, window.attempts, strict=True)
+                missing = [(start, stop, attempt) for (start, stop), attempt in spans]
+            else:
+                return
+        for start, stop, attempt in missing:
+            if start < self.first_available:
+                gone = min(stop, self.first_available)
+                self.archive.record_evicted(self.serial, start, gone - start)
+                start = gone
+            if start >= stop:
+                continue
+            if attempt >= self.max_attempts:
+                self.flush()
+                raise PullFailed(
+                    f"unit {self.serial}: records {start}..{stop - 1} still missing after "
+                    f"{self.max_attempts} retries; the line is too noisy (committed records are kept, "
+                    "run the pull again to resume)"
+                )
+            plan.retries.append((start, stop, attempt + 1))
+
+    # --- archive and progress ----------------------------------------------------
+
+    def flush(self) -> None:
+        """Commit the accepted records (the batch is emptied first, so a failure is not retried)."""
+        if self.batch:
+            batch, self.batch = self.batch, []
+            self.added += self.archive.store_records(self.serial, batch)
+
+    def report(self, client: Client, *, force: bool = False) -> None:
+        if self.progress is None:
+            return
+        now = self.clock()
+        if not force and now - self.last_progress < PROGRESS_INTERVAL_S:
+            return
+        self.last_progress = now
+        elapsed = max(now - self.started, 1e-9)
+        done, total = self.received, max(self.total, self.received)
+        received_bytes = self.bytes_done + client.session.bytes_received
+        rate = done / elapsed
+        self.progress(PullProgress(
+            done=done,
+            total=total,
+            bytes=received_bytes,
+            bytes_per_s=received_bytes / elapsed,
+            eta_s=(total - done) / rate if rate > 0 else None,
+            retries=self.retries,
+        ))
+
+    def result(self, reconnects: int) -> PullResult:
+        assert self.info is not None
+        info = self.info
+        return PullResult(
+            serial=self.serial,
+            added=self.added,
+            first_seq=info.first_seq,
+            last_seq=info.next_seq - 1 if info.next_seq > info.first_seq else None,
+            evicted=self.archive.evicted_count(self.serial) - self.evicted_before,
+            retries=self.retries + reconnects,
+            bytes=self.bytes_done,
+            elapsed_s=self.clock() - self.started,
+            received=self.received,
+            rejected=self.rejected,
+            reconnects=reconnects,
+        )
+
+
+def pull(
+    connect: Callable[[], Transport],
+    archive: Archive,
+    *,
+    window: int = DEFAULT_WINDOW,
+    depth: int = DEFAULT_DEPTH,
+    progress: Callable[[PullProgress], None] | None = None,
+    max_reconnects: int = MAX_RECONNECTS,
+    max_attempts: int = MAX_ATTEMPTS,
+    commit_every: int = COMMIT_EVERY,
+    timeout: float = DEFAULT_TIMEOUT,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    wall: Callable[[], float] = time.time,
+) -> PullResult:
+    """Bring the archive up to date with the device that ``connect()`` reaches.
+
+    ``connect`` opens a fresh transport.  After a link lost once the device
+    has identified itself it is called again, at most *max_reconnects* times,
+    backing off between tries.  *timeout* bounds each ABORT/IDENTIFY exchange.
+    Raises LinkError (the link could not be kept), LinkTimeout, PullFailed
+    (retries exhausted), DeviceError (the device is incompatible, refused, or
+    changed identity) or ArchiveError.  Whatever was verified is in the
+    archive before any of them is raised.
+    """
+    if window < 1 or not 1 <= depth <= MAX_DEPTH or max_attempts < 0 or commit_every < 1:
+        raise UsageError(
+            f"window must be >= 1, depth 1..{MAX_DEPTH}, max_attempts >= 0 and commit_every >= 1 "
+            f"(got {window}, {depth}, {max_attempts}, {commit_every})"
+        )
+    started = wall()
+    puller = _Puller(
+        archive, window=window, depth=depth, progress=progress, max_attempts=max_attempts,
+        commit_every=commit_every, clock=clock,
+    )
+    reconnects = 0
+    transport = connect()
+    while True:
+        try:
+            try:
+                puller.session(Client(transport, timeout=timeout, clock=clock))
+                break
+            finally:
+                puller.flush()
+                transport.close()
+        except PullFailed:
+            raise
+        except LinkError as lost:
+            if puller.info is None:
+                raise  # never reached the device: reconnecting would only repeat that
+            transport, reconnects = _reconnect(connect, lost, reconnects, max_reconnects, sleep)
+    result = puller.result(reconnects)
+    archive.record_pull(
+        result.serial, started, wall(), result.added, result.evicted, result.retries, result.bytes
+    )
+    return result
+
+
+def _reconnect(
+    connect: Callable[[], Transport], lost: LinkError, done: int, limit: int, sleep: Callable[[float], None]
+) -> tuple[Transport, int]:
+    """A new transport after *lost*, and the reconnects used so far; backs off between tries."""
+    while done < limit:
+        sleep(BACKOFF_S[min(done, len(BACKOFF_S) - 1)])
+        done += 1
+        try:
+            return connect(), done
+        except PullFailed:
+            raise
+        except LinkError as exc:
+            lost = exc
+    if done:
+        raise type(lost)(f"{lost} (gave up after {done} reconnects)") from lost
+    raise lost

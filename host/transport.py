@@ -1,0 +1,150 @@
+"""Byte links to a controller: the :class:`Transport` seam and its pyserial implementation.
+
+A transport moves bytes and nothing else: ``write(data)``, ``read(max_bytes,
+timeout)`` (``b""`` when nothing arrived in time, never blocking past the
+timeout) and ``close()``.  The protocol lives above it (:mod:`host.session`,
+:mod:`host.driver`), so tests can put an in-process device behind the same
+seam.
+
+:func:`open_port` opens anything pyserial opens: device paths (``/dev/ttyUSB0``,
+``COM3``, a pty or socat link) and URLs (``socket://``, ``rfc2217://``,
+``spy://``, ``loop://``).  pyserial's exceptions (``SerialException``, plain
+``OSError`` such as ``BrokenPipeError``, EIO on a vanished pty, ``termios``
+errors) are translated here, once, into :class:`~host.errors.LinkError` with a
+one-line message a user can act on.
+
+This is the only module of ``host`` that imports pyserial; it knows nothing of
+frames or messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from types import TracebackType
+from typing import Protocol
+
+import serial
+
+from .errors import LinkError, LinkTimeout, UsageError
+
+if os.name == "posix":
+    import termios
+
+    _PORT_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, termios.error)
+else:
+    _PORT_ERRORS = (serial.SerialException, OSError)
+
+_MISSING = {errno.ENOENT, errno.ENODEV, errno.ENXIO}
+_BUSY = {errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK}
+_DENIED = {errno.EACCES, errno.EPERM}
+_REFUSED = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT}
+
+
+class Transport(Protocol):
+    """What the driver needs of a link: bytes out, bytes in with a timeout."""
+
+    def write(self, data: bytes) -> None:
+        """Send all of *data* (raises LinkError when the link is gone)."""
+        ...
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        """Up to *max_bytes* received bytes; ``b""`` if none came within *timeout* seconds."""
+        ...
+
+    def close(self) -> None:
+        """Release the link; closing twice is harmless."""
+        ...
+
+
+def _errno_of(exc: BaseException) -> int | None:
+    """The first errno in the exception chain (pyserial often wraps the OSError)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        number = getattr(seen, "errno", None)
+        if isinstance(number, int):
+            return number
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _open_message(port: str, exc: BaseException) -> str:
+    number = _errno_of(exc)
+    if number in _MISSING:
+        return f"port {port} does not exist"
+    if number in _BUSY:
+        return f"port {port} is busy (another program has it open)"
+    if number in _DENIED:
+        return f"no permission to open port {port} (is your user in the dialout group?)"
+    if number in _REFUSED:
+        return f"cannot connect to {port}: nothing answers there ({os.strerror(number)})"
+    return f"cannot open port {port}: {exc}"
+
+
+class SerialTransport:
+    """A :class:`Transport` over an open pyserial port (device path or URL)."""
+
+    def __init__(self, port: serial.SerialBase, name: str) -> None:
+        self._port = port
+        self.name = name
+        self._timeout: float | None = port.timeout
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._port.write(data)
+        except serial.SerialTimeoutException as exc:
+            raise LinkTimeout(f"port {self.name} did not accept data in time (flow control stuck?)") from exc
+        except _PORT_ERRORS as exc:
+            raise LinkError(f"port {self.name} disconnected ({exc})") from exc
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        """Wait up to *timeout* for a first byte, then take whatever else is already there."""
+        try:
+            self._set_timeout(timeout)
+            first = self._port.read(1)
+            if not first or max_bytes <= 1:
+                return bytes(first)
+            self._set_timeout(0)
+            return bytes(first + self._port.read(max_bytes - 1))
+        except _PORT_ERRORS as exc:
+            raise LinkError(f"port {self.name} disconnected ({exc})") from exc
+
+    def _set_timeout(self, timeout: float) -> None:
+        if timeout != self._timeout:
+            self._port.timeout = timeout
+            self._timeout = timeout
+
+    def close(self) -> None:
+        with contextlib.suppress(*_PORT_ERRORS):  # a vanished link has nothing left to release
+            self._port.close()
+
+    def __enter__(self) -> SerialTransport:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_port(port: str, baud: int = 115200, *, write_timeout: float = 2.0) -> SerialTransport:
+    """Open a device path or pyserial URL at *baud*, 8N1, exclusively where the platform can.
+
+    Raises :class:`~host.errors.LinkError` when the port is missing, busy,
+    refused or unusable, and :class:`~host.errors.UsageError` for a URL scheme
+    or baud rate pyserial does not accept.
+    """
+    try:
+        handle = serial.serial_for_url(
+            port,
+            baudrate=baud,
+            timeout=0,
+            write_timeout=write_timeout,
+            exclusive=True if os.name == "posix" else None,
+        )
+    except ValueError as exc:
+        raise UsageError(f"cannot open {port}: {exc}") from exc
+    except _PORT_ERRORS as exc:
+        raise LinkError(_open_message(port, exc)) from exc
+    return SerialTransport(handle, port)
