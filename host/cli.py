@@ -1,0 +1,525 @@
+"""`turbolog`: the field technician's command.
+
+Reads a unit's log over its service port into the local archive, and
+answers questions about what the archive holds.  Every command that reports
+takes ``--json`` for scripts.  Errors are one line on stderr and an exit code
+from :mod:`host.errors` (documented in ``turbolog --help``); never a
+traceback.  This module parses arguments and presents results; the work is
+done by the library modules it calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from protocol.enums import EngineState, GridMode, Severity, name_of
+
+from .analytics import fault_list, fleet_summary, unit_summary
+from .archive import Archive, default_archive_path
+from .driver import Client
+from .errors import HostError, OutputError, UsageError
+from .export import EXPORTERS, export
+from .pull import PullProgress, pull
+from .terminal import ProgressBar, Style, duration, human_bytes, printable, table
+from .transport import open_port
+
+EXIT_CODES = """
+exit codes:
+  0  success                     5  an output file cannot be written
+  1  unexpected error (a bug)    6  the port is missing, busy or vanished
+  2  bad usage or arguments      7  the device did not answer in time
+  3  unknown serial number       8  the pull gave up (the line kept failing)
+  4  archive corrupt or foreign  9  the device misbehaved or is incompatible
+  130 interrupted (Ctrl-C): what was pulled so far is kept; run again to resume
+"""
+
+EXAMPLES = """
+examples:
+  turbolog ports
+  turbolog info /dev/ttyUSB0
+  turbolog pull /dev/ttyUSB0                      # a USB-serial cable on the service port
+  turbolog pull /tmp/turbine --baud 115200        # a pty made by turbosim or socat
+  turbolog pull 'rfc2217://10.0.0.5:7001?ign_set_control'
+  turbolog summary C60-000001 --json
+  turbolog faults C60-000001 --since 30d --severity NORMAL_SHUTDOWN
+  turbolog export C60-000001 --format csv --out c60.csv
+  turbolog plot C60-000001 --out c60.png
+  turbolog fleet
+"""
+
+DEFAULT_BAUD = 115_200
+
+
+# --- argument types -------------------------------------------------------------------
+
+
+def since_type(text: str) -> datetime:
+    """An ISO date/time, or an age like ``30d``, ``12h``, ``90m``."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    if text and text[-1] in units and text[:-1].replace(".", "", 1).isdigit():
+        return datetime.now(UTC) - timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither an ISO date nor an age like 30d") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def severity_type(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(Severity[text.upper().replace("-", "_")])
+    except KeyError:
+        names = ", ".join(s.name for s in Severity)
+        raise argparse.ArgumentTypeError(
+            f"unknown severity {text!r}; use a level or one of {names}"
+        ) from None
+
+
+def code_type(text: str) -> int:
+    try:
+        code = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"fault code {text!r} is not a number") from None
+    if not 0 <= code <= 0xFFFF:
+        raise argparse.ArgumentTypeError(f"fault code {code} is outside 0..65535")
+    return code
+
+
+# --- the parser -------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db", type=Path, metavar="FILE", help=f"archive file (default {default_archive_path()})"
+    )
+    common.add_argument("--json", action="store_true", help="print JSON for scripts instead of text")
+    line = argparse.ArgumentParser(add_help=False)
+    line.add_argument(
+        "port", help="device path (/dev/ttyUSB0, COM3, a pty) or URL (socket://, rfc2217://, spy://)"
+    )
+    line.add_argument(
+        "--baud", type=int, default=DEFAULT_BAUD, help=f"line rate, 8N1 (default {DEFAULT_BAUD})"
+    )
+    line.add_argument(
+        "--timeout", type=float, default=2.0, help="seconds to wait for each answer (default 2)"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="turbolog",
+        description="Pull microturbine controller logs over a serial service port, and read them.",
+        epilog=EXAMPLES + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_: str, parents: Sequence[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            parents=list(parents),
+            epilog=EXAMPLES + EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    command("ports", "list the serial ports on this machine", [common])
+    command("info", "identify the unit on a port: model, serial, log range, counters", [common, line])
+    pull_cmd = command(
+        "pull", "pull the unit's log into the archive (resumes where it stopped)", [common, line]
+    )
+    pull_cmd.add_argument("--window", type=int, default=2048, help="records per request (default 2048)")
+    command("units", "list the units in the archive", [common])
+    summary = command("summary", "operating hours, starts, energy, faults and MTBF of one unit", [common])
+    summary.add_argument("serial")
+    faults = command("faults", "the faults of one unit", [common])
+    faults.add_argument("serial")
+    faults.add_argument("--since", type=since_type, metavar="WHEN", help="ISO date or an age like 30d")
+    faults.add_argument(
+        "--severity",
+        type=severity_type,
+        metavar="LEVEL",
+        help="at or above: 2/WARNING, 3/NORMAL_SHUTDOWN, 4/FAST_SHUTDOWN, 5/EMERGENCY_STOP",
+    )
+    faults.add_argument("--code", type=code_type, help="only this fault code")
+    exp = command("export", "write one unit's records as CSV or JSON lines", [common])
+    exp.add_argument("serial")
+    exp.add_argument("--format", required=True, choices=sorted(EXPORTERS), dest="fmt")
+    exp.add_argument("--out", type=Path, metavar="FILE", help="output file (default: standard output)")
+    plot = command("plot", "draw power, speed and exhaust temperature over time, faults marked", [common])
+    plot.add_argument("serial")
+    plot.add_argument("--out", type=Path, metavar="FILE.png", required=True)
+    live = command("live", "a refreshing view of the unit's live telemetry", [common, line])
+    live.add_argument("--interval", type=float, default=1.0, help="seconds between readings (default 1)")
+    live.add_argument("--count", type=int, help="stop after this many readings (default: until Ctrl-C)")
+    fleet = command("fleet", "every archived unit: hours, starts, faults and MTBF per model", [common])
+    fleet.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw MTBF per model")
+    return parser
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+class Output:
+    """Where a command writes: text for people, JSON for scripts."""
+
+    def __init__(self, as_json: bool, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.as_json = as_json
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.style = Style(self.out)
+
+    def json(self, value: Any) -> None:
+        json.dump(value, self.out, indent=None if not self.out.isatty() else 2)
+        self.out.write("\n")
+
+    def text(self, line: str = "") -> None:
+        self.out.write(line + "\n")
+
+
+@contextmanager
+def open_archive(args: argparse.Namespace) -> Iterator[Archive]:
+    with Archive.open(args.db or default_archive_path()) as archive:
+        yield archive
+
+
+def _check_port_args(args: argparse.Namespace) -> None:
+    if args.baud <= 0:
+        raise UsageError(f"--baud must be positive, not {args.baud}")
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout must be positive, not {args.timeout}")
+
+
+@contextmanager
+def connected(args: argparse.Namespace) -> Iterator[Client]:
+    _check_port_args(args)
+    with open_port(args.port, args.baud) as transport:
+        client = Client(transport, timeout=args.timeout)
+        client.abort()
+        yield client
+
+
+def cmd_ports(args: argparse.Namespace, out: Output) -> int:
+    from serial.tools import list_ports
+
+    ports = sorted(list_ports.comports(), key=lambda p: p.device)
+    rows = [{"device": p.device, "description": p.description, "hwid": p.hwid} for p in ports]
+    hint = (
+        "pseudo-terminals and socat links are not listed: name them by path "
+        "(e.g. /tmp/turbine), and network ports by URL (socket://HOST:PORT, rfc2217://HOST:PORT)"
+    )
+    if out.as_json:
+        out.json({"ports": rows, "note": hint})
+        return 0
+    if rows:
+        out.text(table(["device", "description", "hardware id"], [list(r.values()) for r in rows]))
+    else:
+        out.text("no serial ports found")
+    out.text(out.style.dim(hint))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, out: Output) -> int:
+    with connected(args) as client:
+        info = client.identify()
+    last = info.next_seq - 1 if info.next_seq > info.first_seq else None
+    report = {
+        "serial": info.serial,
+        "model": info.model,
+        "firmware": info.firmware,
+        "protocol": info.protocol_version,
+        "schema_fingerprint": f"0x{info.schema_fingerprint:08X}",
+        "first_seq": info.first_seq,
+        "last_seq": last,
+        "records": info.next_seq - info.first_seq,
+        "capacity_records": info.capacity_records,
+        "operating_hours": round(info.operating_s / 3600, 3),
+        "starts": info.starts,
+        "trips": info.trips,
+        "kwh": round(info.energy_wh / 1000, 3),
+        "device_time": datetime.fromtimestamp(info.device_time, UTC).isoformat(),
+        "baud": info.baud,
+        "max_window": info.max_window,
+    }
+    if out.as_json:
+        out.json(report)
+    else:
+        width = max(map(len, report))
+        for key, value in report.items():
+            out.text(f"{key.replace('_', ' '):<{width}}  {printable(value)}")
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace, out: Output) -> int:
+    _check_port_args(args)
+    bar = ProgressBar(out.err)
+
+    def progress(p: PullProgress) -> None:
+        bar.show(p.done, p.total, f"{human_bytes(p.bytes_per_s)}/s  ETA {duration(p.eta_s)}")
+
+    with open_archive(args) as archive:
+        try:
+            result = pull(
+                lambda: open_port(args.port, args.baud),
+                archive,
+                window=args.window,
+                progress=progress,
+                timeout=args.timeout,
+            )
+        finally:
+            bar.close()
+    if out.as_json:
+        out.json(result.to_json())
+        return 0
+    last = "-" if result.last_seq is None else f"{result.last_seq:,}"
+    rate = result.bytes / result.elapsed_s if result.elapsed_s > 0 else 0.0
+    out.text(out.style.bold(f"{printable(result.serial)}: {result.added:,} records added"))
+    out.text(f"  device log     {result.first_seq:,} .. {last}")
+    out.text(f"  evicted        {result.evicted:,} (overwritten on the unit before they were read)")
+    out.text(
+        f"  retries        {result.retries:,}   rejected {result.rejected:,}   reconnects {result.reconnects}"
+    )
+    out.text(
+        f"  transferred    {human_bytes(result.bytes)} in {duration(result.elapsed_s)}"
+        f" ({human_bytes(rate)}/s)"
+    )
+    out.text(out.style.dim(f"  next: turbolog summary {printable(result.serial)}"))
+    return 0
+
+
+def cmd_units(args: argparse.Namespace, out: Output) -> int:
+    with open_archive(args) as archive:
+        units = archive.units()
+    rows = [
+        {
+            "serial": u.serial,
+            "model": u.model,
+            "firmware": u.firmware,
+            "first_seq": u.first_seq,
+            "next_seq": u.next_seq,
+            "operating_hours": round(u.operating_s / 3600, 1),
+            "starts": u.starts,
+        }
+        for u in units
+    ]
+    if out.as_json:
+        out.json(rows)
+    elif rows:
+        out.text(table(list(rows[0]), [list(r.values()) for r in rows], numeric=[False] * 3 + [True] * 4))
+    else:
+        out.text("the archive holds no units yet: turbolog pull PORT")
+    return 0
+
+
+def _fmt_hours(value: float | None) -> str:
+    return "unbounded" if value is None else f"{value:,.0f} h"
+
+
+def cmd_summary(args: argparse.Namespace, out: Output) -> int:
+    with open_archive(args) as archive:
+        summary = unit_summary(archive, args.serial)
+    report = summary.to_json()
+    if out.as_json:
+        out.json(report)
+        return 0
+    low, high = report["mtbf_ci90"]
+    out.text(
+        out.style.bold(
+            f"{printable(summary.serial)} ({printable(summary.model)}, {printable(summary.firmware)})"
+        )
+    )
+    out.text(f"  records          {summary.records:,} ({report['first_record']} .. {report['last_record']})")
+    out.text(f"  operating hours  {report['operating_hours']:,.1f}")
+    out.text(f"  starts           {report['starts']:,}")
+    out.text(f"  energy           {report['kwh']:,.1f} kWh")
+    severities = ", ".join(f"{k} {v}" for k, v in report["faults_by_severity"].items()) or "none"
+    out.text(f"  faults           {severities}")
+    out.text(f"  failures         {summary.failures} (shutdown-class faults)")
+    point = report["mtbf_hours"]
+    mtbf = f"{_fmt_hours(point)}, 90 % interval {_fmt_hours(low)} .. {_fmt_hours(high)}"
+    if point is None:
+        mtbf = f"no failures yet; lower bound (90 %) {_fmt_hours(report['mtbf_lower90'])}"
+    out.text(f"  MTBF             {mtbf}")
+    if report["availability"] is not None:
+        out.text(f"  availability     {100 * report['availability']:.2f} %")
+    if summary.evicted:
+        out.text(
+            out.style.yellow(f"  {summary.evicted:,} records were evicted on the unit before they were read")
+        )
+    return 0
+
+
+def cmd_faults(args: argparse.Namespace, out: Output) -> int:
+    with open_archive(args) as archive:
+        entries = [
+            e.to_json() for e in fault_list(archive, args.serial, args.since, args.severity, args.code)
+        ]
+    if out.as_json:
+        out.json(entries)
+        return 0
+    if not entries:
+        out.text("no faults match")
+        return 0
+    rows = [
+        [
+            e["time"],
+            e["code"],
+            e["severity"],
+            e["subsystem"],
+            name_of(EngineState, e["freeze"]["state"]),
+            f"{e['freeze']['operating_s'] / 3600:,.1f}",
+        ]
+        for e in entries
+    ]
+    out.text(
+        table(
+            ["time", "code", "severity", "subsystem", "state", "op. hours"],
+            rows,
+            numeric=[False, True, False, False, False, True],
+        )
+    )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, out: Output) -> int:
+    with open_archive(args) as archive:
+        count = export(archive, args.serial, args.fmt, args.out if args.out else out.out)
+    if args.out:
+        print(f"{count:,} records written to {args.out}", file=out.err)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace, out: Output) -> int:
+    from .plot import plot_unit
+
+    with open_archive(args) as archive:
+        plot_unit(archive, args.serial, args.out)
+    print(f"plot written to {args.out}", file=out.err)
+    return 0
+
+
+def cmd_live(args: argparse.Namespace, out: Output) -> int:
+    if args.interval <= 0:
+        raise UsageError(f"--interval must be positive, not {args.interval}")
+    refresh = out.out.isatty() and not out.as_json
+    taken = 0
+    with connected(args) as client:
+        info = client.identify()
+        while args.count is None or taken < args.count:
+            reading = client.live()
+            taken += 1
+            values = reading.snapshot.engineering()
+            values["time"] = datetime.fromtimestamp(reading.timestamp, UTC).isoformat()
+            if out.as_json:
+                out.json(values)
+            else:
+                if refresh:
+                    out.out.write("\x1b[H\x1b[2J")
+                out.text(_live_view(info.serial, info.model, values))
+            out.out.flush()
+            if args.count is None or taken < args.count:
+                time.sleep(args.interval)
+    return 0
+
+
+def _live_view(serial: str, model: str, v: dict[str, Any]) -> str:
+    state = name_of(EngineState, int(v["state"]))
+    mode = name_of(GridMode, int(v["mode"]))
+    lines = [
+        f"{printable(serial)} ({printable(model)})  {v['time']}  {state}  {mode}",
+        f"  speed      {v['speed_rpm']:>9,} rpm      power      {v['power_w'] / 1000:>8.1f} kW",
+        f"  TET1/TET2  {v['tet1_c']:>6.1f} / {v['tet2_c']:.1f} °C   "
+        f"compressor in {v['compressor_inlet_c']:.1f} °C",
+        f"  ambient    {v['ambient_c']:>9.1f} °C       pressure   {v['ambient_pressure_kpa']:>8.2f} kPa",
+        f"  fuel valve {v['fuel_valve_pct']:>9.1f} %        fuel       {v['fuel_power_w'] / 1000:>8.1f} kW",
+        f"  DC bus     {v['dc_bus_v']:>9.1f} V        "
+        f"grid       {v['grid_voltage_v']:.1f} V {v['grid_freq_hz']:.3f} Hz",
+        f"  hours      {v['operating_s'] / 3600:>9,.1f}          starts     {v['starts']:>8,}   "
+        f"energy {v['energy_wh'] / 1000:,.0f} kWh",
+    ]
+    if v["active_fault"]:
+        lines.append(f"  active fault {v['active_fault']}")
+    return "\n".join(lines)
+
+
+def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
+    with open_archive(args) as archive:
+        summary = fleet_summary(archive)
+        if args.plot:
+            from .fleet_report import plot_fleet
+
+            plot_fleet(archive, args.plot)
+    report = summary.to_json()
+    if out.as_json:
+        out.json({"total": report["total"], "models": report["models"]})
+        return 0
+    rows = []
+    for model in [*report["models"], report["total"]]:
+        low, high = model["mtbf_ci90"]
+        rows.append(
+            [
+                model["model"],
+                model["units"],
+                f"{model['operating_hours']:,.0f}",
+                f"{model['starts']:,}",
+                model["failures"],
+                _fmt_hours(model["mtbf_hours"]),
+                f"{_fmt_hours(low)} .. {_fmt_hours(high)}",
+            ]
+        )
+    out.text(
+        table(
+            ["model", "units", "operating hours", "starts", "failures", "MTBF", "90 % interval"],
+            rows,
+            numeric=[False, True, True, True, True, True, False],
+        )
+    )
+    if args.plot:
+        print(f"plot written to {args.plot}", file=out.err)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
+    "ports": cmd_ports,
+    "info": cmd_info,
+    "pull": cmd_pull,
+    "units": cmd_units,
+    "summary": cmd_summary,
+    "faults": cmd_faults,
+    "export": cmd_export,
+    "plot": cmd_plot,
+    "live": cmd_live,
+    "fleet": cmd_fleet,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Output(getattr(args, "json", False))
+    try:
+        return COMMANDS[args.command](args, out)
+    except HostError as exc:
+        print(f"turbolog: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("turbolog: interrupted; what was pulled so far is kept, run again to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except OSError as exc:
+        print(f"turbolog: {OutputError(f'{exc.strerror or exc}: {exc.filename}')}", file=sys.stderr)
+        return OutputError.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

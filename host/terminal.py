@@ -1,0 +1,125 @@
+"""What the command shows a person: sanitised text, colour, tables, a progress bar.
+
+Strings a device supplies (serial numbers, model names, firmware versions)
+are untrusted: :func:`printable` strips control characters and escape
+sequences before they reach a terminal, and :func:`safe_filename` before they
+reach a file name.  Colour and progress bars appear only on a terminal (and
+never when ``NO_COLOR`` is set).  This module formats; it decides nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def printable(text: object, limit: int = 64) -> str:
+    """*text* with every control character shown as '?', cut to *limit* characters."""
+    cleaned = _UNPRINTABLE.sub("?", str(text))
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def safe_filename(text: str) -> str:
+    """A file-name component made from untrusted *text*: [A-Za-z0-9._-] only, never '.' or '..'."""
+    name = _UNSAFE_IN_NAME.sub("_", text)[:64].strip(".")
+    return name or "unit"
+
+
+class Style:
+    """ANSI colour when writing to a terminal, nothing otherwise."""
+
+    def __init__(self, stream: TextIO, enabled: bool | None = None) -> None:
+        if enabled is None:
+            enabled = stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+        self.enabled = enabled
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.enabled else text
+
+    def bold(self, text: str) -> str:
+        return self._wrap("1", text)
+
+    def red(self, text: str) -> str:
+        return self._wrap("31", text)
+
+    def yellow(self, text: str) -> str:
+        return self._wrap("33", text)
+
+    def green(self, text: str) -> str:
+        return self._wrap("32", text)
+
+    def dim(self, text: str) -> str:
+        return self._wrap("2", text)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], numeric: Sequence[bool] = ()) -> str:
+    """A plain text table; columns flagged in *numeric* are right-aligned."""
+    cells = [[printable(h) for h in headers]] + [[printable(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        parts = [
+            cell.rjust(width) if i < len(numeric) and numeric[i] else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(parts).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+class ProgressBar:
+    """One self-overwriting line on a terminal; silent anywhere else."""
+
+    def __init__(
+        self, stream: TextIO, *, min_interval: float = 0.1, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._stream = stream
+        self._enabled = stream.isatty()
+        self._last = 0.0
+        self._clock = clock
+        self._min_interval = min_interval
+        self._drawn = False
+
+    def show(self, done: int, total: int, detail: str) -> None:
+        if not self._enabled:
+            return
+        now = self._clock()
+        if now - self._last < self._min_interval and done < total:
+            return
+        self._last = now
+        width = 28
+        filled = width if total <= 0 else min(width, int(width * done / total))
+        percent = 100.0 if total <= 0 else min(100.0, 100.0 * done / total)
+        bar = "█" * filled + "·" * (width - filled)
+        self._stream.write(f"\r{bar} {percent:5.1f}%  {done:,}/{total:,} records  {detail}\x1b[K")
+        self._stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self._drawn:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+            self._drawn = False
