@@ -171,7 +171,10 @@ LOG_CLEAR_RSP = Struct(
 READ_RANGE = Struct(
     "start_seq" / Int32ul,
     "count" / Int32ul,
+    "max_payload" / Int16ul,
 )
+"""``max_payload``: record bytes per RECORDS frame at most (0: as many as fit).
+A reader on a noisy line asks for small frames: fewer bytes lost per hit."""
 
 SEQ_RANGE = Struct(
     "start_seq" / Int32ul,
@@ -179,10 +182,11 @@ SEQ_RANGE = Struct(
 )
 
 MAX_SET_RANGES = 160
-"""Ranges in one READ_SET; 160 x 6 bytes + 1 fits well inside a frame."""
+"""Ranges in one READ_SET; 1 + 160 x 6 + 2 bytes fits well inside a frame."""
 
 READ_SET = Struct(
     "ranges" / PrefixedArray(Int8ul, SEQ_RANGE),
+    "max_payload" / Int16ul,
 )
 
 RECORDS = Struct(

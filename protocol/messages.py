@@ -68,6 +68,8 @@ class ReadRange:
 
     start_seq: int
     count: int
+    max_payload: int = 0
+    """Record bytes per RECORDS frame at most; 0 lets the device fill frames."""
     MSG_TYPE: ClassVar[MsgType] = MsgType.READ_RANGE
 
 
@@ -76,6 +78,8 @@ class ReadSet:
     """Stream the records of up to MAX_SET_RANGES ``(start_seq, count)`` ranges."""
 
     ranges: tuple[tuple[int, int], ...]
+    max_payload: int = 0
+    """As for :class:`ReadRange`."""
     MSG_TYPE: ClassVar[MsgType] = MsgType.READ_SET
 
 

@@ -105,6 +105,7 @@ DESCRIPTIONS: dict[str, str] = {
     "level": "access level, see AccessLevel",
     "tag": "access-control tag (section 7); 16 zero bytes when not used",
     "start_seq": "first record seq asked for",
+    "max_payload": "record bytes per RECORDS frame at most; 0 = as many as fit (1012)",
     "count": "number of records from `start_seq`",
     "ranges": "one range of records",
     "protocol_version": "protocol version the device speaks (1)",

@@ -40,7 +40,7 @@ SEED = 0x7B0106
 FUZZ_INPUTS = 100_000
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 MAX_RECORD = formats.RECORD_OVERHEAD + formats.MAX_RECORD_BODY
-MAX_RANGES_IN_A_FRAME = (formats.MAX_PAYLOAD - 1) // formats.SEQ_RANGE.sizeof()
+MAX_RANGES_IN_A_FRAME = (formats.MAX_PAYLOAD - 3) // formats.SEQ_RANGE.sizeof()
 
 
 def corpus() -> tuple[list[bytes], list[tuple[int, bytes]], list[bytes]]:

@@ -50,7 +50,7 @@ from tests.protocol.test_records import field_values, int_bounds, snapshots
 
 ROOT = Path(__file__).resolve().parents[2]
 ASCII_NO_NUL = st.characters(min_codepoint=1, max_codepoint=0x7F)
-MAX_RANGES_IN_A_FRAME = (formats.MAX_PAYLOAD - 1) // formats.SEQ_RANGE.sizeof()
+MAX_RANGES_IN_A_FRAME = (formats.MAX_PAYLOAD - 3) // formats.SEQ_RANGE.sizeof()
 
 
 def string_length(con: StringEncoded) -> int | None:
@@ -313,7 +313,7 @@ def test_a_read_set_over_160_ranges_is_malformed() -> None:
     count = formats.MAX_SET_RANGES + 1
     assert count <= MAX_RANGES_IN_A_FRAME
     with pytest.raises(MalformedMessage):
-        decode_message(Frame(MsgType.READ_SET, 0, bytes([count]) + bytes(6 * count)))
+        decode_message(Frame(MsgType.READ_SET, 0, bytes([count]) + bytes(6 * count) + bytes(2)))
 
 
 # --- RANGE_END digest --------------------------------------------------------------------------------
