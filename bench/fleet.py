@@ -1,0 +1,87 @@
+"""The press-release fleet: 4,000 units and 15 million operating hours, simulated, ingested, queried.
+
+Plans the fleet of the manufacturer's May 2007 press release (4,000 units,
+C30:0.6,C60:0.4, 3,750 operating hours each on average: 15,000,000 hours,
+an hourly sample plus every fault and event), simulates it into flash
+images on every core (``firmware_sim.fleet``), ingests the images into a
+fresh archive (``host.ingest``), and times the fleet table
+(``host.fleet_report.fleet_table``, median of 3).  Everything is written
+under a temporary directory, removed afterwards (about 1.3 GB of images and
+the archive).
+
+``TURBOLOG_FLEET_UNITS`` scales the fleet down (same mean hours) for a quick
+run; the time and size targets scale with it, the query target does not.
+Beside each time is the CPU it took, since the machine is shared.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from firmware_sim.fleet import parse_mix, plan_fleet, simulate_fleet
+from host.archive import Archive
+from host.fleet_report import fleet_table
+from host.ingest import ingest_dir
+
+from .figures import Figure, median_of, timed
+
+UNITS = 4000
+HOURS = 3750
+MIX = "C30:0.6,C60:0.4"
+SEED = 2007
+
+SIMULATE_BUDGET_S = 420.0
+INGEST_BUDGET_S = 180.0
+TOTAL_BUDGET_S = 600.0
+ARCHIVE_BUDGET_BYTES = 2e9
+QUERY_BUDGET_S = 5.0
+
+
+def _cpu(children: bool) -> float:
+    t = os.times()
+    return t.children_user + t.children_system if children else t.user + t.system
+
+
+def run() -> list[Figure]:
+    units = int(os.environ.get("TURBOLOG_FLEET_UNITS", UNITS))
+    scale = units / UNITS
+    scaled = f"target scaled x{scale:g} from {UNITS:,} units" if scale != 1 else ""
+    plans = plan_fleet(units, parse_mix(MIX), HOURS, SEED)
+    with tempfile.TemporaryDirectory(prefix="turbolog-fleet-") as tmp:
+        images, archive_path = Path(tmp) / "images", Path(tmp) / "archive.sqlite"
+        cpu, wall = _cpu(children=True), time.perf_counter()
+        results = simulate_fleet(plans, images)
+        simulate_s, simulate_cpu = time.perf_counter() - wall, _cpu(children=True) - cpu
+        cpu, wall = _cpu(children=False), time.perf_counter()
+        with Archive.open(archive_path) as archive:
+            ingested = ingest_dir(archive, images)
+        ingest_s, ingest_cpu = time.perf_counter() - wall, _cpu(children=False) - cpu
+        size = sum(path.stat().st_size for path in Path(tmp).glob("archive.sqlite*"))
+        with Archive.open(archive_path) as archive:
+            query_s = median_of(3, lambda: timed(lambda: fleet_table(archive)))
+            report = fleet_table(archive)
+    hours = sum(result.operating_s for result in results) / 3600
+    records = sum(result.records for result in results)
+    if ingested.failed or ingested.records != records:
+        failed = [image.error for image in ingested.failed]
+        raise AssertionError(f"ingested {ingested.records:,} of {records:,} records; failed: {failed}")
+    cores = f"CPU {simulate_cpu:.0f} s on {os.cpu_count()} cores"
+    return [
+        Figure(f"fleet: simulate {units:,} units", simulate_s, "s", SIMULATE_BUDGET_S * scale, False,
+               _note(cores, f"{records / simulate_s:,.0f} rec/s", scaled)),
+        Figure("fleet: ingest", ingest_s, "s", INGEST_BUDGET_S * scale, False,
+               _note(f"CPU {ingest_cpu:.0f} s", f"{records / ingest_s:,.0f} rec/s", scaled)),
+        Figure("fleet: simulate + ingest", simulate_s + ingest_s, "s", TOTAL_BUDGET_S * scale, False, scaled),
+        Figure("fleet: archive size", size / 1e9, "GB", ARCHIVE_BUDGET_BYTES / 1e9 * scale, False,
+               _note(f"{size / records:.0f} bytes per record", scaled)),
+        Figure("fleet: fleet table query", query_s, "s", QUERY_BUDGET_S, False, f"{units:,} units"),
+        Figure("fleet: documented operating hours", hours, "h", None,
+               reference=f"fleet table: {report.total.operating_hours:,.0f} h, {records:,} records"),
+    ]
+
+
+def _note(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)

@@ -1,0 +1,230 @@
+"""`turbolog export --format parquet`: the archive as a partitioned Parquet dataset, for other tools.
+
+:func:`export_parquet` writes a directory (pyarrow, the optional extra
+``turbolog[parquet]``)::
+
+    OUT/units.parquet                              one row per unit: serial, model, firmware,
+                                                   log bounds and counters as last identified
+    OUT/samples/model=C60/year=2006/part-0.parquet   one row per record, Hive-partitioned by
+    OUT/faults/model=.../year=.../...                model and by the UTC year of the record
+    OUT/events/...
+    OUT/other_records/...                          unknown types and lengths: header and raw bytes
+
+Record rows carry ``serial``, ``seq``, ``timestamp`` (UTC) and then
+every field of their format in wire units and wire types, named as in the
+archive (``tet1_c_x10`` is tenths of a degree; a fault's freeze-frame fields
+drop the ``freeze.`` prefix), and the record's own ``crc`` (CRC-32C), so any
+row can be packed back into the record's bytes and verified.  Rows are
+decoded from the raw bytes the archive kept, through
+:func:`protocol.records.decode_batch`, which checks every CRC again: a
+damaged record stops the export (:class:`~host.errors.ArchiveError`).  One
+unit's records, plus at most a row group per partition, are in memory.
+
+The dataset is built in a temporary directory beside OUT and renamed into
+place when complete; OUT must not exist or must be empty.  Files are written
+in the calling thread (the archive's connections belong to it).  This module
+never changes the archive, and imports pyarrow only when it exports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from protocol.enums import RecordType
+from protocol.records import LAYOUTS, decode_batch
+
+from .archive import Archive
+from .errors import ArchiveError, OutputError, UsageError
+
+ROWS_PER_GROUP = 1 << 17
+"""Rows gathered into one Parquet row group (across units)."""
+
+DATASETS: dict[str, int | None] = {
+    "samples": RecordType.SAMPLE,
+    "faults": RecordType.FAULT,
+    "events": RecordType.EVENT,
+    "other_records": None,
+}
+"""Dataset directory -> the record type whose archive table of the same name it holds (None: the rest)."""
+
+_STRUCT_TYPES = {
+    "B": "uint8", "H": "uint16", "I": "uint32", "L": "uint32", "Q": "uint64",
+    "b": "int8", "h": "int16", "i": "int32", "l": "int32", "q": "int64",
+}
+"""Arrow types of the struct codes of little-endian (standard size) layouts."""
+_HEADER_FIELDS = ("seq", "timestamp", "type", "length")
+_UNIT_COLUMNS = (
+    ("serial", "string"), ("model", "string"), ("firmware", "string"), ("schema_fingerprint", "uint32"),
+    ("capacity_records", "uint32"), ("first_seq", "uint32"), ("next_seq", "uint32"),
+    ("device_time", "uint32"), ("operating_s", "uint32"), ("starts", "uint32"), ("trips", "uint32"),
+    ("energy_wh", "uint64"), ("record_count", "uint64"),
+)
+
+
+def _field_types(rtype: int) -> list[tuple[str, str]]:
+    """(column name, arrow type name) of every field of a record layout, in wire order."""
+    layout = LAYOUTS[rtype]
+    codes = [code for count, code in re.findall(r"(\d*)([a-zA-Z])", layout.struct.format) for _ in
+             range(int(count or 1))]
+    return [(name.removeprefix("freeze."), _STRUCT_TYPES[code]) for name, code in
+            zip(layout.names, codes, strict=True)]
+
+
+def _pyarrow() -> tuple[Any, Any, Any]:
+    try:
+        import pyarrow
+        import pyarrow.compute
+        import pyarrow.parquet
+    except ImportError as exc:
+        raise UsageError("the parquet export needs pyarrow: install turbolog[parquet]") from exc
+    return pyarrow, pyarrow.compute, pyarrow.parquet
+
+
+def export_parquet(archive: Archive, out_dir: str | os.PathLike[str], serial: str | None = None) -> int:
+    """Write the records of *serial*, or of every unit, as the dataset described in the
+    module docstring into *out_dir*; returns the number of records written.
+
+    Raises UsageError when pyarrow is missing or *out_dir* is not empty,
+    :class:`~host.errors.UnknownUnit`, ArchiveError for a damaged record, and
+    OutputError when the directory cannot be written.
+    """
+    pa, pc, pq = _pyarrow()
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{out} already exists and is not an empty directory")
+    if serial is not None:
+        archive.unit(serial)
+    units = [
+        row for row in archive.query("SELECT id, serial, model FROM units ORDER BY serial")
+        if serial is None or row[1] == serial
+    ]
+    part = out.with_name(f".{out.name}.part")
+    written = 0
+    try:
+        shutil.rmtree(part, ignore_errors=True)
+        part.mkdir(parents=True)
+        pq.write_table(_units_table(pa, archive, serial), part / "units.parquet", compression="zstd")
+        for name, rtype in DATASETS.items():
+            writer = _PartitionedWriter(pa, pc, pq, part / name, _schema(pa, rtype))
+            with writer:
+                for model, batch in _batches(pa, archive, name, rtype, units, writer.schema):
+                    writer.write(model, batch)
+            written += writer.rows
+        if out.exists():
+            out.rmdir()
+        part.rename(out)
+    except OSError as exc:
+        shutil.rmtree(part, ignore_errors=True)
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(part, ignore_errors=True)
+        raise
+    return written
+
+
+def _units_table(pa: Any, archive: Archive, serial: str | None) -> Any:
+    names = ", ".join(name for name, _ in _UNIT_COLUMNS)
+    rows = list(archive.query(
+        f"SELECT {names} FROM units WHERE serial = :serial OR :serial IS NULL ORDER BY serial",
+        {"serial": serial},
+    ))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(_UNIT_COLUMNS)
+    return pa.table({
+        name: pa.array(values, getattr(pa, kind)())
+        for (name, kind), values in zip(_UNIT_COLUMNS, columns, strict=True)
+    })
+
+
+def _body_fields(rtype: int | None) -> list[tuple[int, str, str]]:
+    """(index in the decoded values, column, arrow type name) of the columns after the header ones."""
+    if rtype is None:
+        return [(2, "type", "uint8"), (3, "length", "uint8")]
+    fields = enumerate(_field_types(rtype))
+    return [(i, name, kind) for i, (name, kind) in fields if name not in _HEADER_FIELDS]
+
+
+def _schema(pa: Any, rtype: int | None) -> Any:
+    """The columns of one dataset's files (model and year are in the directory names)."""
+    return pa.schema(
+        [("serial", pa.string()), ("seq", pa.uint32()), ("timestamp", pa.timestamp("s", tz="UTC"))]
+        + [(name, getattr(pa, kind)()) for _, name, kind in _body_fields(rtype)]
+        + ([("raw", pa.binary())] if rtype is None else [])
+    )
+
+
+def _batches(
+    pa: Any, archive: Archive, table: str, rtype: int | None, units: list[tuple[Any, ...]], schema: Any
+) -> Iterator[tuple[str, Any]]:
+    """(model, record batch) of every unit that has records in *table*, decoded and verified."""
+    body = _body_fields(rtype)
+    for unit, serial, model in units:
+        rows = archive.query(f"SELECT raw FROM {table} WHERE unit = ? ORDER BY seq", (unit,))
+        raws = [raw for (raw,) in rows]
+        if not raws:
+            continue
+        good, errors = decode_batch(b"".join(raws))
+        if errors or len(good) != len(raws):
+            raise ArchiveError(f"archive {archive.path}: a record in {table} of {serial} is damaged")
+        columns = list(zip(*(values for _, values in good), strict=False))
+        arrays = [
+            pa.array([serial] * len(raws), pa.string()),
+            pa.array(columns[0], pa.uint32()),
+            pa.array(columns[1], pa.int64()).cast(pa.timestamp("s", tz="UTC")),
+            *(pa.array(columns[i], getattr(pa, kind)()) for i, _, kind in body),
+            *([pa.array(raws, pa.binary())] if rtype is None else []),
+        ]
+        yield model, pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+class _PartitionedWriter:
+    """Batches into ``base/model=M/year=Y/part-0.parquet``, one file per partition, in row
+    groups of :data:`ROWS_PER_GROUP`; every write happens in the calling thread."""
+
+    def __init__(self, pa: Any, pc: Any, pq: Any, base: Path, schema: Any) -> None:
+        self._pa, self._pc, self._pq = pa, pc, pq
+        self._base = base
+        self.schema = schema
+        self.rows = 0
+        self._files: dict[tuple[str, int], Any] = {}
+        self._pending: dict[tuple[str, int], list[Any]] = {}
+
+    def write(self, model: str, batch: Any) -> None:
+        pc = self._pc
+        years = pc.year(batch.column("timestamp"))
+        for year in pc.unique(years).to_pylist():
+            key = (model, year)
+            pending = self._pending.setdefault(key, [])
+            pending.append(batch.filter(pc.equal(years, year)))
+            if sum(part.num_rows for part in pending) >= ROWS_PER_GROUP:
+                self._flush(key)
+        self.rows += batch.num_rows
+
+    def _flush(self, key: tuple[str, int]) -> None:
+        pending = self._pending.pop(key, [])
+        if not pending:
+            return
+        file = self._files.get(key)
+        if file is None:
+            model, year = key
+            folder = self._base / f"model={model}" / f"year={year}"
+            folder.mkdir(parents=True)
+            file = self._files[key] = self._pq.ParquetWriter(folder / "part-0.parquet", self.schema,
+                                                              compression="zstd")
+        file.write_table(self._pa.Table.from_batches(pending, self.schema), row_group_size=ROWS_PER_GROUP)
+
+    def __enter__(self) -> _PartitionedWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                for key in list(self._pending):
+                    self._flush(key)
+        finally:
+            for file in self._files.values():
+                file.close()

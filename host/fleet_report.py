@@ -1,0 +1,261 @@
+"""The fleet table of `turbolog fleet`, and its picture: the press release, from the units' own logs.
+
+:func:`fleet_table` gives a :class:`FleetReport`: units, documented operating
+hours, starts, faults by severity, and MTBF per model with its 90 %
+two-sided chi-square interval and one-sided lower bound, for the whole fleet
+and per model.  Every figure is :func:`host.analytics.fleet_summary`'s
+(definitions in :mod:`host.analytics`; the arithmetic in
+:mod:`host.reliability`): this module adds the fleet's calendar bounds and
+the presentation, nothing else.
+
+:func:`hours_timeline` traces the fleet's cumulative documented operating
+hours over calendar time, per model, from a few samples of each unit found
+through the archive's key (never a scan of every sample), joined by straight
+lines.  :func:`plot_fleet` draws MTBF per model with its interval bars above
+that timeline (matplotlib, imported only when a plot is made, Agg backend).
+
+It never writes the archive and never talks to a device.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from protocol.enums import Severity, name_of
+
+from .analytics import CONFIDENCE, ModelSummary, fleet_summary
+from .archive import Archive
+from .errors import OutputError, UsageError
+
+HOURS_PER_YEAR = 8766
+"""365.25 days."""
+
+TIMELINE_POINTS = 200
+"""Calendar instants at which the timeline is evaluated."""
+PROBES_PER_UNIT = 16
+"""Samples read per unit to trace its hours over time (plus its last one)."""
+
+
+def _iso(timestamp: int | None) -> str | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "inf" if math.isinf(value) else f"{value:,.0f}"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetReport:
+    """The fleet as its archived logs document it."""
+
+    total: ModelSummary
+    """Every unit pooled (``model`` is "all")."""
+    models: tuple[ModelSummary, ...]
+    """One per model, by model name."""
+    first_record: int | None
+    """Unix time of the oldest archived record of any unit."""
+    last_record: int | None
+    """Unix time of the newest: the date the table stands for."""
+
+    @property
+    def unit_years(self) -> float:
+        return self.total.operating_hours / HOURS_PER_YEAR
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "as_of": _iso(self.last_record),
+            "first_record": _iso(self.first_record),
+            "confidence": CONFIDENCE,
+            "unit_years": round(self.unit_years, 1),
+            "total": self.total.to_json(),
+            "models": [model.to_json() for model in self.models],
+        }
+
+    def to_text(self) -> str:
+        """The table as a technician reads it, one line per model and one for the fleet."""
+        total = self.total
+        as_of = _iso(self.last_record)
+        lines = [
+            f"fleet{' on ' + as_of[:10] if as_of else ''}: {total.units:,} units, "
+            f"{total.operating_hours:,.0f} documented operating hours ({self.unit_years:,.0f} unit-years), "
+            f"{total.starts:,} starts",
+            "",
+        ]
+        levels = sorted(total.faults_by_severity)
+        percent = f"{CONFIDENCE:.0%}"
+        header = ["model", "units", "operating h", "starts",
+                  *(name_of(Severity, level).lower() for level in levels),
+                  "failures", "MTBF h", f"{percent} interval h", f"MTBF > ({percent})"]
+        rows = [header]
+        for summary in (*self.models, total):
+            estimate = summary.mtbf
+            rows.append([
+                summary.model, f"{summary.units:,}", f"{summary.operating_hours:,.0f}", f"{summary.starts:,}",
+                *(f"{summary.faults_by_severity.get(level, 0):,}" for level in levels),
+                f"{summary.failures:,}", _number(estimate.point),
+                f"[{_number(estimate.ci_low)}, {_number(estimate.ci_high)}]",
+                _number(estimate.lower_one_sided),
+            ])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        for row in rows:
+            cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:],
+                                                                                              strict=True)]
+            lines.append("  ".join(cells).rstrip())
+        return "\n".join(lines)
+
+
+def fleet_table(archive: Archive) -> FleetReport:
+    """The fleet table of every unit in *archive*."""
+    summary = fleet_summary(archive)
+    firsts = [unit.first_record for unit in summary.units if unit.first_record is not None]
+    lasts = [unit.last_record for unit in summary.units if unit.last_record is not None]
+    return FleetReport(
+        total=summary.total,
+        models=summary.models,
+        first_record=min(firsts, default=None),
+        last_record=max(lasts, default=None),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HoursTimeline:
+    """Cumulative documented operating hours of the fleet at calendar instants, per model."""
+
+    times: tuple[int, ...]
+    """Unix seconds, ascending."""
+    hours: dict[str, tuple[float, ...]]
+    """Per model, the hours its units had documented at each of :attr:`times`."""
+
+
+_PROBE_SQL = """SELECT timestamp, operating_s FROM samples
+                WHERE unit = ? AND seq >= ? ORDER BY seq LIMIT 1"""
+_LAST_SQL = "SELECT timestamp, operating_s FROM samples WHERE unit = ? ORDER BY seq DESC LIMIT 1"
+
+
+def _unit_trace(archive: Archive, unit: int, first_seq: int, next_seq: int) -> list[tuple[int, int]]:
+    """(timestamp, operating_s) of samples spread evenly over the unit's seqs, and of its last one."""
+    trace: list[tuple[int, int]] = []
+    step = max(1, (next_seq - first_seq) // PROBES_PER_UNIT)
+    for seq in range(first_seq, next_seq, step):
+        trace += archive.query(_PROBE_SQL, (unit, seq))
+    trace += archive.query(_LAST_SQL, (unit,))
+    return sorted(set(trace))
+
+
+def _at(trace: list[tuple[int, int]], times: list[int]) -> list[float]:
+    """The unit's operating hours at each of *times*: 0 before its first sample,
+    linear between samples, its last value after the last one."""
+    out = []
+    i = 0
+    for t in times:
+        while i < len(trace) and trace[i][0] <= t:
+            i += 1
+        if i == 0:
+            out.append(0.0)
+        elif i == len(trace):
+            out.append(trace[-1][1] / 3600)
+        else:
+            (t0, s0), (t1, s1) = trace[i - 1], trace[i]
+            out.append((s0 + (s1 - s0) * (t - t0) / (t1 - t0)) / 3600)
+    return out
+
+
+def hours_timeline(archive: Archive, points: int = TIMELINE_POINTS) -> HoursTimeline:
+    """The fleet's documented operating hours over calendar time (see the module docstring)."""
+    units = list(archive.query("SELECT id, model, first_seq, next_seq FROM units ORDER BY id"))
+    traces = [(model, _unit_trace(archive, unit, first, end)) for unit, model, first, end in units]
+    stamps = [stamp for _, trace in traces for stamp, _ in trace]
+    if not stamps:
+        return HoursTimeline((), {})
+    start, stop = min(stamps), max(stamps)
+    times = sorted({start + (stop - start) * i // max(1, points - 1) for i in range(points)})
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(times))
+    for model, trace in traces:
+        total = totals[model]
+        for i, hours in enumerate(_at(trace, times)):
+            total[i] += hours
+    return HoursTimeline(tuple(times), {model: tuple(totals[model]) for model in sorted(totals)})
+
+
+def plot_fleet(archive: Archive, out_path: str | os.PathLike[str]) -> None:
+    """Draw MTBF per model with its interval, and cumulative fleet hours over time, into a PNG.
+
+    Raises UsageError when matplotlib is not installed or the archive holds
+    no unit, and OutputError when the file cannot be written.
+    """
+    report = fleet_table(archive)
+    if not report.models:
+        raise UsageError(f"archive {archive.path} holds no unit: nothing to plot")
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise UsageError("plotting needs matplotlib: install turbolog[plot]") from exc
+    timeline = hours_timeline(archive)
+
+    figure = Figure(figsize=(11, 8), layout="constrained")
+    FigureCanvasAgg(figure)
+    mtbf_axes, hours_axes = figure.subplots(2, 1, height_ratios=(1, 1.3))
+    _draw_mtbf(mtbf_axes, report)
+    _draw_hours(hours_axes, timeline)
+    as_of = _iso(report.last_record)
+    figure.suptitle(
+        f"{report.total.units:,} units, {report.total.operating_hours:,.0f} documented operating hours"
+        + (f" to {as_of[:10]}" if as_of else "")
+    )
+    try:
+        figure.savefig(out_path, format="png", dpi=100)
+    except OSError as exc:
+        raise OutputError(f"cannot write {Path(out_path)}: {exc.strerror or exc}") from exc
+
+
+def _draw_mtbf(ax: Any, report: FleetReport) -> None:
+    """MTBF per model: the point estimate, the two-sided interval as a bar (an arrow when
+    it is unbounded above), and the one-sided lower bound as a tick."""
+    tops = [m.mtbf.ci_high if not math.isinf(m.mtbf.ci_high) else 3 * m.mtbf.ci_low for m in report.models]
+    ceiling = 1.15 * max(tops)
+    floor = 0.8 * min(min(m.mtbf.ci_low, m.mtbf.lower_one_sided) for m in report.models)
+    for x, model in enumerate(report.models):
+        estimate = model.mtbf
+        top = min(estimate.ci_high, ceiling)
+        ax.vlines(x, estimate.ci_low, top, color="tab:blue", linewidth=3, alpha=0.5)
+        if math.isinf(estimate.ci_high):
+            ax.plot(x, top, marker="^", color="tab:blue")
+        ax.plot(x, estimate.lower_one_sided, marker="_", markersize=18, color="tab:red")
+        if estimate.point is not None:
+            ax.plot(x, estimate.point, marker="o", color="tab:blue")
+        ax.annotate(
+            f"{_number(estimate.point)} h\n{model.failures:,} failures in {model.exposure_hours:,.0f} h",
+            (x, top), textcoords="offset points", xytext=(14, 0), va="top", fontsize="small",
+        )
+    ax.set_xticks(range(len(report.models)), [model.model for model in report.models])
+    ax.set_xlim(-0.5, len(report.models) - 0.2)
+    ax.set_ylim(floor, ceiling)
+    ax.set_ylabel("MTBF (operating hours)")
+    percent = f"{CONFIDENCE:.0%}"
+    ax.set_title(
+        f"MTBF per model: point, {percent} two-sided interval (bar), {percent} lower bound (red)",
+        fontsize="medium",
+    )
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+def _draw_hours(ax: Any, timeline: HoursTimeline) -> None:
+    """Cumulative documented hours, stacked by model."""
+    times = [datetime.fromtimestamp(t, UTC) for t in timeline.times]
+    models = list(timeline.hours)
+    millions = [[hours / 1e6 for hours in timeline.hours[model]] for model in models]
+    ax.stackplot(times, *millions, labels=models, alpha=0.7)
+    ax.set_ylabel("documented operating hours (millions)")
+    ax.set_xlabel("time (UTC)")
+    ax.set_title("cumulative fleet operating hours, from the units' logs", fontsize="medium")
+    ax.legend(loc="upper left")
+    ax.grid(True, alpha=0.3)

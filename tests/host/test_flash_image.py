@@ -1,0 +1,191 @@
+"""host.flash_image against the emulator's own flash and log store (docs/flash-image.md).
+
+What a user would notice: an image yields exactly the records the controller
+would serve after power-up (first_seq, next_seq, counters and every byte),
+through wrap-arounds, clears and torn records; a foreign or corrupt image is
+refused with a clear DeviceError; an identity sidecar that names another
+unit or schema is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import struct
+from pathlib import Path
+
+import pytest
+
+from firmware_sim.flash import NorFlash
+from firmware_sim.logstore import SECTOR_HEADER_SIZE, LogStore
+from host.errors import DeviceError
+from host.flash_image import FlashImage, LogCounters, UnitIdentity, parse_identity, parse_image
+from protocol.crc import crc32c
+from protocol.enums import EventKind
+from protocol.messages import SCHEMA_FINGERPRINT
+from protocol.records import EventRecord, FaultRecord, Record, SampleRecord, Snapshot, UnknownRecord
+
+SECTOR_SIZE = 512
+SECTOR_COUNT = 6
+
+
+def snapshot(operating_s: int, starts: int) -> Snapshot:
+    return Snapshot(4, 0, 0, 96000, 60000, 6100, 6120, 150, 150, 10132, 700, 214000, 7600, 4800, 60000,
+                    operating_s, starts, 0, operating_s * 16)
+
+
+def workload(seed: int, count: int) -> list[Record]:
+    """Seeded records of every kind (and an unknown type), counters growing."""
+    rng = random.Random(seed)
+    records: list[Record] = []
+    for i in range(count):
+        t = 1_700_000_000 + 60 * i
+        roll = rng.random()
+        if roll < 0.6:
+            records.append(SampleRecord(0, t, snapshot(60 * i, i // 10)))
+        elif roll < 0.75:
+            records.append(FaultRecord(0, t, 5005, rng.choice([2, 3, 4]), 0, 0, snapshot(60 * i, i // 10)))
+        elif roll < 0.97:
+            records.append(EventRecord(0, t, EventKind.STATE_CHANGE, 3, 4, 0, i, 0))
+        else:
+            records.append(UnknownRecord(0, t, 0x42, rng.randbytes(rng.randrange(0, 40))))
+    return records
+
+
+def image_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def held(image: FlashImage) -> list[bytes]:
+    return [raw for sector in image.sectors() for _, _, _, raw in sector.records]
+
+
+def assert_agrees(image: FlashImage, store: LogStore, flash: NorFlash) -> None:
+    """The image reads as the controller's recovery reads the same flash."""
+    assert (image.first_seq, image.next_seq) == (store.first_seq, store.next_seq)
+    c = store.counters
+    assert image.counters == LogCounters(c.operating_s, c.starts, c.trips, c.energy_wh)
+    assert held(image) == list(store.iter_raw(store.first_seq, store.next_seq))
+    assert image.capacity_records == store.capacity_records
+    assert list(image.erase_counts) == flash.erase_counts()
+    newest = store.read(store.next_seq - 1) if store.next_seq else None
+    assert image.last_timestamp == (int.from_bytes(newest[4:8], "little") if newest else 0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_image_reads_as_the_controller_recovers_it(tmp_path: Path, seed: int) -> None:
+    path = tmp_path / "unit.img"
+    rng = random.Random(seed)
+    with NorFlash.open(path, SECTOR_SIZE, SECTOR_COUNT) as flash:
+        store = LogStore(flash)
+        for record in workload(seed, rng.randrange(20, 400)):
+            store.append(record)
+            if rng.random() < 0.01:
+                store.clear()
+        flash.flush()
+        image = parse_image(image_bytes(path), path.name)
+        assert_agrees(image, LogStore(flash), flash)
+
+
+def test_an_empty_log_holds_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "unit.img"
+    NorFlash.open(path, SECTOR_SIZE, SECTOR_COUNT).close()
+    image = parse_image(image_bytes(path))
+    assert (image.first_seq, image.next_seq, image.last_timestamp) == (0, 0, 0)
+    assert image.ring == ()
+    assert image.counters == LogCounters(0, 0, 0, 0)
+    assert list(image.sectors()) == []
+
+
+def test_a_wrapped_log_starts_at_the_oldest_sector_left(tmp_path: Path) -> None:
+    path = tmp_path / "unit.img"
+    with NorFlash.open(path, SECTOR_SIZE, SECTOR_COUNT) as flash:
+        store = LogStore(flash)
+        for record in workload(1, 500):
+            store.append(record)
+        image = parse_image(image_bytes(path))
+        assert image.first_seq > 0
+        assert len(image.ring) == SECTOR_COUNT
+        assert_agrees(image, store, flash)
+
+
+def test_a_torn_record_ends_its_sector_and_is_counted(tmp_path: Path) -> None:
+    path = tmp_path / "unit.img"
+    with NorFlash.open(path, SECTOR_SIZE, SECTOR_COUNT) as flash:
+        store = LogStore(flash)
+        for record in workload(2, 5):
+            store.append(record)
+    data = bytearray(image_bytes(path))
+    data_offset = 4096
+    last = data_offset + SECTOR_HEADER_SIZE
+    for _ in range(4):
+        last += 14 + data[last + 9]
+    torn = next(i for i in range(last + 10, last + 14 + data[last + 9]) if data[i])
+    data[torn] &= data[torn] - 1  # the power failed before this bit of the last record was programmed
+    path.write_bytes(bytes(data))
+    image = parse_image(bytes(data))
+    assert image.next_seq == 4
+    assert [sector.discarded for sector in image.sectors()] == [1]
+    with NorFlash.open(path) as flash:
+        assert_agrees(image, LogStore(flash), flash)
+
+
+def good_header(path: Path) -> bytearray:
+    NorFlash.open(path, SECTOR_SIZE, SECTOR_COUNT).close()
+    return bytearray(image_bytes(path))
+
+
+def reseal(data: bytearray) -> bytes:
+    """Recompute the header CRC, so that only the field changed is wrong."""
+    data[24:28] = crc32c(bytes(data[:24])).to_bytes(4, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda d: b"SQLite format 3\x00" + bytes(d[16:]), "not a turbolog flash image"),
+    (lambda d: bytes(d[:12]) + b"\x01" + bytes(d[13:]), "CRC-32C mismatch"),
+    (lambda d: reseal(bytearray(d[:8]) + struct.pack("<H", 2) + d[10:]), "format 2"),
+    (lambda d: reseal(d[:20] + struct.pack("<I", 8192) + d[24:]), "data offset 8192"),
+    (lambda d: reseal(d[:16] + struct.pack("<I", 1) + d[20:]), "cannot hold a log"),
+    (lambda d: bytes(d[:-1]), "its header says"),
+    (lambda d: b"", "not a turbolog flash image"),
+], ids=["foreign", "crc", "version", "data-offset", "one-sector", "truncated", "empty"])
+def test_a_foreign_or_corrupt_image_is_refused(tmp_path: Path, damage: object, message: str) -> None:
+    data = damage(good_header(tmp_path / "unit.img"))  # type: ignore[operator]
+    with pytest.raises(DeviceError, match=message):
+        parse_image(data, "unit.img")
+
+
+def identity(**changes: object) -> str:
+    doc = {
+        "format": "turbolog-unit-identity", "version": 1, "serial": "C60-000001", "model": "C60",
+        "firmware": "turbosim-1.0", "schema_fingerprint": SCHEMA_FINGERPRINT, "image": "C60-000001.img",
+        "simulated": {"seed": 1},
+    }
+    doc.update(changes)
+    return json.dumps(doc)
+
+
+def test_a_sidecar_names_the_unit() -> None:
+    assert parse_identity(identity(), "C60-000001.img") == UnitIdentity(
+        "C60-000001", "C60", "turbosim-1.0", SCHEMA_FINGERPRINT
+    )
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{", "not JSON"),
+    ("[]", "not a turbolog-unit-identity"),
+    (identity(format="other"), "not a turbolog-unit-identity"),
+    (identity(version=2), "version 2"),
+    (identity(serial="C60-0000000000001"), "serial must be 1 to 16"),
+    (identity(model=""), "model must be 1 to 8"),
+    (identity(firmware=7), "firmware must be"),
+    (identity(schema_fingerprint="0x1"), "schema_fingerprint must be an integer"),
+    (identity(image="other.img"), "names unit"),
+    (identity(serial="C60-000002", image="C60-000002.img"), "names unit"),
+    (identity(schema_fingerprint=SCHEMA_FINGERPRINT ^ 1), "formats differ"),
+], ids=["json", "array", "format", "version", "serial", "model", "firmware", "fingerprint-type",
+        "image", "file-name", "schema"])
+def test_a_sidecar_for_another_unit_or_schema_is_refused(text: str, message: str) -> None:
+    with pytest.raises(DeviceError, match=message):
+        parse_identity(text, "C60-000001.img")
