@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,plot]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,plot,parquet]'
 	touch $@
 
 venv: $(STAMP)

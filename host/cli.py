@@ -22,10 +22,10 @@ from typing import Any, TextIO
 
 from protocol.enums import EngineState, GridMode, Severity, name_of
 
-from .analytics import fault_list, fleet_summary, unit_summary
+from .analytics import fault_list, unit_summary
 from .archive import Archive, default_archive_path
 from .driver import Client
-from .errors import HostError, OutputError, UsageError
+from .errors import DeviceError, HostError, OutputError, UsageError
 from .export import EXPORTERS, export
 from .pull import PullProgress, pull
 from .terminal import ProgressBar, Style, duration, human_bytes, printable, table
@@ -152,10 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="at or above: 2/WARNING, 3/NORMAL_SHUTDOWN, 4/FAST_SHUTDOWN, 5/EMERGENCY_STOP",
     )
     faults.add_argument("--code", type=code_type, help="only this fault code")
-    exp = command("export", "write one unit's records as CSV or JSON lines", [common])
-    exp.add_argument("serial")
-    exp.add_argument("--format", required=True, choices=sorted(EXPORTERS), dest="fmt")
-    exp.add_argument("--out", type=Path, metavar="FILE", help="output file (default: standard output)")
+    exp = command(
+        "export", "write a unit's records as CSV or JSON lines, or the archive as Parquet", [common]
+    )
+    exp.add_argument("serial", nargs="?", help="the unit (optional for parquet: all units)")
+    exp.add_argument("--format", required=True, choices=[*sorted(EXPORTERS), "parquet"], dest="fmt")
+    exp.add_argument(
+        "--out",
+        type=Path,
+        metavar="PATH",
+        help="output file (default: standard output); for parquet, a directory (required)",
+    )
     plot = command("plot", "draw power, speed and exhaust temperature over time, faults marked", [common])
     plot.add_argument("serial")
     plot.add_argument("--out", type=Path, metavar="FILE.png", required=True)
@@ -163,7 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--interval", type=float, default=1.0, help="seconds between readings (default 1)")
     live.add_argument("--count", type=int, help="stop after this many readings (default: until Ctrl-C)")
     fleet = command("fleet", "every archived unit: hours, starts, faults and MTBF per model", [common])
-    fleet.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw MTBF per model")
+    fleet.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw MTBF per model with its interval, and fleet hours over time",
+    )
+    ingest = command(
+        "ingest", "load flash images (DIR/*.img with their .json identity) into the archive", [common]
+    )
+    ingest.add_argument("directory", type=Path)
     return parser
 
 
@@ -392,6 +408,17 @@ def cmd_faults(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: Output) -> int:
+    if args.fmt == "parquet":
+        from .export_parquet import export_parquet
+
+        if args.out is None:
+            raise UsageError("--format parquet writes a directory: give it with --out DIR")
+        with open_archive(args) as archive:
+            count = export_parquet(archive, args.out, args.serial)
+        print(f"{count:,} records written to the Parquet dataset {args.out}", file=out.err)
+        return 0
+    if args.serial is None:
+        raise UsageError(f"--format {args.fmt} exports one unit: name its serial number")
     with open_archive(args) as archive:
         count = export(archive, args.serial, args.fmt, args.out if args.out else out.out)
     if args.out:
@@ -453,40 +480,47 @@ def _live_view(serial: str, model: str, v: dict[str, Any]) -> str:
 
 
 def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
-    with open_archive(args) as archive:
-        summary = fleet_summary(archive)
-        if args.plot:
-            from .fleet_report import plot_fleet
+    from .fleet_report import fleet_table, plot_fleet
 
+    with open_archive(args) as archive:
+        report = fleet_table(archive)
+        if args.plot:
             plot_fleet(archive, args.plot)
-    report = summary.to_json()
     if out.as_json:
-        out.json({"total": report["total"], "models": report["models"]})
-        return 0
-    rows = []
-    for model in [*report["models"], report["total"]]:
-        low, high = model["mtbf_ci90"]
-        rows.append(
-            [
-                model["model"],
-                model["units"],
-                f"{model['operating_hours']:,.0f}",
-                f"{model['starts']:,}",
-                model["failures"],
-                _fmt_hours(model["mtbf_hours"]),
-                f"{_fmt_hours(low)} .. {_fmt_hours(high)}",
-            ]
-        )
-    out.text(
-        table(
-            ["model", "units", "operating hours", "starts", "failures", "MTBF", "90 % interval"],
-            rows,
-            numeric=[False, True, True, True, True, True, False],
-        )
-    )
+        out.json(report.to_json())
+    else:
+        out.text(report.to_text())
     if args.plot:
         print(f"plot written to {args.plot}", file=out.err)
     return 0
+
+
+def cmd_ingest(args: argparse.Namespace, out: Output) -> int:
+    from .ingest import ImageResult, ingest_dir
+
+    bar = ProgressBar(out.err)
+
+    def progress(done: int, total: int, result: ImageResult) -> None:
+        bar.show(done, total, printable(result.serial or result.image, 24))
+
+    with open_archive(args) as archive:
+        try:
+            result = ingest_dir(archive, args.directory, progress)
+        finally:
+            bar.close()
+    if not result.images:
+        raise UsageError(f"no flash images (*.img) in {args.directory}")
+    if out.as_json:
+        out.json(result.to_json())
+    else:
+        summary = result.to_json()
+        out.text(
+            f"{summary['ingested']:,} of {summary['images']:,} images ingested: "
+            f"{summary['added']:,} records added of {summary['records']:,} read"
+        )
+        for image in result.failed:
+            out.text(out.style.red(f"  {printable(image.image)}: {printable(image.error, 200)}"))
+    return DeviceError.exit_code if result.failed else 0
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
@@ -500,6 +534,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
     "plot": cmd_plot,
     "live": cmd_live,
     "fleet": cmd_fleet,
+    "ingest": cmd_ingest,
 }
 
 
