@@ -6,6 +6,8 @@ Subcommands:
   Prints exactly one line ``ready <path-or-url>`` on stdout once it answers.
 - ``run``: live a unit's history into a flash image without serving it.
 - ``info``: what a flash image holds.
+- ``fleet``: simulate a whole fleet into flash images, one process per core.
+- ``keys``: a unit's access keys, shown only when asked (or replaced, at the bench).
 
 This module parses arguments, wires the parts together and reports errors
 in one line; the behaviour lives in the modules it calls.  It is the only
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import sys
@@ -26,13 +29,16 @@ from types import FrameType
 
 from protocol.enums import GridMode
 
+from .auth import MAX_FAILURES
 from .climate import SITES
 from .clock import SimClock
 from .duty import DUTY_PROFILES
 from .errors import ConfigError, SimulatorError
 from .faults import ScriptedFault, parse_scripted_fault
 from .flash import NorFlash
+from .fleet import DEFAULT_AS_OF, UnitResult, parse_mix, plan_fleet, simulate_fleet
 from .impairment import Impairment, LineFaults
+from .keystore import KeyStore, UnitKeys, existing_key_chip, key_chip_path
 from .links import Link, PtyLink, Rfc2217Link, SerialDeviceLink, TcpLink
 from .logstore import LogStore
 from .models import PROFILES
@@ -49,6 +55,8 @@ examples:
   turbosim serve --port /dev/ttyUSB1 --baud 57600
   turbosim run --flash unit.img --model C65 --history 8000h
   turbosim info --flash unit.img
+  turbosim keys --flash unit.img --level maintenance > maintenance.key
+  turbosim fleet --units 4000 --mix C30:0.6,C60:0.4 --hours 3750 --seed 1 --out fleet/
 """
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
@@ -188,7 +196,53 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="what a flash image holds")
     info.add_argument("--flash", metavar="FILE", required=True)
     info.add_argument("--json", action="store_true", help="machine-readable output")
+    _fleet_parser(commands)
+
+    keys = commands.add_parser(
+        "keys", help="a unit's access keys as hex (kept in FILE.keys, beside its flash image FILE)"
+    )
+    keys.add_argument("--flash", metavar="FILE", required=True)
+    keys.add_argument(
+        "--level", choices=["maintenance", "factory"], help="print only this level's key (for a key file)"
+    )
+    keys.add_argument("--json", action="store_true", help="machine-readable output")
+    keys.add_argument(
+        "--rotate", action="store_true",
+        help="first replace the keys with new random ones (a running unit takes them at its next start)",
+    )
     return parser
+
+
+def _mix(text: str) -> dict[str, float]:
+    try:
+        return parse_mix(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fleet = commands.add_parser(
+        "fleet",
+        help="simulate a fleet into flash images (DIR/<serial>.img and .json), one process per core",
+        description="Simulate a growing fleet: each unit with its own serial number, commissioning date, "
+        "duty profile and climate site, logging an hourly sample and every fault and event into a flash "
+        "image big enough for its whole history (docs/flash-image.md).",
+    )
+    fleet.add_argument("--units", type=int, required=True, help="number of units")
+    fleet.add_argument(
+        "--mix", type=_mix, default="C30:0.6,C60:0.4", metavar="MODEL:SHARE,...",
+        help="models and their shares (default C30:0.6,C60:0.4)",
+    )
+    fleet.add_argument(
+        "--hours", type=float, required=True, help="mean operating hours per unit at the read-out date"
+    )
+    fleet.add_argument("--seed", type=int, default=1, help="fleet seed (default 1)")
+    fleet.add_argument("--out", required=True, metavar="DIR", help="directory for the images")
+    fleet.add_argument(
+        "--as-of", type=parse_start, default=float(DEFAULT_AS_OF), metavar="DATE",
+        help="read-out date, when every unit's history ends (default 2007-05-01)",
+    )
+    fleet.add_argument("--workers", type=int, help="processes (default: one per core)")
 
 
 def _last_timestamp(path: str | None) -> float | None:
@@ -264,8 +318,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         try:
             if getattr(link, "exposed", False):
                 print(
-                    f"warning: {link.url} is reachable from other machines; "
-                    "the service port has no access control yet",
+                    f"warning: {link.url} is reachable from other machines: anyone who reaches it can "
+                    "read the log; setting the clock or clearing the log needs the unit's keys "
+                    f"(turbosim keys), and {MAX_FAILURES} wrong attempts lock the port",
                     file=sys.stderr,
                 )
             nonces = random.Random(args.seed)
@@ -333,7 +388,50 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "run": cmd_run, "info": cmd_info}
+def cmd_fleet(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {args.workers}")
+    plans = plan_fleet(args.units, args.mix, args.hours, args.seed, int(args.as_of))
+    began = time.monotonic()
+    done: list[UnitResult] = []
+
+    def progress(result: UnitResult) -> None:
+        done.append(result)
+        if len(done) % max(1, len(plans) // 10) == 0:
+            print(f"fleet: {len(done):,} of {len(plans):,} units, {time.monotonic() - began:.0f} s",
+                  file=sys.stderr)
+
+    results = simulate_fleet(plans, args.out, workers=args.workers, progress=progress)
+    hours = sum(result.operating_s for result in results) / 3600
+    print(
+        f"fleet: {len(results):,} units, {hours:,.0f} operating hours, "
+        f"{sum(result.records for result in results):,} records, "
+        f"{sum(result.image_bytes for result in results) / 1e6:,.0f} MB of images in {args.out} "
+        f"({time.monotonic() - began:.1f} s)"
+    )
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    with existing_key_chip(args.flash) as chip:
+        store = KeyStore(chip)
+        if args.rotate:
+            store.save(UnitKeys.generate(os.urandom))
+        keys, generation = store.keys, store.generation
+    if keys is None:
+        raise ConfigError(f"{key_chip_path(args.flash)} holds no valid keys")
+    shown = {"maintenance": keys.maintenance.hex(), "factory": keys.factory.hex()}
+    if args.level:
+        print(shown[args.level])
+    elif args.json:
+        print(json.dumps({**shown, "generation": generation}))
+    else:
+        for level, key in shown.items():
+            print(f"{level:<11}  {key}")
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "run": cmd_run, "info": cmd_info, "fleet": cmd_fleet, "keys": cmd_keys}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

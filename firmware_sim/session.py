@@ -20,6 +20,14 @@ Immediate responses are IDENTIFY_RSP, LIVE_RSP, CLOCK_RSP, LOG_CLEAR_RSP,
 AUTH_CHALLENGE_RSP, ABORT_RSP and every ERROR.  A frame's ``seq`` is the
 device's frame counter, taken when the frame is built, i.e. in sending order.
 
+Access control (``docs/protocol.md`` section 7): reads need nothing.  CLOCK_SET
+and LOG_CLEAR are carried out only when they answer this line's pending
+challenge; the unit's :class:`~firmware_sim.auth.AccessControl` checks them,
+counts failures, locks out and audits.  The session keeps only the line's
+pending challenge: every AUTH_CHALLENGE replaces it, and every CLOCK_SET or
+LOG_CLEAR consumes it, accepted, refused or malformed.  A new session (a new
+peer) starts with none.
+
 The session reaches the controller only through :class:`UnitPort`.  It does no
 I/O, never sleeps, never reads a clock (device time comes from the unit) and
 never paces: pacing to the line rate is the driver's job.  Not thread-safe:
@@ -33,6 +41,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Protocol
 
+from protocol.auth import REQUIRED_LEVEL, AuthenticatedRequest
 from protocol.enums import AccessLevel, ErrorCode, MsgType
 from protocol.errors import FrameError, MalformedMessage
 from protocol.formats import MAX_PAYLOAD, MAX_SET_RANGES, NONCE_LEN, PROTOCOL_VERSION
@@ -63,6 +72,7 @@ from protocol.messages import (
 )
 from protocol.records import Snapshot
 
+from .auth import AccessControl, Challenge, Refusal
 from .nvstate import Counters
 
 MAX_STREAMS = 4
@@ -76,7 +86,8 @@ _RECORDS_ROOM = MAX_PAYLOAD - _REQUEST_SEQ_SIZE
 """Record bytes that fit in one RECORDS payload after its request_seq."""
 _MAX_DETAIL = 255
 """An ERROR detail is a u8-prefixed UTF-8 string."""
-_ACCESS_LEVELS = frozenset(AccessLevel)
+_PROTECTED_LEVELS = frozenset(AccessLevel) - {AccessLevel.READ}
+"""Levels a challenge can be asked for: READ needs none."""
 
 
 class UnitPort(Protocol):
@@ -107,16 +118,22 @@ class UnitPort(Protocol):
     def next_seq(self) -> int: ...
     @property
     def counters(self) -> Counters: ...
+    @property
+    def access(self) -> AccessControl:
+        """The unit's access control (keys, failures, lockout, audit), shared by all its lines."""
+        ...
 
     def iter_raw(self, start_seq: int, stop_seq: int) -> Iterator[bytes]: ...
 
-    def clear_log(self) -> int:
-        """Empty the log (logging the clear); return the new first_seq."""
+    def clear_log(self, *, level: int = 0) -> int:
+        """Empty the log (logging the clear, at access *level*); return the new first_seq."""
         ...
 
     def device_time(self) -> int: ...
 
-    def set_device_time(self, new_time: int) -> None: ...
+    def set_device_time(self, new_time: int, *, level: int = 0) -> None:
+        """Set device time (logging the set, at access *level*)."""
+        ...
 
     def live_snapshot(self) -> Snapshot: ...
 
@@ -209,7 +226,9 @@ class _Stream:
 class DeviceSession:
     """The controller's end of one serial line; see the module docstring.
 
-    *rng* draws AUTH_CHALLENGE nonces (pass a seeded ``random.Random``).
+    *rng* gives the entropy of AUTH_CHALLENGE nonces (pass a seeded
+    ``random.Random``; the unit's access control makes each nonce unique and
+    unpredictable from it).
     Counters: ``frames_in`` (verified frames), ``frames_dropped`` (failed
     verification), ``frames_out`` and ``records_out``.
     """
@@ -223,6 +242,8 @@ class DeviceSession:
         self._out = b""
         self._out_pos = 0
         self._seq = 0
+        self._challenge: Challenge | None = None
+        """This line's pending challenge, consumed by the next CLOCK_SET or LOG_CLEAR."""
         self.frames_in = 0
         self.frames_dropped = 0
         self.frames_out = 0
@@ -257,6 +278,8 @@ class DeviceSession:
         try:
             msg = decode_message(frame)
         except MalformedMessage as exc:
+            if frame.msg_type in REQUIRED_LEVEL:
+                self._challenge = None
             self._error(rseq, ErrorCode.MALFORMED_REQUEST, str(exc))
             return
         unit = self._unit
@@ -273,16 +296,23 @@ class DeviceSession:
                 self._immediate.append(LiveResponse(rseq, unit.device_time(), unit.live_snapshot()))
             case ClockGet():
                 self._immediate.append(ClockResponse(rseq, unit.device_time()))
-            case ClockSet(new_time=new_time):
-                unit.set_device_time(new_time)
-                self._immediate.append(ClockResponse(rseq, unit.device_time()))
-            case LogClear():
-                self._immediate.append(LogClearResponse(rseq, unit.clear_log()))
-            case AuthChallenge(level=level):
-                if level not in _ACCESS_LEVELS:
-                    self._error(rseq, ErrorCode.OUT_OF_RANGE, f"no access level {level}")
+            case ClockSet() | LogClear():
+                challenge, self._challenge = self._challenge, None
+                outcome = unit.access.perform(challenge, msg, lambda: self._carry_out(rseq, msg))
+                if isinstance(outcome, Refusal):
+                    self._error(rseq, outcome.error_code, outcome.detail)
                 else:
-                    self._immediate.append(AuthChallengeResponse(rseq, self._rng.randbytes(NONCE_LEN)))
+                    self._immediate.append(outcome)
+            case AuthChallenge(level=level):
+                self._challenge = None
+                if level not in _PROTECTED_LEVELS:
+                    self._error(rseq, ErrorCode.OUT_OF_RANGE, f"no protected access level {level}")
+                elif (lockout := unit.access.lockout_refusal()) is not None:
+                    self._error(rseq, lockout.error_code, lockout.detail)
+                else:
+                    entropy = self._rng.randbytes(NONCE_LEN)
+                    self._challenge = unit.access.challenge(AccessLevel(level), entropy)
+                    self._immediate.append(AuthChallengeResponse(rseq, self._challenge.nonce))
             case Abort():
                 self._streams.clear()
                 self._immediate.append(AbortResponse(rseq))
@@ -290,6 +320,14 @@ class DeviceSession:
                 self._start_stream(rseq, [(start, count)])
             case ReadSet(ranges=ranges):
                 self._start_stream(rseq, list(ranges))
+
+    def _carry_out(self, rseq: int, request: AuthenticatedRequest) -> Message:
+        """Do what an accepted CLOCK_SET or LOG_CLEAR asks; its response."""
+        unit = self._unit
+        if isinstance(request, ClockSet):
+            unit.set_device_time(request.new_time, level=request.level)
+            return ClockResponse(rseq, unit.device_time())
+        return LogClearResponse(rseq, unit.clear_log(level=request.level))
 
     def _start_stream(self, rseq: int, ranges: list[tuple[int, int]]) -> None:
         window = self._unit.max_window

@@ -14,11 +14,19 @@ timestamps are device time clamped so that they never decrease, not after a
 backwards clock set nor across a re-opened flash (``docs/protocol.md`` 6.5),
 and within 32 bits.  A unit satisfies :class:`firmware_sim.session.UnitPort`.
 
-:func:`build_unit` is the factory the CLI uses: it opens the flash (an image
-file or memory) and builds the unit on it.
+The unit owns its :class:`~firmware_sim.auth.AccessControl`: its keys, its
+failure count and lockout on the simulated clock, and its audit trail (EVENT
+AUTH records in the log, like any record).  Its keys live on a key chip of
+their own (:mod:`firmware_sim.keystore`), never in the log.
 
-The unit reads time only from the clock it is given and draws randomness
-only from its seed; it knows nothing of frames or lines.
+:func:`build_unit` is the factory the CLI uses: it opens the flash and the key
+chip (image files or memory), makes the keys at the unit's first start, and
+builds the unit on them.
+
+The unit reads time only from the clock it is given and draws randomness only
+from its seed and the random-bytes function it is given for new keys (which
+never reach the log: the same seed gives the same log bytes whatever the
+keys); it knows nothing of frames or lines.
 """
 
 from __future__ import annotations
@@ -28,14 +36,26 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from types import TracebackType
 
+from protocol.auth import AuthOutcome
 from protocol.enums import EngineState, EventKind, GridMode
 from protocol.records import EventRecord, Record, Snapshot
 
+from .auth import AccessControl
 from .climate import DEFAULT_SITE, Site
 from .clock import SimClock
 from .errors import ConfigError
 from .faults import ScriptedFault
 from .flash import NorFlash
+from .keystore import (
+    KEY_SECTOR_COUNT,
+    KEY_SECTOR_SIZE,
+    KeyStore,
+    RandomBytes,
+    UnitKeys,
+    key_chip_path,
+    load_or_create_keys,
+    open_key_chip,
+)
 from .logstore import LogStore
 from .models import ModelProfile, get_profile
 from .nvstate import Counters
@@ -76,7 +96,8 @@ class Unit:
     *clock* is a :class:`SimClock`, or a plain function of simulated seconds
     (wrapped in a SimClock running at its pace, so that :meth:`fast_forward`
     works on either).  *store*'s counters are restored into the simulator.
-    *flash*, if given, is the chip under *store*, closed by :meth:`close`.
+    *keys* are the unit's secrets.  *flash* and *key_flash*, if given, are the
+    chips under *store* and under the keys, closed by :meth:`close`.
     """
 
     def __init__(
@@ -86,6 +107,7 @@ class Unit:
         *,
         seed: int,
         store: LogStore,
+        keys: UnitKeys,
         clock: SimClock | Callable[[], float],
         duty: str = "baseload",
         sample_interval_s: int = 900,
@@ -96,6 +118,7 @@ class Unit:
         site: Site = DEFAULT_SITE,
         firmware: str = FIRMWARE_VERSION,
         flash: NorFlash | None = None,
+        key_flash: NorFlash | None = None,
     ) -> None:
         for field, value in (("model", profile.name), ("serial", serial), ("firmware", firmware)):
             size = _IDENTITY_SIZES[field]
@@ -111,14 +134,20 @@ class Unit:
         self.baud = baud
         self.max_window = max_window
         self._store = store
-        self._flash = flash
+        self._chips = [chip for chip in (flash, key_flash) if chip is not None]
         self._clock = clock if isinstance(clock, SimClock) else SimClock(clock(), wall=clock)
         self._log = _DeviceTimeLog(store)
+        power_up_seq = store.next_seq
         self._sim = Simulator(
             profile, seed=seed, start_time=int(self._clock.now()), log=self._log, duty=duty, mode=mode,
             sample_interval_s=sample_interval_s, counters=store.counters, scripted_faults=scripted_faults,
             site=site,
         )
+        self.access = AccessControl(
+            keys, clock=self._clock.now, audit=self._log_auth, boot_salt=power_up_seq.to_bytes(4, "little")
+        )
+        """Keys, failures and lockout of the service port (the seq of this power-up's
+        POWER_UP record makes its nonces unique to this power-up)."""
 
     # --- identity and log (the session's UnitPort) -------------------------
 
@@ -164,8 +193,8 @@ class Unit:
         """The controller's clock: Unix seconds (UTC), within 32 bits."""
         return min(max(int(self._clock.now()) + self._log.offset, 0), _U32_MAX)
 
-    def set_device_time(self, new_time: int) -> None:
-        """Set the controller's clock; logs EVENT CLOCK_SET (value_a old, value_b new)."""
+    def set_device_time(self, new_time: int, *, level: int = 0) -> None:
+        """Set the controller's clock; logs EVENT CLOCK_SET (value_a old, value_b new) at *level*."""
         if not 0 <= new_time <= _U32_MAX:
             raise ConfigError(f"device time {new_time} is outside 32 bits")
         self.tick()
@@ -173,19 +202,26 @@ class Unit:
         now = int(self._clock.now())
         self._log.offset = new_time - now
         state = int(self._sim.state)
-        self._log.append(EventRecord(0, now, EventKind.CLOCK_SET, state, state, 0, old, new_time))
+        self._log.append(EventRecord(0, now, EventKind.CLOCK_SET, state, state, level, old, new_time))
 
     # --- commands --------------------------------------------------------------
 
-    def clear_log(self) -> int:
-        """Clear the log and record it (EVENT LOG_CLEARED, value_a..value_b = the seqs
-        cleared); returns the new first_seq, which is that event's."""
+    def clear_log(self, *, level: int = 0) -> int:
+        """Clear the log and record it (EVENT LOG_CLEARED at *level*, value_a..value_b = the
+        seqs cleared); returns the new first_seq, which is that event's."""
         self.tick()
         cleared = (self._store.first_seq, self._store.clear())
         state = int(self._sim.state)
         now = int(self._clock.now())
-        self._log.append(EventRecord(0, now, EventKind.LOG_CLEARED, state, state, 0, *cleared))
+        self._log.append(EventRecord(0, now, EventKind.LOG_CLEARED, state, state, level, *cleared))
         return self._store.first_seq
+
+    def _log_auth(self, level: int, outcome: AuthOutcome) -> None:
+        """The access control's audit trail: EVENT AUTH (value_a, value_b as AuthOutcome packs them)."""
+        self.tick()
+        state = int(self._sim.state)
+        now = int(self._clock.now())
+        self._log.append(EventRecord(0, now, EventKind.AUTH, state, state, level, *outcome.event_values()))
 
     def live_snapshot(self) -> Snapshot:
         """The machine now."""
@@ -200,9 +236,9 @@ class Unit:
     # --- lifetime ----------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the flash the unit was given (its image file stays as it is)."""
-        if self._flash is not None:
-            self._flash.close()
+        """Close the chips the unit was given (their image files stay as they are)."""
+        for chip in self._chips:
+            chip.close()
 
     def __enter__(self) -> Unit:
         return self
@@ -229,13 +265,17 @@ def build_unit(
     baud: int = DEFAULT_BAUD,
     max_window: int = DEFAULT_MAX_WINDOW,
     site: Site = DEFAULT_SITE,
+    random_bytes: RandomBytes = os.urandom,
 ) -> Unit:
     """A unit of *model* on a flash in memory, or in the image at *flash_path*.
 
     A new chip (in memory, or a missing or empty image file) gets the geometry
     given, or the defaults.  An existing image keeps its own; a geometry given
     must match it (:class:`~firmware_sim.flash.FlashImageError` otherwise).
-    The unit owns the flash: close the unit to close it.
+    The key chip is in memory too, or in the image ``<flash_path>.keys``; at
+    the unit's first start (no keys on it yet) new keys are drawn from
+    *random_bytes* and saved.  The unit owns both chips: close the unit to
+    close them.
     """
     profile = get_profile(model)
     if flash_path is None:
@@ -246,12 +286,20 @@ def build_unit(
         flash = NorFlash.open(
             flash_path, sector_size or DEFAULT_SECTOR_SIZE, sector_count or DEFAULT_SECTOR_COUNT
         )
+    chips = [flash]
     try:
+        if flash_path is None:
+            key_flash = NorFlash(KEY_SECTOR_SIZE, KEY_SECTOR_COUNT)
+        else:
+            key_flash = open_key_chip(key_chip_path(flash_path))
+        chips.append(key_flash)
+        keys = load_or_create_keys(KeyStore(key_flash), random_bytes)
         return Unit(
-            profile, serial, seed=seed, store=LogStore(flash), clock=clock, duty=duty,
+            profile, serial, seed=seed, store=LogStore(flash), keys=keys, clock=clock, duty=duty,
             sample_interval_s=sample_interval_s, scripted_faults=scripted_faults, mode=mode, baud=baud,
-            max_window=max_window, site=site, flash=flash,
+            max_window=max_window, site=site, flash=flash, key_flash=key_flash,
         )
     except BaseException:
-        flash.close()
+        for chip in chips:
+            chip.close()
         raise

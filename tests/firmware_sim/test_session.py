@@ -15,6 +15,8 @@ from collections.abc import Iterator
 import pytest
 from cobs import cobs
 
+from firmware_sim.auth import AccessControl
+from firmware_sim.keystore import UnitKeys
 from firmware_sim.nvstate import Counters
 from firmware_sim.session import MAX_STREAMS, DeviceSession
 from protocol.crc import crc32c
@@ -84,13 +86,17 @@ class FakeUnit:
         self.clock_sets: list[tuple[int, int]] = []
         self.missing: set[int] = set()
         """Seqs lost to a power cut: inside [first_seq, next_seq) but not held."""
+        self.access = AccessControl(
+            UnitKeys(bytes(32), bytes(32), bytes(32)), clock=lambda: 0.0, audit=lambda level, outcome: None,
+            boot_salt=b"",
+        )
 
     def iter_raw(self, start_seq: int, stop_seq: int) -> Iterator[bytes]:
         for seq in range(max(start_seq, self.first_seq), min(stop_seq, self.next_seq)):
             if seq not in self.missing:
                 yield raw_record(seq)
 
-    def clear_log(self) -> int:
+    def clear_log(self, *, level: int = 0) -> int:
         self.first_seq = self.next_seq
         self.next_seq += 1  # the unit logs LOG_CLEARED as the first record after a clear
         return self.first_seq
@@ -98,7 +104,7 @@ class FakeUnit:
     def device_time(self) -> int:
         return self.time
 
-    def set_device_time(self, new_time: int) -> None:
+    def set_device_time(self, new_time: int, *, level: int = 0) -> None:
         self.clock_sets.append((self.time, new_time))
         self.time = new_time
 
@@ -191,18 +197,18 @@ def test_live_returns_device_time_and_snapshot() -> None:
     assert rsp == LiveResponse(host.seq, unit.time, SNAPSHOT)
 
 
-def test_clock_get_and_set() -> None:
-    unit, _, host = make()
+def test_clock_get() -> None:
+    _, _, host = make()
     assert host.ask(ClockGet()) == [ClockResponse(host.seq, 1_700_000_000)]
-    assert host.ask(ClockSet(1_600_000_000)) == [ClockResponse(host.seq, 1_600_000_000)]
-    assert unit.clock_sets == [(1_700_000_000, 1_600_000_000)]
-    assert host.ask(ClockGet()) == [ClockResponse(host.seq, 1_600_000_000)]
 
 
-def test_log_clear_returns_new_first_seq() -> None:
+def test_clock_set_and_log_clear_need_authentication() -> None:
+    """The authenticated exchange is tested in test_auth.py."""
     unit, _, host = make(next_seq=50)
-    assert host.ask(LogClear()) == [LogClearResponse(host.seq, 50)]
-    assert unit.first_seq == 50
+    for request in (ClockSet(1_600_000_000), LogClear()):
+        (rsp,) = host.ask(request)
+        assert isinstance(rsp, ErrorResponse) and rsp.code == ErrorCode.UNAUTHORIZED
+    assert (unit.clock_sets, unit.first_seq) == ([], 0)
 
 
 def test_auth_challenge_gives_seeded_nonces() -> None:
@@ -397,18 +403,6 @@ def test_records_written_during_a_stream_are_sent() -> None:
     msgs += host.pull()
     assert seqs_of(records_of(msgs)) == list(range(250))
     assert msgs[-1].next_seq == 250  # type: ignore[union-attr]
-
-
-def test_log_clear_during_a_stream_ends_it() -> None:
-    unit, session, host = make(next_seq=500)
-    (read_seq, clear_seq) = host.send(ReadRange(0, 500), ClockGet())
-    msgs = host.decode(session.data_to_send(1100))
-    host.send(LogClear())
-    msgs += host.pull()
-    sent = seqs_of(records_of(msgs))
-    assert sent == list(range(len(sent))) and len(sent) < 40
-    assert LogClearResponse(host.seq, 500) in msgs
-    assert msgs[-1] == RangeEnd(read_seq, 500, 501, len(sent), digest_of(records_of(msgs)))
 
 
 def test_read_set_sends_range_by_range_in_order_given() -> None:

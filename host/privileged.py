@@ -1,0 +1,132 @@
+"""Privileged operations on a unit: authenticate, then set its clock or clear its log;
+and the check that its log is archived before it is cleared.
+
+Each operation follows ``docs/protocol.md`` section 7::
+
+    AUTH_CHALLENGE(level)  ->  AUTH_CHALLENGE_RSP(nonce)
+    request with tag = HMAC-SHA256(key, nonce || msg_type || arguments)[:16]  ->  response
+
+and sends each of the two requests exactly once, never again: a nonce is good
+for one request, so a repeated request could only be refused, and would count
+as a failed attempt towards the unit's lockout.  When the answer to an
+authorised request is lost, the request may or may not have been carried out;
+the error says so, and the caller checks (CLOCK_GET, IDENTIFY) rather than
+retrying blindly.  Refusals (ERROR UNAUTHORIZED, LOCKED_OUT) are
+:class:`~host.errors.DeviceError`; a level or time that cannot be asked for is a
+:class:`~host.errors.UsageError`, raised before anything is sent, so that a
+mistake of ours never costs an attempt.
+
+Use on a :class:`~host.driver.Client` with no stream pending (after
+:meth:`~host.driver.Client.abort`).  Keys come from :mod:`host.auth`; tags are
+computed by :mod:`protocol.auth`, the code the device checks them with.  This
+module never reads a key from anywhere itself, never prints, and never imports
+firmware_sim.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from protocol.auth import KEY_LEN, REQUIRED_LEVEL, AuthenticatedRequest, sign
+from protocol.enums import AccessLevel
+from protocol.messages import (
+    AuthChallenge,
+    AuthChallengeResponse,
+    ClockResponse,
+    ClockSet,
+    ErrorResponse,
+    IdentifyResponse,
+    LogClear,
+    LogClearResponse,
+)
+
+from .archive import Archive
+from .driver import Client, refused
+from .errors import LinkTimeout, UnknownUnit, UsageError
+from .session import Request
+
+R = TypeVar("R")
+
+_U32_MAX = 0xFFFFFFFF
+_LEVELS = frozenset(AccessLevel)
+_SHOWN_RANGES = 5
+
+
+def authenticate_and_set_clock(client: Client, key: bytes, level: AccessLevel, t: int) -> int:
+    """Set the unit's clock to *t* (Unix seconds, UTC) at access *level* with that level's *key*;
+    returns the device time the unit reports afterwards."""
+    if not 0 <= t <= _U32_MAX:
+        raise UsageError(f"time {t} is outside what a unit's clock holds (0 .. {_U32_MAX})")
+    request = _authorise(client, key, ClockSet(t, level))
+    return _send_once(client, request, ClockResponse).device_time
+
+
+def authenticate_and_clear_log(client: Client, key: bytes, level: AccessLevel) -> int:
+    """Clear the unit's log at access *level* with that level's *key*; returns its new first seq.
+
+    Check :func:`ensure_archived` first.  Records the unit logs between that
+    check and the clear are cleared too: they are the seqs from the checked
+    ``next_seq`` up to the returned first seq.
+    """
+    request = _authorise(client, key, LogClear(level))
+    return _send_once(client, request, LogClearResponse).first_seq
+
+
+def ensure_archived(archive: Archive, serial: str, identify: IdentifyResponse) -> None:
+    """Refuse (:class:`UsageError`) unless every record the unit's log holds is in *archive*:
+    the seqs ``[first_seq, next_seq)`` that *identify* (the unit's IDENTIFY_RSP) reports,
+    stored under *serial*."""
+    if identify.serial != serial:
+        raise UsageError(f"the unit on the port is {identify.serial!r}, not {serial!r}")
+    first, stop = identify.first_seq, identify.next_seq
+    if first >= stop:
+        return
+    try:
+        missing = archive.missing_ranges(serial, first, stop)
+    except UnknownUnit:
+        missing = [(first, stop)]
+    if not missing:
+        return
+    count = sum(end - start for start, end in missing)
+    shown = ", ".join(f"{start}..{end - 1}" for start, end in missing[:_SHOWN_RANGES])
+    more = ", ..." if len(missing) > _SHOWN_RANGES else ""
+    raise UsageError(
+        f"unit {serial}: {count:,} of the {stop - first:,} records in its log are not in the archive "
+        f"(seqs {shown}{more}): pull them first, or clear anyway with --force"
+    )
+
+
+def _authorise(client: Client, key: bytes, request: AuthenticatedRequest) -> AuthenticatedRequest:
+    """*request* signed for a fresh challenge at its level."""
+    level, needed = request.level, REQUIRED_LEVEL[request.MSG_TYPE]
+    if level not in _LEVELS or level < needed:
+        raise UsageError(f"{request.MSG_TYPE.name} needs access level {needed.name.lower()} or above")
+    if len(key) != KEY_LEN:
+        raise UsageError(f"a key is {KEY_LEN} bytes, not {len(key)}")
+    nonce = _send_once(client, AuthChallenge(level), AuthChallengeResponse).nonce
+    return sign(request, key, nonce)
+
+
+def _send_once(client: Client, request: Request, answer: type[R]) -> R:
+    """Send *request* once and wait ``client.timeout`` for its answer."""
+    seq = client.send(request)
+    name = request.MSG_TYPE.name
+    try:
+        deadline = client.clock() + client.timeout
+        while (left := deadline - client.clock()) > 0:
+            for response in client.receive(left):
+                if response.request_seq != seq:
+                    continue
+                if isinstance(response, ErrorResponse):
+                    raise refused(request, response)
+                if isinstance(response, answer):
+                    return response
+    finally:
+        client.session.forget(seq)
+    if isinstance(request, AuthChallenge):
+        raise LinkTimeout(f"no answer to {name} in {client.timeout:g} s: is the controller connected?")
+    raise LinkTimeout(
+        f"no answer to {name} in {client.timeout:g} s: it may or may not have been carried out "
+        "(an authorised request is sent once, never repeated); check the unit before trying again"
+    )
+
