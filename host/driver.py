@@ -120,8 +120,9 @@ class Client:
         return self._exchange(ClockGet(), ClockResponse).device_time
 
     def clock_set(self, new_time: int, *, level: int = 0, tag: bytes = NO_TAG) -> int:
-        """Set device time; returns the time the device reports afterwards."""
-        return self._exchange(ClockSet(new_time, level, tag), ClockResponse).device_time
+        """Set device time; returns the time the device reports afterwards.  Sent once, never
+        repeated: a tagged request is good for one nonce only, and a repeat counts as a failure."""
+        return self._exchange(ClockSet(new_time, level, tag), ClockResponse, tries=1).device_time
 
     def log_clear(self, *, level: int = 0, tag: bytes = NO_TAG) -> int:
         """Empty the device's log; returns its new first seq.  Sent once, never repeated."""
