@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -175,6 +176,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE.png",
         help="also draw MTBF per model with its interval, and fleet hours over time",
+    )
+    auth = argparse.ArgumentParser(add_help=False)
+    auth.add_argument(
+        "--key-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the level's key as 64 hex digits (else $TURBOLOG_KEY); never on the command line",
+    )
+    auth.add_argument("--level", default="maintenance", help="access level: maintenance (default) or factory")
+    clear = command(
+        "clear-log", "clear the unit's log (refused unless every record is archived)", [common, line, auth]
+    )
+    clear.add_argument("--force", action="store_true", help="clear even records not archived yet")
+    set_clock = command(
+        "set-clock", "set the unit's clock (default: this computer's UTC time)", [common, line, auth]
+    )
+    set_clock.add_argument(
+        "--time", type=since_type, metavar="ISO", help="the time to set, ISO 8601 (naive means UTC)"
     )
     ingest = command(
         "ingest", "load flash images (DIR/*.img with their .json identity) into the archive", [common]
@@ -495,6 +514,58 @@ def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def cmd_clear_log(args: argparse.Namespace, out: Output) -> int:
+    from .auth import load_key, parse_level
+    from .privileged import authenticate_and_clear_log, ensure_archived
+
+    key, level = load_key(args.key_file, os.environ), parse_level(args.level)
+    with connected(args) as client:
+        info = client.identify()
+        if not args.force:
+            with open_archive(args) as archive:
+                ensure_archived(archive, info.serial, info)
+        first = authenticate_and_clear_log(client, key, level)
+    report = {
+        "serial": info.serial,
+        "cleared_first_seq": info.first_seq,
+        "new_first_seq": first,
+        "cleared_after_check": max(0, first - info.next_seq),
+    }
+    if out.as_json:
+        out.json(report)
+    else:
+        out.text(
+            f"{printable(info.serial)}: log cleared; records {info.first_seq:,} .. {first - 1:,} are gone "
+            f"from the unit, the next record is {first:,}"
+        )
+        if first > info.next_seq:
+            out.text(
+                out.style.yellow(f"  {first - info.next_seq} records logged after the check were cleared too")
+            )
+    return 0
+
+
+def cmd_set_clock(args: argparse.Namespace, out: Output) -> int:
+    from .auth import load_key, parse_level
+    from .privileged import authenticate_and_set_clock
+
+    key, level = load_key(args.key_file, os.environ), parse_level(args.level)
+    wanted = int((args.time or datetime.now(UTC)).timestamp())
+    with connected(args) as client:
+        before = client.clock_get()
+        after = authenticate_and_set_clock(client, key, level, wanted)
+    report = {
+        "before": datetime.fromtimestamp(before, UTC).isoformat(),
+        "after": datetime.fromtimestamp(after, UTC).isoformat(),
+        "requested": wanted,
+    }
+    if out.as_json:
+        out.json(report)
+    else:
+        out.text(f"device clock: {report['before']} -> {report['after']}")
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace, out: Output) -> int:
     from .ingest import ImageResult, ingest_dir
 
@@ -535,6 +606,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
     "live": cmd_live,
     "fleet": cmd_fleet,
     "ingest": cmd_ingest,
+    "clear-log": cmd_clear_log,
+    "set-clock": cmd_set_clock,
 }
 
 
