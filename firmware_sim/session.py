@@ -156,10 +156,13 @@ class _Stream:
 
     __slots__ = (
         "request_seq", "_prefix", "_ranges", "_index", "_pos", "_stop", "_records", "_held", "_digest",
+        "_room",
     )
 
-    def __init__(self, request_seq: int, ranges: list[tuple[int, int]]) -> None:
+    def __init__(self, request_seq: int, ranges: list[tuple[int, int]], max_payload: int = 0) -> None:
         self.request_seq = request_seq
+        self._room = max_payload if 0 < max_payload < _RECORDS_ROOM else _RECORDS_ROOM
+        """Record bytes per frame: the reader's max_payload, or all that fit."""
         self._prefix = request_seq.to_bytes(_REQUEST_SEQ_SIZE, "little")
         self._ranges = ranges
         """``(start, stop)`` pairs, stop exclusive, in the order asked."""
@@ -180,7 +183,7 @@ class _Stream:
         first, next_seq = unit.first_seq, unit.next_seq
         batch: list[bytes] = []
         add = batch.append
-        room = _RECORDS_ROOM
+        room = self._room
         if self._held is not None:
             if self._pos < first:
                 self._records = None
@@ -199,7 +202,7 @@ class _Stream:
                 self._stop = stop
             for raw in self._records:
                 size = len(raw)
-                if size > room:
+                if size > room and batch:
                     self._held = raw
                     self._pos = _seq_of(raw)
                     return self._payload(batch)
@@ -316,10 +319,10 @@ class DeviceSession:
             case Abort():
                 self._streams.clear()
                 self._immediate.append(AbortResponse(rseq))
-            case ReadRange(start_seq=start, count=count):
-                self._start_stream(rseq, [(start, count)])
-            case ReadSet(ranges=ranges):
-                self._start_stream(rseq, list(ranges))
+            case ReadRange(start_seq=start, count=count, max_payload=max_payload):
+                self._start_stream(rseq, [(start, count)], max_payload)
+            case ReadSet(ranges=ranges, max_payload=max_payload):
+                self._start_stream(rseq, list(ranges), max_payload)
 
     def _carry_out(self, rseq: int, request: AuthenticatedRequest) -> Message:
         """Do what an accepted CLOCK_SET or LOG_CLEAR asks; its response."""
@@ -329,7 +332,7 @@ class DeviceSession:
             return ClockResponse(rseq, unit.device_time())
         return LogClearResponse(rseq, unit.clear_log(level=request.level))
 
-    def _start_stream(self, rseq: int, ranges: list[tuple[int, int]]) -> None:
+    def _start_stream(self, rseq: int, ranges: list[tuple[int, int]], max_payload: int) -> None:
         window = self._unit.max_window
         if not 1 <= len(ranges) <= MAX_SET_RANGES:
             self._error(rseq, ErrorCode.OUT_OF_RANGE, f"{len(ranges)} ranges, allowed 1..{MAX_SET_RANGES}")
@@ -340,7 +343,9 @@ class DeviceSession:
         elif len(self._streams) >= MAX_STREAMS:
             self._error(rseq, ErrorCode.BUSY, f"{MAX_STREAMS} streams already queued")
         else:
-            self._streams.append(_Stream(rseq, [(start, start + count) for start, count in ranges]))
+            self._streams.append(
+                _Stream(rseq, [(start, start + count) for start, count in ranges], max_payload)
+            )
 
     def _error(self, rseq: int, code: ErrorCode, detail: str) -> None:
         text = detail.encode("utf-8")[:_MAX_DETAIL].decode("utf-8", "ignore")

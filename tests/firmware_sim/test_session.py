@@ -38,7 +38,6 @@ from protocol.messages import (
     Live,
     LiveResponse,
     LogClear,
-    LogClearResponse,
     Message,
     RangeEnd,
     ReadRange,
@@ -539,3 +538,17 @@ def test_a_100k_record_stream_uses_bounded_memory() -> None:
     assert session.records_out == count
     assert frames == session.frames_out
     assert peak < 200_000  # a 100k-record stream is about 5 MB on the wire
+
+
+@pytest.mark.parametrize("max_payload", [1, 68, 100, 136, 500, 1012, 5000])
+def test_max_payload_bounds_the_record_bytes_of_each_frame(max_payload: int) -> None:
+    _, _, host = make(next_seq=100)
+    full = records_of(host.ask(ReadRange(0, 60)))
+    answers = host.ask(ReadRange(0, 60, max_payload))
+    assert records_of(answers) == full, "the same records, in the same order"
+    room = min(max_payload, 1012)
+    for batch in (a for a in answers if isinstance(a, Records)):
+        count = len(records_of([batch]))
+        assert count == 1 or len(batch.records) <= room
+        if max_payload == 1:
+            assert count == 1
