@@ -617,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, out)
     except HostError as exc:
-        print(f"turbolog: {exc}", file=sys.stderr)
+        print(f"turbolog: {printable(exc, limit=500)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("turbolog: interrupted; what was pulled so far is kept, run again to resume", file=sys.stderr)

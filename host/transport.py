@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import time
 from types import TracebackType
 from typing import Protocol
 
@@ -82,13 +83,20 @@ def _open_message(port: str, exc: BaseException) -> str:
     return f"cannot open port {port}: {exc}"
 
 
+RFC2217_READ_SLICE_S = 0.02
+"""pyserial's RFC 2217 client takes no write timeout and renegotiates the line on every timeout
+change, so its reads use one fixed short timeout instead."""
+
+
 class SerialTransport:
     """A :class:`Transport` over an open pyserial port (device path or URL)."""
 
-    def __init__(self, port: serial.SerialBase, name: str) -> None:
+    def __init__(self, port: serial.SerialBase, name: str, *, fixed_timeout: bool = False) -> None:
         self._port = port
         self.name = name
         self._timeout: float | None = port.timeout
+        self._fixed_timeout = fixed_timeout
+        """Never change the port's timeout (RFC 2217 renegotiates every line setting on each change)."""
 
     def write(self, data: bytes) -> None:
         try:
@@ -101,6 +109,8 @@ class SerialTransport:
     def read(self, max_bytes: int, timeout: float) -> bytes:
         """Wait up to *timeout* for a first byte, then take whatever else is already there."""
         try:
+            if self._fixed_timeout:
+                return self._read_at_fixed_timeout(max_bytes, timeout)
             self._set_timeout(timeout)
             first = self._port.read(1)
             if not first or max_bytes <= 1:
@@ -109,6 +119,15 @@ class SerialTransport:
             return bytes(first + self._port.read(max_bytes - 1))
         except _PORT_ERRORS as exc:
             raise LinkError(f"port {self.name} disconnected ({exc})") from exc
+
+    def _read_at_fixed_timeout(self, max_bytes: int, timeout: float) -> bytes:
+        deadline = time.monotonic() + timeout
+        first = self._port.read(1)
+        while not first and time.monotonic() < deadline:
+            first = self._port.read(1)
+        if not first or max_bytes <= 1:
+            return bytes(first)
+        return bytes(first + self._port.read(min(self._port.in_waiting, max_bytes - 1)))
 
     def _set_timeout(self, timeout: float) -> None:
         if timeout != self._timeout:
@@ -135,16 +154,14 @@ def open_port(port: str, baud: int = 115200, *, write_timeout: float = 2.0) -> S
     refused or unusable, and :class:`~host.errors.UsageError` for a URL scheme
     or baud rate pyserial does not accept.
     """
+    rfc2217 = port.lower().startswith("rfc2217://")
+    options: dict[str, object] = {"timeout": RFC2217_READ_SLICE_S} if rfc2217 else {
+        "timeout": 0, "write_timeout": write_timeout, "exclusive": True if os.name == "posix" else None,
+    }
     try:
-        handle = serial.serial_for_url(
-            port,
-            baudrate=baud,
-            timeout=0,
-            write_timeout=write_timeout,
-            exclusive=True if os.name == "posix" else None,
-        )
+        handle = serial.serial_for_url(port, baudrate=baud, **options)
     except ValueError as exc:
         raise UsageError(f"cannot open {port}: {exc}") from exc
     except _PORT_ERRORS as exc:
         raise LinkError(_open_message(port, exc)) from exc
-    return SerialTransport(handle, port)
+    return SerialTransport(handle, port, fixed_timeout=rfc2217)

@@ -5,8 +5,6 @@
 - :class:`Ser2net`: one ser2net 4 instance from its own YAML file (loopback only, no banner) with one
   accepter on an ephemeral port, read back from the kernel's socket table for ser2net's own sockets:
   ser2net prints nothing when it is ready.
-- :class:`Rfc2217Transport`: a host transport over pyserial's RFC 2217 client that
-  ``host.transport.SerialTransport`` cannot drive yet (see the xfails in ``test_ser2net.py``).
 - :func:`flash_log` (the unit's log, read from its flash image after the unit stopped),
   :func:`archived` and :func:`pull_json` (``turbolog pull --json`` in-process).
 
@@ -28,7 +26,6 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-import serial
 
 from firmware_sim.flash import NorFlash
 from firmware_sim.logstore import LogStore
@@ -139,36 +136,6 @@ class Ser2net:
 
     def stop(self) -> None:
         _stop_group(self.process)
-
-
-class Rfc2217Transport:
-    """A :class:`host.transport.Transport` over pyserial's RFC 2217 client, never changing its timeout.
-
-    SerialTransport sets the port's timeout on every read; pyserial's RFC 2217 client renegotiates
-    every line setting on each change (50 ms or more) and, at timeout 0, returns one byte per read.
-    This reads with a fixed short timeout and takes what is waiting, so the host library can drive
-    RFC 2217 chains until SerialTransport does.
-    """
-
-    SLICE_S = 0.02
-
-    def __init__(self, url: str, baud: int) -> None:
-        self._port = serial.serial_for_url(url, baudrate=baud, timeout=self.SLICE_S)
-
-    def write(self, data: bytes) -> None:
-        self._port.write(data)
-
-    def read(self, max_bytes: int, timeout: float) -> bytes:
-        deadline = time.monotonic() + timeout
-        first = self._port.read(1)
-        while not first and time.monotonic() < deadline:
-            first = self._port.read(1)
-        if not first:
-            return b""
-        return bytes(first + self._port.read(min(self._port.in_waiting, max_bytes - 1)))
-
-    def close(self) -> None:
-        self._port.close()
 
 
 def listening_ports(pid: int) -> set[int]:

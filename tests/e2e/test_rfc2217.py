@@ -18,10 +18,10 @@ from firmware_sim.pytest_plugin import RunningUnit
 from host.archive import Archive
 from host.pull import pull
 from host.session import Request
+from host.transport import open_port
 from protocol.framing import Frame, FrameDecoder
 from protocol.messages import Abort, AbortResponse, RangeEnd, ReadRange, decode_message, encode_message
-from tests.e2e.chain import Rfc2217Transport, flash_log, pull_json, pulled_equals_device
-from tests.e2e.test_ser2net import RFC2217_BUG
+from tests.e2e.chain import flash_log, pull_json, pulled_equals_device
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +89,7 @@ def test_a_host_pull_at_the_baud_it_asks_for_over_turbosims_rfc2217(
     unit = turbosim_unit(link="rfc2217", flash=image, history="200h")
 
     with Archive.open(db) as archive:
-        result = pull(lambda: Rfc2217Transport(unit.url, 921_600), archive)
+        result = pull(lambda: open_port(unit.url, 921_600), archive)
     rate = result.bytes / result.elapsed_s
     print(f"\nhost pull over turbosim rfc2217 at 921600: {result.added} records, {rate:,.0f} B/s")
     assert result.added > 700
@@ -98,7 +98,6 @@ def test_a_host_pull_at_the_baud_it_asks_for_over_turbosims_rfc2217(
     pulled_equals_device(db, result.to_json(), flash_log(image))
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError, reason=RFC2217_BUG)
 def test_turbolog_pull_over_turbosims_rfc2217(
     turbosim_unit: Callable[..., RunningUnit], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,9 +4,7 @@ The chain: ``turbosim serve --port A`` <-> socat <-> B <-> ser2net <-> ``turbolo
 two accepters are exclusive on one device, so each test starts one.  Every archive must equal the
 unit's flash log.
 
-``turbolog pull rfc2217://...`` itself crashes today (see the xfail below); the RFC 2217 chain is
-also driven through the host library's pull over :class:`tests.e2e.chain.Rfc2217Transport`, so the
-chain stays covered until the bug is fixed.
+The RFC 2217 chain is driven both through the host library's pull and through ``turbolog pull``.
 """
 
 from __future__ import annotations
@@ -20,18 +18,12 @@ import pytest
 from firmware_sim.pytest_plugin import RunningUnit
 from host.archive import Archive
 from host.pull import pull
-from tests.e2e.chain import NullModem, Rfc2217Transport, Ser2net, flash_log, pull_json, pulled_equals_device
+from host.transport import open_port
+from tests.e2e.chain import NullModem, Ser2net, flash_log, pull_json, pulled_equals_device
 
 pytestmark = pytest.mark.e2e
 
 Ser2netFactory = Callable[[Literal["rfc2217", "tcp"], Path], Ser2net]
-RFC2217_BUG = (
-    "bug: host.transport cannot drive rfc2217:// URLs. open_port passes write_timeout=2.0 and pyserial's "
-    "rfc2217 client raises NotImplementedError('write_timeout is currently not supported') on open, so "
-    "turbolog exits 1 with a traceback; behind it, SerialTransport.read changes the port timeout on every "
-    "read, which makes pyserial renegotiate all line settings (>= 50 ms each) and read 1 byte at "
-    "timeout 0, about 20 B/s: IDENTIFY then times out (LinkTimeout)"
-)
 
 
 def serve(turbosim_unit: Callable[..., RunningUnit], null_modem: NullModem, image: Path) -> RunningUnit:
@@ -63,13 +55,12 @@ def test_dial_in_through_ser2net_rfc2217_carries_a_host_pull(
     assert accepter.url.startswith("rfc2217://127.0.0.1:") and accepter.url.endswith("?ign_set_control")
 
     with Archive.open(db) as archive:
-        result = pull(lambda: Rfc2217Transport(accepter.url, 115_200), archive)
+        result = pull(lambda: open_port(accepter.url, 115_200), archive)
     assert result.serial == unit.serial and result.added > 1_000
     assert unit.stop() == 0
     pulled_equals_device(db, result.to_json(), flash_log(image))
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError, reason=RFC2217_BUG)
 def test_turbolog_pull_dials_in_through_ser2net_rfc2217(
     null_modem: NullModem, ser2net: Ser2netFactory, turbosim_unit: Callable[..., RunningUnit],
     tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -531,12 +531,6 @@ def test_turbolog_shows_a_hostile_identity_without_its_escape_codes(
     assert f"{LOG:,} records added" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: host.cli.main prints str(DeviceError) raw, and host.driver.refused() puts the device's "
-    "ERROR detail into it verbatim: a device's escape codes reach the terminal and its newline makes a "
-    "second, forged stderr line",
-)
 def test_turbolog_shows_a_hostile_error_detail_as_one_clean_line(
     served: Serve, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
