@@ -25,7 +25,7 @@ from tests.e2e.chain import flash_log, pull_json, pulled_equals_device
 
 pytestmark = pytest.mark.e2e
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "pytest-fixture.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def open_fds() -> set[str]:
@@ -131,7 +131,7 @@ def test_an_impaired_unit_still_gives_the_whole_log(
 
 
 def test_the_documented_example_passes_in_a_project_of_its_own(tmp_path: Path) -> None:
-    """Figure held: the code of docs/pytest-fixture.md, run by pytest in an empty directory, passes
+    """Figure held: the README's fixture example, run by pytest in an empty directory, passes
     with the plugin found through its entry point alone."""
     code = "\n".join(re.findall(r"```python\n(.*?)```", DOC.read_text(), re.DOTALL))
     (tmp_path / "test_example.py").write_text(code)
