@@ -67,6 +67,7 @@ class Client:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         tries: int = DEFAULT_TRIES,
+        noisy_tries: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         read_size: int = READ_SIZE,
     ) -> None:
@@ -74,6 +75,9 @@ class Client:
         self.session = ClientSession()
         self.timeout = timeout
         self.tries = tries
+        self.noisy_tries = max(tries, noisy_tries or tries)
+        """Tries while damaged frames keep arriving beside good ones: the line is alive, only noisy
+        (a device that never sent one good frame still gets only *tries*)."""
         self.clock = clock
         self._read_size = read_size
 
@@ -130,8 +134,10 @@ class Client:
 
     def _exchange(self, request: Request, answer: type[R], *, tries: int | None = None) -> R:
         sent: list[int] = []
+        limit = tries or self.tries
         try:
-            for _ in range(tries or self.tries):
+            while len(sent) < limit:
+                errors_before = self.session.frame_errors
                 sent.append(self.send(request))
                 deadline = self.clock() + self.timeout
                 while (left := deadline - self.clock()) > 0:
@@ -142,6 +148,9 @@ class Client:
                             raise refused(request, response)
                         if isinstance(response, answer):
                             return response
+                session = self.session
+                if tries is None and session.frames_received and session.frame_errors > errors_before:
+                    limit = self.noisy_tries  # good frames and damaged ones: noisy, not foreign
             raise self._silence(request, len(sent))
         finally:
             for seq in sent:

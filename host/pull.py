@@ -13,9 +13,10 @@
 - *Stream*: windows of at most ``max_window`` records (READ_RANGE for one
   run, READ_SET for scattered runs), ``depth`` requests outstanding so the
   device always has the next one queued.
-- *Verify*: every record's CRC-32C (:func:`protocol.records.scan_records`);
-  a record is accepted only if its request asked for that seq and it comes
-  after the last one accepted for that request.  At RANGE_END the missing
+- *Verify*: every record's CRC-32C, decoding its fields into an archive
+  row on the way (:func:`protocol.records.decode_rows`); a record is
+  accepted only if its request asked for that seq and it comes after the
+  last one accepted for that request.  At RANGE_END the missing
   seqs are computed: below ``first_available`` they are evicted, the rest are
   retried with READ_SET; when none are missing, ``sent`` and ``digest`` must
   match or the window is requested again.  Records of a later request mean
@@ -26,7 +27,9 @@
   enough to come through.  Then :class:`~host.errors.PullFailed`.
 - *Commit*: accepted records go to the archive in batches of
   ``commit_every``, when the line goes quiet, and on the way out (even on
-  KeyboardInterrupt), so a re-run fetches nothing twice.
+  KeyboardInterrupt), so a re-run fetches nothing twice.  They go as
+  decode_rows gave them (:meth:`~host.archive.Archive.store_decoded`), so
+  no record is checked or decoded twice.
 
 It never imports pyserial (links come from ``connect``), never accepts an
 unverified or unrequested record, and never reads the clock except through
@@ -40,13 +43,14 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from operator import itemgetter
 
 from protocol.crc import crc32c
 from protocol.enums import ErrorCode
-from protocol.formats import MAX_SET_RANGES
+from protocol.formats import MAX_PAYLOAD, MAX_SET_RANGES
 from protocol.framing import MAX_STUFFED
 from protocol.messages import ErrorResponse, IdentifyResponse, RangeEnd, ReadRange, ReadSet, Records
-from protocol.records import scan_records
+from protocol.records import DecodedRow, decode_rows
 
 from .archive import Archive
 from .driver import DEFAULT_TIMEOUT, Client, refused
@@ -60,11 +64,20 @@ DEFAULT_DEPTH = 2
 MAX_DEPTH = 4
 """The device queues at most four streams."""
 MAX_ATTEMPTS = 8
-"""Re-requests of one seq before the pull fails."""
+"""Re-requests of a window whose digest disagrees before the pull fails; and the attempt
+level at which retry windows and frames stop shrinking."""
+MAX_FRUITLESS = 40
+"""Retry windows in a row that bring not one record before the pull fails (the line is dead)."""
+MIN_RETRY_WINDOW = 16
+"""Records a retry window asks for at the least."""
+NOISY_TRIES = 40
+"""Tries of ABORT and IDENTIFY while damaged frames keep arriving (a noisy line, not a dead one)."""
 COMMIT_EVERY = 2048
 MAX_RECONNECTS = 5
 MAX_STALLS = 3
 """Idle timeouts in a row without a single new record before the pull fails."""
+MAX_NOISY_STALLS = 30
+"""The same, on a line that delivers damaged frames beside good ones (noisy, not dead)."""
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 PROGRESS_INTERVAL_S = 0.25
 QUIET_S = 0.05
@@ -75,9 +88,11 @@ _SPAN_WINDOWS = 64
 """The plan reads the archive's gaps this many windows at a time."""
 _SET_COUNT_MAX = 0xFFFF
 """A READ_SET range count is a u16."""
+_seq_of = itemgetter(0)
+_raw_of = itemgetter(-1)
+_crc_field = itemgetter(slice(-4, None))
+"""A record's last four bytes: its CRC-32C, as RANGE_END's digest covers it."""
 
-ScannedRecord = tuple[int, int, int, bytes]
-"""``(seq, timestamp, type, raw)`` as scan_records gives it and store_records takes it."""
 
 
 def idle_timeout(baud: int) -> float:
@@ -124,6 +139,12 @@ class PullResult:
         return asdict(self)
 
 
+def payload_for(level: int) -> int:
+    """``max_payload`` asked at retry *level*: the device's full frames first, then halving
+    down to one record per frame, so that on a noisy line a hit costs fewer records."""
+    return 0 if level <= 0 else max(1, MAX_PAYLOAD >> level)
+
+
 class _Window:
     """One READ_RANGE or READ_SET in flight: what it asked for, what came back.
 
@@ -131,11 +152,13 @@ class _Window:
     attempt number that requested it (0 for the first request).
     """
 
-    __slots__ = ("ranges", "attempts", "starts", "lo", "hi", "last", "received", "digest")
+    __slots__ = ("ranges", "attempts", "starts", "lo", "hi", "last", "received", "digest", "max_payload")
 
-    def __init__(self, ranges: list[tuple[int, int]], attempts: list[int]) -> None:
+    def __init__(self, ranges: list[tuple[int, int]], attempts: list[int], level: int = 0) -> None:
         self.ranges = ranges
         self.attempts = attempts
+        self.max_payload = payload_for(max(level, *attempts))
+        """Record bytes per frame asked of the device: smaller as the line proves noisier."""
         self.starts = [start for start, _ in ranges]
         self.lo = ranges[0][0]
         self.hi = ranges[-1][1]
@@ -145,14 +168,14 @@ class _Window:
 
     def request(self) -> ReadRange | ReadSet:
         if len(self.ranges) == 1:
-            return ReadRange(self.lo, self.hi - self.lo)
-        return ReadSet(tuple((start, stop - start) for start, stop in self.ranges))
+            return ReadRange(self.lo, self.hi - self.lo, self.max_payload)
+        return ReadSet(tuple((start, stop - start) for start, stop in self.ranges), self.max_payload)
 
-    def accept(self, good: list[ScannedRecord]) -> list[ScannedRecord]:
+    def accept(self, good: list[DecodedRow]) -> list[DecodedRow]:
         """The records of *good* this window asked for, in increasing seq order."""
         if not good:
             return good
-        seqs = [record[0] for record in good]
+        seqs = list(map(_seq_of, good))
         first = seqs[0]
         consecutive = seqs == list(range(first, first + len(seqs)))
         if consecutive and first > self.last and self._one_range(first, seqs[-1]):
@@ -163,10 +186,10 @@ class _Window:
                 return taken
         self.last = seqs[-1]
         self.received += seqs
-        self.digest = crc32c(b"".join([record[3][-4:] for record in taken]), self.digest)
+        self.digest = crc32c(b"".join(map(_crc_field, map(_raw_of, taken))), self.digest)
         return taken
 
-    def _pick(self, good: list[ScannedRecord]) -> tuple[list[ScannedRecord], list[int]]:
+    def _pick(self, good: list[DecodedRow]) -> tuple[list[DecodedRow], list[int]]:
         """Record by record: asked for, and after the last one accepted."""
         last, lo, hi = self.last, self.lo, self.hi
         taken, seqs = [], []
@@ -185,6 +208,8 @@ class _Window:
 
     def missing(self) -> list[tuple[int, int, int]]:
         """``(start, stop, attempt)`` runs asked for and not received."""
+        if len(self.received) == sum(stop - start for start, stop in self.ranges):
+            return []  # received seqs are distinct and asked for (accept): every one came
         out: list[tuple[int, int, int]] = []
         received = iter(self.received)
         upcoming = next(received, None)
@@ -203,7 +228,10 @@ class _Window:
 class _Plan:
     """What is left to request: retries first, then fresh windows from the archive's gaps."""
 
-    def __init__(self, archive: Archive, serial: str, start: int, stop: int, window: int) -> None:
+    def __init__(self, archive: Archive, serial: str, start: int, stop: int, window: int, level: int) -> None:
+        self.level = level
+        """How noisy the line has proved (the highest retry attempt so far): fresh windows
+        start that small too, so a re-plan does not begin with requests the line cannot carry."""
         self._archive = archive
         self._serial = serial
         self._cursor = start
@@ -215,15 +243,16 @@ class _Plan:
 
     def next_window(self) -> _Window | None:
         if self.retries:
-            return self._take(self.retries, self._retry_cap(self.retries[0][2]))
+            return self._take(self.retries, self._retry_cap(self.retries[0][2]), self.level)
         if not self._fresh:
             self._refill()
         if not self._fresh:
             return None
-        return self._take(self._fresh, self._window)
+        cap = self._retry_cap(self.level) if self.level else self._window
+        return self._take(self._fresh, cap, self.level)
 
     def _retry_cap(self, attempt: int) -> int:
-        return max(1, self._window >> (3 * (attempt - 1)))
+        return max(min(MIN_RETRY_WINDOW, self._window), self._window >> (3 * (attempt - 1)))
 
     def _refill(self) -> None:
         while not self._fresh and self._cursor < self._stop:
@@ -233,7 +262,7 @@ class _Plan:
             self._cursor = end
 
     @staticmethod
-    def _take(queue: deque[tuple[int, int, int]], cap: int) -> _Window:
+    def _take(queue: deque[tuple[int, int, int]], cap: int, level: int) -> _Window:
         """Up to *cap* records in at most MAX_SET_RANGES ranges from the front of *queue*,
         sorted so that the device's answer comes in increasing seq order."""
         taken: list[tuple[tuple[int, int], int]] = []
@@ -246,7 +275,7 @@ class _Plan:
             taken.append(((start, start + count), attempt))
             room -= count
         taken.sort()
-        return _Window([span for span, _ in taken], [attempt for _, attempt in taken])
+        return _Window([span for span, _ in taken], [attempt for _, attempt in taken], level)
 
 
 class _Puller:
@@ -274,7 +303,7 @@ class _Puller:
         self.serial = ""
         self.info: IdentifyResponse | None = None
         self.evicted_before = 0
-        self.batch: list[ScannedRecord] = []
+        self.batch: list[DecodedRow] = []
         self.added = 0
         self.received = 0
         self.rejected = 0
@@ -283,6 +312,8 @@ class _Puller:
         self.total = 0
         self.first_available = 0
         self.last_progress = self.started
+        self.level = 0
+        self.fruitless = 0
 
     # --- sessions --------------------------------------------------------------
 
@@ -299,8 +330,9 @@ class _Puller:
                     return
                 self.flush()
                 self.retries += 1
+                self.level = min(self.level + 1, self.max_attempts)  # what was asked did not come through
                 stalls = stalls + 1 if self.received == before else 0
-                if stalls >= MAX_STALLS:
+                if stalls >= (MAX_NOISY_STALLS if client.session.frame_errors else MAX_STALLS):
                     raise PullFailed(
                         f"unit {self.serial} stopped sending records ({stalls} timeouts in a row without one)"
                     )
@@ -330,7 +362,7 @@ class _Puller:
         window = min(self.window, info.max_window, _SET_COUNT_MAX)
         if window < 1:
             raise DeviceError(f"unit {serial} reports max_window {info.max_window}: it cannot stream")
-        plan = _Plan(archive, serial, info.first_seq, info.next_seq, window)
+        plan = _Plan(archive, serial, info.first_seq, info.next_seq, window, self.level)
         self.total = self.received + plan.wanted
         return plan
 
@@ -393,7 +425,7 @@ class _Puller:
             if window is None:
                 return
             self.end_before(client, plan, outstanding, response.request_seq)
-            good, bad = scan_records(response.records)
+            good, bad = decode_rows(response.records)
             taken = window.accept(good)
             self.rejected += len(bad) + len(good) - len(taken)
             if taken:
@@ -426,12 +458,16 @@ class _Puller:
         if end is not None:
             self.first_available = max(self.first_available, end.first_available)
         missing = window.missing()
+        disagrees = False
         if not missing:
             if end is not None and (end.sent != len(window.received) or end.digest != window.digest):
                 spans = zip(window.ranges, window.attempts, strict=True)
                 missing = [(start, stop, attempt) for (start, stop), attempt in spans]
+                disagrees = True
             else:
                 return
+        if max(window.attempts) > 0:
+            self.fruitless = 0 if window.received else self.fruitless + 1
         for start, stop, attempt in missing:
             if start < self.first_available:
                 gone = min(stop, self.first_available)
@@ -439,14 +475,24 @@ class _Puller:
                 start = gone
             if start >= stop:
                 continue
-            if attempt >= self.max_attempts:
+            if disagrees and attempt >= self.max_attempts:
                 self.flush()
                 raise PullFailed(
-                    f"unit {self.serial}: records {start}..{stop - 1} still missing after "
-                    f"{self.max_attempts} retries; the line is too noisy (committed records are kept, "
+                    f"unit {self.serial}: records {start}..{stop - 1} never matched the count and digest "
+                    f"of the device's RANGE_END in {self.max_attempts} tries: the device reports records "
+                    "it does not send (committed records are kept)"
+                )
+            if self.fruitless >= MAX_FRUITLESS:
+                self.flush()
+                raise PullFailed(
+                    f"unit {self.serial}: records {start}..{stop - 1} still missing; {self.fruitless} "
+                    "retries in a row brought nothing: the line is too noisy or the unit cannot read them "
+                    "(committed records are kept, "
                     "run the pull again to resume)"
                 )
-            plan.retries.append((start, stop, attempt + 1))
+            level = min(attempt + 1, self.max_attempts)
+            self.level = plan.level = max(self.level, level)
+            plan.retries.append((start, stop, level))
 
     # --- archive and progress ----------------------------------------------------
 
@@ -454,7 +500,7 @@ class _Puller:
         """Commit the accepted records (the batch is emptied first, so a failure is not retried)."""
         if self.batch:
             batch, self.batch = self.batch, []
-            self.added += self.archive.store_records(self.serial, batch)
+            self.added += self.archive.store_decoded(self.serial, batch)
 
     def report(self, client: Client, *, force: bool = False) -> None:
         if self.progress is None:
@@ -534,7 +580,7 @@ def pull(
     while True:
         try:
             try:
-                puller.session(Client(transport, timeout=timeout, clock=clock))
+                puller.session(Client(transport, timeout=timeout, noisy_tries=NOISY_TRIES, clock=clock))
                 break
             finally:
                 puller.flush()

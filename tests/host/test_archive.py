@@ -22,6 +22,8 @@ from protocol.records import (
     SampleRecord,
     Snapshot,
     UnknownRecord,
+    decode_batch,
+    decode_rows,
     encode_record,
     scan_records,
 )
@@ -324,6 +326,63 @@ def test_an_unknown_serial_is_refused(archive: Archive) -> None:
             call("S9")
     with pytest.raises(UnknownUnit):
         archive.missing_ranges("S9", 0, 10)
+
+
+def rows(*raws: bytes) -> list[tuple[object, ...]]:
+    decoded, errors = decode_rows(b"".join(raws))
+    assert not errors
+    return decoded
+
+
+@pytest.mark.parametrize(
+    "raws",
+    [[sample(seq) for seq in range(40)], _mixed_log(), [sample(0), sample(1)[:-1] + b"\x00", sample(2)]],
+    ids=["samples", "mixed", "one-corrupt"],
+)
+def test_decode_rows_are_decode_batch_records_flattened(raws: list[bytes]) -> None:
+    buf = b"".join(raws)
+    batch, batch_errors = decode_batch(buf)
+    flat, flat_errors = decode_rows(buf)
+    assert flat == [(*values, raw) for raw, values in batch]
+    assert [type(e) for e in flat_errors] == [type(e) for e in batch_errors]
+
+
+def test_stored_rows_equal_stored_records_table_by_table(tmp_path: Path) -> None:
+    contents = []
+    for store in ("store_records", "store_decoded"):
+        with Archive.open(tmp_path / f"{store}.sqlite") as opened:
+            add_unit(opened)
+            batch = scanned(*_mixed_log()) if store == "store_records" else rows(*_mixed_log())
+            assert getattr(opened, store)("S1", batch) == len(_mixed_log())
+            contents.append([
+                list(opened.query(f"SELECT * FROM {table} ORDER BY 1, 2"))
+                for table in ("samples", "faults", "events", "other_records", "spans")
+            ])
+            assert opened.unit("S1").record_count == len(_mixed_log())
+    assert contents[0] == contents[1]
+
+
+def test_store_decoded_is_idempotent_and_merges_spans(archive: Archive) -> None:
+    first = rows(*(sample(seq) for seq in range(0, 60)))
+    assert archive.store_decoded("S1", first) == 60
+    assert archive.store_decoded("S1", iter(first)) == 0
+    assert archive.store_decoded("S1", rows(*(sample(seq) for seq in range(40, 100)))) == 40
+    assert archive.store_decoded("S1", rows(sample(5), sample(5), sample(150), sample(150))) == 1
+    assert archive.store_decoded("S1", []) == 0
+    assert archive.unit("S1").record_count == 101
+    assert archive.stored_ranges("S1", 0, 200) == [(0, 100), (150, 151)]
+    assert [seq for seq, _ in archive.iter_raw("S1")] == [*range(100), 150]
+
+
+def test_store_decoded_refuses_a_seq_with_different_bytes(archive: Archive) -> None:
+    archive.store_decoded("S1", rows(*(sample(seq) for seq in range(3))))
+    with pytest.raises(DeviceError, match="seq 1"):
+        archive.store_decoded("S1", rows(sample(1, power_w=1)))
+    with pytest.raises(DeviceError, match="seq 7"):
+        archive.store_decoded("S1", rows(sample(7), sample(7, power_w=1)))
+    with pytest.raises(UnknownUnit):
+        archive.store_decoded("S9", rows(sample(0)))
+    assert [seq for seq, _ in archive.iter_raw("S1")] == [0, 1, 2]
 
 
 def test_upsert_updates_identify_and_keeps_the_record_count(archive: Archive) -> None:

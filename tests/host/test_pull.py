@@ -87,6 +87,28 @@ def test_full_pull_equals_the_device_log_byte_for_byte(archive: Archive) -> None
     assert archive.unit("TL-0001").next_seq == N
 
 
+def test_a_pull_hands_the_archive_its_decoded_rows_and_decodes_nothing_twice(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_second_check(*args: object) -> None:
+        raise AssertionError("the pull re-verified its records through store_records")
+
+    stored: list[int] = []
+    original = Archive.store_decoded
+
+    def counting(self: Archive, serial: str, rows: list[tuple[object, ...]]) -> int:
+        stored.append(len(rows))
+        return original(self, serial, rows)
+
+    monkeypatch.setattr(Archive, "store_records", no_second_check)
+    monkeypatch.setattr(Archive, "store_decoded", counting)
+    unit = ListUnit(list(RAWS))
+    result = run(Line(unit), archive, commit_every=1000)
+    assert archived(archive) == log_of(unit)
+    assert result.added == sum(stored) == N
+    assert max(stored) < 1000 + 100  # batches of commit_every, plus at most one frame
+
+
 def test_a_second_pull_adds_nothing_and_fetches_nothing(archive: Archive) -> None:
     line = Line(ListUnit(list(RAWS)))
     run(line, archive)
@@ -264,7 +286,7 @@ def test_records_the_device_cannot_deliver_fail_the_pull_clearly(archive: Archiv
     bad[20] ^= 1
     raws[1234] = bytes(bad)  # a flash cell gone bad: the record never passes its CRC
     unit = ListUnit(raws)
-    with pytest.raises(PullFailed, match="records 1234..1234 still missing after 8 retries"):
+    with pytest.raises(PullFailed, match="records 1234..1234 still missing; 40 retries in a row brought nothing"):
         run(Line(unit), archive)
     stored = archived(archive)
     assert 1234 not in dict(stored)
