@@ -4,7 +4,10 @@ One thread, one ``select``.  Each turn it hands the host's bytes to the
 :class:`~firmware_sim.session.DeviceSession`, advances the unit's simulated
 clock, and takes as many output bytes from the session as the
 :class:`~firmware_sim.pacing.Pacer` allows, through the optional
-:class:`~firmware_sim.impairment.Impairment` of each direction.  The wall
+:class:`~firmware_sim.impairment.Impairment` of each direction.  While the
+link holds bytes it could not take yet, the ``select`` also waits for the
+link to become writable, so an unpaced device keeps a pty or socket full
+instead of polling it.  The wall
 clock is a parameter.  No protocol logic lives here: a new peer simply gets a
 fresh session, as a real controller's comms task would restart.
 """
@@ -80,7 +83,8 @@ class Server:
             self._next_tick = now + self._tick_interval
         self._produce(now)
         self._flush(now)
-        readable, _, _ = select.select(self.link.fds(), [], [], self._timeout(now))
+        fds = self.link.fds()
+        readable, _, _ = select.select(fds, fds if self._unsent else [], [], self._timeout(now))
         for fd in readable:
             data = self.link.receive(fd)
             if data:
@@ -137,7 +141,7 @@ class Server:
     def _timeout(self, now: float) -> float:
         timeout = max(0.0, self._next_tick - now)
         if self._unsent:
-            return min(timeout, 0.001)
+            return timeout  # the line taking more bytes wakes the select
         if self._delayed:
             timeout = min(timeout, max(0.0, self._delayed[0][0] - now))
         if self.session.has_output:
