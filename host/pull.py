@@ -343,6 +343,11 @@ class _Puller:
         """Take in an IDENTIFY: check it is the same unit, update the archive, mark evictions, plan."""
         if self.info is not None and info.serial != self.serial:
             raise DeviceError(f"the link now leads to unit {info.serial!r}, not {self.serial!r}")
+        if info.next_seq < info.first_seq:
+            raise DeviceError(
+                f"unit {info.serial} reports its log from {info.first_seq} to before {info.next_seq}: "
+                "a log cannot end before it starts"
+            )
         archive, serial = self.archive, info.serial
         try:
             known_first: int | None = archive.unit(serial).first_seq

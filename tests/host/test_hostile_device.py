@@ -346,7 +346,10 @@ SCENARIOS = [
     Scenario(
         "IDENTIFY with 0xFFFFFFFF counts", rewrite(IdentifyResponse, huge_counts), fails_with=(PullFailed,)
     ),
-    Scenario("IDENTIFY with next_seq below first_seq", rewrite(IdentifyResponse, seqs_backwards)),
+    Scenario(
+        "IDENTIFY with next_seq below first_seq", rewrite(IdentifyResponse, seqs_backwards),
+        fails_with=(DeviceError,),
+    ),
     Scenario(
         "IDENTIFY strings with escape codes", rewrite(IdentifyResponse, escaped_identity), complete=True
     ),
