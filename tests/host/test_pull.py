@@ -286,7 +286,7 @@ def test_records_the_device_cannot_deliver_fail_the_pull_clearly(archive: Archiv
     bad[20] ^= 1
     raws[1234] = bytes(bad)  # a flash cell gone bad: the record never passes its CRC
     unit = ListUnit(raws)
-    with pytest.raises(PullFailed, match="records 1234..1234 still missing; 40 retries in a row brought nothing"):
+    with pytest.raises(PullFailed, match="1234..1234 still missing; 40 retries in a row brought nothing"):
         run(Line(unit), archive)
     stored = archived(archive)
     assert 1234 not in dict(stored)
