@@ -5,7 +5,9 @@
     SimulatorError                 root of everything firmware_sim raises on purpose
     ├── ConfigError                the user asked for something impossible (bad option values)
     ├── LinkSetupError             a port, pty symlink or listener could not be set up
+    ├── IllegalTransition          (firmware_sim.engine) a trigger the engine state table refuses
     └── FlashError                 (firmware_sim.flash) the flash image is foreign, corrupt or unusable
+        └── PowerCut, ...          (firmware_sim.flash) a simulated power cut, and image errors
 
 The protocol's own errors (``protocol.ProtocolError``) are not re-rooted: the
 device session turns a peer's bad bytes into ERROR responses, never into

@@ -11,6 +11,7 @@ specified for other implementers in ``docs/protocol.md``.
 - :mod:`protocol.records`   log records (sample, fault, event) and their bytes
 - :mod:`protocol.framing`   COBS framing, CRC-32C, the streaming frame decoder
 - :mod:`protocol.messages`  request/response messages and their payloads
+- :mod:`protocol.auth`      the access-control tag both sides compute (HMAC-SHA256)
 - :mod:`protocol.enums`     names for the small integers on the wire
 - :mod:`protocol.errors`    the error tree, rooted at :class:`ProtocolError`
 """
