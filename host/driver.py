@@ -34,6 +34,8 @@ from protocol.messages import (
     SCHEMA_FINGERPRINT,
     Abort,
     AbortResponse,
+    AuthChallenge,
+    AuthChallengeResponse,
     ClockGet,
     ClockResponse,
     ClockSet,
@@ -131,6 +133,11 @@ class Client:
     def log_clear(self, *, level: int = 0, tag: bytes = NO_TAG) -> int:
         """Empty the device's log; returns its new first seq.  Sent once, never repeated."""
         return self._exchange(LogClear(level, tag), LogClearResponse, tries=1).first_seq
+
+    def auth_challenge(self, level: int) -> bytes:
+        """A fresh nonce for *level*.  Sent once: each challenge voids the one before, so a late
+        answer to a repeat would hand back a nonce the device no longer holds."""
+        return self._exchange(AuthChallenge(level), AuthChallengeResponse, tries=1).nonce
 
     def _exchange(self, request: Request, answer: type[R], *, tries: int | None = None) -> R:
         sent: list[int] = []

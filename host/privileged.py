@@ -25,27 +25,20 @@ firmware_sim.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from protocol.auth import KEY_LEN, REQUIRED_LEVEL, AuthenticatedRequest, sign
 from protocol.enums import AccessLevel
 from protocol.messages import (
-    AuthChallenge,
-    AuthChallengeResponse,
-    ClockResponse,
     ClockSet,
-    ErrorResponse,
     IdentifyResponse,
     LogClear,
-    LogClearResponse,
 )
 
 from .archive import Archive
-from .driver import Client, refused
+from .driver import Client
 from .errors import LinkTimeout, UnknownUnit, UsageError
-from .session import Request
-
-R = TypeVar("R")
 
 _U32_MAX = 0xFFFFFFFF
 _LEVELS = frozenset(AccessLevel)
@@ -58,7 +51,8 @@ def authenticate_and_set_clock(client: Client, key: bytes, level: AccessLevel, t
     if not 0 <= t <= _U32_MAX:
         raise UsageError(f"time {t} is outside what a unit's clock holds (0 .. {_U32_MAX})")
     request = _authorise(client, key, ClockSet(t, level))
-    return _send_once(client, request, ClockResponse).device_time
+    with _outcome_unknown_on_silence(request):
+        return client.clock_set(request.new_time, level=request.level, tag=request.tag)
 
 
 def authenticate_and_clear_log(client: Client, key: bytes, level: AccessLevel) -> int:
@@ -69,7 +63,8 @@ def authenticate_and_clear_log(client: Client, key: bytes, level: AccessLevel) -
     ``next_seq`` up to the returned first seq.
     """
     request = _authorise(client, key, LogClear(level))
-    return _send_once(client, request, LogClearResponse).first_seq
+    with _outcome_unknown_on_silence(request):
+        return client.log_clear(level=request.level, tag=request.tag)
 
 
 def ensure_archived(archive: Archive, serial: str, identify: IdentifyResponse) -> None:
@@ -103,30 +98,16 @@ def _authorise(client: Client, key: bytes, request: AuthenticatedRequest) -> Aut
         raise UsageError(f"{request.MSG_TYPE.name} needs access level {needed.name.lower()} or above")
     if len(key) != KEY_LEN:
         raise UsageError(f"a key is {KEY_LEN} bytes, not {len(key)}")
-    nonce = _send_once(client, AuthChallenge(level), AuthChallengeResponse).nonce
-    return sign(request, key, nonce)
+    return sign(request, key, client.auth_challenge(level))
 
 
-def _send_once(client: Client, request: Request, answer: type[R]) -> R:
-    """Send *request* once and wait ``client.timeout`` for its answer."""
-    seq = client.send(request)
-    name = request.MSG_TYPE.name
+@contextmanager
+def _outcome_unknown_on_silence(request: AuthenticatedRequest) -> Iterator[None]:
+    """A lost answer to an authorised request: say that it may have been carried out."""
     try:
-        deadline = client.clock() + client.timeout
-        while (left := deadline - client.clock()) > 0:
-            for response in client.receive(left):
-                if response.request_seq != seq:
-                    continue
-                if isinstance(response, ErrorResponse):
-                    raise refused(request, response)
-                if isinstance(response, answer):
-                    return response
-    finally:
-        client.session.forget(seq)
-    if isinstance(request, AuthChallenge):
-        raise LinkTimeout(f"no answer to {name} in {client.timeout:g} s: is the controller connected?")
-    raise LinkTimeout(
-        f"no answer to {name} in {client.timeout:g} s: it may or may not have been carried out "
-        "(an authorised request is sent once, never repeated); check the unit before trying again"
-    )
-
+        yield
+    except LinkTimeout as exc:
+        raise LinkTimeout(
+            f"{exc}; the {request.MSG_TYPE.name} may or may not have been carried out (an authorised "
+            "request is sent once, never repeated): check the unit before trying again"
+        ) from exc
