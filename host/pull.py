@@ -50,7 +50,7 @@ from protocol.enums import ErrorCode
 from protocol.formats import MAX_PAYLOAD, MAX_SET_RANGES
 from protocol.framing import MAX_STUFFED
 from protocol.messages import ErrorResponse, IdentifyResponse, RangeEnd, ReadRange, ReadSet, Records
-from protocol.records import DecodedRow, decode_rows
+from protocol.records import DecodedRow, crc_fields, decode_rows
 
 from .archive import Archive
 from .driver import DEFAULT_TIMEOUT, Client, refused
@@ -89,9 +89,6 @@ _SPAN_WINDOWS = 64
 _SET_COUNT_MAX = 0xFFFF
 """A READ_SET range count is a u16."""
 _seq_of = itemgetter(0)
-_raw_of = itemgetter(-1)
-_crc_field = itemgetter(slice(-4, None))
-"""A record's last four bytes: its CRC-32C, as RANGE_END's digest covers it."""
 
 
 
@@ -186,7 +183,7 @@ class _Window:
                 return taken
         self.last = seqs[-1]
         self.received += seqs
-        self.digest = crc32c(b"".join(map(_crc_field, map(_raw_of, taken))), self.digest)
+        self.digest = crc32c(crc_fields(taken), self.digest)
         return taken
 
     def _pick(self, good: list[DecodedRow]) -> tuple[list[DecodedRow], list[int]]:

@@ -371,6 +371,18 @@ def decode_rows(buf: bytes) -> tuple[list[DecodedRow], list[RecordError]]:
     return [(*values, raw) for raw, values in good], errors
 
 
+def crc_fields(rows: list[DecodedRow]) -> bytes:
+    """The 4-byte CRC fields of *rows* (as :func:`decode_rows` gives them),
+    concatenated in order: what a RANGE_END digest covers."""
+    last = list(map(itemgetter(-1), rows))
+    if all(type(value) is int for value in last):
+        return struct.pack(f"<{len(last)}I", *last)
+    return b"".join(
+        value.to_bytes(CRC_SIZE, "little") if isinstance(value, int) else bytes(value[-CRC_SIZE:])
+        for value in last
+    )
+
+
 def scan_records(buf: bytes) -> tuple[list[tuple[int, int, int, bytes]], list[RecordError]]:
     """As :func:`decode_batch`, giving ``(seq, timestamp, type, raw)`` per record."""
     good, errors = decode_batch(buf)
