@@ -43,7 +43,10 @@ def main() -> int:
     info = machine()
     print(f"\nmachine: {info['cpus']} cores, Python {info['python']}, {info['system']}, {info['date']}\n")
     print(table(figures))
-    save(figures, ROOT / "bench" / "results.json")
+    if args.only:
+        print("\n(a partial run: bench/results.json keeps the last full run)", file=sys.stderr)
+    else:
+        save(figures, ROOT / "bench" / "results.json")
     return 0
 
 

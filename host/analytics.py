@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from protocol.enums import EventFlag, EventKind, Severity, Subsystem, name_of
-from protocol.records import FaultRecord, decode_record
+from protocol.enums import EventFlag, EventKind, RecordType, Severity, Subsystem, name_of
+from protocol.records import FaultRecord, record_from_row
 
 from .archive import Archive
 from .errors import UsageError
@@ -421,8 +421,8 @@ def fault_list(
     this fault code.  A filter that cannot match anything raises UsageError.
     """
     archive.unit(serial)
-    params: dict[str, Any] = {"serial": serial}
-    clauses = ["unit = (SELECT id FROM units WHERE serial = :serial)"]
+    params: dict[str, Any] = {}
+    clauses = []
     if since is not None:
         aware = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
         clauses.append("timestamp >= :since")
@@ -435,9 +435,8 @@ def fault_list(
             raise UsageError(f"fault code {code} is outside 0..65535")
         clauses.append("code = :code")
         params["code"] = code
-    rows = archive.query(f"SELECT raw FROM faults WHERE {' AND '.join(clauses)} ORDER BY seq", params)
-    # The faults table holds only records that decoded with the fault layout.
-    return (FaultEntry(serial, cast(FaultRecord, decode_record(raw))) for (raw,) in rows)
+    rows = archive.iter_rows(serial, RecordType.FAULT, " AND ".join(clauses), params)
+    return (FaultEntry(serial, cast(FaultRecord, record_from_row(row))) for row in rows)
 
 
 def _severity_level(severity: int | str) -> int:

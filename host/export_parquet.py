@@ -14,10 +14,10 @@ Record rows carry ``serial``, ``seq``, ``timestamp`` (UTC) and then
 every field of their format in wire units and wire types, named as in the
 archive (``tet1_c_x10`` is tenths of a degree; a fault's freeze-frame fields
 drop the ``freeze.`` prefix), and the record's own ``crc`` (CRC-32C), so any
-row can be packed back into the record's bytes and verified.  Rows are
-decoded from the raw bytes the archive kept, through
-:func:`protocol.records.decode_batch`, which checks every CRC again: a
-damaged record stops the export (:class:`~host.errors.ArchiveError`).  One
+row can be packed back into the record's bytes and verified.  Rows come
+from :meth:`~host.archive.Archive.iter_rows` (unknown records: decoded from
+their raw bytes by :func:`protocol.records.decode_batch`), which checks every
+CRC again: a damaged record stops the export (:class:`~host.errors.ArchiveError`).  One
 unit's records, plus at most a row group per partition, are in memory.
 
 The dataset is built in a temporary directory beside OUT and renamed into
@@ -163,16 +163,21 @@ def _batches(
     """(model, record batch) of every unit that has records in *table*, decoded and verified."""
     body = _body_fields(rtype)
     for unit, serial, model in units:
-        rows = archive.query(f"SELECT raw FROM {table} WHERE unit = ? ORDER BY seq", (unit,))
-        raws = [raw for (raw,) in rows]
-        if not raws:
+        raws: list[bytes] = []
+        if rtype is None:
+            rows = archive.query(f"SELECT raw FROM {table} WHERE unit = ? ORDER BY seq", (unit,))
+            raws = [raw for (raw,) in rows]
+            good, errors = decode_batch(b"".join(raws))
+            if errors or len(good) != len(raws):
+                raise ArchiveError(f"archive {archive.path}: a record in {table} of {serial} is damaged")
+            decoded = [values for _, values in good]
+        else:
+            decoded = list(archive.iter_rows(serial, rtype))
+        if not decoded:
             continue
-        good, errors = decode_batch(b"".join(raws))
-        if errors or len(good) != len(raws):
-            raise ArchiveError(f"archive {archive.path}: a record in {table} of {serial} is damaged")
-        columns = list(zip(*(values for _, values in good), strict=False))
+        columns = list(zip(*decoded, strict=False))
         arrays = [
-            pa.array([serial] * len(raws), pa.string()),
+            pa.array([serial] * len(decoded), pa.string()),
             pa.array(columns[0], pa.uint32()),
             pa.array(columns[1], pa.int64()).cast(pa.timestamp("s", tz="UTC")),
             *(pa.array(columns[i], getattr(pa, kind)()) for i, _, kind in body),

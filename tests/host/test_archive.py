@@ -25,6 +25,7 @@ from protocol.records import (
     decode_batch,
     decode_rows,
     encode_record,
+    row_bytes,
     scan_records,
 )
 
@@ -147,7 +148,7 @@ def test_a_new_migration_upgrades_an_existing_archive(
     assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS) + 1,)
     db.close()
     monkeypatch.setattr(archive_module, "MIGRATIONS", MIGRATIONS)
-    with pytest.raises(ArchiveError, match="schema version 2.*upgrade turbolog"):
+    with pytest.raises(ArchiveError, match=f"schema version {len(MIGRATIONS) + 1}.*upgrade turbolog"):
         Archive.open(path)
 
 
@@ -288,7 +289,7 @@ def test_decoded_columns_cover_every_field_of_the_record_formats(archive: Archiv
     for rtype, table in ((1, "samples"), (2, "faults"), (3, "events")):
         columns = [row[1] for row in archive.query(f"PRAGMA table_info({table})")]
         fields = [name.removeprefix("freeze.") for name in LAYOUTS[rtype].names[4:-1]]
-        assert columns == ["unit", "seq", "timestamp", *fields, "raw"]
+        assert columns == ["unit", "seq", "timestamp", *fields, "crc"]
 
 
 def test_a_record_failing_its_crc_is_refused_and_nothing_is_stored(archive: Archive) -> None:
@@ -339,12 +340,50 @@ def rows(*raws: bytes) -> list[tuple[object, ...]]:
     [[sample(seq) for seq in range(40)], _mixed_log(), [sample(0), sample(1)[:-1] + b"\x00", sample(2)]],
     ids=["samples", "mixed", "one-corrupt"],
 )
-def test_decode_rows_are_decode_batch_records_flattened(raws: list[bytes]) -> None:
+def test_decode_rows_are_decode_batch_records_as_rows(raws: list[bytes]) -> None:
+    """A known record's row is its fields (the bytes rebuild from them); any other keeps its bytes."""
     buf = b"".join(raws)
     batch, batch_errors = decode_batch(buf)
     flat, flat_errors = decode_rows(buf)
-    assert flat == [(*values, raw) for raw, values in batch]
+    known = [rtype in LAYOUTS and LAYOUTS[rtype].size == len(raw) for raw, (_, _, rtype, *_) in batch]
+    assert flat == [values if ok else (*values, raw) for (raw, values), ok in zip(batch, known, strict=True)]
+    assert [row_bytes(row) for row in flat] == [raw for raw, _ in batch]
     assert [type(e) for e in flat_errors] == [type(e) for e in batch_errors]
+
+
+def test_a_version_1_archive_is_migrated_record_for_record(tmp_path: Path) -> None:
+    """Version 2 drops the raw bytes for the CRC; every record must come out of it as it went in."""
+    path = tmp_path / "archive.sqlite"
+    db = sqlite3.connect(path)
+    with db:
+        archive_module.MIGRATIONS[0](db)
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute("PRAGMA user_version = 1")
+        db.execute("INSERT INTO units VALUES (1, 'S1', 'C65', '1.0', 0, 100000, 0, 7, 0, 0, 0, 0, 0, 0, 0)")
+        tables = {1: "samples", 2: "faults", 3: "events"}
+        for raw, values in decode_batch(b"".join(_mixed_log()))[0]:
+            if values[2] in tables and len(values) > 4:
+                row = (1, values[0], values[1], *values[4:-1], raw)
+                db.execute(f"INSERT INTO {tables[values[2]]} VALUES ({', '.join('?' * len(row))})", row)
+            else:
+                db.execute("INSERT INTO other_records VALUES (1, ?, ?, ?, ?)", (*values[:3], raw))
+    db.close()
+    with Archive.open(path) as v2:
+        assert list(v2.iter_raw("S1")) == list(enumerate(_mixed_log()))
+        assert "raw" not in [row[1] for row in v2.query("PRAGMA table_info(samples)")]
+        assert v2.store_records("S1", scanned(*_mixed_log())) == 0
+
+
+@pytest.mark.parametrize("table", ["samples", "faults", "events"])
+def test_a_row_altered_outside_turbolog_is_caught_on_reading(archive: Archive, table: str) -> None:
+    add_unit(archive)
+    archive.store_records("S1", scanned(*_mixed_log()))
+    db = sqlite3.connect(archive.path)
+    with db:
+        db.execute(f"UPDATE {table} SET timestamp = timestamp + 1 WHERE seq = (SELECT MIN(seq) FROM {table})")
+    db.close()
+    with pytest.raises(ArchiveError, match="does not match its CRC-32C"):
+        list(archive.iter_raw("S1"))
 
 
 def test_stored_rows_equal_stored_records_table_by_table(tmp_path: Path) -> None:
