@@ -344,6 +344,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 Pacer(None if args.no_pace else args.baud, now=time.monotonic()),
                 impair_in=impair_in,
                 impair_out=impair_out,
+                baud_changed=unit.set_baud,
             )
             signal.signal(signal.SIGINT, stop)
             signal.signal(signal.SIGTERM, stop)

@@ -54,8 +54,10 @@ class Server:
         impair_out: Impairment | None = None,
         clock: Callable[[], float] = time.monotonic,
         tick_interval: float = 0.05,
+        baud_changed: Callable[[int], None] | None = None,
     ) -> None:
         self.link = link
+        self._baud_changed = baud_changed
         self._new_session = new_session
         self.session = new_session()
         self._tick = tick
@@ -99,6 +101,8 @@ class Server:
                 self._restart_session()
             elif isinstance(event, BaudChanged):
                 self.pacer.set_baud(event.baud, now)
+                if self._baud_changed is not None:
+                    self._baud_changed(event.baud)
 
     def _restart_session(self) -> None:
         self.session = self._new_session()

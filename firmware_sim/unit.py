@@ -124,14 +124,13 @@ class Unit:
             size = _IDENTITY_SIZES[field]
             if not value.isascii() or not 0 < len(value) <= size:
                 raise ConfigError(f"{field} {value!r} must be 1 to {size} ASCII characters")
-        if baud <= 0:
-            raise ConfigError(f"baud must be positive, not {baud}")
+        self.baud = DEFAULT_BAUD
+        self.set_baud(baud)
         if not 1 <= max_window <= _U32_MAX:
             raise ConfigError(f"max_window {max_window} is outside 1..{_U32_MAX}")
         self.profile = profile
         self.serial = serial
         self.firmware = firmware
-        self.baud = baud
         self.max_window = max_window
         self._store = store
         self._chips = [chip for chip in (flash, key_flash) if chip is not None]
@@ -179,6 +178,12 @@ class Unit:
         return self._store.iter_raw(start_seq, stop_seq)
 
     # --- time ----------------------------------------------------------------
+
+    def set_baud(self, baud: int) -> None:
+        """The line's speed, as IDENTIFY reports it (a client may change it over RFC 2217)."""
+        if baud <= 0:
+            raise ConfigError(f"baud must be positive, not {baud}")
+        self.baud = baud
 
     def tick(self) -> None:
         """Run the machine up to the clock's present."""

@@ -20,7 +20,16 @@ from host.pull import pull
 from host.session import Request
 from host.transport import open_port
 from protocol.framing import Frame, FrameDecoder
-from protocol.messages import Abort, AbortResponse, RangeEnd, ReadRange, decode_message, encode_message
+from protocol.messages import (
+    Abort,
+    AbortResponse,
+    Identify,
+    IdentifyResponse,
+    RangeEnd,
+    ReadRange,
+    decode_message,
+    encode_message,
+)
 from tests.e2e.chain import flash_log, pull_json, pulled_equals_device
 
 pytestmark = pytest.mark.e2e
@@ -55,6 +64,16 @@ def exchange(port: serial.Serial, request: Request, seq: int, until: type) -> tu
     raise AssertionError(f"no {until.__name__} for request {seq} within 30 s")
 
 
+def read_until(port: serial.Serial, answer: type[IdentifyResponse]) -> IdentifyResponse:
+    decoder = FrameDecoder()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for frame in decoder.feed(port.read(max(1, port.in_waiting))):
+            if isinstance(frame, Frame) and isinstance(message := decode_message(frame), answer):
+                return message
+    raise AssertionError(f"no {answer.__name__} within 10 s")
+
+
 def throughput(port: serial.Serial, seq: int, baud: int) -> float:
     """Bytes per second of a stream sized to take MEASURE_S at *baud*."""
     count = int(MEASURE_S * baud / 10 / RECORD_ON_WIRE)
@@ -74,6 +93,9 @@ def test_a_baud_change_asked_over_rfc2217_changes_the_emulators_pacing(
         fast = throughput(port, 2, 115_200)
         port.baudrate = 19_200  # RFC 2217 SET-BAUDRATE, acknowledged before this returns
         slow = throughput(port, 3, 19_200)
+        port.write(encode_message(Identify(), 4))
+        identified = read_until(port, IdentifyResponse)
+    assert identified.baud == 19_200, "IDENTIFY reports the baud the client set"
     print(f"\nrfc2217 pacing: {fast:,.0f} B/s at 115200, {slow:,.0f} B/s at 19200, ratio {fast / slow:.2f}")
     assert fast == pytest.approx(11_520, rel=0.10), (fast, slow)
     assert slow == pytest.approx(1_920, rel=0.10), (fast, slow)
