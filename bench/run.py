@@ -1,18 +1,16 @@
 """Run the benchmarks, print every figure beside its limit, save bench/results.json.
 
-Usage: python bench/run.py [--only NAME ...]
+Usage: python -m bench.run [--only NAME ...]
 Each suite is a module ``bench/NAME.py`` whose ``run()`` returns its figures.
 A missed target is printed as MISSED with its figure; the exit status is 0
-either way (a benchmark reports, it does not gate).  The fleet suite
-(``bench/fleet.py``) runs when it is present and is skipped, saying so, when
-it is not.  The whole run takes about 25 minutes on 2 cores.
+either way (a benchmark reports, it does not gate).  Only a full run replaces
+bench/results.json.  The whole run takes about 25 minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -22,8 +20,6 @@ sys.path.insert(0, str(ROOT))
 from bench.figures import Figure, machine, save, table  # noqa: E402
 
 SUITES = ["decode", "unpaced", "memory", "emulator", "latency", "link", "fleet"]
-OPTIONAL = {"fleet"}
-"""Suites written elsewhere: skipped, with a message, when their module is missing."""
 
 
 def main() -> int:
@@ -34,9 +30,6 @@ def main() -> int:
     args = parser.parse_args()
     figures: list[Figure] = []
     for name in args.only or SUITES:
-        if name in OPTIONAL and importlib.util.find_spec(f"bench.{name}") is None:
-            print(f"skipping {name}: bench/{name}.py is not there yet", file=sys.stderr, flush=True)
-            continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
         module = importlib.import_module(f"bench.{name}")
         figures += module.run()
