@@ -22,20 +22,10 @@ memory mapping, so every program and erase is in the file (the page cache)
 the moment it returns: a process killed at any instant leaves the flash
 exactly as it was (``flush`` matters only if the machine itself goes down).
 A chip made in memory, or by :meth:`NorFlash.copy`, has the same layout in an
-anonymous mapping.  Layout, all integers little-endian::
-
-    offset  size  field
-    0       8     magic b"TLNORIMG"
-    8       2     format version (1)
-    10      2     reserved, 0
-    12      4     sector_size   (bytes)
-    16      4     sector_count
-    20      4     data_offset   (first byte of sector 0; a multiple of 4096)
-    24      4     CRC-32C of bytes 0..23
-    28      4     reserved, 0
-    32      4*n   erase counter of each sector, u32 (not covered by the CRC)
-    ...           zero padding up to data_offset
-    data_offset   sector_size * sector_count bytes: the flash contents
+anonymous mapping.  Its layout (a header, an erase counter per sector, zero
+padding, then the flash contents from ``data_offset``) is defined once in
+:mod:`protocol.image_formats` and specified in ``docs/flash-image.md``
+section 1; this module only uses it.
 
 A missing or empty file becomes a new, erased chip.  A file whose header does
 not verify, or whose size disagrees with it, raises :class:`FlashImageError`;
@@ -52,25 +42,23 @@ import enum
 import mmap
 import os
 import random
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
-from protocol.crc import RESIDUE, crc32c
+from protocol.errors import ImageError, LocalProtocolError
+from protocol.image_formats import (
+    ERASE_COUNTER_LAYOUT,
+    IMAGE_HEADER_SIZE,
+    decode_image_header,
+    encode_image_header,
+    erase_counter_offset,
+)
+from protocol.image_formats import data_offset as image_data_offset
 
 from .errors import SimulatorError
 
-MAX_FLASH_SIZE = 1 << 32
-
-_IMAGE_MAGIC = b"TLNORIMG"
-_IMAGE_VERSION = 1
-_IMAGE_HEADER = struct.Struct("<8sHHIII")
-"""magic, version, reserved, sector_size, sector_count, data_offset; then the CRC."""
-_IMAGE_CRC_OFFSET = _IMAGE_HEADER.size
-_COUNTERS_OFFSET = 32
-_COUNTER = struct.Struct("<I")
-_PAGE = 4096
+_COUNTER = ERASE_COUNTER_LAYOUT.struct
 
 
 class FlashError(SimulatorError):
@@ -119,20 +107,13 @@ class FlashOperation:
 OperationHook = Callable[[FlashOperation], None]
 
 
-def _check_geometry(sector_size: int, sector_count: int) -> None:
-    if sector_size < 16 or sector_count < 1:
-        raise FlashGeometryError(
-            f"need sector_size >= 16 and sector_count >= 1, got {sector_size} x {sector_count}"
-        )
-    if sector_size * sector_count > MAX_FLASH_SIZE:
-        raise FlashGeometryError(f"{sector_size} x {sector_count} bytes is over the 4 GiB address space")
-
-
 def _image_header(sector_size: int, sector_count: int) -> tuple[bytes, int]:
     """The image's header bytes (without counters) and its data offset."""
-    data_offset = -(-(_COUNTERS_OFFSET + _COUNTER.size * sector_count) // _PAGE) * _PAGE
-    head = _IMAGE_HEADER.pack(_IMAGE_MAGIC, _IMAGE_VERSION, 0, sector_size, sector_count, data_offset)
-    return head + crc32c(head).to_bytes(4, "little") + bytes(4), data_offset
+    try:
+        head = encode_image_header(sector_size, sector_count)
+    except LocalProtocolError as exc:
+        raise FlashGeometryError(str(exc)) from exc
+    return head, image_data_offset(sector_count)
 
 
 class NorFlash:
@@ -143,7 +124,6 @@ class NorFlash:
     """
 
     def __init__(self, sector_size: int, sector_count: int) -> None:
-        _check_geometry(sector_size, sector_count)
         head, data_offset = _image_header(sector_size, sector_count)
         image = mmap.mmap(-1, data_offset + sector_size * sector_count)
         image.write(head)
@@ -202,7 +182,6 @@ class NorFlash:
 
     @staticmethod
     def _create_image(fd: int, sector_size: int, sector_count: int) -> tuple[int, int, int]:
-        _check_geometry(sector_size, sector_count)
         head, data_offset = _image_header(sector_size, sector_count)
         os.write(fd, head + bytes(data_offset - len(head)))
         chunk = b"\xff" * min(sector_size * sector_count, 1 << 20)
@@ -213,24 +192,13 @@ class NorFlash:
 
     @staticmethod
     def _check_image(fd: int, size: int, name: str) -> tuple[int, int, int]:
-        head = os.pread(fd, _COUNTERS_OFFSET, 0)
-        if len(head) < _COUNTERS_OFFSET or not head.startswith(_IMAGE_MAGIC):
-            raise FlashImageError(f"{name}: not a turbolog flash image")
-        _, version, _, sector_size, sector_count, data_offset = _IMAGE_HEADER.unpack_from(head)
-        if crc32c(head[: _IMAGE_CRC_OFFSET + 4]) != RESIDUE:
-            raise FlashImageError(f"{name}: flash image header is corrupt (CRC-32C mismatch)")
-        if version != _IMAGE_VERSION:
-            raise FlashImageError(f"{name}: flash image format {version}, this build reads {_IMAGE_VERSION}")
         try:
-            _check_geometry(sector_size, sector_count)
-        except FlashGeometryError as exc:
+            header = decode_image_header(os.pread(fd, IMAGE_HEADER_SIZE, 0))
+        except ImageError as exc:
             raise FlashImageError(f"{name}: {exc}") from exc
-        if data_offset != _image_header(sector_size, sector_count)[1]:
-            raise FlashImageError(f"{name}: flash image header is corrupt (data offset {data_offset})")
-        expected = data_offset + sector_size * sector_count
-        if size != expected:
-            raise FlashImageError(f"{name}: flash image is {size} bytes, its header says {expected}")
-        return sector_size, sector_count, data_offset
+        if size != header.image_size:
+            raise FlashImageError(f"{name}: flash image is {size} bytes, its header says {header.image_size}")
+        return header.sector_size, header.sector_count, header.data_offset
 
     # --- the chip ---------------------------------------------------------
 
@@ -269,11 +237,12 @@ class NorFlash:
     def erase_count(self, sector: int) -> int:
         """Erase cycles *sector* has been through."""
         self._sector_address(sector)
-        return int(_COUNTER.unpack_from(self._image, _COUNTERS_OFFSET + _COUNTER.size * sector)[0])
+        return int(_COUNTER.unpack_from(self._image, erase_counter_offset(sector))[0])
 
     def erase_counts(self) -> list[int]:
         """Erase cycles of every sector, in sector order."""
-        return list(struct.unpack_from(f"<{self.sector_count}I", self._image, _COUNTERS_OFFSET))
+        counters = self._image[erase_counter_offset(0) : erase_counter_offset(self.sector_count)]
+        return [count for (count,) in _COUNTER.iter_unpack(counters)]
 
     def _sector_address(self, sector: int) -> int:
         if not 0 <= sector < self.sector_count:
@@ -281,7 +250,7 @@ class NorFlash:
         return sector * self.sector_size
 
     def _count_erase(self, sector: int) -> None:
-        offset = _COUNTERS_OFFSET + _COUNTER.size * sector
+        offset = erase_counter_offset(sector)
         _COUNTER.pack_into(self._image, offset, _COUNTER.unpack_from(self._image, offset)[0] + 1)
 
     # --- power cuts -------------------------------------------------------

@@ -7,27 +7,21 @@ clears the log.  At power-up it rebuilds everything from the flash alone.
 It never decodes records on the append path, never reads a clock, and knows
 nothing of the wire beyond the record bytes.
 
-On-flash layout (the spec others rely on; integers little-endian)
-----------------------------------------------------------------
+On-flash layout
+---------------
 
-Sectors form a ring.  Every sector in use starts with a 40-byte header,
-followed by records packed back to back; the unused rest reads 0xFF::
+Sectors form a ring.  Every sector in use starts with a header (magic "TLG1",
+generation, base_seq, first_seq, the unit's lifetime counters when the sector
+was opened, CRC-32C), defined once in :mod:`protocol.image_formats` and
+specified in ``docs/flash-image.md`` section 2; records follow back to back,
+and the unused rest reads 0xFF::
 
     sector:  | header (40) | record | record | ... | record | FF FF ... FF |
 
-    header:
-    offset  size  field
-    0       4     magic b"TLG1"
-    4       4     generation   sector ordinal: +1 for every sector opened, never reused;
-                               the sector index is always generation % sector_count
-    8       4     base_seq     seq of the first record in this sector (next_seq when opened)
-    12      4     first_seq    first available seq of the whole log when this sector was opened
-    16      4     operating_s  \\
-    20      4     starts        |  lifetime counters (firmware_sim.nvstate.Counters)
-    24      4     trips         |  when this sector was opened
-    28      8     energy_wh    /
-    36      4     CRC-32C of bytes 0..35
-
+- ``generation`` is +1 for every sector opened, never reused: the sector
+  index is always generation % sector_count.  ``base_seq`` is the seq of the
+  sector's first record (next_seq when opened); ``first_seq`` the first
+  available seq of the whole log when the sector was opened.
 - A sector's records have consecutive seqs from ``base_seq``; the log's
   seqs are consecutive across sectors, oldest sector to newest.
 - A slot whose seq field reads 0xFFFFFFFF is erased: the sector's data ends there.
@@ -75,6 +69,12 @@ from itertools import pairwise
 from protocol.crc import RESIDUE, crc32c
 from protocol.enums import RecordType
 from protocol.formats import MAX_RECORD_BODY, RECORD_OVERHEAD
+from protocol.image_formats import (
+    SECTOR_HEADER_SIZE,
+    SectorHeader,
+    decode_sector_header,
+    encode_sector_header,
+)
 from protocol.records import (
     LAYOUTS,
     FaultRecord,
@@ -88,10 +88,6 @@ from protocol.records import (
 from .flash import FlashError, FlashGeometryError, NorFlash
 from .nvstate import Counters
 
-SECTOR_MAGIC = b"TLG1"
-_HEADER_BODY = struct.Struct("<4sIIIIIIQ")
-"""magic, generation, base_seq, first_seq, operating_s, starts, trips, energy_wh"""
-SECTOR_HEADER_SIZE = _HEADER_BODY.size + 4
 MAX_RECORD_SIZE = RECORD_OVERHEAD + MAX_RECORD_BODY
 SAMPLE_RECORD_SIZE = LAYOUTS[RecordType.SAMPLE].size
 
@@ -342,15 +338,14 @@ class LogStore:
 
 def _pack_header(sector: _Sector) -> bytes:
     c = sector.counters
-    body = _HEADER_BODY.pack(
-        SECTOR_MAGIC, sector.generation, sector.base_seq, sector.first_seq,
-        c.operating_s, c.starts, c.trips, c.energy_wh,
-    )
-    return body + crc32c(body).to_bytes(4, "little")
+    return encode_sector_header(SectorHeader(
+        sector.generation, sector.base_seq, sector.first_seq, c.operating_s, c.starts, c.trips, c.energy_wh,
+    ))
 
 
 def _unpack_header(raw: bytes, index: int) -> _Sector | None:
-    if not raw.startswith(SECTOR_MAGIC) or crc32c(raw) != RESIDUE:
+    header = decode_sector_header(raw)
+    if header is None:
         return None
-    _, generation, base_seq, first_seq, operating_s, starts, trips, energy_wh = _HEADER_BODY.unpack_from(raw)
-    return _Sector(index, generation, base_seq, first_seq, Counters(operating_s, starts, trips, energy_wh))
+    counters = Counters(header.operating_s, header.starts, header.trips, header.energy_wh)
+    return _Sector(index, header.generation, header.base_seq, header.first_seq, counters)

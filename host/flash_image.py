@@ -4,19 +4,24 @@
 controller does at power-up (the head sector, the ring behind it, the valid
 records of each sector, ``first_seq``, ``next_seq`` and the counters);
 :meth:`FlashImage.sectors` then yields every record the log holds, a sector
-at a time, as ``(seq, timestamp, type, raw)`` tuples, the form
-:meth:`host.archive.Archive.store_records` takes.  Each sector's records are
-delimited by their seqs and lengths, then verified and decoded by
-:func:`protocol.records.decode_batch`, the decoder of a pull; a record counts
-only as the controller would count it (docs/flash-image.md section 3), so an
-image yields exactly the records the unit would serve over its port.
+at a time, as rows of :func:`protocol.records.decode_rows` (the form
+:meth:`host.archive.Archive.store_decoded` takes).  Each sector's records are
+delimited by their seqs and lengths, then verified (CRC-32C) and decoded by
+decode_rows, the decoder of a pull, once; a record counts only as the
+controller would count it (docs/flash-image.md section 3), so an image
+yields exactly the records the unit would serve over its port.
 :func:`parse_identity` reads the sidecar that names the unit.
+
+The image header, erase counters and sector headers are read through
+:mod:`protocol.image_formats`, their single definition (shared with the
+emulator that writes them); how the log is found from them is implemented
+here from the document.
 
 Pure: it parses bytes it is given (a ``bytes`` object or a memory map), opens
 no file and writes nothing.  It must never import :mod:`firmware_sim`: the
-document is the contract.  An image or sidecar that is foreign, corrupt or of
-another schema raises :class:`~host.errors.DeviceError` (the unit's data is
-at fault, as with a device that speaks something else).
+document and :mod:`protocol` are the contract.  An image or sidecar that is
+foreign, corrupt or of another schema raises :class:`~host.errors.DeviceError`
+(the unit's data is at fault, as with a device that speaks something else).
 """
 
 from __future__ import annotations
@@ -27,43 +32,37 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.crc import RESIDUE, crc32c
 from protocol.enums import RecordType
+from protocol.errors import ImageError
+from protocol.formats import MAX_RECORD_BODY, RECORD_OVERHEAD
+from protocol.image_formats import (
+    ERASE_COUNTER_LAYOUT,
+    IMAGE_HEADER_SIZE,
+    SECTOR_HEADER_SIZE,
+    decode_image_header,
+    decode_sector_header,
+    erase_counter_offset,
+)
 from protocol.messages import SCHEMA_FINGERPRINT
-from protocol.records import LAYOUTS, decode_batch
+from protocol.records import LAYOUTS, DecodedRow, decode_rows
 
 from .errors import DeviceError
 
-IMAGE_MAGIC = b"TLNORIMG"
-IMAGE_VERSION = 1
-SECTOR_MAGIC = b"TLG1"
 IDENTITY_FORMAT = "turbolog-unit-identity"
 IDENTITY_VERSION = 1
 
-_IMAGE_HEADER = struct.Struct("<8sHHIIII")
-"""magic, version, reserved, sector_size, sector_count, data_offset, CRC-32C of the bytes before it."""
-_COUNTERS_OFFSET = 32
-_PAGE = 4096
-_MAX_FLASH = 1 << 32
-_SECTOR_HEADER = struct.Struct("<4sIIIIIIQI")
-"""magic, generation, base_seq, first_seq, operating_s, starts, trips, energy_wh, CRC-32C."""
-SECTOR_HEADER_SIZE = _SECTOR_HEADER.size
-_RECORD_OVERHEAD = 14
-_MAX_RECORD = _RECORD_OVERHEAD + 255
+_MAX_RECORD = RECORD_OVERHEAD + MAX_RECORD_BODY
 _SAMPLE_SIZE = LAYOUTS[RecordType.SAMPLE].size
 _ERASED_SEQ = 0xFFFFFFFF
 _SEQ = struct.Struct("<I")
 _IDENTITY_SIZES = {"serial": 16, "model": 8, "firmware": 16}
-
-ScannedRecord = tuple[int, int, int, bytes]
-"""``(seq, timestamp, type, raw)``, as store_records takes it."""
 
 _COUNTER_FIELDS = ("operating_s", "starts", "trips", "energy_wh")
 _COUNTER_INDEX: dict[int, tuple[int, ...]] = {
     rtype: tuple(LAYOUTS[rtype].names.index(prefix + name) for name in _COUNTER_FIELDS)
     for rtype, prefix in ((RecordType.SAMPLE, ""), (RecordType.FAULT, "freeze."))
 }
-"""Where the lifetime counters sit in the decoded fields of a sample and of a fault."""
+"""Where the lifetime counters sit in the decoded row of a sample and of a fault."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +101,10 @@ class SectorRecords:
     """The records one sector of the log holds."""
 
     header: SectorHeader
-    records: list[ScannedRecord]
-    """Valid records at or above the log's first_seq, in seq order."""
+    records: list[DecodedRow]
+    """Valid records at or above the log's first_seq, in seq order, as
+    :func:`protocol.records.decode_rows` gives them (:func:`protocol.records.row_bytes`
+    rebuilds a record's bytes)."""
     discarded: int
     """Records that failed verification where the log expected one (torn by a power cut)."""
 
@@ -152,27 +153,23 @@ class FlashImage:
     def __init__(self, data: Any, name: str) -> None:
         self._data = data
         self.name = name
-        head = bytes(data[:_COUNTERS_OFFSET])
-        if len(head) < _COUNTERS_OFFSET or not head.startswith(IMAGE_MAGIC):
-            raise DeviceError(f"{name}: not a turbolog flash image")
-        _, version, _, sector_size, sector_count, data_offset, _ = _IMAGE_HEADER.unpack(head[:28])
-        if crc32c(head[:28]) != RESIDUE:
-            raise DeviceError(f"{name}: flash image header is corrupt (CRC-32C mismatch)")
-        if version != IMAGE_VERSION:
-            raise DeviceError(f"{name}: flash image format {version}, this reader knows {IMAGE_VERSION}")
+        try:
+            header = decode_image_header(bytes(data[:IMAGE_HEADER_SIZE]))
+        except ImageError as exc:
+            raise DeviceError(f"{name}: {exc}") from exc
+        sector_size, sector_count = header.sector_size, header.sector_count
         if sector_count < 2 or sector_size < SECTOR_HEADER_SIZE + _MAX_RECORD:
             raise DeviceError(f"{name}: {sector_count} sectors of {sector_size} bytes cannot hold a log")
-        if sector_size * sector_count > _MAX_FLASH:
-            raise DeviceError(f"{name}: {sector_size} x {sector_count} bytes is over 4 GiB")
-        if data_offset != -(-(_COUNTERS_OFFSET + 4 * sector_count) // _PAGE) * _PAGE:
-            raise DeviceError(f"{name}: flash image header is corrupt (data offset {data_offset})")
-        expected = data_offset + sector_size * sector_count
+        expected = header.image_size
         if len(data) != expected:
             raise DeviceError(f"{name}: flash image is {len(data)} bytes, its header says {expected}")
         self.sector_size: int = sector_size
         self.sector_count: int = sector_count
-        self.erase_counts: tuple[int, ...] = struct.unpack_from(f"<{sector_count}I", data, _COUNTERS_OFFSET)
-        self._base = data_offset
+        counters = data[erase_counter_offset(0) : erase_counter_offset(sector_count)]
+        self.erase_counts: tuple[int, ...] = tuple(
+            count for (count,) in ERASE_COUNTER_LAYOUT.struct.iter_unpack(counters)
+        )
+        self._base = header.data_offset
         self.ring = self._find_ring()
         """Sectors of the log, oldest first; the last one is the head."""
         self.first_seq = 0
@@ -180,6 +177,8 @@ class FlashImage:
         self.counters = LogCounters(0, 0, 0, 0)
         self.last_timestamp = 0
         """Timestamp of the newest record held (0 if none): an image has no clock."""
+        self._head_scan: tuple[list[DecodedRow], int] = ([], 0)
+        """The head sector's rows and discarded count (read once, for the bounds and for sectors())."""
         if self.ring:
             self._read_head()
 
@@ -194,11 +193,11 @@ class FlashImage:
 
     def _header(self, index: int) -> SectorHeader | None:
         start = self._base + index * self.sector_size
-        raw = bytes(self._data[start : start + SECTOR_HEADER_SIZE])
-        if not raw.startswith(SECTOR_MAGIC) or crc32c(raw) != RESIDUE:
+        found = decode_sector_header(bytes(self._data[start : start + SECTOR_HEADER_SIZE]))
+        if found is None:
             return None
-        _, generation, base_seq, first_seq, *counters, _ = _SECTOR_HEADER.unpack(raw)
-        return SectorHeader(index, generation, base_seq, first_seq, LogCounters(*counters))
+        counters = LogCounters(found.operating_s, found.starts, found.trips, found.energy_wh)
+        return SectorHeader(index, found.generation, found.base_seq, found.first_seq, counters)
 
     def _find_ring(self) -> tuple[SectorHeader, ...]:
         headers = [self._header(index) for index in range(self.sector_count)]
@@ -220,14 +219,14 @@ class FlashImage:
     def _read_head(self) -> None:
         head = self.ring[-1]
         self.first_seq = max(head.first_seq, self.ring[0].base_seq)
-        records = self._scan(head, _ERASED_SEQ)[0]
+        self._head_scan = self._scan(head, _ERASED_SEQ)
+        records = self._head_scan[0]
         self.next_seq = head.base_seq + len(records)
         self.counters = head.counters
-        for _seq, _timestamp, rtype, raw in reversed(records):
-            where = _COUNTER_INDEX.get(rtype)
-            if where is not None and len(raw) == LAYOUTS[rtype].size:
-                values = LAYOUTS[rtype].struct.unpack(raw)
-                self.counters = LogCounters(*(values[i] for i in where))
+        for row in reversed(records):
+            where = _COUNTER_INDEX.get(row[2])
+            if where is not None and len(row) == len(LAYOUTS[row[2]].names):
+                self.counters = LogCounters(*(row[i] for i in where))
                 break
         for sector, stop in reversed(list(self._ring_bounds())):
             newest = self._scan(sector, stop)[0] if sector is not head else records
@@ -241,26 +240,22 @@ class FlashImage:
         stops = [sector.base_seq for sector in self.ring[1:]] + [_ERASED_SEQ] * bool(self.ring)
         return zip(self.ring, stops, strict=True)
 
-    def _scan(self, sector: SectorHeader, stop_seq: int) -> tuple[list[ScannedRecord], int]:
+    def _scan(self, sector: SectorHeader, stop_seq: int) -> tuple[list[DecodedRow], int]:
         """The valid records of *sector* below *stop_seq*, and how many failed verification."""
         data = self._sector(sector.index)
         size = self.sector_size
         unpack_seq = _SEQ.unpack_from
         pos, seq = SECTOR_HEADER_SIZE, sector.base_seq
-        while seq < stop_seq and pos + _RECORD_OVERHEAD <= size:
-            end = pos + _RECORD_OVERHEAD + data[pos + 9]
+        while seq < stop_seq and pos + RECORD_OVERHEAD <= size:
+            end = pos + RECORD_OVERHEAD + data[pos + 9]
             if unpack_seq(data, pos)[0] != seq or end > size:
                 break
             pos, seq = end, seq + 1
-        good, _errors = decode_batch(data[SECTOR_HEADER_SIZE:pos])
-        records: list[ScannedRecord] = []
-        expected = sector.base_seq
-        for raw, values in good:
-            if values[0] != expected:
-                break
-            records.append((expected, values[1], values[2], raw))
-            expected += 1
-        return records, seq - expected
+        rows, errors = decode_rows(data[SECTOR_HEADER_SIZE:pos])
+        if errors:  # the sector's data ends at the first record that failed
+            base = sector.base_seq
+            rows = rows[: next((i for i, row in enumerate(rows) if row[0] != base + i), len(rows))]
+        return rows, seq - sector.base_seq - len(rows)
 
     def sectors(self) -> Iterator[SectorRecords]:
         """Every sector of the ring that may hold records at or above first_seq, oldest
@@ -268,9 +263,9 @@ class FlashImage:
         for sector, stop in self._ring_bounds():
             if stop <= self.first_seq:
                 continue
-            records, discarded = self._scan(sector, stop)
+            records, discarded = self._head_scan if sector is self.ring[-1] else self._scan(sector, stop)
             if records and records[0][0] < self.first_seq:
-                records = [record for record in records if record[0] >= self.first_seq]
+                records = records[self.first_seq - records[0][0] :]
             yield SectorRecords(sector, records, discarded)
 
 

@@ -3,12 +3,13 @@
 For every ``DIR/<serial>.img`` with its identity sidecar ``DIR/<serial>.json``
 (``docs/flash-image.md``): check the sidecar and the image, and find the log
 as the controller would (:mod:`host.flash_image`, whose records are verified
-by :func:`protocol.records.decode_batch`, the decoder of a pull).  Then do
-what a pull does after IDENTIFY: record the unit with its identity, log
-bounds and counters; note as evicted the seqs below the log's ``first_seq``
-that the archive never received; and store the records with
-:meth:`~host.archive.Archive.store_records`, which checks every CRC-32C
-again and is idempotent (ingesting an image twice adds nothing).
+and decoded by :func:`protocol.records.decode_rows`, the decoder of a pull).
+Then do what a pull does after IDENTIFY: record the unit with its identity,
+log bounds and counters; note as evicted the seqs below the log's
+``first_seq`` that the archive never received; and store the verified rows
+as a pull does, with :meth:`~host.archive.Archive.store_decoded`, which is
+idempotent (ingesting an image twice adds nothing) and refuses a seq already
+archived with other bytes.
 
 An image that cannot be read (no sidecar, a foreign or corrupt header,
 another schema, a log that contradicts what the archive holds for that
@@ -29,12 +30,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from protocol.records import DecodedRow
+
 from .archive import Archive
 from .errors import DeviceError, UnknownUnit, UsageError
-from .flash_image import FlashImage, ScannedRecord, UnitIdentity, parse_identity, parse_image
+from .flash_image import FlashImage, UnitIdentity, parse_identity, parse_image
 
 BATCH = 8192
-"""Records per store_records call (one archive transaction)."""
+"""Records per store_decoded call (one archive transaction)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,15 +177,15 @@ def _load(archive: Archive, identity: UnitIdentity, image: FlashImage) -> ImageR
         archive.record_evicted(serial, start, stop - start)
         evicted += stop - start
     records = added = discarded = 0
-    batch: list[ScannedRecord] = []
+    batch: list[DecodedRow] = []
     for sector in image.sectors():
         batch += sector.records
         discarded += sector.discarded
         if len(batch) >= BATCH:
-            added += archive.store_records(serial, batch)
+            added += archive.store_decoded(serial, batch)
             records += len(batch)
             batch = []
     if batch:
-        added += archive.store_records(serial, batch)
+        added += archive.store_decoded(serial, batch)
         records += len(batch)
     return ImageResult(image.name, serial, identity.model, records, added, evicted, discarded)

@@ -9,6 +9,7 @@ specified for other implementers in ``docs/protocol.md``.
 - :mod:`protocol.formats`   every format, declared once with construct
 - :mod:`protocol.fastpath`  ``struct`` layouts derived from those formats
 - :mod:`protocol.records`   log records (sample, fault, event) and their bytes
+- :mod:`protocol.image_formats`  the flash image's headers (docs/flash-image.md), declared once
 - :mod:`protocol.framing`   COBS framing, CRC-32C, the streaming frame decoder
 - :mod:`protocol.messages`  request/response messages and their payloads
 - :mod:`protocol.auth`      the access-control tag both sides compute (HMAC-SHA256)

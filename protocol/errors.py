@@ -15,7 +15,8 @@ whole package with one clause.  The tree separates *whose fault* it was::
     │   ├── RecordError          a log record failed to verify or parse
     │   │   ├── RecordTruncated
     │   │   └── RecordCrcMismatch
-    │   └── MalformedMessage     a verified frame whose payload does not parse
+    │   ├── MalformedMessage     a verified frame whose payload does not parse
+    │   └── ImageError           a flash image whose header is foreign, corrupt or of another version
     └── LocalProtocolError       our own caller asked for something impossible
                                  (a payload over the cap, a value out of range)
 
@@ -77,6 +78,10 @@ class RecordCrcMismatch(RecordError):
 
 class MalformedMessage(RemoteProtocolError):
     """A verified frame carries a payload that does not fit its message type."""
+
+
+class ImageError(RemoteProtocolError):
+    """A flash image's header is foreign, corrupt, of another version or of an impossible geometry."""
 
 
 class LocalProtocolError(ProtocolError):

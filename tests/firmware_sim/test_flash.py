@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from construct import Array
 
 from firmware_sim.errors import SimulatorError
 from firmware_sim.flash import (
@@ -21,6 +22,8 @@ from firmware_sim.flash import (
     OpKind,
     PowerCut,
 )
+from protocol.crc import crc32c
+from protocol.image_formats import ERASE_COUNTER, IMAGE_HEADER, IMAGE_HEADER_SEALED
 
 
 def test_a_new_chip_is_erased_and_unworn() -> None:
@@ -127,6 +130,25 @@ def test_geometry_must_match_an_existing_image(tmp_path: Path) -> None:
 def test_a_new_image_needs_its_geometry(tmp_path: Path) -> None:
     with pytest.raises(FlashGeometryError):
         NorFlash.open(tmp_path / "flash.img", sector_size=512)
+
+
+@pytest.mark.parametrize(("sector_size", "sector_count", "data_offset"), [(512, 5, 4096), (16, 1100, 8192)])
+def test_the_image_file_is_what_construct_builds(
+    tmp_path: Path, sector_size: int, sector_count: int, data_offset: int
+) -> None:
+    path = tmp_path / "flash.img"
+    with NorFlash.open(path, sector_size=sector_size, sector_count=sector_count) as flash:
+        flash.erase(1)
+        flash.erase(3)
+        flash.erase(3)
+        flash.program(sector_size + 3, b"\x12\x34")
+    fields = {"magic": b"TLNORIMG", "version": 1, "reserved1": 0, "sector_size": sector_size,
+              "sector_count": sector_count, "data_offset": data_offset, "reserved2": 0}
+    header = IMAGE_HEADER.build({**fields, "crc": crc32c(IMAGE_HEADER_SEALED.build(fields))})
+    counters = Array(sector_count, ERASE_COUNTER).build([0, 1, 0, 2] + [0] * (sector_count - 4))
+    chip = bytearray(b"\xff" * (sector_size * sector_count))
+    chip[sector_size + 3 : sector_size + 5] = b"\x12\x34"
+    assert path.read_bytes() == header + counters + bytes(data_offset - len(header) - len(counters)) + chip
 
 
 def _valid_image(tmp_path: Path) -> bytes:

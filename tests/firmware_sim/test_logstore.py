@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import random
-import struct
-from dataclasses import astuple, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from firmware_sim.logstore import SECTOR_HEADER_SIZE, LogFullError, LogStore
 from firmware_sim.nvstate import Counters, LogSink
 from protocol.crc import crc32c
 from protocol.enums import EngineState, EventKind, Severity, Subsystem
+from protocol.image_formats import SECTOR_HEADER, SECTOR_HEADER_SEALED, SECTOR_MAGIC
 from protocol.records import (
     EventRecord,
     FaultRecord,
@@ -251,7 +251,7 @@ def test_a_corrupt_record_in_an_old_sector_hides_only_the_rest_of_that_sector() 
     flash = NorFlash(SECTOR, 6)
     store = LogStore(flash)
     written = fill(store, Machine(8), 60)
-    (base_seq,) = struct.unpack("<I", flash.read(SECTOR + 8, 4))
+    base_seq = SECTOR_HEADER.parse(flash.read(SECTOR, SECTOR_HEADER_SIZE)).base_seq
     broken = base_seq + 2
     crc_at = SECTOR + SECTOR_HEADER_SIZE + sum(len(written[s]) for s in range(base_seq, broken + 1)) - 4
     assert flash.read(crc_at, 4) == written[broken][-4:] != bytes(4)
@@ -265,6 +265,20 @@ def test_a_corrupt_record_in_an_old_sector_hides_only_the_rest_of_that_sector() 
     assert recovered.next_seq == 60 and recovered.append(EventRecord(0, 0, EventKind.POWER_UP)) == 60
 
 
+def oracle_header(generation: int, base_seq: int, first_seq: int, counters: Counters) -> bytes:
+    """A sector header built by construct from its definition (the oracle)."""
+    fields = {"magic": SECTOR_MAGIC, "generation": generation, "base_seq": base_seq, "first_seq": first_seq,
+              **asdict(counters)}
+    return bytes(SECTOR_HEADER.build({**fields, "crc": crc32c(SECTOR_HEADER_SEALED.build(fields))}))
+
+
+def newest_generation(flash: NorFlash) -> int:
+    """The highest generation among the sector headers on *flash* (-1 if none), read by construct."""
+    raws = [flash.read(index * flash.sector_size, SECTOR_HEADER_SIZE) for index in range(flash.sector_count)]
+    generations = [SECTOR_HEADER.parse(raw).generation for raw in raws if raw.startswith(SECTOR_MAGIC)]
+    return max(generations, default=-1)
+
+
 def write_sector(
     flash: NorFlash,
     generation: int,
@@ -273,13 +287,32 @@ def write_sector(
     seqs: list[int],
     counters: Counters = NO_COUNTS,
 ) -> list[bytes]:
-    """Lay a sector out by hand, as the module docstring specifies; return its records."""
-    header = struct.pack("<4sIIIIIIQ", b"TLG1", generation, base_seq, first_seq, *astuple(counters))
+    """Lay a sector out with its header built by construct (the oracle); return its records."""
     start = generation % flash.sector_count * flash.sector_size
-    flash.program(start, header + crc32c(header).to_bytes(4, "little"))
+    flash.program(start, oracle_header(generation, base_seq, first_seq, counters))
     records = [encode_record(EventRecord(seq, 5, EventKind.START, value_a=generation)) for seq in seqs]
     flash.program(start + SECTOR_HEADER_SIZE, b"".join(records))
     return records
+
+
+def test_the_sector_headers_written_are_what_construct_builds() -> None:
+    flash = NorFlash(SECTOR, 4)
+    store, machine = LogStore(flash), Machine(5)
+    opened: list[tuple[int, int, int, Counters]] = []
+    while len(opened) < 6:  # wraps the 4-sector ring, so evictions move first_seq; the 5th is a clear
+        counters, next_seq = store.counters, store.next_seq
+        if len(opened) == 4:
+            store.clear()
+        else:
+            store.append(machine.record())
+        generation = newest_generation(flash)
+        if generation == len(opened):
+            opened.append((generation, next_seq, store.first_seq, counters))
+    for generation, base_seq, first_seq, counters in opened[-4:]:
+        raw = flash.read(generation % 4 * SECTOR, SECTOR_HEADER_SIZE)
+        assert raw == oracle_header(generation, base_seq, first_seq, counters)
+    assert opened[4][1] == opened[4][2], "a clear opens a sector whose first_seq is its base_seq"
+    assert opened[5][2] > 0 and opened[3][3] != NO_COUNTS
 
 
 def test_the_on_flash_layout_is_the_documented_one() -> None:

@@ -24,9 +24,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from firmware_sim.flash import FlashOperation, NorFlash, OpKind, PowerCut
-from firmware_sim.logstore import SECTOR_HEADER_SIZE, SECTOR_MAGIC, LogStore
+from firmware_sim.logstore import SECTOR_HEADER_SIZE, LogStore
 from firmware_sim.nvstate import Counters
 from protocol.enums import EventKind
+from protocol.image_formats import SECTOR_MAGIC
 from protocol.records import EventRecord, FaultRecord, Record, SampleRecord, encode_record
 
 from .test_logstore import Machine, snapshot

@@ -23,7 +23,15 @@ from host.flash_image import FlashImage, LogCounters, UnitIdentity, parse_identi
 from protocol.crc import crc32c
 from protocol.enums import EventKind
 from protocol.messages import SCHEMA_FINGERPRINT
-from protocol.records import EventRecord, FaultRecord, Record, SampleRecord, Snapshot, UnknownRecord
+from protocol.records import (
+    EventRecord,
+    FaultRecord,
+    Record,
+    SampleRecord,
+    Snapshot,
+    UnknownRecord,
+    row_bytes,
+)
 
 SECTOR_SIZE = 512
 SECTOR_COUNT = 6
@@ -57,7 +65,7 @@ def image_bytes(path: Path) -> bytes:
 
 
 def held(image: FlashImage) -> list[bytes]:
-    return [raw for sector in image.sectors() for _, _, _, raw in sector.records]
+    return [row_bytes(row) for sector in image.sectors() for row in sector.records]
 
 
 def assert_agrees(image: FlashImage, store: LogStore, flash: NorFlash) -> None:
@@ -126,6 +134,29 @@ def test_a_torn_record_ends_its_sector_and_is_counted(tmp_path: Path) -> None:
     image = parse_image(bytes(data))
     assert image.next_seq == 4
     assert [sector.discarded for sector in image.sectors()] == [1]
+    with NorFlash.open(path) as flash:
+        assert_agrees(image, LogStore(flash), flash)
+
+
+@pytest.mark.parametrize("damaged", [0, 2, 4])
+def test_a_damaged_record_ends_its_sector_not_the_log(tmp_path: Path, damaged: int) -> None:
+    """A record that fails its CRC in an older sector: the records after it in that sector are
+    not held (as the controller's recovery drops them), those of the newer sectors are."""
+    path = tmp_path / "unit.img"
+    with NorFlash.open(path, SECTOR_SIZE, SECTOR_COUNT) as flash:
+        store = LogStore(flash)
+        for record in workload(3, 40):
+            store.append(record)
+    data = bytearray(image_bytes(path))
+    at = 4096 + SECTOR_HEADER_SIZE
+    for _ in range(damaged):
+        at += 14 + data[at + 9]
+    data[at + 12] ^= 0x10  # a bit of the body (or CRC) flipped: seq and length still delimit it
+    path.write_bytes(bytes(data))
+    image = parse_image(bytes(data))
+    first, *_ = image.sectors()
+    assert [row[0] for row in first.records] == list(range(damaged))
+    assert first.discarded > 0 and len(image.ring) > 1
     with NorFlash.open(path) as flash:
         assert_agrees(image, LogStore(flash), flash)
 
