@@ -77,6 +77,10 @@ from .nvstate import Counters
 
 MAX_STREAMS = 4
 """Streams queued or running at once; one more is answered with ERROR BUSY."""
+MAX_WAITING_ANSWERS = 16
+"""Answers queued for the line at once (a controller's transmit queue is finite): a request
+arriving while this many wait is dropped unanswered, as if lost on the line, and counted; a
+host that sends without reading cannot make the device hold more."""
 
 REQUEST_TYPES = frozenset(t for t in MsgType if t < 0x80)
 """Message types the device handles; every other verified frame is UNKNOWN_MESSAGE."""
@@ -233,7 +237,8 @@ class DeviceSession:
     ``random.Random``; the unit's access control makes each nonce unique and
     unpredictable from it).
     Counters: ``frames_in`` (verified frames), ``frames_dropped`` (failed
-    verification), ``frames_out`` and ``records_out``.
+    verification), ``requests_dropped`` (verified, but the transmit queue was
+    full: :data:`MAX_WAITING_ANSWERS`), ``frames_out`` and ``records_out``.
     """
 
     def __init__(self, unit: UnitPort, *, rng: random.Random) -> None:
@@ -249,6 +254,7 @@ class DeviceSession:
         """This line's pending challenge, consumed by the next CLOCK_SET or LOG_CLEAR."""
         self.frames_in = 0
         self.frames_dropped = 0
+        self.requests_dropped = 0
         self.frames_out = 0
         self.records_out = 0
 
@@ -271,7 +277,10 @@ class DeviceSession:
                 self.frames_dropped += 1
             else:
                 self.frames_in += 1
-                self._handle(item)
+                if len(self._immediate) >= MAX_WAITING_ANSWERS:
+                    self.requests_dropped += 1
+                else:
+                    self._handle(item)
 
     def _handle(self, frame: Frame) -> None:
         rseq = frame.seq

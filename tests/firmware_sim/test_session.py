@@ -18,7 +18,7 @@ from cobs import cobs
 from firmware_sim.auth import AccessControl
 from firmware_sim.keystore import UnitKeys
 from firmware_sim.nvstate import Counters
-from firmware_sim.session import MAX_STREAMS, DeviceSession
+from firmware_sim.session import MAX_STREAMS, MAX_WAITING_ANSWERS, DeviceSession
 from protocol.crc import crc32c
 from protocol.enums import EngineState, ErrorCode, EventKind, MsgType
 from protocol.formats import MAX_PAYLOAD, PROTOCOL_VERSION
@@ -232,6 +232,18 @@ def test_responses_come_in_arrival_order() -> None:
     rsps = host.pull()
     assert [type(r) for r in rsps] == [ClockResponse, IdentifyResponse, LiveResponse, AbortResponse]
     assert [r.request_seq for r in rsps] == seqs  # type: ignore[union-attr]
+
+
+def test_a_host_that_never_reads_cannot_make_the_device_queue_more_answers() -> None:
+    """Figure held: 1,000 requests sent without reading leave MAX_WAITING_ANSWERS answers queued;
+    the rest are dropped unanswered and counted, and the device answers again once read."""
+    _, session, host = make()
+    sent = host.send(*([Identify()] * 1000))
+    assert session.requests_dropped == 1000 - MAX_WAITING_ANSWERS
+    answers = host.pull()
+    assert [a.request_seq for a in answers] == sent[:MAX_WAITING_ANSWERS]  # type: ignore[union-attr]
+    (again,) = host.ask(ClockGet())
+    assert isinstance(again, ClockResponse)
 
 
 # --- errors -----------------------------------------------------------------
