@@ -25,7 +25,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check protocol firmware_sim host tests bench
-	$(VENV)/bin/mypy --strict protocol
+	$(VENV)/bin/mypy --strict protocol firmware_sim host
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -42,6 +42,7 @@ from pathlib import Path
 
 from protocol.enums import GridMode
 from protocol.formats import RECORD_OVERHEAD
+from protocol.image_formats import SECTOR_HEADER_SIZE
 from protocol.messages import SCHEMA_FINGERPRINT
 from protocol.records import LAYOUTS, Record, UnknownRecord
 
@@ -49,7 +50,7 @@ from .climate import SITES
 from .duty import PeakShaving
 from .errors import ConfigError, SimulatorError
 from .flash import NorFlash
-from .logstore import SECTOR_HEADER_SIZE, LogStore
+from .logstore import LogStore
 from .models import PROFILES, ModelProfile, get_profile
 from .simulator import Simulator
 from .unit import DEFAULT_SECTOR_SIZE, FIRMWARE_VERSION

@@ -464,8 +464,10 @@ def cmd_live(args: argparse.Namespace, out: Output) -> int:
         while args.count is None or taken < args.count:
             reading = client.live()
             taken += 1
-            values = reading.snapshot.engineering()
-            values["time"] = datetime.fromtimestamp(reading.timestamp, UTC).isoformat()
+            values: dict[str, object] = {
+                **reading.snapshot.engineering(),
+                "time": datetime.fromtimestamp(reading.timestamp, UTC).isoformat(),
+            }
             if out.as_json:
                 out.json(values)
             else:

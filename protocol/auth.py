@@ -29,6 +29,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass, replace
 from enum import IntEnum
+from typing import TypeVar
 
 from . import formats
 from .enums import AccessLevel, MsgType
@@ -41,6 +42,7 @@ TAG_LEN = formats.AUTH_TAG_LEN
 NONCE_LEN = formats.NONCE_LEN
 
 AuthenticatedRequest = ClockSet | LogClear
+_Request = TypeVar("_Request", ClockSet, LogClear)
 """The requests that carry a tag."""
 
 REQUIRED_LEVEL: dict[MsgType, AccessLevel] = {
@@ -80,7 +82,7 @@ def compute_tag(key: bytes, nonce: bytes, request: AuthenticatedRequest) -> byte
     return hmac.new(key, signed_bytes(nonce, request), hashlib.sha256).digest()[:TAG_LEN]
 
 
-def sign(request: AuthenticatedRequest, key: bytes, nonce: bytes) -> AuthenticatedRequest:
+def sign(request: _Request, key: bytes, nonce: bytes) -> _Request:
     """*request* with its tag set for *nonce* under *key*."""
     return replace(request, tag=compute_tag(key, nonce, request))
 

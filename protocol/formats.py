@@ -50,7 +50,7 @@ FRAME_HEADER = Struct(
 FRAME_CRC = Int32ul
 MAX_FRAME = 1024
 """Largest frame before stuffing: header + payload + CRC."""
-MAX_PAYLOAD = MAX_FRAME - FRAME_HEADER.sizeof() - FRAME_CRC.sizeof()
+MAX_PAYLOAD: int = MAX_FRAME - FRAME_HEADER.sizeof() - FRAME_CRC.sizeof()
 
 # --- records --------------------------------------------------------------
 
@@ -66,7 +66,7 @@ computed over header and body."""
 RECORD_TRAILER = Struct(
     "crc" / Int32ul,
 )
-RECORD_OVERHEAD = RECORD_HEADER.sizeof() + RECORD_TRAILER.sizeof()
+RECORD_OVERHEAD: int = RECORD_HEADER.sizeof() + RECORD_TRAILER.sizeof()
 MAX_RECORD_BODY = 255
 
 SNAPSHOT = Struct(

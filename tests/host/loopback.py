@@ -26,7 +26,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
+from firmware_sim.auth import AccessControl
 from firmware_sim.impairment import Impairment, LineFaults
+from firmware_sim.keystore import UnitKeys
 from firmware_sim.nvstate import Counters
 from firmware_sim.session import DeviceSession
 from host.errors import LinkError
@@ -93,6 +95,11 @@ class ListUnit:
         self.max_window = max_window
         self.first_seq = first_seq
         self.time = 1_700_000_000
+        self.access = AccessControl(
+            UnitKeys(bytes(32), bytes(32), bytes(32)), clock=lambda: float(self.time),
+            audit=lambda level, outcome: None, boot_salt=b"",
+        )
+        """Keys of all zero bytes: the host tests here never send a privileged command."""
 
     @property
     def next_seq(self) -> int:
@@ -118,14 +125,14 @@ class ListUnit:
     def evict_to(self, first_seq: int) -> None:
         self.first_seq = max(self.first_seq, first_seq)
 
-    def clear_log(self) -> int:
+    def clear_log(self, *, level: int = 0) -> int:
         self.first_seq = self.next_seq
         return self.first_seq
 
     def device_time(self) -> int:
         return self.time
 
-    def set_device_time(self, new_time: int) -> None:
+    def set_device_time(self, new_time: int, *, level: int = 0) -> None:
         self.time = new_time
 
     def live_snapshot(self) -> Snapshot:
