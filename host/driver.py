@@ -2,8 +2,11 @@
 
 :class:`Client` pairs a transport with a :class:`~host.session.ClientSession`
 and gives every wait a deadline.  A request/response exchange sends the
-request, waits ``timeout`` seconds for its answer, and sends it again (up to
-``tries`` times in all) before it gives up:
+request and waits ``timeout`` seconds for its answer, sending it again until
+``tries x timeout`` seconds have passed; sooner when its answer visibly came
+damaged (a frame failed verification and then the line went quiet: waiting on
+brings nothing), and for up to ``noisy_tries x timeout`` once this connection
+has delivered good frames and damaged ones (noisy, not foreign).  Then it gives up:
 
 - the device answered ERROR                       -> DeviceError naming the code;
 - it speaks another protocol version or schema    -> DeviceError saying what differs;
@@ -55,6 +58,9 @@ from .transport import Transport
 DEFAULT_TIMEOUT = 2.0
 """Seconds to wait for an answer: one full frame at 9,600 baud, plus margin."""
 DEFAULT_TRIES = 3
+QUIET_S = 0.1
+"""After a damaged frame, this long without a byte means the answer was hit: ask again at once
+(at most a quarter of the timeout)."""
 READ_SIZE = 4096
 
 R = TypeVar("R")
@@ -78,8 +84,10 @@ class Client:
         self.timeout = timeout
         self.tries = tries
         self.noisy_tries = max(tries, noisy_tries or tries)
-        """Tries while damaged frames keep arriving beside good ones: the line is alive, only noisy
-        (a device that never sent one good frame still gets only *tries*)."""
+        """Timeouts' worth of time an exchange gets while damaged frames keep arriving beside good
+        ones: the line is alive, only noisy (a device that never sent one good frame still gets
+        only *tries*)."""
+        self.quiet = min(QUIET_S, timeout / 4)
         self.clock = clock
         self._read_size = read_size
 
@@ -103,7 +111,23 @@ class Client:
 
     def identify(self) -> IdentifyResponse:
         """Who the device is, its log bounds and counters; refuses an incompatible device."""
-        info = self._exchange(Identify(), IdentifyResponse)
+        return self._compatible(self._exchange(Identify(), IdentifyResponse))
+
+    def start(self) -> IdentifyResponse:
+        """Begin a session: end every stream (ours or a previous host's) and identify the device.
+
+        ABORT and IDENTIFY go out together, so that each try has two answers that may get
+        through a noisy line (the device handles them in order: IDENTIFY_RSP comes after the
+        ABORT took effect).  If the IDENTIFY_RSP came but no ABORT_RSP, ABORT is sent again on
+        its own: the first may never have reached the device."""
+        aborts = self.session.aborts_answered
+        info = self._exchange(Identify(), IdentifyResponse, abort_first=True)
+        if self.session.aborts_answered == aborts:
+            self.abort()
+        return self._compatible(info)
+
+    @staticmethod
+    def _compatible(info: IdentifyResponse) -> IdentifyResponse:
         if info.protocol_version != PROTOCOL_VERSION:
             raise DeviceError(
                 f"unit {info.serial or '?'} speaks protocol version {info.protocol_version}; "
@@ -139,33 +163,55 @@ class Client:
         answer to a repeat would hand back a nonce the device no longer holds."""
         return self._exchange(AuthChallenge(level), AuthChallengeResponse, tries=1).nonce
 
-    def _exchange(self, request: Request, answer: type[R], *, tries: int | None = None) -> R:
+    def _exchange(
+        self, request: Request, answer: type[R], *, tries: int | None = None, abort_first: bool = False
+    ) -> R:
+        """Send *request* until its answer comes; see the module docstring.  With *tries* the
+        request is sent that many times at most, each waiting the whole timeout (never sooner).
+        With *abort_first* each try sends ABORT just before it."""
+        session, clock = self.session, self.clock
+        repeatable = tries is None
+        started = clock()
+        deadline = started + (tries or self.tries) * self.timeout
         sent: list[int] = []
-        limit = tries or self.tries
+        aborts: list[int] = []
+        count = hit = 0
         try:
-            while len(sent) < limit:
-                errors_before = self.session.frame_errors
+            while True:
+                errors_at_send = session.frame_errors
+                if abort_first:
+                    aborts.append(self.send(Abort()))
                 sent.append(self.send(request))
-                deadline = self.clock() + self.timeout
-                while (left := deadline - self.clock()) > 0:
-                    for response in self.receive(left):
+                count += 1
+                resend_at = clock() + self.timeout
+                while (left := min(resend_at, deadline) - clock()) > 0:
+                    damaged = repeatable and session.frame_errors > errors_at_send
+                    heard = session.bytes_received
+                    for response in self.receive(min(left, self.quiet) if damaged else left):
+                        if response.request_seq in aborts and isinstance(response, ErrorResponse):
+                            raise refused(Abort(), response)
                         if response.request_seq not in sent:
                             continue
                         if isinstance(response, ErrorResponse):
                             raise refused(request, response)
                         if isinstance(response, answer):
                             return response
-                session = self.session
-                if tries is None and session.frames_received and session.frame_errors > errors_before:
-                    limit = self.noisy_tries  # good frames and damaged ones: noisy, not foreign
-            raise self._silence(request, len(sent))
+                    if damaged and session.bytes_received == heard:
+                        hit += 1
+                        break  # its answer came damaged and nothing more is coming: ask again now
+                if repeatable and session.damaged_frames:
+                    deadline = max(deadline, started + self.noisy_tries * self.timeout)  # noisy, not foreign
+                if count == tries or clock() >= deadline:
+                    raise self._silence(request, count, hit, clock() - started)
         finally:
-            for seq in sent:
+            for seq in sent + aborts:
                 self.session.forget(seq)
 
-    def _silence(self, request: Request, tries: int) -> HostError:
+    def _silence(self, request: Request, tries: int, hit: int, elapsed: float) -> HostError:
         name = request.MSG_TYPE.name
         waited = f"{tries} x {self.timeout:g} s"
+        if hit:
+            waited = f"{elapsed:.3g} s ({tries} tries, {hit} answers damaged)"
         session = self.session
         if isinstance(session.last_error, UnsupportedVersion):
             return DeviceError(f"the device answers in another protocol version ({session.last_error})")

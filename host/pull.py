@@ -2,34 +2,46 @@
 
 :func:`pull` implements ``docs/protocol.md`` section 6::
 
-    connect ─► ABORT, IDENTIFY ─► plan from the archive ─► stream windows ─► done
-       ▲            ▲                                         │
-       │            └──── idle timeout: ABORT, re-plan ◄──────┤
-       └──── link lost: back off, reconnect, re-plan ◄────────┘
+    connect ─► ABORT + IDENTIFY ─► plan from the archive ─► stream windows ─► done
+       ▲                                  idle timeout: retry ◄───┤ (ABORT first if it heard
+       │                                                          │  garbage, or twice in a row)
+       └──── link lost: back off, reconnect, re-plan ◄────────────┘
 
 - *Plan*: wanted = ``[first_seq, next_seq)`` less what the archive holds,
   read from the archive a span at a time (memory stays bounded for any log).
   Seqs below ``first_seq`` never archived are recorded as evicted, not wanted.
 - *Stream*: windows of at most ``max_window`` records (READ_RANGE for one
   run, READ_SET for scattered runs), ``depth`` requests outstanding so the
-  device always has the next one queued.
+  device always has the next one queued (MAX_DEPTH on a noisy line, where
+  requests get lost).
 - *Verify*: every record's CRC-32C, decoding its fields into an archive
   row on the way (:func:`protocol.records.decode_rows`); a record is
   accepted only if its request asked for that seq and it comes after the
-  last one accepted for that request.  At RANGE_END the missing
-  seqs are computed: below ``first_available`` they are evicted, the rest are
-  retried with READ_SET; when none are missing, ``sent`` and ``digest`` must
-  match or the window is requested again.  Records of a later request mean
-  the device finished the earlier ones (their RANGE_END was lost).
-- *Retry*: a seq is re-requested at most ``max_attempts`` times; retry windows
-  shrink with each attempt (``window``, ``/8``, ``/64`` ... down to one
-  record), so on a noisy line the frames that carry the stragglers get short
-  enough to come through.  Then :class:`~host.errors.PullFailed`.
-- *Commit*: accepted records go to the archive in batches of
-  ``commit_every``, when the line goes quiet, and on the way out (even on
-  KeyboardInterrupt), so a re-run fetches nothing twice.  They go as
-  decode_rows gave them (:meth:`~host.archive.Archive.store_decoded`), so
-  no record is checked or decoded twice.
+  last one accepted for that request; one that repeats an accepted seq with
+  other contents is a DeviceError (the device contradicts itself).  At
+  RANGE_END the missing seqs are computed: below ``first_available`` they
+  are evicted, the rest are retried with READ_SET; when none are missing,
+  ``sent`` and ``digest`` must match or the window's records are dropped and
+  it is requested again.  Records of a later request mean the device
+  finished the earlier ones (their RANGE_END was lost).
+- *Adapt*: frames (``max_payload``) are as long as the damage the line has
+  shown calls for, judged from the session start on (:func:`level_for_noise`);
+  a window whose frames prove four times too long is ended early; each retry
+  level shrinks frames, retry windows and READ_SET ranges further.
+- *Retry*: retry windows shrink with each attempt (``window``, ``/8``,
+  ``/64`` ... down to MIN_RETRY_WINDOW), so the frames that carry the
+  stragglers come through.  The pull fails with :class:`~host.errors.PullFailed`
+  when a window's count and digest never match in ``max_attempts`` tries, or
+  when retry windows in a row bring nothing (MAX_FRUITLESS, more on a noisy line).
+- *Commit*: a window's rows are held until it ends; they go to the archive
+  unless its RANGE_END's count and digest contradict them (when some records
+  are missing or RANGE_END was lost, the digest cannot be checked, and their
+  CRCs vouch for them).  Batches of ``commit_every``, when the line goes
+  quiet, and on the way out (done, link lost, failed, even KeyboardInterrupt),
+  when the windows still in flight are committed too, as if their RANGE_END
+  was lost: so a re-run fetches nothing twice.  They go as decode_rows gave
+  them (:meth:`~host.archive.Archive.store_decoded`), so no record is checked
+  or decoded twice.
 
 It never imports pyserial (links come from ``connect``), never accepts an
 unverified or unrequested record, and never reads the clock except through
@@ -39,23 +51,24 @@ the ``clock``/``sleep``/``wall`` callables it is given.
 from __future__ import annotations
 
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from math import log, sqrt
 from operator import itemgetter
 
 from protocol.crc import crc32c
 from protocol.enums import ErrorCode
 from protocol.formats import MAX_PAYLOAD, MAX_SET_RANGES
-from protocol.framing import MAX_STUFFED
+from protocol.framing import MAX_STUFFED, MIN_FRAME
 from protocol.messages import ErrorResponse, IdentifyResponse, RangeEnd, ReadRange, ReadSet, Records
 from protocol.records import DecodedRow, crc_fields, decode_rows
 
 from .archive import Archive
 from .driver import DEFAULT_TIMEOUT, Client, refused
 from .errors import DeviceError, LinkError, PullFailed, UnknownUnit, UsageError
-from .session import Response
+from .session import ClientSession, Response
 from .transport import Transport
 
 DEFAULT_WINDOW = 2048
@@ -68,10 +81,16 @@ MAX_ATTEMPTS = 8
 level at which retry windows and frames stop shrinking."""
 MAX_FRUITLESS = 40
 """Retry windows in a row that bring not one record before the pull fails (the line is dead)."""
+MAX_NOISY_FRUITLESS = 400
+"""The same, on a line that damages frames: there a window of one straggler brings nothing
+nine times in ten at 2 % damaged bytes."""
 MIN_RETRY_WINDOW = 16
 """Records a retry window asks for at the least."""
+MIN_SET_RANGES = 4
+"""Ranges a READ_SET may hold at the least: 40 bytes on the wire, half a one-record RECORDS frame."""
 NOISY_TRIES = 40
-"""Tries of ABORT and IDENTIFY while damaged frames keep arriving (a noisy line, not a dead one)."""
+"""Timeouts' worth of time an exchange gets on a connection that has delivered damaged frames beside
+good ones (a noisy line, not a dead one)."""
 COMMIT_EVERY = 2048
 MAX_RECONNECTS = 5
 MAX_STALLS = 3
@@ -84,12 +103,16 @@ QUIET_S = 0.05
 """A read that long without a byte commits what has been accepted so far."""
 GARBLED_IDLE = 8
 """Bytes arriving keep a request alive, but only for this many idle timeouts without one answer."""
+EARLY_SAMPLE = 16
+"""Frames to judge the line by before ending windows whose frames it cannot carry."""
 _SPAN_WINDOWS = 64
 """The plan reads the archive's gaps this many windows at a time."""
 _SET_COUNT_MAX = 0xFFFF
 """A READ_SET range count is a u16."""
 _seq_of = itemgetter(0)
-
+_RECORDS_FRAME_BYTES = MIN_FRAME + 2 + 3
+"""What a RECORDS frame adds to its records on the line: header, CRC, request_seq, stuffing and
+delimiters."""
 
 
 def idle_timeout(baud: int) -> float:
@@ -142,14 +165,57 @@ def payload_for(level: int) -> int:
     return 0 if level <= 0 else max(1, MAX_PAYLOAD >> level)
 
 
+def ranges_for(level: int) -> int:
+    """READ_SET ranges per request at retry *level*: the request no longer than the frames asked
+    of the device (six bytes a range), so that it gets through about as often as they do; but
+    at least MIN_SET_RANGES, as the device's frames never get shorter than one record."""
+    if level <= 0:
+        return MAX_SET_RANGES
+    return max(MIN_SET_RANGES, min(MAX_SET_RANGES, (payload_for(level) - 3) // 6))
+
+
+def level_for_noise(session: ClientSession, limit: int) -> int:
+    """The retry level the line calls for, judged by the frames it has delivered so far.
+
+    A frame of n bytes comes through whole with about e^(-p n) on a line that damages a byte
+    with probability p; p is estimated from the share of frames that came damaged and their
+    mean length (one good frame more is assumed, so that a single hit is not taken for a dead
+    line).  The payload that carries the most record bytes through such a line is about
+    sqrt(overhead / p): the level is the first whose ``max_payload`` is no more than that
+    (within a factor of sqrt 2).  A line that damaged nothing keeps full frames."""
+    damaged = session.damaged_frames
+    if not damaged:
+        return 0
+    frames = damaged + session.frames_received + 1
+    per_byte = -log(1 - damaged / frames) * frames / max(session.bytes_received, 1)
+    best = sqrt(_RECORDS_FRAME_BYTES / per_byte) * sqrt(2)
+    level = 0
+    while level < limit and (payload_for(level) or MAX_PAYLOAD) > best:
+        level += 1
+    return level
+
+
+class _Contradiction(Exception):
+    """The device sent two different records for one seq."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(seq)
+        self.seq = seq
+
+
 class _Window:
     """One READ_RANGE or READ_SET in flight: what it asked for, what came back.
 
     ``ranges`` are ``(start, stop)``, ascending and disjoint, each with the
-    attempt number that requested it (0 for the first request).
+    attempt number that requested it (0 for the first request).  The rows
+    accepted are held here until the window ends (``rows``, in seq order, beside
+    their seqs in ``received``), so that a RANGE_END that contradicts them can
+    keep them out of the archive.
     """
 
-    __slots__ = ("ranges", "attempts", "starts", "lo", "hi", "last", "received", "digest", "max_payload")
+    __slots__ = (
+        "ranges", "attempts", "starts", "lo", "hi", "last", "received", "rows", "digest", "max_payload",
+    )
 
     def __init__(self, ranges: list[tuple[int, int]], attempts: list[int], level: int = 0) -> None:
         self.ranges = ranges
@@ -161,6 +227,7 @@ class _Window:
         self.hi = ranges[-1][1]
         self.last = -1
         self.received: list[int] = []
+        self.rows: list[DecodedRow] = []
         self.digest = 0
 
     def request(self) -> ReadRange | ReadSet:
@@ -169,7 +236,11 @@ class _Window:
         return ReadSet(tuple((start, stop - start) for start, stop in self.ranges), self.max_payload)
 
     def accept(self, good: list[DecodedRow]) -> list[DecodedRow]:
-        """The records of *good* this window asked for, in increasing seq order."""
+        """The records of *good* this window asked for, in increasing seq order; held in ``rows``.
+
+        Raises _Contradiction for a record of an asked-for seq already accepted with other
+        contents (and then drops every row held: which of the two is the log, the line cannot
+        tell)."""
         if not good:
             return good
         seqs = list(map(_seq_of, good))
@@ -183,20 +254,35 @@ class _Window:
                 return taken
         self.last = seqs[-1]
         self.received += seqs
+        self.rows += taken
         self.digest = crc32c(crc_fields(taken), self.digest)
         return taken
 
     def _pick(self, good: list[DecodedRow]) -> tuple[list[DecodedRow], list[int]]:
-        """Record by record: asked for, and after the last one accepted."""
+        """Record by record: asked for, and after the last one accepted; a repeat must be the same."""
         last, lo, hi = self.last, self.lo, self.hi
-        taken, seqs = [], []
+        taken: list[DecodedRow] = []
+        seqs: list[int] = []
         for record in good:
             seq = record[0]
-            if last < seq and lo <= seq < hi and self._one_range(seq, seq):
+            if not (lo <= seq < hi and self._one_range(seq, seq)):
+                continue
+            if last < seq:
                 taken.append(record)
                 seqs.append(seq)
                 last = seq
+            elif self._accepted(seq, taken, seqs) not in (None, record):
+                self.rows = []
+                raise _Contradiction(seq)
         return taken, seqs
+
+    def _accepted(self, seq: int, taken: list[DecodedRow], seqs: list[int]) -> DecodedRow | None:
+        """The row accepted for *seq* so far (held, or *taken* from the frame at hand), if any."""
+        for held, held_seqs in ((taken, seqs), (self.rows, self.received)):
+            index = bisect_left(held_seqs, seq)
+            if index < len(held_seqs) and held_seqs[index] == seq:
+                return held[index]
+        return None
 
     def _one_range(self, first: int, last: int) -> bool:
         """Whether ``first .. last`` lies inside one of the ranges asked for."""
@@ -240,7 +326,8 @@ class _Plan:
 
     def next_window(self) -> _Window | None:
         if self.retries:
-            return self._take(self.retries, self._retry_cap(self.retries[0][2]), self.level)
+            attempt = self.retries[0][2]
+            return self._take(self.retries, self._retry_cap(attempt), max(self.level, attempt))
         if not self._fresh:
             self._refill()
         if not self._fresh:
@@ -260,11 +347,11 @@ class _Plan:
 
     @staticmethod
     def _take(queue: deque[tuple[int, int, int]], cap: int, level: int) -> _Window:
-        """Up to *cap* records in at most MAX_SET_RANGES ranges from the front of *queue*,
+        """Up to *cap* records in at most ``ranges_for(level)`` ranges from the front of *queue*,
         sorted so that the device's answer comes in increasing seq order."""
         taken: list[tuple[tuple[int, int], int]] = []
-        room = cap
-        while queue and room > 0 and len(taken) < MAX_SET_RANGES:
+        room, ranges = cap, ranges_for(level)
+        while queue and room > 0 and len(taken) < ranges:
             start, stop, attempt = queue.popleft()
             count = min(stop - start, room, _SET_COUNT_MAX)
             if count < stop - start:
@@ -301,6 +388,9 @@ class _Puller:
         self.info: IdentifyResponse | None = None
         self.evicted_before = 0
         self.batch: list[DecodedRow] = []
+        """Rows of ended windows, not yet committed."""
+        self.outstanding: dict[int, _Window] = {}
+        """Windows in flight, by request seq."""
         self.added = 0
         self.received = 0
         self.rejected = 0
@@ -311,28 +401,42 @@ class _Puller:
         self.last_progress = self.started
         self.level = 0
         self.fruitless = 0
+        self.noisy = False
+        """Whether the line has damaged a frame: then MAX_DEPTH requests stay outstanding, and
+        retries and timeouts in a row get longer to prove the line dead."""
+        self.garbled = False
+        """Whether the last idle timeout heard bytes that never made an answer."""
 
     # --- sessions --------------------------------------------------------------
 
     def session(self, client: Client) -> None:
-        """ABORT, IDENTIFY, plan, stream; again after each idle timeout, until done."""
+        """ABORT and IDENTIFY, plan, stream; after each idle timeout stream on, until done.
+
+        Frames start as small as the session start showed the line to need, and each idle
+        timeout makes them smaller still.  After a timeout that heard bytes but no answer, or a
+        second one in a row without a record, ABORT comes first: it ends whatever the device
+        still sends, and on a silent line it asks whether the device is there at all (no
+        answer: LinkTimeout, and the pull reconnects)."""
         stalls = 0
         try:
+            info = client.start()
+            self.noisy = self.noisy or bool(client.session.damaged_frames)
+            plan = self.adopt(info)
+            self.level = plan.level = max(self.level, level_for_noise(client.session, self.max_attempts))
+            idle = idle_timeout(info.baud)
             while True:
-                client.abort()
-                info = client.identify()
-                plan = self.adopt(info)
                 before = self.received
-                if self.stream(client, plan, idle_timeout(info.baud)):
+                if self.stream(client, plan, idle):
                     return
-                self.flush()
                 self.retries += 1
-                self.level = min(self.level + 1, self.max_attempts)  # what was asked did not come through
+                self.level = plan.level = min(self.level + 1, self.max_attempts)  # it did not come through
                 stalls = stalls + 1 if self.received == before else 0
-                if stalls >= (MAX_NOISY_STALLS if client.session.frame_errors else MAX_STALLS):
+                if stalls >= (MAX_NOISY_STALLS if self.noisy else MAX_STALLS):
                     raise PullFailed(
                         f"unit {self.serial} stopped sending records ({stalls} timeouts in a row without one)"
                     )
+                if self.garbled or stalls > 1:
+                    client.abort()
         finally:
             self.bytes_done += client.session.bytes_received
 
@@ -382,13 +486,16 @@ class _Puller:
         """Run the plan; True when it is done, False when the device went quiet.
 
         Quiet means no byte for *idle* seconds, or bytes that never make an
-        answer for GARBLED_IDLE times that (a device spewing noise).
+        answer for GARBLED_IDLE times that (a device spewing noise); the windows
+        in flight then end as if their RANGE_END was lost, and their missing
+        seqs are retried.
         """
-        outstanding: dict[int, _Window] = {}
+        outstanding = self.outstanding
         clock = self.clock
         heard_bytes = heard_answer = clock()
         while True:
-            while len(outstanding) < self.depth:
+            while len(outstanding) < (MAX_DEPTH if self.noisy else self.depth):
+                self.level = plan.level = max(self.level, level_for_noise(client.session, self.max_attempts))
                 window = plan.next_window()
                 if window is None:
                     break
@@ -401,6 +508,8 @@ class _Puller:
                 return True
             left = min(heard_bytes + idle, heard_answer + idle * GARBLED_IDLE) - clock()
             if left <= 0:
+                self.garbled = clock() - heard_bytes < idle
+                self.end_all(client, plan)
                 return False
             before = client.session.bytes_received
             responses = client.receive(min(left, QUIET_S))
@@ -408,12 +517,32 @@ class _Puller:
                 self.flush()
                 continue
             heard_bytes = clock()
+            self.noisy = self.noisy or bool(client.session.damaged_frames)
             if not responses:
                 continue
             heard_answer = heard_bytes
             for response in responses:
                 self.dispatch(client, plan, outstanding, response)
             self.report(client)
+            if self.frames_too_long(client.session):
+                self.end_all(client, plan)
+                client.abort()
+                heard_bytes = heard_answer = clock()
+
+    def frames_too_long(self, session: ClientSession) -> bool:
+        """Whether the window now streaming has frames four times longer or more than the line
+        has shown it can carry: then it is ended early, not waited out."""
+        if not self.outstanding or session.damaged_frames + session.frames_received < EARLY_SAMPLE:
+            return False
+        streaming = next(iter(self.outstanding.values())).max_payload or MAX_PAYLOAD
+        return (payload_for(level_for_noise(session, self.max_attempts)) or MAX_PAYLOAD) * 4 <= streaming
+
+    def end_all(self, client: Client, plan: _Plan) -> None:
+        """End every window in flight as if its RANGE_END was lost; its answers still to come
+        are ignored."""
+        for seq in list(self.outstanding):
+            client.session.forget(seq)
+            self.finish(plan, self.outstanding.pop(seq), None)
 
     def dispatch(
         self,
@@ -428,13 +557,15 @@ class _Puller:
                 return
             self.end_before(client, plan, outstanding, response.request_seq)
             good, bad = decode_rows(response.records)
-            taken = window.accept(good)
+            try:
+                taken = window.accept(good)
+            except _Contradiction as contradiction:
+                raise DeviceError(
+                    f"unit {self.serial} sent two different records for seq {contradiction.seq}: it "
+                    "contradicts itself, so neither is archived (records verified before are kept)"
+                ) from None
             self.rejected += len(bad) + len(good) - len(taken)
-            if taken:
-                self.received += len(taken)
-                self.batch += taken
-                if len(self.batch) >= self.commit_every:
-                    self.flush()
+            self.received += len(taken)
         elif isinstance(response, RangeEnd):
             if response.request_seq in outstanding:
                 self.end_before(client, plan, outstanding, response.request_seq)
@@ -456,18 +587,26 @@ class _Puller:
             self.finish(plan, outstanding.pop(earlier), None)
 
     def finish(self, plan: _Plan, window: _Window, end: RangeEnd | None) -> None:
-        """Sort a finished window's missing seqs into evicted and retried; check the digest."""
+        """Check an ended window's digest, keep its rows unless that contradicts them, and sort
+        its missing seqs into evicted and retried.
+
+        The digest covers every record the device sent, so it can be checked only when every
+        one asked for came; when some are missing, or RANGE_END was lost, the rows are kept on
+        the strength of their CRCs (nothing contradicted them)."""
         if end is not None:
             self.first_available = max(self.first_available, end.first_available)
         missing = window.missing()
-        disagrees = False
+        disagrees = not missing and end is not None and (
+            (end.sent, end.digest) != (len(window.received), window.digest)
+        )
+        if disagrees:
+            spans = zip(window.ranges, window.attempts, strict=True)
+            missing = [(start, stop, attempt) for (start, stop), attempt in spans]
+        else:
+            self.keep(window.rows)
+        window.rows = []
         if not missing:
-            if end is not None and (end.sent != len(window.received) or end.digest != window.digest):
-                spans = zip(window.ranges, window.attempts, strict=True)
-                missing = [(start, stop, attempt) for (start, stop), attempt in spans]
-                disagrees = True
-            else:
-                return
+            return
         if max(window.attempts) > 0:
             self.fruitless = 0 if window.received else self.fruitless + 1
         for start, stop, attempt in missing:
@@ -481,10 +620,10 @@ class _Puller:
                 self.flush()
                 raise PullFailed(
                     f"unit {self.serial}: records {start}..{stop - 1} never matched the count and digest "
-                    f"of the device's RANGE_END in {self.max_attempts} tries: the device reports records "
-                    "it does not send (committed records are kept)"
+                    f"of the device's RANGE_END in {self.max_attempts} tries: what arrived is not what the "
+                    "device reports sending, so it is not archived (records that matched are kept)"
                 )
-            if self.fruitless >= MAX_FRUITLESS:
+            if self.fruitless >= (MAX_NOISY_FRUITLESS if self.noisy else MAX_FRUITLESS):
                 self.flush()
                 raise PullFailed(
                     f"unit {self.serial}: records {start}..{stop - 1} still missing; {self.fruitless} "
@@ -498,11 +637,26 @@ class _Puller:
 
     # --- archive and progress ----------------------------------------------------
 
+    def keep(self, rows: list[DecodedRow]) -> None:
+        """Rows to commit: in batches of commit_every."""
+        self.batch += rows
+        if len(self.batch) >= self.commit_every:
+            self.flush()
+
     def flush(self) -> None:
-        """Commit the accepted records (the batch is emptied first, so a failure is not retried)."""
-        if self.batch:
-            batch, self.batch = self.batch, []
-            self.added += self.archive.store_decoded(self.serial, batch)
+        """Commit the rows of ended windows, commit_every at a time (the batch is emptied first,
+        so a failure is not retried)."""
+        batch, self.batch = self.batch, []
+        for start in range(0, len(batch), self.commit_every):
+            self.added += self.archive.store_decoded(self.serial, batch[start:start + self.commit_every])
+
+    def leave(self) -> None:
+        """On the way out (done, link lost, interrupted, failed): the windows still in flight end
+        uncontradicted, as if their RANGE_END was lost, so their rows are committed with the rest."""
+        for window in self.outstanding.values():
+            self.batch += window.rows
+        self.outstanding.clear()
+        self.flush()
 
     def report(self, client: Client, *, force: bool = False) -> None:
         if self.progress is None:
@@ -585,7 +739,7 @@ def pull(
                 puller.session(Client(transport, timeout=timeout, noisy_tries=NOISY_TRIES, clock=clock))
                 break
             finally:
-                puller.flush()
+                puller.leave()
                 transport.close()
         except PullFailed:
             raise

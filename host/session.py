@@ -86,9 +86,14 @@ class ClientSession:
         self._pending: dict[int, MsgType] = {}
         """Frame seq -> request type, in sending order (dicts keep insertion order)."""
         self.frame_errors = 0
+        self.stale_errors = 0
+        """Of frame_errors, those before the first good frame: the tail of what was on the line
+        when this side came (a frame cut in half, a stream left running), not noise."""
         self.unknown_messages = 0
         self.malformed = 0
         self.unexpected = 0
+        self.aborts_answered = 0
+        """ABORT_RSPs received for pending ABORTs: the device has ended every stream."""
         self.last_error: ProtocolError | None = None
         """The most recent frame or payload that failed, for error messages."""
 
@@ -100,6 +105,11 @@ class ClientSession:
     def frames_received(self) -> int:
         """Frames that passed verification, whatever they carried."""
         return self._decoder.frames
+
+    @property
+    def damaged_frames(self) -> int:
+        """Frames that failed verification after a good one had come: what the line damaged."""
+        return self.frame_errors - self.stale_errors
 
     def is_pending(self, seq: int) -> bool:
         return seq in self._pending
@@ -124,11 +134,15 @@ class ClientSession:
     def receive_data(self, data: bytes) -> list[Response]:
         """The responses to pending requests found in *data*, in arrival order."""
         responses: list[Response] = []
+        verified = self.frames_received
         for item in self._decoder.feed(data):
             if not isinstance(item, Frame):
                 self.frame_errors += 1
+                if not verified:
+                    self.stale_errors += 1
                 self.last_error = item
                 continue
+            verified += 1
             try:
                 message = decode_message(item)
             except MalformedMessage as exc:
@@ -153,6 +167,7 @@ class ClientSession:
         if msg_type != MsgType.ERROR and msg_type not in ANSWERS[kind]:
             return False
         if msg_type == MsgType.ABORT_RSP:
+            self.aborts_answered += 1
             for seq in list(self._pending):
                 del self._pending[seq]
                 if seq == request_seq:

@@ -112,6 +112,17 @@ def test_a_flipped_bit_drops_only_that_frame() -> None:
     assert session.is_pending(a)
 
 
+def test_only_frames_damaged_after_a_good_one_count_as_the_lines_damage() -> None:
+    session = ClientSession()
+    a, _ = session.send(ClockGet())
+    b, _ = session.send(ClockGet())
+    cut_in_half = wire(ClockResponse(a, 1))[5:]  # what was on the line when this side came
+    damaged = bytearray(wire(ClockResponse(a, 1)))
+    damaged[3] ^= 0x10
+    session.receive_data(cut_in_half + wire(ClockResponse(b, 2)) + bytes(damaged))
+    assert (session.frame_errors, session.stale_errors, session.damaged_frames) == (2, 1, 1)
+
+
 def test_unknown_message_types_are_skipped_and_counted() -> None:
     session = ClientSession()
     seq, _ = session.send(ClockGet())
@@ -278,6 +289,70 @@ def test_a_lost_answer_is_asked_again() -> None:
     assert client.clock_get() == 1_700_000_000
     assert calls == [0, 1]
     assert 1.0 <= clock() < 1.1
+
+
+class Damaging(Scripted):
+    """Scripted, but the answers to the first *count* requests come with one byte flipped."""
+
+    def __init__(self, handler: Handler, clock: VirtualClock, count: int) -> None:
+        super().__init__(handler, clock)
+        self._left = count
+
+    def write(self, data: bytes) -> None:
+        before = len(self._out)
+        super().write(data)
+        if self._left > 0 and len(self._out) > before:
+            self._left -= 1
+            out = bytearray(self._out)
+            out[before + 4] ^= 0x01
+            self._out = bytes(out)
+
+
+def test_an_answer_that_came_damaged_is_asked_again_at_once() -> None:
+    clock = VirtualClock()
+    transport = Damaging(well_behaved, clock, count=1)
+    client = Client(transport, timeout=1.0, tries=3, clock=clock)
+    assert client.clock_get() == 1_700_000_000
+    assert len(transport.requests) == 2
+    assert clock() < 0.5  # not a whole timeout: the line went quiet after the damaged frame
+
+
+def test_damaged_answers_get_noisy_tries_only_after_a_good_frame() -> None:
+    clock = VirtualClock()
+    transport = Damaging(well_behaved, clock, count=1000)
+    client = Client(transport, timeout=1.0, tries=3, noisy_tries=40, clock=clock)
+    with pytest.raises(DeviceError, match="not one valid turbolog frame in 3 s"):
+        client.clock_get()  # never one good frame: not known to be a turbolog device at all
+    assert clock() == pytest.approx(3.0, abs=0.2)
+
+    clock = VirtualClock()
+    transport = Damaging(well_behaved, clock, count=0)
+    client = Client(transport, timeout=1.0, tries=3, noisy_tries=40, clock=clock)
+    client.abort()  # a good frame, then damaged ones: the line is alive, only noisy
+    transport._left = 1000
+    with pytest.raises(LinkTimeout, match=r"CLOCK_GET in 40 s \(\d+ tries, \d+ answers damaged\)"):
+        client.clock_get()
+    assert clock() == pytest.approx(40.0, abs=0.2)
+
+
+def test_session_start_sends_abort_and_identify_together() -> None:
+    client, transport, _ = client_for(well_behaved)
+    assert client.start() == identify_rsp(1)
+    assert [type(r).__name__ for r in transport.requests] == ["Abort", "Identify"]
+
+
+def test_session_start_asks_abort_again_when_its_answer_was_lost() -> None:
+    answered: list[int] = []
+
+    def loses_the_first_abort_rsp(request: Message, seq: int) -> list[Message]:
+        if isinstance(request, Abort) and not answered:
+            answered.append(seq)
+            return []
+        return well_behaved(request, seq)
+
+    client, transport, _ = client_for(loses_the_first_abort_rsp)
+    assert client.start().serial == "TL-0001"
+    assert [type(r).__name__ for r in transport.requests] == ["Abort", "Identify", "Abort"]
 
 
 def test_device_error_names_the_code() -> None:

@@ -5,14 +5,28 @@ it, impaired in both directions by :class:`firmware_sim.impairment.LineFaults` (
 bit error rate per bit), at 115,200 baud on a virtual clock.  Each pull gets its own seed.
 
 Figures reported (print, visible with ``-s``, and in every assertion message): pulls completed,
-records lost / fetched twice / altered, retries per pull, and efficiency = record bytes / bytes the
-host received (the line's useful share towards the host).
+records lost / fetched twice / altered, retries per pull, efficiency = record bytes / bytes the
+host received (the line's useful share towards the host), and the pull's time on the line.
 
-The issue's figures (BER 1e-4, 1 % dropped and 1 % inserted bytes) are beyond what the pull
-survives: even with one record per frame, a 2 % per-byte loss lets about one frame in six through,
-and the pull gives up at its session start (IDENTIFY_RSP, ~100 bytes).  That test is kept at the
-issue's figures and marked xfail; a passing test holds the highest noise the pull survives in every
-one of its 100 pulls.
+At the issue's figures (BER 1e-4, 1 % dropped and 1 % inserted bytes) about 2 % of bytes are hit, so
+a frame of n bytes gets through with about e^(-0.021 n): one record per frame (83 bytes) about one
+time in six, IDENTIFY_RSP (104 bytes) one in nine, a 1,012-byte frame never.  The best a reader can
+do is one record per frame, about 14 % of the bytes it receives being records.  What it takes (measured
+when this was written: 100/100 pulls, retries per pull median 3,446, max 3,829; efficiency median
+14.1 %, min 12.4 %; line time per pull median 364 s, max 458 s, against 82 s for a perfect reader):
+
+- an exchange sends its request again as soon as its answer visibly came damaged, and keeps
+  trying while the connection delivers good frames beside damaged ones (host.driver);
+- the session start sends ABORT and IDENTIFY together, two chances per try of a frame that gets
+  through, so that a noisy line is not taken for a device speaking something else;
+- the frame size (max_payload) follows the damage the line has shown from the session start on,
+  and windows whose frames prove four times too long are ended early; READ_SET requests stay as
+  short as the frames asked for, four requests stay outstanding, and an idle timeout re-requests
+  without a new session start (host.pull).
+
+The second test holds a tenth of the issue's dropped and inserted bytes, where full frames partly
+get through: there the pull must find the frame size that pays (measured: efficiency median 58.5 %,
+min 43.0 %).
 """
 
 from __future__ import annotations
@@ -35,10 +49,9 @@ RAWS = make_records(LOG)
 RECORD_BYTES = sum(map(len, RAWS))
 BAUD = 115_200
 ISSUE_NOISE = LineFaults(bit_error_rate=1e-4, drop_rate=0.01, insert_rate=0.01)
-SURVIVED_NOISE = LineFaults(bit_error_rate=1e-4, drop_rate=1e-3, insert_rate=1e-3)
-"""The highest noise of 1e-2, 3e-3, 1e-3 (drop = insert per byte, BER 1e-4) at which all 100 pulls
-completed when this was written, with frames shrinking as the line proves noisy (max_payload); at
-3e-3, 10 of 10 trial pulls completed; at 1e-2, none of 3: IDENTIFY itself rarely gets through."""
+MODERATE_NOISE = LineFaults(bit_error_rate=1e-4, drop_rate=1e-3, insert_rate=1e-3)
+"""A tenth of the issue's dropped and inserted bytes: a full frame gets through about one time in
+twenty, one of 250 bytes about one in two."""
 
 
 @dataclass
@@ -51,6 +64,7 @@ class NoiseReport:
     altered: int = 0
     retries: list[int] = field(default_factory=list)
     efficiency: list[float] = field(default_factory=list)
+    line_s: list[float] = field(default_factory=list)
 
     def __str__(self) -> str:
         f = self.faults
@@ -60,9 +74,11 @@ class NoiseReport:
             f"{self.fetched_twice} fetched twice, {self.altered} altered"
         )
         if self.retries:
+            median = statistics.median
             line += (
-                f"; retries per pull median {statistics.median(self.retries):g}, max {max(self.retries)}; "
-                f"efficiency median {statistics.median(self.efficiency):.1%}, min {min(self.efficiency):.1%}"
+                f"; retries per pull median {median(self.retries):g}, max {max(self.retries)}; "
+                f"efficiency median {median(self.efficiency):.1%}, min {min(self.efficiency):.1%}; "
+                f"line time per pull median {median(self.line_s):.0f} s, max {max(self.line_s):.0f} s"
             )
         failures = ", ".join(f"{count} x {name}" for name, count in sorted(self.failures.items()))
         return line + (f"; failures: {failures}" if failures else "")
@@ -88,30 +104,27 @@ def noisy_pulls(faults: LineFaults, tmp_path: Path) -> NoiseReport:
             report.fetched_twice += result.received - result.added
             report.retries.append(result.retries)
             report.efficiency.append(RECORD_BYTES / result.bytes)
+            report.line_s.append(result.elapsed_s)
     print(f"\nnoisy line: {report}")
     return report
 
 
-def assert_nothing_lost(report: NoiseReport) -> None:
+def assert_nothing_lost(report: NoiseReport, *, efficiency_at_least: float) -> None:
     assert report.completed == PULLS, str(report)
     assert (report.lost, report.fetched_twice, report.altered) == (0, 0, 0), str(report)
+    assert min(report.efficiency) >= efficiency_at_least, str(report)
 
 
 @pytest.mark.slow
-def test_100_pulls_at_the_highest_noise_the_pull_survives(tmp_path: Path) -> None:
-    """Figure held: BER 1e-4 with 0.1 % dropped and 0.1 % inserted bytes: 100/100 pulls, 0 records
-    lost, fetched twice or altered (retries and efficiency reported)."""
-    assert_nothing_lost(noisy_pulls(SURVIVED_NOISE, tmp_path))
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="at 1 % dropped and 1 % inserted bytes a frame survives with about e^(-0.02 x its size): even "
-    "with one record per frame (max_payload) about 1 in 6; measured 0/100 pulls completed (76 LinkTimeout, "
-    "24 DeviceError: they give up at a session start, IDENTIFY or its ABORT never coming through).",
-)
 def test_100_pulls_at_the_issues_noise(tmp_path: Path) -> None:
     """Figure held: the issue's BER 1e-4, 1 % dropped and 1 % inserted bytes: 100/100 pulls, 0 records
-    lost, fetched twice or altered."""
-    assert_nothing_lost(noisy_pulls(ISSUE_NOISE, tmp_path))
+    lost, fetched twice or altered; efficiency at least 10 % in every pull (the ceiling is about 14 %)."""
+    assert_nothing_lost(noisy_pulls(ISSUE_NOISE, tmp_path), efficiency_at_least=0.10)
+
+
+@pytest.mark.slow
+def test_100_pulls_at_a_tenth_of_the_issues_dropped_and_inserted_bytes(tmp_path: Path) -> None:
+    """Figure held: BER 1e-4 with 0.1 % dropped and 0.1 % inserted bytes: 100/100 pulls, 0 records
+    lost, fetched twice or altered; efficiency at least 40 % in every pull (full frames from start to
+    end would give about 5 %, one record per frame about 65 %)."""
+    assert_nothing_lost(noisy_pulls(MODERATE_NOISE, tmp_path), efficiency_at_least=0.40)

@@ -22,7 +22,7 @@ from host.errors import DeviceError, LinkError, LinkTimeout, PullFailed, UsageEr
 from host.pull import PullProgress, PullResult, idle_timeout, pull
 from protocol.enums import ErrorCode, MsgType
 from protocol.framing import Frame, FrameDecoder
-from protocol.messages import AbortResponse, ErrorResponse, ReadRange, decode_message, encode_message
+from protocol.messages import AbortResponse, ErrorResponse, ReadRange, ReadSet, decode_message, encode_message
 from protocol.records import scan_records
 from tests.host.loopback import Line, ListUnit, LoopbackTransport, VirtualClock, make_records
 from tests.host.test_client_session import identify_rsp
@@ -204,6 +204,20 @@ def test_interrupted_pulls_resume_without_loss_or_duplicates(tmp_path: Path) -> 
             assert resumed.received == N - first, cut  # nothing verified was fetched twice
 
 
+def test_a_resume_that_starts_mid_frame_still_asks_for_full_frames(archive: Archive) -> None:
+    """The device was sending when the link was cut: the new connection first hears the rest of that
+    frame, which fails verification, but that is not the line's damage."""
+    unit = ListUnit(list(RAWS))
+    line = Line(unit, cuts=[50_000])
+    with pytest.raises(LinkError):
+        run(line, archive, max_reconnects=0)
+    requests: list[object] = []
+    pull(lambda: Requests(line.connect(), requests), archive, clock=line.clock)
+    assert archived(archive) == log_of(unit)
+    reads = [r for r in requests if isinstance(r, ReadRange | ReadSet)]
+    assert reads and all(r.max_payload == 0 for r in reads)
+
+
 def test_a_lost_link_is_reconnected_within_one_pull(archive: Archive) -> None:
     unit = ListUnit(list(RAWS))
     line = Line(unit, cuts=[5_000, 60_000, 20_000, 1_000])
@@ -295,16 +309,21 @@ def test_records_the_device_cannot_deliver_fail_the_pull_clearly(archive: Archiv
 
 
 def test_records_not_asked_for_are_never_archived(archive: Archive) -> None:
+    """A device that sends one record more than asked after every range: the extra is dropped, so
+    each RANGE_END counts a record the reader did not accept; a window whose records all came but
+    whose count and digest disagree is never archived (it is asked again, then the pull fails)."""
+
     class Chatty(ListUnit):
         def iter_raw(self, start_seq: int, stop_seq: int) -> Iterator[bytes]:
             yield from super().iter_raw(start_seq, stop_seq)
             yield self.raws[0] if start_seq > 0 else self.raws[-1]  # one extra, out of range
 
     unit = Chatty(RAWS[:1000])
-    with pytest.raises(PullFailed):
+    with pytest.raises(PullFailed, match="never matched the count and digest"):
         run(Line(unit), archive, window=600)
-    assert archived(archive) == log_of(unit)  # everything asked for, nothing else
-    assert archive.unit(unit.serial).record_count == 1000
+    stored = archived(archive)
+    assert all(raw == unit.raws[seq] for seq, raw in stored)  # the device's records, nothing else
+    assert len(stored) < 1000  # not the windows whose RANGE_END contradicted them
 
 
 # --- eviction ------------------------------------------------------------------------------------------
@@ -438,7 +457,7 @@ def test_a_silent_device_times_out_without_reconnecting(archive: Archive) -> Non
         connections.append(Silent(clock))
         return connections[-1]
 
-    with pytest.raises(LinkTimeout, match="no answer to ABORT in 3 x 1 s"):
+    with pytest.raises(LinkTimeout, match="no answer to IDENTIFY in 3 x 1 s"):
         pull(connect, archive, clock=clock, sleep=clock.advance, timeout=1.0)
     assert len(connections) == 1
     assert clock() == pytest.approx(3.0)
