@@ -54,7 +54,8 @@ def utilisation(baud: int, impair: str | None) -> tuple[float, int, float]:
             started = time.perf_counter()
             result = pull(lambda: open_port(device.port, baud), archive)
             elapsed = time.perf_counter() - started
-            ((useful, count),) = archive.query("SELECT SUM(LENGTH(raw)), COUNT(*) FROM records")
+            raws = [raw for unit in archive.units() for _, raw in archive.iter_raw(unit.serial)]
+            useful, count = sum(map(len, raws)), len(raws)
     finally:
         remove_db(path)
     if count < RECORDS or result.added != count:
