@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 import time
 from types import TracebackType
 from typing import Protocol
@@ -97,6 +98,11 @@ class SerialTransport:
         self._timeout: float | None = port.timeout
         self._fixed_timeout = fixed_timeout
         """Never change the port's timeout (RFC 2217 renegotiates every line setting on each change)."""
+        self._fd = _selectable_fd(port)
+        """The port's file descriptor when reads can wait on it with select: then the port's own
+        timeout stays 0 (pyserial reconfigures the tty, two tcsetattr calls, on every change)."""
+        if self._fd is not None:
+            self._set_timeout(0)
 
     def write(self, data: bytes) -> None:
         try:
@@ -109,6 +115,10 @@ class SerialTransport:
     def read(self, max_bytes: int, timeout: float) -> bytes:
         """Wait up to *timeout* for a first byte, then take whatever else is already there."""
         try:
+            if self._fd is not None:
+                if not select.select([self._fd], [], [], max(timeout, 0))[0]:
+                    return b""
+                return bytes(self._port.read(max_bytes))  # timeout 0: what is there, at least a byte
             if self._fixed_timeout:
                 return self._read_at_fixed_timeout(max_bytes, timeout)
             self._set_timeout(timeout)
@@ -145,6 +155,16 @@ class SerialTransport:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _selectable_fd(port: serial.SerialBase) -> int | None:
+    """The file descriptor of a local POSIX serial port (a tty, a pty; a ``spy://`` on one),
+    which select can wait on; None for anything else (sockets, RFC 2217, Windows)."""
+    posix = getattr(serial, "serialposix", None)
+    if posix is None or not isinstance(port, posix.Serial):
+        return None
+    fd = getattr(port, "fd", None)
+    return fd if isinstance(fd, int) else None
 
 
 def open_port(port: str, baud: int = 115200, *, write_timeout: float = 2.0) -> SerialTransport:
