@@ -141,7 +141,7 @@ class LogClearResponse:
 
 @dataclass(frozen=True, slots=True)
 class Records:
-    """A run of whole records; split and verify with protocol.records.scan_records."""
+    """A run of whole records; split and verify with :func:`protocol.records.decode_rows`."""
 
     request_seq: int
     records: bytes

@@ -385,7 +385,7 @@ def decode_batch(buf: bytes) -> tuple[list[DecodedRecord], list[RecordError]]:
     """
     layout = _uniform_run(buf)
     if layout is not None:
-        wholes = _WHOLE[layout.struct.unpack_from(buf)[2]].iter_unpack(buf)
+        wholes = _WHOLE[buf[8]].iter_unpack(buf)  # byte 8: the run's one record type
         return list(zip(map(_first, wholes), layout.struct.iter_unpack(buf), strict=True)), []
     good, errors = _decode_each(buf)
     return [(raw, values) for raw, values, _ in good], errors
