@@ -19,6 +19,7 @@ host's own cost.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -151,7 +152,9 @@ def run(repeats: int = 3) -> list[Figure]:
 
     wall_rate = statistics.median(n / s for n, s in zip(counts, walls, strict=True))
     cpu_rate = statistics.median(n / s for n, s in zip(counts, cpus, strict=True))
-    device_rate = statistics.median(n / s for n, s in zip(counts, device_cpus, strict=True))
+    device_rate = statistics.median(  # the device's CPU time comes in clock ticks: 0 for a tiny pull
+        n / s if s else math.inf for n, s in zip(counts, device_cpus, strict=True)
+    )
     replay_rate = statistics.median(result.added / cpu for result, _, cpu in replays)
     floor_wall = statistics.median(n / w for n, w, _ in floor)
     floor_cpu = statistics.median(n / c for n, _, c in floor)
