@@ -27,9 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
-from protocol.auth import KEY_LEN, REQUIRED_LEVEL, AuthenticatedRequest, sign
+from protocol.auth import KEY_LEN, REQUIRED_LEVEL, AuthenticatedRequest, AuthRequestT, sign
 from protocol.enums import AccessLevel
 from protocol.messages import (
     ClockSet,
@@ -92,10 +91,7 @@ def ensure_archived(archive: Archive, serial: str, identify: IdentifyResponse) -
     )
 
 
-_Request = TypeVar("_Request", ClockSet, LogClear)
-
-
-def _authorise(client: Client, key: bytes, request: _Request) -> _Request:
+def _authorise(client: Client, key: bytes, request: AuthRequestT) -> AuthRequestT:
     """*request* signed for a fresh challenge at its level."""
     level, needed = request.level, REQUIRED_LEVEL[request.MSG_TYPE]
     if level not in _LEVELS or level < needed:

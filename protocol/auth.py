@@ -42,7 +42,8 @@ TAG_LEN = formats.AUTH_TAG_LEN
 NONCE_LEN = formats.NONCE_LEN
 
 AuthenticatedRequest = ClockSet | LogClear
-_Request = TypeVar("_Request", ClockSet, LogClear)
+AuthRequestT = TypeVar("AuthRequestT", ClockSet, LogClear)
+"""One of the authenticated requests, kept as its own type through :func:`sign`."""
 """The requests that carry a tag."""
 
 REQUIRED_LEVEL: dict[MsgType, AccessLevel] = {
@@ -82,7 +83,7 @@ def compute_tag(key: bytes, nonce: bytes, request: AuthenticatedRequest) -> byte
     return hmac.new(key, signed_bytes(nonce, request), hashlib.sha256).digest()[:TAG_LEN]
 
 
-def sign(request: _Request, key: bytes, nonce: bytes) -> _Request:
+def sign(request: AuthRequestT, key: bytes, nonce: bytes) -> AuthRequestT:
     """*request* with its tag set for *nonce* under *key*."""
     return replace(request, tag=compute_tag(key, nonce, request))
 
