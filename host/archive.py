@@ -429,10 +429,10 @@ class Archive:
         db: sqlite3.Connection | None = None
         ro: sqlite3.Connection | None = None
         try:
-            db = sqlite3.connect(path, isolation_level=None, timeout=10)
+            db = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_S)
             _prepare(db, path)
             db.execute("PRAGMA synchronous = NORMAL")
-            ro = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=10)
+            ro = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_S)
             return cls(path, db, ro, clock)
         except (sqlite3.Error, ArchiveError) as exc:
             for conn in (ro, db):
@@ -824,21 +824,23 @@ def _check_file(path: Path) -> None:
 
 
 def _prepare(db: sqlite3.Connection, path: Path) -> None:
-    """Recognise the file as ours (or as empty), then bring its schema up to date."""
-    (app_id,) = db.execute("PRAGMA application_id").fetchone()
-    (version,) = db.execute("PRAGMA user_version").fetchone()
-    (objects,) = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-    if app_id == 0 and version == 0 and objects == 0:
+    """Recognise the file as ours (or as empty), then bring its schema up to date.
+
+    Every step waits for other processes as a write does: the file is
+    identified in one snapshot, WAL mode is set (retried while another
+    process holds the lock: SQLite does not call the busy handler there),
+    and each migration runs in a ``BEGIN IMMEDIATE`` transaction that looks
+    at the version again, so of processes creating one file at once, one
+    creates it and the others find it made.
+    """
+    version = _identify(db, path)
+    if version == 0:
         db.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
-    elif app_id != APPLICATION_ID:
-        raise ArchiveError(f"{path} is an SQLite file but not a turbolog archive")
-    db.execute("PRAGMA journal_mode = WAL")
-    _refuse_newer(path, version)
+    _use_wal(db)
     while version < len(MIGRATIONS):
         db.execute("BEGIN IMMEDIATE")
         try:
-            (version,) = db.execute("PRAGMA user_version").fetchone()  # another process may have moved on
-            _refuse_newer(path, version)
+            version = _identify(db, path)  # another process may have moved on
             if version < len(MIGRATIONS):
                 if version == 0:
                     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -849,6 +851,39 @@ def _prepare(db: sqlite3.Connection, path: Path) -> None:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+
+def _identify(db: sqlite3.Connection, path: Path) -> int:
+    """The schema version of the file, 0 for an empty one, read in one statement (one snapshot);
+    ArchiveError for a file that is not a turbolog archive or is newer than this turbolog."""
+    app_id, version, objects = db.execute(
+        """SELECT (SELECT application_id FROM pragma_application_id),
+                  (SELECT user_version FROM pragma_user_version),
+                  (SELECT COUNT(*) FROM sqlite_master)"""
+    ).fetchone()
+    if app_id == 0 and version == 0 and objects == 0:
+        return 0
+    if app_id != APPLICATION_ID:
+        raise ArchiveError(f"{path} is an SQLite file but not a turbolog archive")
+    _refuse_newer(path, version)
+    return version  # type: ignore[no-any-return]
+
+
+_BUSY_TIMEOUT_S = 10.0
+"""How long opening or writing waits for another process's lock."""
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """``journal_mode = WAL``, retried for up to :data:`_BUSY_TIMEOUT_S` while the file is locked."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005)
 
 
 def _refuse_newer(path: Path, version: int) -> None:
