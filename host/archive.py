@@ -393,9 +393,17 @@ class Archive:
     """A turbolog archive file; open with :meth:`Archive.open`, use as a context manager."""
 
     def __init__(
-        self, path: Path, db: sqlite3.Connection, ro: sqlite3.Connection, clock: Callable[[], float]
+        self,
+        path: Path,
+        db: sqlite3.Connection,
+        ro: sqlite3.Connection,
+        clock: Callable[[], float],
+        *,
+        readonly: bool = False,
     ) -> None:
         self.path = path
+        self.readonly = readonly
+        """Opened with ``readonly=True``: every write raises :class:`ArchiveError`."""
         self._db = db
         self._ro = ro
         self._clock = clock
@@ -412,16 +420,26 @@ class Archive:
     # --- opening and closing -------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> Archive:
+    def open(
+        cls, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time, readonly: bool = False
+    ) -> Archive:
         """Open the archive at *path*, creating it (and its directories) if needed.
 
         Raises :class:`ArchiveError` for a file that is not SQLite, is SQLite
         but not a turbolog archive, has a newer schema than this version
         knows, is corrupt, or cannot be created.  *clock* gives the host time
-        recorded in ``units.updated``.
+        recorded in ``units.updated``.  Processes opening one new file at once
+        wait for each other: one creates it, the others find it made.
+
+        *readonly* opens an existing archive for reading only (see
+        :meth:`_open_readonly`): nothing is created, migrated or written, and
+        a file the user may read but not write, or in a directory they may not
+        write, can be read.
         """
         path = Path(path)
         _check_file(path)
+        if readonly:
+            return cls._open_readonly(path, clock)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -440,6 +458,55 @@ class Archive:
                     conn.close()
             if isinstance(exc, ArchiveError):
                 raise
+            raise ArchiveError(f"cannot open archive {path}: {exc}") from exc
+
+    @classmethod
+    @classmethod
+    def _open_readonly(cls, path: Path, clock: Callable[[], float]) -> Archive:
+        """Open the existing archive at *path* with SQLite's read-only mode (``mode=ro``).
+
+        Reading a WAL file goes through a ``-shm`` file that SQLite creates
+        and leaves beside it.  So where the user may not write the file or its
+        directory, and no ``-wal`` holds changes, the file is opened
+        ``immutable=1``: nothing is created, and no other user's later writes
+        are blocked by a ``-shm`` file they do not own.  Changes in a ``-wal``
+        are always read (through the ``-shm`` found or made there), or refused
+        in one line when that cannot be done.  An archive of an older schema
+        is refused with a line saying that a writable open migrates it.
+        """
+        wal = Path(f"{path}-wal")
+        try:
+            if not path.exists() or path.stat().st_size == 0:
+                raise ArchiveError(
+                    f"there is no archive at {path} (a pull or an ingest creates one; --db names another)"
+                )
+            pending = wal.exists() and wal.stat().st_size > 0
+        except OSError as exc:
+            raise ArchiveError(f"cannot read archive {path}: {exc.strerror}") from exc
+        writable = os.access(path, os.W_OK) and os.access(path.absolute().parent, os.W_OK | os.X_OK)
+        immutable = not writable and not pending
+        uri = f"{path.absolute().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+        ro: sqlite3.Connection | None = None
+        try:
+            ro = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT_S)
+            version = _identify(ro, path)
+            if version < len(MIGRATIONS):
+                raise ArchiveError(
+                    f"{path} has archive schema version {version}, older than this turbolog's "
+                    f"{len(MIGRATIONS)}: a pull or an ingest into it (a writable open) migrates it"
+                )
+            return cls(path, ro, ro, clock, readonly=True)
+        except (sqlite3.Error, ArchiveError) as exc:
+            if ro is not None:
+                ro.close()
+            if isinstance(exc, ArchiveError):
+                raise
+            if pending and not Path(f"{path}-shm").exists():
+                raise ArchiveError(
+                    f"cannot read archive {path}: {wal.name} holds changes that can only be read by "
+                    f"someone who may write {path.absolute().parent} (a pull or an ingest by the "
+                    "archive's owner folds them in)"
+                ) from exc
             raise ArchiveError(f"cannot open archive {path}: {exc}") from exc
 
     def close(self) -> None:
@@ -774,6 +841,8 @@ class Archive:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed on success, rolled back on any exception."""
+        if self.readonly:
+            raise ArchiveError(f"archive {self.path} was opened read-only: it cannot be written")
         with self._translate():
             self._db.execute("BEGIN IMMEDIATE")
             try:

@@ -222,9 +222,15 @@ class Output:
         self.out.write(line + "\n")
 
 
+WRITING_COMMANDS = frozenset({"pull", "ingest", "clear-log", "poll"})
+"""Commands that open the archive for writing (creating it if need be); every other command opens
+an existing archive read-only and creates nothing."""
+
+
 @contextmanager
 def open_archive(args: argparse.Namespace) -> Iterator[Archive]:
-    with Archive.open(args.db or default_archive_path()) as archive:
+    readonly = args.command not in WRITING_COMMANDS
+    with Archive.open(args.db or default_archive_path(), readonly=readonly) as archive:
         yield archive
 
 

@@ -1,17 +1,149 @@
 """Who may open the archive how: through host.cli.main and real processes.
 
+- Reading commands (units, summary, faults, export, plot, fleet) open an existing archive read-only:
+  a mistyped --db is exit 4 and one line, and creates neither a file nor a directory; an archive of
+  an older schema is read by none of them and left as it is.
 - Processes creating one new archive at once all succeed.
+
+(As an unprivileged user on a read-only archive or directory: tests/e2e/test_readonly_archive.py.)
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.synchronize
+import sqlite3
 from pathlib import Path
 
+import pytest
+
 from host import archive as archive_module
-from host.archive import Archive
-from host.errors import HostError
+from host.archive import APPLICATION_ID, MIGRATIONS, Archive
+from host.cli import main
+from host.errors import ArchiveError, HostError
+from protocol.enums import EventKind, Severity, Subsystem
+from protocol.records import (
+    SNAPSHOT_FIELDS,
+    EventRecord,
+    FaultRecord,
+    SampleRecord,
+    Snapshot,
+    encode_record,
+    scan_records,
+)
+
+T0 = 1_700_000_000
+H = 3600
+SERIAL = "A1"
+
+
+def counters(hours: float, starts: int) -> Snapshot:
+    fields = dict.fromkeys(SNAPSHOT_FIELDS, 0)
+    fields.update(operating_s=int(hours * H), starts=starts, energy_wh=int(hours * 50_000))
+    return Snapshot(**fields)
+
+
+LOG = [
+    EventRecord(0, T0, EventKind.POWER_UP),
+    EventRecord(1, T0 + 10, EventKind.START),
+    SampleRecord(2, T0 + 100, counters(7000, 10)),
+    FaultRecord(3, T0 + 1000, 0x101, Severity.FAST_SHUTDOWN, Subsystem.ENGINE, 0, counters(7500, 11)),
+    EventRecord(4, T0 + 1100, EventKind.STATE_CHANGE, 3, 4),
+    EventRecord(5, T0 + 4600, EventKind.FAULT_CLEARED),
+    EventRecord(6, T0 + 4700, EventKind.START),
+    SampleRecord(7, T0 + 9000, counters(7900, 13)),
+    SampleRecord(8, T0 + 10_000, counters(7994, 13)),
+]
+
+
+def store(archive: Archive, records: list[SampleRecord | FaultRecord | EventRecord]) -> int:
+    scanned, errors = scan_records(b"".join(encode_record(record) for record in records))
+    assert not errors
+    return archive.store_records(SERIAL, scanned)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """An archive holding unit A1: 7,994 operating hours, one failure, back up 3,600 s later."""
+    path = tmp_path / "archive.sqlite"
+    with Archive.open(path) as archive:
+        archive.upsert_unit(
+            SERIAL, "C65", "fw-2.1", 0xD8247CB9, first_seq=0, next_seq=9, capacity_records=50_000,
+            device_time=T0 + 10_000, operating_s=7994 * H, starts=13, trips=1, energy_wh=0,
+        )
+        store(archive, LOG)
+    return path
+
+
+def turbolog(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of ``turbolog ARGV``; stderr is empty or one clean line."""
+    capsys.readouterr()
+    status = main(argv)
+    out, err = capsys.readouterr()
+    assert err == "" or (err.startswith("turbolog: ") and err.count("\n") == 1), repr(err)
+    assert "Traceback" not in err
+    return status, out, err
+
+
+def edit(path: Path, sql: str) -> None:
+    """Change the file as someone with sqlite3 would."""
+    db = sqlite3.connect(path)
+    with db:
+        assert db.execute(sql).rowcount == 1
+    db.close()
+
+
+# --- reading commands open read-only ----------------------------------------------------------
+
+READING = [
+    ["units"],
+    ["summary", SERIAL],
+    ["faults", SERIAL],
+    ["export", SERIAL, "--format", "csv"],
+    ["plot", SERIAL, "--out", "unit.png"],
+    ["fleet"],
+]
+
+
+@pytest.mark.parametrize("command", READING, ids=lambda argv: argv[0])
+def test_a_mistyped_db_is_refused_and_nothing_is_created(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    typo = tmp_path / "archvie" / "archive.sqlite"
+    status, out, err = turbolog([*command, "--db", str(typo)], capsys)
+    assert status == 4 and out == ""
+    assert f"there is no archive at {typo}" in err
+    assert sorted(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", READING, ids=lambda argv: argv[0])
+def test_reading_commands_leave_an_older_archive_as_it_is(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "archive.sqlite"
+    db = sqlite3.connect(path)
+    with db:
+        MIGRATIONS[0](db)
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute("PRAGMA user_version = 1")
+    db.close()
+    before = path.read_bytes()
+    status, _, err = turbolog([*command, "--db", str(path)], capsys)
+    assert status == 4
+    assert "schema version 1" in err and "a pull or an ingest into it (a writable open) migrates it" in err
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["archive.sqlite"]
+
+
+def test_a_read_only_archive_refuses_writes_and_reads_as_usual(db: Path) -> None:
+    with Archive.open(db, readonly=True) as archive:
+        assert archive.readonly and archive.unit(SERIAL).record_count == len(LOG)
+        with pytest.raises(ArchiveError, match="opened read-only"):
+            archive.record_evicted(SERIAL, 100, 1)
+    with Archive.open(db) as archive:
+        assert archive.evicted_count(SERIAL) == 0
+
 
 # --- creating one archive at once -------------------------------------------------------------
 
