@@ -60,7 +60,7 @@ import heapq
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
@@ -408,6 +408,7 @@ class Archive:
         self._ro = ro
         self._clock = clock
         self._unit_ids: dict[str, int] = {}
+        self._reconciled: set[int] = set()
         self._decoders = {
             rtype: _Decoder(
                 layout.size, len(layout.names), layout.struct.unpack, layout.struct.pack,
@@ -633,6 +634,7 @@ class Archive:
         else:
             unique = sorted(set(seqs))
             runs, distinct = list(_runs(unique)), len(unique) == len(rows)
+        self._reconcile(serial, unit)
         with self._write() as db:
             stored = self._stored_raw(unit, runs)
             if stored or not distinct:
@@ -684,7 +686,7 @@ class Archive:
 
     def iter_rows(
         self, serial: str, rtype: int, where: str = "", params: dict[str, Any] | None = None
-    ) -> Iterator[DecodedRow]:
+    ) -> Generator[DecodedRow, None, None]:
         """The stored records of *serial* of one known type, in seq order, streamed, each as the
         :data:`~protocol.records.DecodedRow` it was stored from, checked against its CRC-32C.
 
@@ -700,11 +702,12 @@ class Archive:
         return self._verified(serial, decoder, self.query(decoder.select.format(where=clause), named))
 
     def _verified(
-        self, serial: str, decoder: _Decoder, rows: Iterator[tuple[Any, ...]]
-    ) -> Iterator[DecodedRow]:
+        self, serial: str, decoder: _Decoder, rows: Generator[tuple[Any, ...], None, None]
+    ) -> Generator[DecodedRow, None, None]:
         pack = decoder.pack
         for row in rows:
             if not is_intact(pack(*row)):
+                rows.close()  # now, while the file is open: the error may outlive the archive
                 raise ArchiveError(
                     f"archive {self.path}: record {row[0]} of unit {serial} does not match its "
                     "CRC-32C: the file was altered outside turbolog"
@@ -737,8 +740,13 @@ class Archive:
         return top  # type: ignore[no-any-return]
 
     def stored_ranges(self, serial: str, start: int, stop: int) -> list[tuple[int, int]]:
-        """Maximal ranges ``[a, b)`` of stored seqs within ``[start, stop)``, ascending."""
+        """Maximal ranges ``[a, b)`` of stored seqs within ``[start, stop)``, ascending.
+
+        The ranges are the ``spans`` bookkeeping, checked against the rows
+        once per unit and open (:meth:`_reconcile`): records deleted outside
+        turbolog are missing here, so a pull fetches them again."""
         unit = self._unit_id(serial)
+        self._reconcile(serial, unit)
         return [
             (max(first, start), min(end, stop))
             for first, end in self.query(
@@ -759,6 +767,95 @@ class Archive:
         if cursor < stop:
             missing.append((cursor, stop))
         return missing
+
+    # --- the bookkeeping checked against the rows -------------------------------
+
+    def check(self, serial: str | None = None) -> None:
+        """Raise :class:`ArchiveError` unless the rows stored for *serial* (for every unit when
+        None) are as many as its bookkeeping says (``units.record_count`` and ``spans``): rows
+        deleted or added outside turbolog.  Cheap: a count of each record table (of the unit's
+        key range when *serial* is given), which SQLite takes from the tables' pages."""
+        if serial is not None:
+            unit = self._unit_id(serial)
+            if not _consistent(self._tally(unit)):
+                raise self._damage(serial, unit)
+            return
+        with self._translate():
+            totals = self._ro.execute(_TOTALS_SQL).fetchone()
+            if _consistent(totals):
+                return
+            units = self._ro.execute("SELECT serial, id FROM units ORDER BY serial").fetchall()
+        damaged = [(serial, unit) for serial, unit in units if not _consistent(self._tally(unit))]
+        if not damaged:
+            raise ArchiveError(
+                f"archive {self.path} holds {totals[0]:,} records where its bookkeeping says "
+                f"{totals[1]:,}: records of no unit were added or removed outside turbolog"
+            )
+        error = self._damage(*damaged[0])
+        if len(damaged) > 1:
+            error = ArchiveError(f"{error} (and {len(damaged) - 1:,} more units are damaged)")
+        raise error
+
+    def _tally(self, unit: int) -> tuple[int, int, int]:
+        """``(rows stored, units.record_count, seqs in spans)`` of *unit*."""
+        with self._translate():
+            return self._ro.execute(_TALLY_SQL, {"unit": unit}).fetchone()  # type: ignore[no-any-return]
+
+    def _damage(self, serial: str, unit: int) -> ArchiveError:
+        """The one line saying how *unit*'s rows and bookkeeping disagree."""
+        rows, count, _ = self._tally(unit)
+        with self._translate():
+            spans = self._ro.execute(
+                "SELECT first_seq, first_seq + count FROM spans WHERE unit = ? ORDER BY first_seq", (unit,)
+            ).fetchall()
+            gone = _subtract(spans, self._stored_runs(self._ro, unit))
+        if not gone:
+            return ArchiveError(
+                f"archive {self.path}: unit {serial} holds {rows:,} records where its bookkeeping says "
+                f"{count:,}: the file was altered outside turbolog"
+            )
+        missing = sum(end - start for start, end in gone)
+        shown = ", ".join(f"{start}..{end - 1}" for start, end in gone[:3])
+        shown += ", ..." if len(gone) > 3 else ""
+        records, were, them = ("record", "was", "it") if missing == 1 else ("records", "were", "them")
+        return ArchiveError(
+            f"archive {self.path}: {missing:,} {records} of unit {serial} (seqs {shown}) {were} deleted "
+            f"outside turbolog: a pull from the unit fetches {them} again"
+        )
+
+    @staticmethod
+    def _stored_runs(db: sqlite3.Connection, unit: int) -> list[tuple[int, int]]:
+        """Maximal runs ``[a, b)`` of the seqs that have a row, from the rows themselves."""
+        streams = [db.execute(f"SELECT seq FROM {table} WHERE unit = ? ORDER BY seq", (unit,))
+                   for table in _RECORD_TABLES]
+        runs: list[tuple[int, int]] = []
+        for (seq,) in heapq.merge(*streams):
+            if runs and runs[-1][1] >= seq:
+                runs[-1] = (runs[-1][0], max(runs[-1][1], seq + 1))
+            else:
+                runs.append((seq, seq + 1))
+        return runs
+
+    def _reconcile(self, serial: str, unit: int) -> None:
+        """Once per unit and open: if *unit*'s rows and bookkeeping disagree, rebuild its spans
+        and record count from the rows (a writable archive), so that records deleted outside
+        turbolog count as missing and are fetched again; a read-only one raises ArchiveError."""
+        if unit in self._reconciled:
+            return
+        if not _consistent(self._tally(unit)):
+            if self.readonly:
+                raise self._damage(serial, unit)
+            with self._write() as db:
+                runs = self._stored_runs(db, unit)
+                db.execute("DELETE FROM spans WHERE unit = ?", (unit,))
+                db.executemany(
+                    "INSERT INTO spans (unit, first_seq, count) VALUES (?, ?, ?)",
+                    [(unit, start, end - start) for start, end in runs],
+                )
+                db.execute(
+                    "UPDATE units SET record_count = ? WHERE id = ?", (sum(b - a for a, b in runs), unit)
+                )
+        self._reconciled.add(unit)
 
     # --- evictions and pulls -------------------------------------------------
 
@@ -805,7 +902,9 @@ class Archive:
 
     # --- reading -------------------------------------------------------------
 
-    def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> Iterator[tuple[Any, ...]]:
+    def query(
+        self, sql: str, params: Iterable[Any] | dict[str, Any] = ()
+    ) -> Generator[tuple[Any, ...], None, None]:
         """Run a read-only query (the tables in this module's docstring) and stream its rows.
 
         The query runs on a read-only connection: it cannot change the file.
@@ -815,7 +914,7 @@ class Archive:
             cursor = self._ro.execute(sql, params if isinstance(params, dict) else tuple(params))
         return self._stream(cursor)
 
-    def _stream(self, cursor: sqlite3.Cursor) -> Iterator[tuple[Any, ...]]:
+    def _stream(self, cursor: sqlite3.Cursor) -> Generator[tuple[Any, ...], None, None]:
         with self._translate():
             yield from cursor
 
@@ -851,6 +950,45 @@ class Archive:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+
+_RECORD_TABLES = ("samples", "faults", "events", "other_records")
+_TALLY_SQL = (
+    "SELECT " + " + ".join(f"(SELECT COUNT(*) FROM {table} WHERE unit = :unit)" for table in _RECORD_TABLES)
+    + ", (SELECT record_count FROM units WHERE id = :unit)"
+    + ", (SELECT COALESCE(SUM(count), 0) FROM spans WHERE unit = :unit)"
+)
+"""``(rows, units.record_count, seqs in spans)`` of one unit."""
+_TOTALS_SQL = (
+    "SELECT " + " + ".join(f"(SELECT COUNT(*) FROM {table})" for table in _RECORD_TABLES)
+    + ", (SELECT COALESCE(SUM(record_count), 0) FROM units)"
+    + ", (SELECT COALESCE(SUM(count), 0) FROM spans)"
+)
+"""``(rows, units.record_count, seqs in spans)`` of the whole archive."""
+
+
+def _consistent(tally: tuple[int, int, int]) -> bool:
+    rows, count, spanned = tally
+    return rows == count == spanned
+
+
+def _subtract(ranges: list[tuple[int, int]], minus: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of sorted, disjoint *ranges* ``[a, b)`` outside the sorted, disjoint *minus*."""
+    out: list[tuple[int, int]] = []
+    i = 0
+    for start, end in ranges:
+        cursor = start
+        while i < len(minus) and minus[i][1] <= cursor:
+            i += 1
+        j = i
+        while j < len(minus) and minus[j][0] < end:
+            if minus[j][0] > cursor:
+                out.append((cursor, minus[j][0]))
+            cursor = max(cursor, minus[j][1])
+            j += 1
+        if cursor < end:
+            out.append((cursor, end))
+    return out
 
 
 def _merge_range(db: sqlite3.Connection, table: str, unit: int, low: int, high: int) -> None:

@@ -10,9 +10,10 @@ the presentation, nothing else.
 
 :func:`hours_timeline` traces the fleet's cumulative documented operating
 hours over calendar time, per model, from a few samples of each unit found
-through the archive's key (never a scan of every sample), joined by straight
-lines.  :func:`plot_fleet` draws MTBF per model with its interval bars above
-that timeline (matplotlib, imported only when a plot is made, Agg backend).
+through the archive's key (never a scan of every sample) and checked against
+its CRC-32C, joined by straight lines.  :func:`plot_fleet` draws MTBF per
+model with its interval bars above that timeline (matplotlib, imported only
+when a plot is made, Agg backend).
 
 It never writes the archive and never talks to a device.
 """
@@ -27,7 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from protocol.enums import Severity, name_of
+from protocol.enums import RecordType, Severity, name_of
+from protocol.records import LAYOUTS
 
 from .analytics import CONFIDENCE, ModelSummary, fleet_summary
 from .archive import Archive
@@ -135,18 +137,20 @@ class HoursTimeline:
     """Per model, the hours its units had documented at each of :attr:`times`."""
 
 
-_PROBE_SQL = """SELECT timestamp, operating_s FROM samples
-                WHERE unit = ? AND seq >= ? ORDER BY seq LIMIT 1"""
-_LAST_SQL = "SELECT timestamp, operating_s FROM samples WHERE unit = ? ORDER BY seq DESC LIMIT 1"
+_PROBE_WHERE = "seq = (SELECT MIN(seq) FROM samples WHERE unit = :unit AND seq >= :probe)"
+_LAST_WHERE = "seq = (SELECT MAX(seq) FROM samples WHERE unit = :unit)"
+_OPERATING_S = LAYOUTS[RecordType.SAMPLE].names.index("operating_s")
 
 
-def _unit_trace(archive: Archive, unit: int, first_seq: int, next_seq: int) -> list[tuple[int, int]]:
-    """(timestamp, operating_s) of samples spread evenly over the unit's seqs, and of its last one."""
-    trace: list[tuple[int, int]] = []
+def _unit_trace(archive: Archive, serial: str, first_seq: int, next_seq: int) -> list[tuple[int, int]]:
+    """(timestamp, operating_s) of samples spread evenly over the unit's seqs, and of its last one,
+    each checked against its CRC-32C."""
     step = max(1, (next_seq - first_seq) // PROBES_PER_UNIT)
-    for seq in range(first_seq, next_seq, step):
-        trace += archive.query(_PROBE_SQL, (unit, seq))
-    trace += archive.query(_LAST_SQL, (unit,))
+    probes = [(_PROBE_WHERE, {"probe": seq}) for seq in range(first_seq, next_seq, step)]
+    trace: list[tuple[int, int]] = []
+    for where, params in [*probes, (_LAST_WHERE, {})]:
+        rows = archive.iter_rows(serial, RecordType.SAMPLE, where, params)
+        trace += ((row[1], row[_OPERATING_S]) for row in rows)
     return sorted(set(trace))
 
 
@@ -170,8 +174,8 @@ def _at(trace: list[tuple[int, int]], times: list[int]) -> list[float]:
 
 def hours_timeline(archive: Archive, points: int = TIMELINE_POINTS) -> HoursTimeline:
     """The fleet's documented operating hours over calendar time (see the module docstring)."""
-    units = list(archive.query("SELECT id, model, first_seq, next_seq FROM units ORDER BY id"))
-    traces = [(model, _unit_trace(archive, unit, first, end)) for unit, model, first, end in units]
+    units = list(archive.query("SELECT serial, model, first_seq, next_seq FROM units ORDER BY id"))
+    traces = [(model, _unit_trace(archive, serial, first, end)) for serial, model, first, end in units]
     stamps = [stamp for _, trace in traces for stamp, _ in trace]
     if not stamps:
         return HoursTimeline((), {})

@@ -1,8 +1,11 @@
-"""Who may open the archive how: through host.cli.main and real processes.
+"""Who may open the archive how, and what the reports trust: through host.cli.main and real processes.
 
 - Reading commands (units, summary, faults, export, plot, fleet) open an existing archive read-only:
   a mistyped --db is exit 4 and one line, and creates neither a file nor a directory; an archive of
   an older schema is read by none of them and left as it is.
+- Every figure comes from rows checked against their CRC-32C: a value edited with sqlite3 is exit 4,
+  never a figure; a deleted row is exit 4 naming the seqs, and the next writable open counts them
+  as missing, so a pull (here: storing the record again) restores them.
 - Processes creating one new archive at once all succeed.
 
 (As an unprivileged user on a read-only archive or directory: tests/e2e/test_readonly_archive.py.)
@@ -143,6 +146,86 @@ def test_a_read_only_archive_refuses_writes_and_reads_as_usual(db: Path) -> None
             archive.record_evicted(SERIAL, 100, 1)
     with Archive.open(db) as archive:
         assert archive.evicted_count(SERIAL) == 0
+
+
+# --- figures come from verified rows -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE samples SET operating_s = operating_s + 36000000 WHERE seq = 8",  # 17,994 h for 7,994 h
+        "UPDATE samples SET timestamp = timestamp - 100 WHERE seq = 2",
+        "UPDATE faults SET severity = 0 WHERE seq = 3",  # the failure disappears
+        "UPDATE faults SET code = 7 WHERE seq = 3",
+        "UPDATE events SET kind = 3 WHERE seq = 5",  # no longer cleared: down time grows
+        "UPDATE events SET timestamp = timestamp + 1 WHERE seq = 0",
+    ],
+)
+def test_an_edited_value_is_refused_by_every_report(
+    db: Path, sql: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert turbolog(["summary", SERIAL, "--db", str(db)], capsys)[0] == 0
+    edit(db, sql)
+    for command in (["summary", SERIAL], ["fleet"], ["summary", SERIAL, "--json"], ["fleet", "--json"]):
+        status, out, err = turbolog([*command, "--db", str(db)], capsys)
+        assert (status, out) == (4, ""), command
+        assert "does not match its CRC-32C: the file was altered outside turbolog" in err
+
+
+def test_the_fault_list_filters_only_verified_rows(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    command = ["faults", SERIAL, "--severity", "normal_shutdown", "--json", "--db", str(db)]
+    status, out, _ = turbolog(command, capsys)
+    assert status == 0 and '"seq": 3' in out
+    edit(db, "UPDATE faults SET severity = 0 WHERE seq = 3")
+    status, out, err = turbolog(command, capsys)
+    assert (status, out) == (4, "") and "record 3 of unit A1 does not match its CRC-32C" in err
+
+
+def test_unedited_figures_are_the_records(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = turbolog(["summary", SERIAL, "--json", "--db", str(db)], capsys)
+    assert status == 0
+    assert '"operating_hours": 7994.0' in out and '"failures": 1' in out and '"downtime_hours": 1.0' in out
+
+
+@pytest.mark.parametrize("table, seq", [("samples", 7), ("faults", 3), ("events", 5), ("samples", 8)])
+def test_a_deleted_row_is_reported_then_fetched_again(
+    db: Path, table: str, seq: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit(db, f"DELETE FROM {table} WHERE seq = {seq}")
+    for command in (["summary", SERIAL], ["fleet"], ["faults", SERIAL]):
+        status, out, err = turbolog([*command, "--db", str(db)], capsys)
+        assert (status, out) == (4, ""), command
+        assert f"1 record of unit A1 (seqs {seq}..{seq}) was deleted outside turbolog" in err
+        assert "a pull from the unit fetches it again" in err
+    with Archive.open(db) as archive:  # a pull's writable open: the seq counts as missing again
+        assert archive.missing_ranges(SERIAL, 0, 9) == [(seq, seq + 1)]
+        assert archive.unit(SERIAL).record_count == len(LOG) - 1
+        assert store(archive, [LOG[seq]]) == 1
+        assert archive.missing_ranges(SERIAL, 0, 9) == []
+        archive.check()
+    status, out, _ = turbolog(["summary", SERIAL, "--json", "--db", str(db)], capsys)
+    assert status == 0 and '"records": 9' in out and '"operating_hours": 7994.0' in out
+
+
+def test_a_deleted_row_is_found_among_many_units(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with Archive.open(db) as archive:
+        for n in range(2, 6):
+            archive.upsert_unit(
+                f"B{n}", "C30", "fw-2.1", 0xD8247CB9, first_seq=0, next_seq=0, capacity_records=50_000,
+                device_time=T0, operating_s=0, starts=0, trips=0, energy_wh=0,
+            )
+    edit(db, "DELETE FROM samples WHERE seq = 2")
+    status, _, err = turbolog(["fleet", "--db", str(db)], capsys)
+    assert status == 4 and "unit A1 (seqs 2..2)" in err
+
+
+def test_a_read_only_open_does_not_repair(db: Path) -> None:
+    edit(db, "DELETE FROM samples WHERE seq = 7")
+    with Archive.open(db, readonly=True) as archive, pytest.raises(ArchiveError, match="seqs 7..7"):
+        archive.missing_ranges(SERIAL, 0, 9)
+    with Archive.open(db, readonly=True) as archive, pytest.raises(ArchiveError, match="seqs 7..7"):
+        archive.check()
 
 
 # --- creating one archive at once -------------------------------------------------------------
