@@ -50,8 +50,16 @@ ranges cost a few rows whatever the size of the log.
 One Archive object is for one thread.  Writes go through one read-write
 connection, one transaction per call; reads go through a second, read-only
 connection and stream (a query never fetches every row at once), so memory
-stays bounded for any log size.  Every sqlite3 error is translated into
+stays bounded for any log size.  ``Archive.open(path, readonly=True)`` opens
+only the read-only connection, on an existing file, and never creates,
+migrates or repairs anything.  Every sqlite3 error is translated into
 :class:`~host.errors.ArchiveError` with a one-line message.
+
+``units.record_count`` and ``spans`` are bookkeeping kept beside the rows;
+:meth:`Archive.check` compares them with the rows (a count of each table), so
+a row deleted outside turbolog is found, and a writable open rebuilds a
+damaged unit's spans from its rows before planning or storing for it, so that
+the records count as missing and are fetched again.
 """
 
 from __future__ import annotations
