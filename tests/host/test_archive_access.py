@@ -17,14 +17,18 @@ import multiprocessing
 import multiprocessing.synchronize
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
 from host import archive as archive_module
 from host.archive import APPLICATION_ID, MIGRATIONS, Archive
 from host.cli import main
-from host.errors import ArchiveError, HostError
+from host.errors import ArchiveError, HostError, UsageError
+from host.privileged import ensure_archived
 from protocol.enums import EventKind, Severity, Subsystem
+from protocol.messages import IdentifyResponse
 from protocol.records import (
     SNAPSHOT_FIELDS,
     EventRecord,
@@ -257,3 +261,12 @@ def test_processes_creating_one_new_archive_at_once_all_succeed(tmp_path: Path) 
             process.join(30)
             assert process.exitcode == 0
     assert outcomes == [("ok", [], len(archive_module.MIGRATIONS))] * 80
+
+
+def test_clear_log_refuses_while_a_deleted_record_is_not_fetched_again(db: Path) -> None:
+    """clear-log's check reads the same ranges: a deleted record is one the unit must still keep."""
+    edit(db, "DELETE FROM samples WHERE seq = 7")
+    reported = cast(IdentifyResponse, SimpleNamespace(serial=SERIAL, first_seq=0, next_seq=9))
+    refused = r"1 of the 9 records .* \(seqs 7\.\.7\)"
+    with Archive.open(db) as archive, pytest.raises(UsageError, match=refused):
+        ensure_archived(archive, SERIAL, reported)
