@@ -725,9 +725,11 @@ class Archive:
     def iter_raw(self, serial: str) -> Iterator[tuple[int, bytes]]:
         """``(seq, raw)`` of every stored record of *serial*, in seq order, streamed: the
         record's bytes exactly as received (rebuilt from the columns and checked against
-        the record's CRC-32C; :class:`ArchiveError` if they no longer match)."""
-        streams = [self._raw_of_rows(serial, rtype) for rtype in self._decoders]
+        the record's CRC-32C; :class:`ArchiveError` if they no longer match, or, on a
+        read-only archive, if records were deleted: see :meth:`_reconcile`)."""
         unit = self._unit_id(serial)
+        self._reconcile(serial, unit)
+        streams = [self._raw_of_rows(serial, rtype) for rtype in self._decoders]
         streams.append(self.query("SELECT seq, raw FROM other_records WHERE unit = ? ORDER BY seq", (unit,)))
         return heapq.merge(*streams, key=_seq_of)
 
