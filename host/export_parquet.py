@@ -99,6 +99,7 @@ def export_parquet(archive: Archive, out_dir: str | os.PathLike[str], serial: st
         raise UsageError(f"{out} already exists and is not an empty directory")
     if serial is not None:
         archive.unit(serial)
+    archive.check(serial)  # no record deleted outside turbolog goes missing from the dataset unnoticed
     units = [
         row for row in archive.query("SELECT id, serial, model FROM units ORDER BY serial")
         if serial is None or row[1] == serial

@@ -198,7 +198,8 @@ def test_a_deleted_row_is_reported_then_fetched_again(
 ) -> None:
     edit(db, f"DELETE FROM {table} WHERE seq = {seq}")
     export = ["export", SERIAL, "--format", "jsonl"]  # jsonl has no header to write first
-    for command in (["summary", SERIAL], ["fleet"], ["faults", SERIAL], export):
+    parquet = ["export", "--format", "parquet", "--out", str(db.parent / "dataset")]
+    for command in (["summary", SERIAL], ["fleet"], ["faults", SERIAL], export, parquet):
         status, out, err = turbolog([*command, "--db", str(db)], capsys)
         assert (status, out) == (4, ""), command
         assert f"1 record of unit A1 (seqs {seq}..{seq}) was deleted outside turbolog" in err
