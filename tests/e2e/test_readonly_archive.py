@@ -5,7 +5,8 @@ Figures held: in a directory nobody may write (a read-only share, a stick) and i
 write, units, summary, faults, fleet and export exit 0 with the archive's figures, create no file
 (no -wal or -shm that would later stand in its owner's way) and change no byte; changes a killed
 writer left un-checkpointed in the -wal are read; where they cannot be read (no -shm, and the
-directory is read-only) it is exit 4 and one line.
+directory is read-only) it is exit 4 and one line.  And as root, in a directory made immutable with
+`chattr +i` (where the old code said "unable to open database file").
 
 Needs root to change user (skipped otherwise; CI runs as root) and setpriv (util-linux).
 """
@@ -168,3 +169,23 @@ def test_changes_in_a_wal_that_cannot_be_read_are_one_line(as_nobody: Turbolog, 
     assert result.returncode == 4 and result.stdout == ""
     assert result.stderr.startswith(f"turbolog: cannot read archive {path}: archive.sqlite-wal holds changes")
     assert result.stderr.count("\n") == 1
+
+
+def test_an_archive_in_an_immutable_directory_is_read_even_by_root(shelf: Path) -> None:
+    """`chattr +i` on the directory: even root may not create the -shm file there."""
+    if os.geteuid() != 0:
+        pytest.skip("chattr +i needs root")
+    chattr = require_tool("chattr")
+    if subprocess.run([chattr, "+i", str(shelf)], capture_output=True, timeout=30).returncode:
+        pytest.skip(f"the file system under {shelf} does not take chattr +i")
+    try:
+        command = Path(sys.executable).parent / "turbolog"
+        result = subprocess.run(
+            [str(command), "summary", SERIAL, "--json", "--db", str(shelf / "archive.sqlite")],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert (result.returncode, result.stderr) == (0, "")
+        assert json.loads(result.stdout)["records"] == 40
+        assert [entry.name for entry in shelf.iterdir()] == ["archive.sqlite"]
+    finally:
+        subprocess.run([chattr, "-i", str(shelf)], check=True, timeout=30)
