@@ -89,6 +89,9 @@ class Server:
         readable, _, _ = select.select(fds, fds if self._unsent else [], [], self._timeout(now))
         for fd in readable:
             data = self.link.receive(fd)
+            # A new peer gets its fresh session before its first bytes: the listener's fd comes
+            # first, and the accepted socket may reuse the number of the one it replaced.
+            self._handle_events(self._clock())
             if data:
                 self.bytes_in += len(data)
                 if self._impair_in is not None:
