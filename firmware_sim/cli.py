@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import signal
 import sys
 import time
@@ -323,7 +322,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     f"(turbosim keys), and {MAX_FAILURES} wrong attempts lock the port",
                     file=sys.stderr,
                 )
-            nonces = random.Random(args.seed)
             impair_out = impair_in = None
             if args.impair is not None:
                 impair_out = Impairment(args.impair, seed=args.impair_seed)
@@ -339,7 +337,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 )
             server = Server(
                 link,
-                lambda: DeviceSession(unit, rng=nonces),
+                lambda: DeviceSession(unit),
                 unit.tick,
                 Pacer(None if args.no_pace else args.baud, now=time.monotonic()),
                 impair_in=impair_in,
