@@ -154,6 +154,7 @@ def _unit_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="turbosim",
+        allow_abbrev=False,
         description="An emulated microturbine controller that answers on a serial line.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -162,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
+        allow_abbrev=False,
         help="run a unit and answer on a line",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -189,16 +191,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     line.add_argument("--impair-seed", type=int, default=0, help="seed of the impairment (default 0)")
 
-    run = commands.add_parser("run", help="live a unit's history into a flash image, without serving")
+    run = commands.add_parser(
+        "run", allow_abbrev=False, help="live a unit's history into a flash image, without serving"
+    )
     _unit_options(run)
 
-    info = commands.add_parser("info", help="what a flash image holds")
+    info = commands.add_parser("info", allow_abbrev=False, help="what a flash image holds")
     info.add_argument("--flash", metavar="FILE", required=True)
     info.add_argument("--json", action="store_true", help="machine-readable output")
     _fleet_parser(commands)
 
     keys = commands.add_parser(
-        "keys", help="a unit's access keys as hex (kept in FILE.keys, beside its flash image FILE)"
+        "keys", allow_abbrev=False,
+        help="a unit's access keys as hex (kept in FILE.keys, beside its flash image FILE)",
     )
     keys.add_argument("--flash", metavar="FILE", required=True)
     keys.add_argument(
@@ -222,6 +227,7 @@ def _mix(text: str) -> dict[str, float]:
 def _fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fleet = commands.add_parser(
         "fleet",
+        allow_abbrev=False,
         help="simulate a fleet into flash images (DIR/<serial>.img and .json), one process per core",
         description="Simulate a growing fleet: each unit with its own serial number, commissioning date, "
         "duty profile and climate site, logging an hourly sample and every fault and event into a flash "
