@@ -354,6 +354,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, stop)
             print(f"ready {link.url}", flush=True)
             server.run(lambda: bool(stopping))
+            if isinstance(link, Rfc2217Link) and (link.malformed or link.clients_dropped):
+                print(
+                    f"rfc2217: dropped {link.malformed} malformed Telnet commands and "
+                    f"{link.clients_dropped} clients that overflowed a bound",
+                    file=sys.stderr,
+                )
         finally:
             link.close()
     return 0

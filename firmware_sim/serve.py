@@ -62,6 +62,8 @@ class Server:
         self.session = new_session()
         self._tick = tick
         self.pacer = pacer
+        self._paced = pacer.baud is not None
+        """An unpaced unit stays unpaced whatever baud a client asks for (IDENTIFY still reports it)."""
         self._impair_in = impair_in
         self._impair_out = impair_out
         self._clock = clock
@@ -103,7 +105,8 @@ class Server:
             if isinstance(event, (PeerChanged, PeerGone)):
                 self._restart_session()
             elif isinstance(event, BaudChanged):
-                self.pacer.set_baud(event.baud, now)
+                if self._paced:
+                    self.pacer.set_baud(event.baud, now)
                 if self._baud_changed is not None:
                     self._baud_changed(event.baud)
 

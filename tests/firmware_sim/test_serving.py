@@ -40,8 +40,13 @@ def address(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def answer(sock: socket.socket, wire: bytes, seq: int) -> Message | None:
-    """Send one request's bytes and wait for the answer to *seq* (one try, no retry); None if none came."""
+def answer(
+    sock: socket.socket, wire: bytes, seq: int, strip: Callable[[bytes], bytes] = bytes
+) -> Message | None:
+    """Send one request's bytes and wait for the answer to *seq* (one try, no retry); None if none came.
+
+    *strip* takes what the line adds to the device's bytes (RFC 2217's Telnet commands) off each chunk.
+    """
     sock.sendall(wire)
     decoder = FrameDecoder()
     deadline = time.monotonic() + ANSWER_WITHIN_S
@@ -53,7 +58,7 @@ def answer(sock: socket.socket, wire: bytes, seq: int) -> Message | None:
             return None
         if not chunk:
             return None
-        for item in decoder.feed(chunk):
+        for item in decoder.feed(strip(chunk)):
             if isinstance(item, Frame):
                 message = decode_message(item)
                 if getattr(message, "request_seq", None) == seq:
