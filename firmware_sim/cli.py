@@ -311,16 +311,20 @@ def _open_link(args: argparse.Namespace) -> Link:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.speed <= 0:
         raise ConfigError(f"--speed must be positive, not {args.speed}")
-    unit, _ = _make_unit(args, args.speed)
+    link = _open_link(args)  # first: a refused link changes nothing, not even the flash image
+    try:
+        unit, _ = _make_unit(args, args.speed)
+    except BaseException:
+        link.close()
+        raise
     stopping: list[int] = []
 
     def stop(signum: int, frame: FrameType | None) -> None:
         stopping.append(signum)
 
     with unit:
-        _live_history(unit, args.history)
-        link = _open_link(args)
         try:
+            _live_history(unit, args.history)
             if getattr(link, "exposed", False):
                 print(
                     f"warning: {link.url} is reachable from other machines: anyone who reaches it can "

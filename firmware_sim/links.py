@@ -95,10 +95,13 @@ class PtyLink(Link):
             if self.link_path.is_symlink() or self.link_path.exists():
                 if not self.link_path.is_symlink():
                     raise LinkSetupError(f"{link_path} exists and is not a symlink; not replacing it")
+                _refuse_a_live_pty(self.link_path)
                 self.link_path.unlink()
             self.link_path.symlink_to(self.slave_name)
-        except OSError as exc:
-            self.close()
+        except (OSError, LinkSetupError) as exc:
+            self._release()
+            if isinstance(exc, LinkSetupError):
+                raise
             raise LinkSetupError(f"cannot create symlink {link_path}: {exc.strerror}") from exc
         self.url = str(self.link_path)
 
@@ -128,9 +131,71 @@ class PtyLink(Link):
     def close(self) -> None:
         if self.link_path.is_symlink() and os.readlink(self.link_path) == self.slave_name:
             self.link_path.unlink()
+        self._release()
+
+    def _release(self) -> None:
         for fd in (self.master, self._slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+_PTY_MASTERS = ("/dev/ptmx", "/dev/pts/ptmx")
+
+
+def _refuse_a_live_pty(link: Path) -> None:
+    """LinkSetupError naming the process that serves the pty *link* points to, if one does.
+
+    A link is dead (free to replace) when its target is gone (a unit that died leaves a
+    dangling link: the pty vanishes with its last master) or when no other process holds
+    the pty, master or slave (Linux: /proc).  Without /proc, a link to an existing device
+    counts as live.
+    """
+    target = os.path.realpath(link)
+    if not os.path.exists(target):
+        return
+    if not os.path.isdir("/proc/self/fd"):
+        raise LinkSetupError(f"{link} points to {target}, which exists: remove the link if nothing serves it")
+    holders = _pty_holders(target)
+    if holders:
+        pid = holders[0]
+        raise LinkSetupError(
+            f"{link} is served by process {pid} ({_command_of(pid)}) on {target}: "
+            "stop that process or choose another path"
+        )
+
+
+def _pty_holders(slave: str) -> list[int]:
+    """Other processes holding the pty *slave* open, those holding its master first."""
+    index = f"tty-index:\t{slave.rsplit('/', 1)[-1]}\n"
+    masters: list[int] = []
+    slaves: list[int] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        pid = int(entry.name)
+        try:
+            fds = list(os.scandir(f"/proc/{pid}/fd"))
+        except OSError:
+            continue  # gone, or another user's
+        for fd in fds:
+            try:
+                target = os.readlink(fd.path)
+                if target == slave:
+                    slaves.append(pid)
+                elif target in _PTY_MASTERS and index in Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text():
+                    masters.append(pid)
+            except OSError:
+                continue
+    return list(dict.fromkeys(masters + slaves))
+
+
+def _command_of(pid: int) -> str:
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    text = " ".join(word.decode(errors="replace") for word in words if word)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class SerialDeviceLink(Link):

@@ -6,15 +6,20 @@ protocol's own encoders: no host retries hide a lost request.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import serial
+
 from firmware_sim.flash import NorFlash
 from firmware_sim.keystore import KeyStore, key_chip_path
-from firmware_sim.pytest_plugin import RunningUnit
+from firmware_sim.pytest_plugin import TURBOSIM, RunningUnit
 from protocol.auth import sign
 from protocol.enums import AccessLevel, ErrorCode
 from protocol.framing import Frame, FrameDecoder
@@ -114,3 +119,63 @@ def test_a_recorded_log_clear_replayed_after_restoring_an_old_image_is_refused(
         assert isinstance(replayed, ErrorResponse) and replayed.code == ErrorCode.UNAUTHORIZED, replayed
         identified = identify_once(sock, 3)
     assert identified is not None and identified.first_seq == 0, "the log was not cleared"
+
+
+# --- a pty path another unit serves --------------------------------------------------------------
+
+
+def serve_at(path: Path) -> subprocess.CompletedProcess[str]:
+    """``turbosim serve --pty PATH``, expected to refuse at once (killed after 60 s if it serves)."""
+    argv = [*TURBOSIM, "serve", "--pty", str(path), "--no-pace"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def pty_identify(path: str) -> IdentifyResponse | None:
+    with serial.Serial(path, 115_200, timeout=0.1) as port:
+        port.write(encode_message(Identify(), 7))
+        decoder = FrameDecoder()
+        deadline = time.monotonic() + ANSWER_WITHIN_S
+        while time.monotonic() < deadline:
+            for item in decoder.feed(port.read(4096)):
+                if isinstance(item, Frame) and isinstance(message := decode_message(item), IdentifyResponse):
+                    return message
+    return None
+
+
+def test_a_pty_path_another_running_unit_serves_is_refused(
+    turbosim_unit: Callable[..., RunningUnit],
+) -> None:
+    """A second unit at the first one's path exits 2, naming the first's pid; the first keeps its path."""
+    first = turbosim_unit(link="pty", serial="C60-FIRST")
+    target = os.readlink(first.url)
+    second = serve_at(Path(first.url))
+    assert second.returncode == 2, second
+    assert str(first.pid) in second.stderr and "Traceback" not in second.stderr
+    assert second.stderr.count("\n") == 1 and second.stdout == ""
+    assert os.readlink(first.url) == target
+    answer_ = pty_identify(first.url)
+    assert answer_ is not None and answer_.serial == "C60-FIRST"
+    assert first.process.poll() is None
+
+
+def test_a_dead_units_pty_link_is_taken_over(turbosim_unit: Callable[..., RunningUnit]) -> None:
+    """The link a killed unit left behind (its pty gone with it) is replaced by the next unit."""
+    dead = turbosim_unit(link="pty")
+    path = Path(dead.url)
+    os.killpg(dead.pid, signal.SIGKILL)
+    dead.process.wait()
+    dead.stopped = True  # killed on purpose: not a crash
+    assert path.is_symlink()
+    process = subprocess.Popen(
+        [*TURBOSIM, "serve", "--pty", str(path), "--no-pace", "--serial", "C60-NEXT"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == f"ready {path}\n"
+        answer_ = pty_identify(str(path))
+        assert answer_ is not None and answer_.serial == "C60-NEXT"
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert not path.is_symlink(), "the new unit removed its link on SIGTERM"
