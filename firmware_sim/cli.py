@@ -58,6 +58,8 @@ examples:
   turbosim fleet --units 4000 --mix C30:0.6,C60:0.4 --hours 3750 --seed 1 --out fleet/
 """
 
+SERVE_TICK_SAMPLES = 64
+"""A serving unit lives at most this many sample intervals per tick (milliseconds of work)."""
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -325,6 +327,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with unit:
         try:
             _live_history(unit, args.history)
+            unit.max_tick_s = SERVE_TICK_SAMPLES * max(1, int(args.sample_interval))
             if getattr(link, "exposed", False):
                 print(
                     f"warning: {link.url} is reachable from other machines: anyone who reaches it can "

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import serial
 
+from firmware_sim.clock import SimClock
 from firmware_sim.flash import NorFlash
 from firmware_sim.keystore import KeyStore, key_chip_path
 from firmware_sim.pytest_plugin import TURBOSIM, RunningUnit
+from firmware_sim.unit import build_unit
 from protocol.auth import sign
 from protocol.enums import AccessLevel, ErrorCode
 from protocol.framing import Frame, FrameDecoder
@@ -179,3 +181,48 @@ def test_a_dead_units_pty_link_is_taken_over(turbosim_unit: Callable[..., Runnin
         process.terminate()
         process.wait(10)
     assert not path.is_symlink(), "the new unit removed its link on SIGTERM"
+
+
+# --- serving keeps priority over simulated time --------------------------------------------------
+
+
+def test_a_unit_at_a_very_high_speed_keeps_answering(turbosim_unit: Callable[..., RunningUnit]) -> None:
+    """--speed 1e9 (far beyond what the simulator can live): 5 IDENTIFYs, each answered within 3 tries."""
+    unit = turbosim_unit(link="tcp", no_pace=True, extra_args=["--speed", "1e9"])
+    answered, seq = 0, 0
+    with socket.create_connection(address(unit.url), timeout=ANSWER_WITHIN_S) as sock:
+        for _ in range(5):
+            for _try in range(3):
+                seq += 1
+                if identify_once(sock, seq) is not None:
+                    answered += 1
+                    break
+    assert answered == 5, f"{answered} of 5 requests answered within 3 tries each"
+
+
+def test_the_first_request_after_ready_is_answered_after_a_long_history(
+    turbosim_unit: Callable[..., RunningUnit],
+) -> None:
+    """ready means answering: after 4000 h of history at --speed 1e8 (years of simulated time to
+    catch up with the seconds the history took), the first request right after ready is answered."""
+    unit = turbosim_unit(link="tcp", no_pace=True, history="4000h", extra_args=["--speed", "1e8"])
+    with socket.create_connection(address(unit.url), timeout=ANSWER_WITHIN_S) as sock:
+        first = identify_once(sock, 1)
+    assert first is not None and first.serial == unit.serial
+
+
+def test_a_bounded_tick_lives_one_step_and_the_clock_loses_the_rest() -> None:
+    wall = [0.0]
+    clock = SimClock(1_700_000_100, wall=lambda: wall[0])
+    unit = build_unit("C30", "SN-1", seed=1, clock=clock)
+    unit.max_tick_s = 3600
+    start = clock.now()
+    wall[0] += 10 * 3600
+    assert unit.tick() is False
+    assert clock.now() == start + 3600, "the nine hours not lived are lost, not owed"
+    wall[0] += 600
+    assert unit.tick() is True
+    assert clock.now() == start + 3600 + 600
+    unit.max_tick_s = None
+    wall[0] += 10 * 3600
+    assert unit.tick() is True and clock.now() == start + 11 * 3600 + 600
