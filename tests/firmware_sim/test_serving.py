@@ -15,12 +15,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import serial
 
 from firmware_sim.clock import SimClock
 from firmware_sim.flash import NorFlash
 from firmware_sim.keystore import KeyStore, key_chip_path
+from firmware_sim.links import BaudChanged, Link
+from firmware_sim.pacing import Pacer
 from firmware_sim.pytest_plugin import TURBOSIM, RunningUnit
+from firmware_sim.serve import Server
 from firmware_sim.unit import build_unit
 from protocol.auth import sign
 from protocol.enums import AccessLevel, ErrorCode
@@ -226,3 +230,34 @@ def test_a_bounded_tick_lives_one_step_and_the_clock_loses_the_rest() -> None:
     unit.max_tick_s = None
     wall[0] += 10 * 3600
     assert unit.tick() is True and clock.now() == start + 11 * 3600 + 600
+
+
+class QuietSession:
+    has_output = False
+
+    def receive_data(self, data: bytes) -> None:
+        """Nothing arrives in these tests."""
+
+    def data_to_send(self, max_bytes: int) -> bytes:
+        return b""
+
+
+class BaudAskingLink(Link):
+    """A link whose client asks for *baud* (as an RFC 2217 client does)."""
+
+    def __init__(self, baud: int) -> None:
+        super().__init__()
+        self._events.append(BaudChanged(baud))
+
+
+@pytest.mark.parametrize(("line_baud", "paced_at"), [(None, None), (115_200, 300)])
+def test_a_client_baud_paces_only_a_paced_unit(line_baud: int | None, paced_at: int | None) -> None:
+    """A --no-pace unit stays unpaced at whatever baud a client asks; IDENTIFY still reports it."""
+    reported: list[int] = []
+    server = Server(
+        BaudAskingLink(300), QuietSession, lambda: True, Pacer(line_baud, now=0.0), clock=lambda: 0.0,
+        tick_interval=0.0, baud_changed=reported.append,
+    )
+    server.turn()
+    assert server.pacer.baud == paced_at
+    assert reported == [300]
