@@ -12,7 +12,8 @@ Errors are :class:`~host.errors.UsageError` with one line a user can act on,
 and never contain key material: not the file's content, and not a key file
 "name" that is itself a key (:func:`withhold_keys`, which the CLI also
 applies to every message it prints).  A key file readable by group or others
-is used, with a warning (as ssh warns of a private key's permissions).
+is used, with a one-line warning (ssh complains of a private key's permissions
+alike; unlike ssh, the key is not ignored).
 Reads only the key file it is named and the environment mapping it is
 given; no device I/O, no clock.
 """
@@ -66,9 +67,8 @@ def load_key(
 ) -> bytes:
     """The key from *key_file* if one is named, otherwise from ``TURBOLOG_KEY`` in *environ*.
 
-    *warn* is told, in one line, when the key file is readable by its group or
-    by others (the key is still used, as ssh does for a private key's
-    permissions, with a hint how to fix them).
+    *warn* is told, in one line with the fix, when the key file is readable by
+    its group or by others; the key is used all the same.
     """
     if key_file is not None:
         name = withhold_keys(os.fspath(key_file))
