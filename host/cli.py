@@ -679,6 +679,22 @@ def _say(message: object) -> None:
     print(f"turbolog: {withhold_keys(printable(message, limit=500))}", file=sys.stderr)
 
 
+def _guard_closed_stdout() -> None:
+    """After ``>&-`` Python has no ``sys.stdout``, and the next file opened (the archive) would
+    take descriptor 1, where ``--out /dev/stdout`` writes: hold it on /dev/null opened for
+    reading only, so that every write to it fails as on a closed descriptor, and reported."""
+    if sys.stdout is not None:
+        return
+    try:
+        os.fstat(1)
+    except OSError:
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        if devnull != 1:
+            os.dup2(devnull, 1)
+            os.close(devnull)
+    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - standard output, for good
+
+
 def _settle_stdout() -> None:
     """Flush standard output; if that fails (a closed pipe, a full disk), point its descriptor
     at /dev/null, so that what is still buffered drains there when Python exits instead of
@@ -693,6 +709,7 @@ def _settle_stdout() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _guard_closed_stdout()
     try:
         args = build_parser().parse_args(argv)
         out = Output(getattr(args, "json", False))

@@ -4,7 +4,8 @@ Figures held: a reader that goes away (``| head -3``, a pipe closed before anyth
 ends every command quietly with exit 141 and nothing on stderr; standard output on a full device
 is exit 5 and the one line "cannot write standard output: No space left on device" (no traceback,
 no "None"); ``--out`` naming a device, a FIFO or /dev/stdout writes there and leaves it what it was;
-a file on a full file system is exit 5 naming the file, and no part of it is left.
+a file on a full file system is exit 5 naming the file, and no part of it is left; a closed
+standard output (``>&-``) is exit 5 and one line.
 """
 
 from __future__ import annotations
@@ -174,3 +175,15 @@ def test_a_full_file_system_leaves_no_part_of_the_file(db: Path, tmp_path: Path)
     assert (result.returncode, result.stderr.decode()) == (
         5, f"turbolog: cannot write {target}: No space left on device\n"
     )
+
+
+@pytest.mark.parametrize("out", [None, "/dev/stdout"])
+def test_a_closed_standard_output_is_one_line(out: str | None, db: Path) -> None:
+    """``turbolog ... >&-``: exit 5 and one line, and /dev/stdout never lands in a file opened later."""
+    bash = shutil.which("bash") or pytest.skip("no bash")
+    extra = f"--out {out}" if out else ""
+    script = f'exec "{sys.executable}" -m host.cli export {BIG} --format csv {extra} --db "{db}" >&-'
+    result = subprocess.run([bash, "-c", script], capture_output=True, timeout=120)
+    named = out or "standard output"
+    assert result.returncode == 5
+    assert result.stderr.decode() == f"turbolog: cannot write {named}: Bad file descriptor\n"
