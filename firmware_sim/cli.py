@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import signal
 import sys
 import time
@@ -59,6 +58,8 @@ examples:
   turbosim fleet --units 4000 --mix C30:0.6,C60:0.4 --hours 3750 --seed 1 --out fleet/
 """
 
+SERVE_TICK_SAMPLES = 64
+"""A serving unit lives at most this many sample intervals per tick (milliseconds of work)."""
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -155,6 +156,7 @@ def _unit_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="turbosim",
+        allow_abbrev=False,
         description="An emulated microturbine controller that answers on a serial line.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -163,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
+        allow_abbrev=False,
         help="run a unit and answer on a line",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -190,16 +193,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     line.add_argument("--impair-seed", type=int, default=0, help="seed of the impairment (default 0)")
 
-    run = commands.add_parser("run", help="live a unit's history into a flash image, without serving")
+    run = commands.add_parser(
+        "run", allow_abbrev=False, help="live a unit's history into a flash image, without serving"
+    )
     _unit_options(run)
 
-    info = commands.add_parser("info", help="what a flash image holds")
+    info = commands.add_parser("info", allow_abbrev=False, help="what a flash image holds")
     info.add_argument("--flash", metavar="FILE", required=True)
     info.add_argument("--json", action="store_true", help="machine-readable output")
     _fleet_parser(commands)
 
     keys = commands.add_parser(
-        "keys", help="a unit's access keys as hex (kept in FILE.keys, beside its flash image FILE)"
+        "keys", allow_abbrev=False,
+        help="a unit's access keys as hex (kept in FILE.keys, beside its flash image FILE)",
     )
     keys.add_argument("--flash", metavar="FILE", required=True)
     keys.add_argument(
@@ -223,6 +229,7 @@ def _mix(text: str) -> dict[str, float]:
 def _fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fleet = commands.add_parser(
         "fleet",
+        allow_abbrev=False,
         help="simulate a fleet into flash images (DIR/<serial>.img and .json), one process per core",
         description="Simulate a growing fleet: each unit with its own serial number, commissioning date, "
         "duty profile and climate site, logging an hourly sample and every fault and event into a flash "
@@ -306,16 +313,21 @@ def _open_link(args: argparse.Namespace) -> Link:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.speed <= 0:
         raise ConfigError(f"--speed must be positive, not {args.speed}")
-    unit, _ = _make_unit(args, args.speed)
+    link = _open_link(args)  # first: a refused link changes nothing, not even the flash image
+    try:
+        unit, _ = _make_unit(args, args.speed)
+    except BaseException:
+        link.close()
+        raise
     stopping: list[int] = []
 
     def stop(signum: int, frame: FrameType | None) -> None:
         stopping.append(signum)
 
     with unit:
-        _live_history(unit, args.history)
-        link = _open_link(args)
         try:
+            _live_history(unit, args.history)
+            unit.max_tick_s = SERVE_TICK_SAMPLES * max(1, int(args.sample_interval))
             if getattr(link, "exposed", False):
                 print(
                     f"warning: {link.url} is reachable from other machines: anyone who reaches it can "
@@ -323,7 +335,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     f"(turbosim keys), and {MAX_FAILURES} wrong attempts lock the port",
                     file=sys.stderr,
                 )
-            nonces = random.Random(args.seed)
             impair_out = impair_in = None
             if args.impair is not None:
                 impair_out = Impairment(args.impair, seed=args.impair_seed)
@@ -339,7 +350,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 )
             server = Server(
                 link,
-                lambda: DeviceSession(unit, rng=nonces),
+                lambda: DeviceSession(unit),
                 unit.tick,
                 Pacer(None if args.no_pace else args.baud, now=time.monotonic()),
                 impair_in=impair_in,
@@ -350,6 +361,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, stop)
             print(f"ready {link.url}", flush=True)
             server.run(lambda: bool(stopping))
+            if isinstance(link, Rfc2217Link) and (link.malformed or link.clients_dropped):
+                print(
+                    f"rfc2217: dropped {link.malformed} malformed Telnet commands and "
+                    f"{link.clients_dropped} clients that overflowed a bound",
+                    file=sys.stderr,
+                )
         finally:
             link.close()
     return 0

@@ -20,11 +20,9 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, Any
 
 from protocol.enums import EngineState, EventKind, GridMode, RecordType, Severity, Subsystem, name_of
@@ -40,7 +38,8 @@ from protocol.records import (
 )
 
 from .archive import Archive
-from .errors import ArchiveError, OutputError, UsageError
+from .errors import ArchiveError, UsageError
+from .output_file import output_file
 
 Row = dict[str, Any]
 
@@ -142,7 +141,7 @@ EXPORTERS: dict[str, Exporter] = {
 }
 
 
-def _rows(archive: Archive, serial: str) -> Iterator[Row]:
+def _rows(archive: Archive, serial: str) -> Generator[Row, None, None]:
     for seq, raw in archive.iter_raw(serial):
         try:
             record = decode_record(raw)
@@ -154,42 +153,30 @@ def _rows(archive: Archive, serial: str) -> Iterator[Row]:
 def export(archive: Archive, serial: str, fmt: str, out: IO[Any] | str | os.PathLike[str]) -> int:
     """Write every archived record of *serial* in format *fmt* to *out*; returns the record count.
 
-    *out* is an open stream (text, or binary for a binary format) or a path;
-    a path is written to a temporary file beside it and renamed into place
-    only when complete.  Raises UsageError for an unknown format,
-    :class:`~host.errors.UnknownUnit`, and OutputError when *out* cannot be
-    written.
+    *out* is an open stream (text, or binary for a binary format) or a
+    target for :func:`host.output_file.output_file` (a path, written to a
+    temporary file beside it and renamed into place only when complete; a
+    device or FIFO, written in place; ``-``, standard output).  Raises
+    UsageError for an unknown format, :class:`~host.errors.UnknownUnit`, and
+    OutputError when a target cannot be written; an error writing a stream
+    the caller opened is the caller's, and propagates as it is.
     """
     exporter = EXPORTERS.get(fmt)
     if exporter is None:
         raise UsageError(f"unknown export format {fmt!r}: choose one of {', '.join(sorted(EXPORTERS))}")
     archive.unit(serial)
+    if isinstance(out, (str, os.PathLike)):
+        with output_file(out, binary=exporter.binary) as stream:
+            return _write(exporter, archive, serial, stream)
+    if exporter.binary == isinstance(out, io.TextIOBase):
+        kind = "binary" if exporter.binary else "text"
+        raise UsageError(f"format {fmt} writes {kind}; the stream given is not {kind}")
+    return _write(exporter, archive, serial, out)
+
+
+def _write(exporter: Exporter, archive: Archive, serial: str, out: IO[Any]) -> int:
     rows = _rows(archive, serial)
-    if not isinstance(out, (str, os.PathLike)):
-        if exporter.binary == isinstance(out, io.TextIOBase):
-            kind = "binary" if exporter.binary else "text"
-            raise UsageError(f"format {fmt} writes {kind}; the stream given is not {kind}")
-        try:
-            return exporter.write(rows, out)
-        except OSError as exc:
-            raise OutputError(f"cannot write the {fmt} export: {exc}") from exc
-    return _write_path(exporter, rows, Path(out))
-
-
-def _write_path(exporter: Exporter, rows: Iterable[Row], path: Path) -> int:
-    part = path.with_name(f".{path.name}.part")
     try:
-        if exporter.binary:
-            with part.open("wb") as handle:
-                count = exporter.write(rows, handle)
-        else:
-            with part.open("w", encoding="utf-8", newline="") as handle:
-                count = exporter.write(rows, handle)
-        os.replace(part, path)
-    except BaseException as exc:
-        with suppress(OSError):
-            part.unlink()
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        raise
-    return count
+        return exporter.write(rows, out)
+    finally:
+        rows.close()  # now, while the archive is open: its cursors close with it

@@ -4,25 +4,30 @@ Three stacked panels share the time axis; every fault is a vertical line
 across them, coloured by severity.  Long logs are reduced inside SQLite to at
 most :data:`MAX_POINTS` buckets of consecutive samples, each drawn as its mean
 with a band from its minimum to its maximum, so a brief trip stays visible and
-memory stays bounded.  matplotlib is imported only when a plot is made, and
-drawn with the Agg backend (no display, no pyplot global state).  This module
-never changes the archive.
+memory stays bounded.  A unit with no sample and no fault is refused (an
+empty picture would pass for a plot); a single sample is a dot.  matplotlib
+is imported only when a plot is made, and drawn with the Agg backend (no
+display, no pyplot global state).  This module never changes the archive.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections import defaultdict
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import IO
 
 from protocol.enums import Severity, name_of
 
 from .archive import Archive
-from .errors import OutputError, UsageError
+from .errors import UsageError
+from .output_file import output_file
 
 MAX_POINTS = 2000
 """Most buckets drawn per series."""
+_MARKED_BELOW = 50
+"""Series of fewer points are drawn with a marker on each (a single sample is a dot, not nothing)."""
 
 _SEVERITY_COLOURS: dict[int, str] = {
     Severity.INFO: "tab:gray",
@@ -40,22 +45,38 @@ _SERIES = (
 """(SQL expression over samples, axis label, colour) per panel."""
 
 
-def plot_unit(archive: Archive, serial: str, out_path: str | os.PathLike[str]) -> None:
-    """Draw the unit's samples and faults into a PNG at *out_path*.
+def plot_unit(archive: Archive, serial: str, out: str | os.PathLike[str] | IO[bytes]) -> None:
+    """Draw the unit's samples and faults into a PNG at *out*: a binary stream, or a target
+    for :func:`host.output_file.output_file` (a path, a device, ``-``).
 
     Raises :class:`~host.errors.UnknownUnit`, UsageError when matplotlib is
-    not installed, and OutputError when the file cannot be written.
+    not installed or the unit has no sample and no fault archived (nothing to
+    draw; nothing is written then), and OutputError when *out* cannot be
+    written.
     """
+    png = unit_png(archive, serial)
+    if isinstance(out, (str, os.PathLike)):
+        with output_file(out, binary=True) as stream:
+            stream.write(png)
+    else:
+        out.write(png)
+
+
+def unit_png(archive: Archive, serial: str) -> bytes:
+    """The PNG of :func:`plot_unit`."""
     archive.unit(serial)
+    unit = {"serial": serial}
+    where = "unit = (SELECT id FROM units WHERE serial = :serial)"
+    ((samples,),) = archive.query(f"SELECT COUNT(*) FROM samples WHERE {where}", unit)
+    faults = list(archive.query(f"SELECT timestamp, severity FROM faults WHERE {where} ORDER BY seq", unit))
+    if not samples and not faults:
+        raise UsageError(f"unit {serial} has no samples or faults archived yet: nothing to plot")
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise UsageError("plotting needs matplotlib: install turbolog[plot]") from exc
 
-    unit = {"serial": serial}
-    where = "unit = (SELECT id FROM units WHERE serial = :serial)"
-    ((samples,),) = archive.query(f"SELECT COUNT(*) FROM samples WHERE {where}", unit)
     bucket = max(1, -(-samples // MAX_POINTS))
     columns = ", ".join(f"AVG({expr}), MIN({expr}), MAX({expr})" for expr, _, _ in _SERIES)
     rows = list(
@@ -64,17 +85,17 @@ def plot_unit(archive: Archive, serial: str, out_path: str | os.PathLike[str]) -
             unit,
         )
     )
-    faults = list(archive.query(f"SELECT timestamp, severity FROM faults WHERE {where} ORDER BY seq", unit))
 
     figure = Figure(figsize=(11, 7.5), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(_SERIES), 1, sharex=True)
     times = [datetime.fromtimestamp(row[0], UTC) for row in rows]
+    marker = "o" if len(rows) < _MARKED_BELOW else None
     for index, (ax, (_, label, colour)) in enumerate(zip(axes, _SERIES, strict=True)):
         mean, low, high = ([row[1 + 3 * index + part] for row in rows] for part in range(3))
         if bucket > 1:
             ax.fill_between(times, low, high, color=colour, alpha=0.25, linewidth=0)
-        ax.plot(times, mean, color=colour, linewidth=0.9)
+        ax.plot(times, mean, color=colour, linewidth=0.9, marker=marker, markersize=3)
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
     fault_times: dict[int, list[datetime]] = defaultdict(list)
@@ -91,7 +112,6 @@ def plot_unit(archive: Archive, serial: str, out_path: str | os.PathLike[str]) -
         axes[0].legend(loc="upper right", fontsize="small", title="faults")
     axes[-1].set_xlabel("time (UTC)")
     figure.suptitle(f"{serial}: {samples} samples, {len(faults)} faults")
-    try:
-        figure.savefig(out_path, format="png", dpi=100)
-    except OSError as exc:
-        raise OutputError(f"cannot write {Path(out_path)}: {exc.strerror or exc}") from exc
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=100)
+    return png.getvalue()

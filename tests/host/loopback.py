@@ -159,7 +159,7 @@ class Line:
         self.clock = clock or VirtualClock()
         self.baud = baud
         self.latency_s = latency_s
-        self.device = DeviceSession(unit, rng=random.Random(seed))
+        self.device = DeviceSession(unit, entropy=random.Random(seed).randbytes)
         self._in_flight: deque[tuple[float, bytes]] = deque()
         self._faults = (to_host, to_device)
         self._cuts = list(cuts or [])

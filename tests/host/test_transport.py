@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import select
 import socket
 import threading
@@ -155,7 +154,7 @@ def test_a_whole_pull_through_a_pty(pty_pair: tuple[int, str], tmp_path: Path) -
     unit = ListUnit(raws)
     stop = threading.Event()
     server = threading.Thread(
-        target=serve_pty, args=(master, DeviceSession(unit, rng=random.Random(0)), stop), daemon=True
+        target=serve_pty, args=(master, DeviceSession(unit), stop), daemon=True
     )
     server.start()
     try:
