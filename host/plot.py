@@ -1,10 +1,13 @@
 """A picture of one unit's archived log: power, speed and exhaust temperature over time.
 
 Three stacked panels share the time axis; every fault is a vertical line
-across them, coloured by severity.  Long logs are reduced inside SQLite to at
-most :data:`MAX_POINTS` buckets of consecutive samples, each drawn as its mean
-with a band from its minimum to its maximum, so a brief trip stays visible and
-memory stays bounded.  A unit with no sample and no fault is refused (an
+across them, coloured by severity.  Long logs are reduced, as they stream
+past, to at most :data:`MAX_POINTS` buckets of consecutive samples, each drawn
+as its mean with a band from its minimum to its maximum, so a brief trip stays
+visible and memory stays bounded.  Every sample and fault drawn is read
+through :meth:`~host.archive.Archive.iter_rows`, checked against its CRC-32C,
+after the archive's count check: an altered or deleted record is an
+ArchiveError, never a point.  A unit with no sample and no fault is refused (an
 empty picture would pass for a plot); a single sample is a dot.  matplotlib
 is imported only when a plot is made, and drawn with the Agg backend (no
 display, no pyplot global state).  This module never changes the archive.
@@ -15,10 +18,12 @@ from __future__ import annotations
 import io
 import os
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import IO
 
-from protocol.enums import Severity, name_of
+from protocol.enums import RecordType, Severity, name_of
+from protocol.records import LAYOUTS, DecodedRow
 
 from .archive import Archive
 from .errors import UsageError
@@ -37,12 +42,18 @@ _SEVERITY_COLOURS: dict[int, str] = {
     Severity.EMERGENCY_STOP: "darkred",
 }
 
-_SERIES = (
-    ("power_w / 1000.0", "power (kW)", "tab:blue"),
-    ("speed_rpm / 1000.0", "speed (krpm)", "tab:green"),
-    ("(tet1_c_x10 + tet2_c_x10) / 20.0", "TET avg (°C)", "tab:purple"),
+_SAMPLE = LAYOUTS[RecordType.SAMPLE].names
+_POWER, _SPEED, _TET1, _TET2 = (
+    _SAMPLE.index(name) for name in ("power_w", "speed_rpm", "tet1_c_x10", "tet2_c_x10")
 )
-"""(SQL expression over samples, axis label, colour) per panel."""
+_SEVERITY = LAYOUTS[RecordType.FAULT].names.index("severity")
+
+_SERIES: tuple[tuple[Callable[[DecodedRow], float], str, str], ...] = (
+    (lambda row: row[_POWER] / 1000.0, "power (kW)", "tab:blue"),
+    (lambda row: row[_SPEED] / 1000.0, "speed (krpm)", "tab:green"),
+    (lambda row: (row[_TET1] + row[_TET2]) / 20.0, "TET avg (°C)", "tab:purple"),
+)
+"""(value of a sample row, axis label, colour) per panel."""
 
 
 def plot_unit(archive: Archive, serial: str, out: str | os.PathLike[str] | IO[bytes]) -> None:
@@ -65,10 +76,11 @@ def plot_unit(archive: Archive, serial: str, out: str | os.PathLike[str] | IO[by
 def unit_png(archive: Archive, serial: str) -> bytes:
     """The PNG of :func:`plot_unit`."""
     archive.unit(serial)
+    archive.check(serial)
     unit = {"serial": serial}
     where = "unit = (SELECT id FROM units WHERE serial = :serial)"
     ((samples,),) = archive.query(f"SELECT COUNT(*) FROM samples WHERE {where}", unit)
-    faults = list(archive.query(f"SELECT timestamp, severity FROM faults WHERE {where} ORDER BY seq", unit))
+    faults = [(row[1], row[_SEVERITY]) for row in archive.iter_rows(serial, RecordType.FAULT)]
     if not samples and not faults:
         raise UsageError(f"unit {serial} has no samples or faults archived yet: nothing to plot")
     try:
@@ -78,13 +90,7 @@ def unit_png(archive: Archive, serial: str) -> bytes:
         raise UsageError("plotting needs matplotlib: install turbolog[plot]") from exc
 
     bucket = max(1, -(-samples // MAX_POINTS))
-    columns = ", ".join(f"AVG({expr}), MIN({expr}), MAX({expr})" for expr, _, _ in _SERIES)
-    rows = list(
-        archive.query(
-            f"SELECT MIN(timestamp), {columns} FROM samples WHERE {where} GROUP BY seq / {bucket} ORDER BY 1",
-            unit,
-        )
-    )
+    rows = _buckets(archive.iter_rows(serial, RecordType.SAMPLE), bucket)
 
     figure = Figure(figsize=(11, 7.5), layout="constrained")
     FigureCanvasAgg(figure)
@@ -115,3 +121,38 @@ def unit_png(archive: Archive, serial: str) -> bytes:
     png = io.BytesIO()
     figure.savefig(png, format="png", dpi=100)
     return png.getvalue()
+
+
+def _buckets(samples: Iterator[DecodedRow], bucket: int) -> list[tuple[float, ...]]:
+    """Per run of *bucket* seqs: its first timestamp, then each series' mean, minimum and maximum,
+    in time order; the samples stream past once."""
+    out: list[tuple[float, ...]] = []
+    key: int | None = None
+    first = 0
+    count = 0
+    sums: list[float] = []
+    lows: list[float] = []
+    highs: list[float] = []
+    for row in samples:
+        values = [series(row) for series, _, _ in _SERIES]
+        if row[0] // bucket != key:
+            if key is not None:
+                out.append(_bucket_row(first, count, sums, lows, highs))
+            key, first, count = row[0] // bucket, row[1], 0
+            sums, lows, highs = [0.0] * len(values), list(values), list(values)
+        first = min(first, row[1])
+        count += 1
+        for i, value in enumerate(values):
+            sums[i] += value
+            lows[i] = min(lows[i], value)
+            highs[i] = max(highs[i], value)
+    if key is not None:
+        out.append(_bucket_row(first, count, sums, lows, highs))
+    return sorted(out, key=lambda row: row[0])
+
+
+def _bucket_row(
+    first: int, count: int, sums: list[float], lows: list[float], highs: list[float]
+) -> tuple[float, ...]:
+    """(first timestamp, then mean, minimum and maximum of each series) of one bucket."""
+    return (first, *(part for i in range(len(sums)) for part in (sums[i] / count, lows[i], highs[i])))

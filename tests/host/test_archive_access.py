@@ -171,10 +171,16 @@ def test_an_edited_value_is_refused_by_every_report(
 ) -> None:
     assert turbolog(["summary", SERIAL, "--db", str(db)], capsys)[0] == 0
     edit(db, sql)
-    for command in (["summary", SERIAL], ["fleet"], ["summary", SERIAL, "--json"], ["fleet", "--json"]):
+    picture = db.parent / "unit.png"
+    drawn = "events" not in sql  # the unit plot draws samples and faults
+    for command in (
+        ["summary", SERIAL], ["fleet"], ["summary", SERIAL, "--json"], ["fleet", "--json"],
+        *([["plot", SERIAL, "--out", str(picture)]] if drawn else []),
+    ):
         status, out, err = turbolog([*command, "--db", str(db)], capsys)
         assert (status, out) == (4, ""), command
         assert "does not match its CRC-32C: the file was altered outside turbolog" in err
+    assert not picture.exists()
 
 
 def test_the_fault_list_filters_only_verified_rows(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -199,7 +205,8 @@ def test_a_deleted_row_is_reported_then_fetched_again(
     edit(db, f"DELETE FROM {table} WHERE seq = {seq}")
     export = ["export", SERIAL, "--format", "jsonl"]  # jsonl has no header to write first
     parquet = ["export", "--format", "parquet", "--out", str(db.parent / "dataset")]
-    for command in (["summary", SERIAL], ["fleet"], ["faults", SERIAL], export, parquet):
+    plot = ["plot", SERIAL, "--out", str(db.parent / "unit.png")]
+    for command in (["summary", SERIAL], ["fleet"], ["faults", SERIAL], export, parquet, plot):
         status, out, err = turbolog([*command, "--db", str(db)], capsys)
         assert (status, out) == (4, ""), command
         assert f"1 record of unit A1 (seqs {seq}..{seq}) was deleted outside turbolog" in err
