@@ -11,7 +11,8 @@ Subcommands:
 
 This module parses arguments, wires the parts together and reports errors
 in one line; the behaviour lives in the modules it calls.  It is the only
-place besides the links that reads the wall clock (to drive the simulated one).
+place besides the links and the in-process line's :class:`~firmware_sim.inproc.WallClock` that
+reads the wall clock (to drive the simulated one).
 """
 
 from __future__ import annotations
