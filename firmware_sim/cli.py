@@ -11,7 +11,8 @@ Subcommands:
 
 This module parses arguments, wires the parts together and reports errors
 in one line; the behaviour lives in the modules it calls.  It is the only
-place besides the links that reads the wall clock (to drive the simulated one).
+place besides the links and the in-process line's :class:`~firmware_sim.inproc.WallClock` that
+reads the wall clock (to drive the simulated one).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -37,6 +39,7 @@ from .faults import ScriptedFault, parse_scripted_fault
 from .flash import NorFlash
 from .fleet import DEFAULT_AS_OF, UnitResult, parse_mix, plan_fleet, simulate_fleet
 from .impairment import Impairment, LineFaults
+from .inproc import Line, WallClock
 from .keystore import KeyStore, UnitKeys, existing_key_chip, key_chip_path
 from .links import Link, PtyLink, Rfc2217Link, SerialDeviceLink, TcpLink
 from .logstore import LogStore
@@ -370,6 +373,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
         finally:
             link.close()
     return 0
+
+
+def _inbound(faults: LineFaults) -> LineFaults:
+    """The damage a line does towards the device: *faults* without its latency and cut."""
+    return LineFaults(
+        faults.bit_error_rate, faults.drop_rate, faults.insert_rate, faults.burst_rate, faults.burst_length
+    )
+
+
+def inproc_line(argv: Sequence[str]) -> tuple[Unit, Line]:
+    """A unit built from ``turbosim serve`` options (*argv*, without a link option), its history
+    lived, on an in-process line on the wall clock: what the pytest plugin's ``link="inproc"``
+    serves.  The caller closes the unit.  A cut (``--impair cut=N``) happens once, as in serve.
+    """
+    args = build_parser().parse_args(["serve", "--port", "inproc", *argv])  # the link is ignored
+    if args.speed <= 0:
+        raise ConfigError(f"--speed must be positive, not {args.speed}")
+    unit, _ = _make_unit(args, args.speed)
+    try:
+        unit.fast_forward(args.history)
+        unit.max_tick_s = SERVE_TICK_SAMPLES * max(1, int(args.sample_interval))
+        faults: LineFaults | None = args.impair
+        cut = None if faults is None else faults.disconnect_after
+        line = Line(
+            unit, clock=WallClock(), baud=None if args.no_pace else args.baud,
+            to_host=None if faults is None else replace(faults, disconnect_after=None, latency_s=0.0),
+            to_device=None if faults is None else _inbound(faults),
+            cuts=[] if cut is None else [cut], latency_s=0.0 if faults is None else faults.latency_s,
+            seed=args.impair_seed, tick=unit.tick,
+        )
+    except BaseException:
+        unit.close()
+        raise
+    return unit, line
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ from protocol.messages import (
     decode_message,
     encode_message,
 )
-from tests.e2e.chain import flash_log, pull_json, pulled_equals_device
+from tests.e2e.chain import flash_log, pulled_equals_device
 from tests.firmware_sim.test_rfc2217 import HOSTILE, baud_request
 from tests.firmware_sim.test_serving import ANSWER_WITHIN_S, address, answer
 
@@ -127,17 +127,6 @@ def test_a_host_pull_at_the_baud_it_asks_for_over_turbosims_rfc2217(
     assert rate > 2 * 11_520, rate
     assert unit.stop() == 0
     pulled_equals_device(db, result.to_json(), flash_log(image))
-
-
-def test_turbolog_pull_over_turbosims_rfc2217(
-    turbosim_unit: Callable[..., RunningUnit], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Figure held: turbolog pull rfc2217://... gives archive == flash log."""
-    image, db = tmp_path / "unit.img", tmp_path / "archive.sqlite"
-    unit = turbosim_unit(link="rfc2217", flash=image, history="200h", no_pace=True)
-    result = pull_json(unit.url, db, capsys)
-    assert unit.stop() == 0
-    pulled_equals_device(db, result, flash_log(image))
 
 
 def identify_raw(url: str, seq: int = 1, before: bytes = b"") -> IdentifyResponse | None:
