@@ -230,6 +230,7 @@ class Simulator:
         elif self._repair_at <= t:
             self._on_repair(t)
         elif self._arrival_at <= t:
+            self._op_s = max(self._op_s, self._arrivals.next_operating_s)  # exact: a power-up resumes here
             self._raise(self._arrivals.pop(), t)
         else:
             self._duty_next = self._duty.next_change(t)

@@ -196,6 +196,14 @@ def test_scripted_faults_come_at_their_hour_in_order_and_past_ones_are_skipped()
         source.pop()
 
 
+def test_arrivals_after_a_power_up_are_those_the_unit_would_have_met_anyway() -> None:
+    whole = draw(arrivals(mtbf_h=300.0, warning_rate_per_h=1 / 100, seed=5), 300)
+    for at, _ in whole[:-20:37]:
+        resumed = draw(arrivals(mtbf_h=300.0, warning_rate_per_h=1 / 100, seed=5, operating_s=at), 20)
+        later = [(t, f) for t, f in whole if t > at][:20]
+        assert [(t, f.code) for t, f in resumed] == [(t, f.code) for t, f in later]
+
+
 def test_the_same_seed_gives_the_same_arrivals() -> None:
     def codes(seed: int) -> list[tuple[float, int]]:
         return [(at, f.code) for at, f in draw(arrivals(seed=seed, warning_rate_per_h=0.01), 200)]

@@ -1,0 +1,118 @@
+"""A unit's life across power-ups: the failure process carries on, history is the unit's age,
+a power loss is logged at the next power-up.
+
+The statistical tests run on fixed seeds, so they pass or fail the same way every
+time; each states the chance that a correct simulator would fail it on seeds drawn at
+random (its false-alarm rate).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from firmware_sim.clock import SimClock
+from firmware_sim.flash import NorFlash
+from firmware_sim.keystore import UnitKeys
+from firmware_sim.logstore import LogStore
+from firmware_sim.models import C60
+from firmware_sim.unit import Unit
+from protocol.enums import Severity
+from protocol.records import FaultRecord, Record, decode_record
+from tests.firmware_sim.test_simulator import chi2_quantile_even
+
+HOUR = 3600
+DAY = 86_400
+START = 1_704_067_200
+"""2024-01-01 00:00 UTC."""
+KEYS = UnitKeys.generate(random.Random(0).randbytes)
+
+
+def power_up(flash: NorFlash, seed: int, **kw: object) -> Unit:
+    """Power a C60 up on *flash*, its clock resuming at the newest record (as `turbosim` does)."""
+    store = LogStore(flash)
+    last = store.read(store.next_seq - 1) if store.next_seq > store.first_seq else None
+    start = decode_record(last).timestamp if last is not None else START
+    settings: dict[str, object] = {"sample_interval_s": DAY}
+    settings.update(kw)
+    return Unit(
+        C60, "C60-LIFE", seed=seed, store=store, keys=KEYS,
+        clock=SimClock(start, wall=lambda: 0.0), **settings,  # type: ignore[arg-type]
+    )
+
+
+def records(flash: NorFlash) -> list[Record]:
+    store = LogStore(flash)
+    return [decode_record(raw) for raw in store.iter_raw(store.first_seq, store.next_seq)]
+
+
+def failures(recs: list[Record]) -> list[tuple[int, int]]:
+    """(operating second, code) of every shutdown-class fault the failure process raised."""
+    return [
+        (r.freeze.operating_s, r.code)
+        for r in recs
+        if isinstance(r, FaultRecord) and Severity(r.severity).is_failure
+    ]
+
+
+def live(seed: int, pieces: int, hours_each: float) -> tuple[list[Record], int]:
+    """*pieces* power-ups of one image, each living *hours_each* hours; (records, operating seconds)."""
+    flash = NorFlash(4096, 256)
+    for _ in range(pieces):
+        unit = power_up(flash, seed)
+        unit.fast_forward(hours_each * HOUR)
+        operating_s = unit.counters.operating_s
+    return records(flash), operating_s
+
+
+# --- defect 1: the failure process carries on across power-ups ------------------------------
+
+
+def test_an_image_run_in_pieces_meets_the_same_failures_as_one_run() -> None:
+    once, _ = live(seed=11, pieces=1, hours_each=20_000)
+    pieces, _ = live(seed=11, pieces=20, hours_each=1_000)
+    assert len(failures(once)) >= 2
+    # each power-up restarts the engine, so operating hours drift by the starts' seconds:
+    # compare what the failure process raised over the operating hours both runs lived
+    lived = min(failures(once)[-1][0], failures(pieces)[-1][0])
+    assert [f for f in failures(pieces) if f[0] <= lived] == [f for f in failures(once) if f[0] <= lived]
+
+
+def binomial_two_sided_p(k: int, n: int, p: float) -> float:
+    """P(a Binomial(n, p) count is as unlikely as *k* or more so)."""
+    probs = [math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(n + 1)]
+    return sum(q for q in probs if q <= probs[k] * (1 + 1e-9))
+
+
+def test_twenty_power_ups_of_1000_h_fail_like_one_run_of_20000_h() -> None:
+    """Failure counts per unit: 61 images each run as 20 x 1,000 h against 61 others run at once.
+
+    Three checks, each with a false-alarm rate of 0.001 (0.003 together, by the union bound):
+    the two arms' totals agree (exact binomial test conditional on their sum, weighted by
+    operating hours), the pieces' total matches the MTBF (Poisson, two-sided), and the
+    pieces' counts are no more (or less) dispersed than Poisson counts (index of dispersion
+    against chi-square with 60 degrees of freedom).  The old generator restarted at every
+    power-up, so a unit saw either no failure or one per power-up: it fails all three.
+    """
+    units = 61
+    pieces = [live(seed, 20, 1_000) for seed in range(1, units + 1)]
+    once = [live(seed, 1, 20_000) for seed in range(1001, 1001 + units)]
+    counts_p = [len(failures(recs)) for recs, _ in pieces]
+    counts_o = [len(failures(recs)) for recs, _ in once]
+    hours_p = sum(op for _, op in pieces) / HOUR
+    hours_o = sum(op for _, op in once) / HOUR
+    total_p, total_o = sum(counts_p), sum(counts_o)
+
+    share = hours_p / (hours_p + hours_o)
+    assert binomial_two_sided_p(total_p, total_p + total_o, share) > 0.001, (total_p, total_o)
+
+    expected = hours_p / C60.mtbf_h
+    log_e = math.log(expected)
+    poisson = [math.exp(-expected + k * log_e - math.lgamma(k + 1)) for k in range(4 * units * 20)]
+    tail = sum(q for q in poisson if q <= poisson[total_p] * (1 + 1e-9))
+    assert tail > 0.001, f"{total_p} failures where {expected:.0f} are expected"
+
+    mean = total_p / units
+    dispersion = sum((c - mean) ** 2 for c in counts_p) / mean
+    low, high = chi2_quantile_even(0.0005, units - 1), chi2_quantile_even(0.9995, units - 1)
+    assert low < dispersion < high, counts_p
