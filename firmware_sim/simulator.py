@@ -34,7 +34,9 @@ every start from STAND_BY, ``trips`` every shutdown-class fault, and
 events.
 
 Determinism: every random draw comes from a ``random.Random`` seeded from
-``seed`` and happens at an event, and counters are integrated only at
+``seed`` and the lifetime counters (operating seconds for the fault arrivals,
+starts for ignition, trips for repair times), never from how many power-ups
+came before, and happens at an event, and counters are integrated only at
 events and samples, so the same seed, settings and calls give the same
 records byte for byte, and ``advance_to(T)`` gives the same records however
 the interval up to T is split into calls.  This module must not read the
@@ -128,8 +130,7 @@ class Simulator:
             operating_s=restored.operating_s,
             scripted=scripted_faults,
         )
-        self._repair_rng = random.Random(f"{seed}:repair")
-        self._ignition_rng = random.Random(f"{seed}:ignition")
+        self._seed = seed
         ambient_c, _ = self._climate.conditions(start_time)
         self._engine = Engine(profile, mode=self.mode, seed=seed, t=start_time, ambient_c=ambient_c)
 
@@ -310,19 +311,24 @@ class Simulator:
     def _on_deadline(self, t: float) -> None:
         state = self._engine.state
         retry = self.profile.ignition_retry_probability
-        if state == EngineState.LIGHT_OFF and self._ignition_rng.random() < retry:
+        if state == EngineState.LIGHT_OFF and self._draw("ignition", self._starts).random() < retry:
             self._fire(Trigger.NO_LIGHT, t)
         elif state == EngineState.SHUTDOWN:
             self._come_to_rest(t)
         else:
             self._fire(Trigger.TIMER, t)
 
+    def _draw(self, what: str, count: int) -> random.Random:
+        """The generator of the *count*-th start's (or trip's) draw: a function of seed and
+        counters alone, so a power-up never replays the draws of the one before."""
+        return random.Random(f"{self._seed}:{what}:{count}")
+
     def _come_to_rest(self, t: float) -> None:
         """At rest (or raised at rest): lock out if a fault needs a technician, else let faults time out."""
         repair_h = self._repair_hours(t)
         if repair_h is not None:
             self._fire(Trigger.LOCKOUT, t)
-            draw = self._repair_rng.gammavariate(2.0, repair_h / 2.0)
+            draw = self._draw("repair", self._trips).gammavariate(2.0, repair_h / 2.0)
             self._repair_at = t + max(MIN_REPAIR_S, round(draw * 3600))
             return
         if self._engine.state == EngineState.SHUTDOWN:
