@@ -139,7 +139,8 @@ def _unit_options(parser: argparse.ArgumentParser) -> None:
         type=parse_duration,
         default=0.0,
         metavar="DUR",
-        help="live this much life before serving, e.g. 2000h",
+        help="the unit's age to live up to before serving, e.g. 2000h: counted from its commissioning "
+        "(its first record, else --start); an image already that old lives nothing more",
     )
     group.add_argument(
         "--fault",
@@ -245,22 +246,31 @@ def _fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     fleet.add_argument("--workers", type=int, help="processes (default: one per core)")
 
 
-def _last_timestamp(path: str | None) -> float | None:
-    """Timestamp of the newest record in an existing image, to resume from there."""
-    import os
+def _image_times(path: str | None) -> tuple[float | None, float | None]:
+    """(commissioned, newest) record timestamps of an existing image, to resume from the newest.
 
+    The unit was commissioned at its first record (seq 0) while the log still holds it;
+    after a clear or an eviction that is unknown (None) and ``--start`` stands for it.
+    """
     if path is None or not os.path.exists(path) or os.path.getsize(path) == 0:
-        return None
+        return None, None
     with NorFlash.open(path) as flash:
         store = LogStore(flash)
         if store.next_seq == store.first_seq:
-            return None
-        raw = store.read(store.next_seq - 1)
-        return None if raw is None else float(int.from_bytes(raw[4:8], "little"))
+            return None, None
+        first = store.read(0) if store.first_seq == 0 else None
+        last = store.read(store.next_seq - 1)
+    return _timestamp(first), _timestamp(last)
+
+
+def _timestamp(raw: bytes | None) -> float | None:
+    return None if raw is None else float(int.from_bytes(raw[4:8], "little"))
 
 
 def _make_unit(args: argparse.Namespace, speed: float) -> tuple[Unit, SimClock]:
-    start = _last_timestamp(args.flash) or args.start
+    commissioned, newest = _image_times(args.flash)
+    start = newest or args.start
+    args.age_until = (commissioned or args.start) + args.history
     clock = SimClock(start, speed, wall=time.monotonic)
     serial = args.serial or f"{args.model}-{args.seed:06d}"
     unit = build_unit(
@@ -281,7 +291,9 @@ def _make_unit(args: argparse.Namespace, speed: float) -> tuple[Unit, SimClock]:
     return unit, clock
 
 
-def _live_history(unit: Unit, seconds: float) -> None:
+def _live_history(unit: Unit, until: float, clock: SimClock) -> None:
+    """Live the unit's life up to *until* (its commissioning plus ``--history``), if not there yet."""
+    seconds = until - clock.now()
     if seconds <= 0:
         return
     began, first = time.monotonic(), unit.next_seq
@@ -306,14 +318,14 @@ def _open_link(args: argparse.Namespace) -> Link:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.speed <= 0:
         raise ConfigError(f"--speed must be positive, not {args.speed}")
-    unit, _ = _make_unit(args, args.speed)
+    unit, clock = _make_unit(args, args.speed)
     stopping: list[int] = []
 
     def stop(signum: int, frame: FrameType | None) -> None:
         stopping.append(signum)
 
     with unit:
-        _live_history(unit, args.history)
+        _live_history(unit, args.age_until, clock)
         link = _open_link(args)
         try:
             if getattr(link, "exposed", False):
@@ -356,9 +368,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    unit, _ = _make_unit(args, speed=1.0)
+    unit, clock = _make_unit(args, speed=1.0)
     with unit:
-        _live_history(unit, args.history)
+        _live_history(unit, args.age_until, clock)
     return 0
 
 

@@ -8,9 +8,14 @@ random (its false-alarm rate).
 
 from __future__ import annotations
 
+import json
 import math
 import random
+from pathlib import Path
 
+import pytest
+
+from firmware_sim.cli import main
 from firmware_sim.clock import SimClock
 from firmware_sim.flash import NorFlash
 from firmware_sim.keystore import UnitKeys
@@ -116,3 +121,32 @@ def test_twenty_power_ups_of_1000_h_fail_like_one_run_of_20000_h() -> None:
     dispersion = sum((c - mean) ** 2 for c in counts_p) / mean
     low, high = chi2_quantile_even(0.0005, units - 1), chi2_quantile_even(0.9995, units - 1)
     assert low < dispersion < high, counts_p
+
+
+# --- defect 3: --history is the unit's age ------------------------------------------------
+
+
+def turbosim_info(image: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, float]:
+    capsys.readouterr()
+    assert main(["info", "--flash", str(image), "--json"]) == 0
+    info: dict[str, float] = json.loads(capsys.readouterr().out)
+    return info
+
+
+def test_history_is_the_units_age_and_is_never_lived_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = tmp_path / "unit.img"
+    run = ["run", "--flash", str(image), "--start", "2020-03-01", "--sample-interval", "1h"]
+    assert main([*run, "--history", "300h"]) == 0
+    first = turbosim_info(image, capsys)
+    assert 290 < first["operating_hours"] <= 300
+
+    assert main([*run, "--history", "300h"]) == 0  # re-served as it was: already 300 h old
+    again = turbosim_info(image, capsys)
+    assert again["operating_hours"] == first["operating_hours"]
+
+    # its age counts from its commissioning (its first record), not from today's --start
+    assert main(["run", "--flash", str(image), "--sample-interval", "1h", "--history", "500h"]) == 0
+    older = turbosim_info(image, capsys)
+    assert 190 < older["operating_hours"] - first["operating_hours"] <= 200
