@@ -362,6 +362,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, stop)
             print(f"ready {link.url}", flush=True)
             server.run(lambda: bool(stopping))
+            unit.power_down()
         finally:
             link.close()
     return 0
@@ -371,6 +372,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     unit, clock = _make_unit(args, speed=1.0)
     with unit:
         _live_history(unit, args.age_until, clock)
+        unit.power_down()
     return 0
 
 

@@ -153,7 +153,8 @@ class Engine:
     """One engine: its state, when it entered it, and its operating point at any instant.
 
     *seed* draws the unit's spread (thermocouple offset, utility phases);
-    *t* and *ambient_c* are when it powers up in STAND_BY and how warm it is.
+    *t* and *ambient_c* are when it powers up in STAND_BY and how warm the
+    air is; *tet_c* how hot its turbine exit still is (default: at ambient).
     Read-only for callers: ``state``, ``entered_at``, ``deadline`` (when a
     timed state runs its course; ``inf`` otherwise) and ``turning`` (shaft
     above 0 rpm).  ``pressure_sensor_ok`` is set by the owner: while False the
@@ -168,6 +169,7 @@ class Engine:
         seed: int,
         t: float,
         ambient_c: float,
+        tet_c: float | None = None,
     ) -> None:
         self.profile = profile
         self.mode = mode
@@ -200,7 +202,7 @@ class Engine:
             _S.WARMDOWN: self._warmdown,
             _S.SETDOWN: self._setdown,
         }
-        self._enter(_S.STAND_BY, t, 0.0, ambient_c)
+        self._enter(_S.STAND_BY, t, 0.0, ambient_c if tet_c is None else tet_c)
 
     # --- the state machine -------------------------------------------------
 

@@ -7,7 +7,12 @@ or duty change to the next, emitting a sample every ``sample_interval_s``
 in between.  It never integrates second by second.  Records go to a
 :class:`~firmware_sim.nvstate.LogSink`:
 
-- EVENT POWER_UP when the simulator is created;
+- EVENT POWER_UP when the simulator is created; when the log it powers up
+  on (``last_seen``) ends with the shaft turning, the controller lost its
+  power: then EVENT POWER_LOSS (``state_from`` the state then, ``value_a``
+  the last record's time, ``value_b`` the seconds since, ``level``
+  EMERGENCY_STOP) and the unplanned EVENT STOP it was (``value_a`` 0, same
+  level) follow, and the engine starts as hot as the downtime left it;
 - SAMPLE every ``sample_interval_s`` seconds of simulated time (aligned to
   multiples of the interval), in every state;
 - EVENT START (``value_a`` = starts) and STOP (``value_a`` = the fault code,
@@ -49,13 +54,14 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from protocol.enums import EngineState, EventKind, GridMode, Severity
 from protocol.records import EventRecord, FaultRecord, SampleRecord, Snapshot
 
 from .climate import DEFAULT_SITE, Climate, Site
 from .duty import make_duty
-from .engine import RUNNING_STATES, Engine, Trigger
+from .engine import REST_TET_TAU_S, RUNNING_STATES, TURNING_STATES, Engine, Trigger
 from .errors import ConfigError
 from .faults import AMBIENT_PRESSURE_SENSOR_FAULT, FaultArrivals, FaultCode, ScriptedFault, get_fault
 from .models import ModelProfile
@@ -68,6 +74,16 @@ _SHUTDOWN_TRIGGER = {
     Severity.NORMAL_SHUTDOWN: Trigger.NORMAL_SHUTDOWN,
     Severity.FAST_SHUTDOWN: Trigger.FAST_SHUTDOWN,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class LastSeen:
+    """What the log shows of the moment the controller last lost power: its newest record's
+    timestamp, the engine state that record shows, and the newest TET average logged (degC)."""
+
+    timestamp: int
+    state: EngineState
+    tet_c: float | None = None
 
 
 class _ActiveFault:
@@ -107,6 +123,7 @@ class Simulator:
         counters: Counters | None = None,
         scripted_faults: Sequence[ScriptedFault] = (),
         site: Site = DEFAULT_SITE,
+        last_seen: LastSeen | None = None,
     ) -> None:
         if not isinstance(sample_interval_s, int) or sample_interval_s < 1:
             raise ConfigError(f"sample interval must be whole seconds >= 1, not {sample_interval_s!r}")
@@ -132,7 +149,13 @@ class Simulator:
         )
         self._seed = seed
         ambient_c, _ = self._climate.conditions(start_time)
-        self._engine = Engine(profile, mode=self.mode, seed=seed, t=start_time, ambient_c=ambient_c)
+        downtime = max(0, start_time - last_seen.timestamp) if last_seen is not None else 0
+        tet_c = None
+        if last_seen is not None and last_seen.tet_c is not None:
+            tet_c = ambient_c + (last_seen.tet_c - ambient_c) * math.exp(-downtime / REST_TET_TAU_S)
+        self._engine = Engine(
+            profile, mode=self.mode, seed=seed, t=start_time, ambient_c=ambient_c, tet_c=tet_c
+        )
 
         # Integrators: the counters as they were at _t_i, and the exported power since.
         self._t_i: float = start_time
@@ -149,8 +172,15 @@ class Simulator:
         self._duty_next = self._duty.next_change(start_time)
         self._next_sample = -(-start_time // sample_interval_s) * sample_interval_s
         self._restart_window_s = profile.restart_window_h * 3600
+        self._switched_off = False
 
         self._event(start_time, EventKind.POWER_UP, state_to=int(EngineState.STAND_BY))
+        if last_seen is not None and last_seen.state in TURNING_STATES:
+            lost = {"state_from": int(last_seen.state), "state_to": int(EngineState.STAND_BY),
+                    "level": int(Severity.EMERGENCY_STOP)}
+            lost_at = last_seen.timestamp
+            self._event(start_time, EventKind.POWER_LOSS, **lost, value_a=lost_at, value_b=downtime)
+            self._event(start_time, EventKind.STOP, **lost)
         self._reconcile(start_time)
         self._refresh(start_time)
 
@@ -187,6 +217,17 @@ class Simulator:
     def snapshot(self) -> Snapshot:
         """The live values now, counters included (changes nothing)."""
         return self._snapshot_at(self.now)
+
+    def switch_off(self) -> None:
+        """The operator stops the engine and switches the controller off once it is at rest:
+        runs simulated time on (through COOLDOWN, SETDOWN, SHUTDOWN) until then."""
+        t = self.now
+        self._switched_off = True
+        self._settle(t)
+        self._reconcile(t)
+        self._refresh(t)
+        while self._engine.turning or self._engine.state == EngineState.SHUTDOWN:
+            self.advance_to(self._next_at)
 
     def inject_fault(self, code: int) -> None:
         """Raise catalogue fault *code* now, as if it had just happened; ConfigError for unknown codes."""
@@ -299,12 +340,13 @@ class Simulator:
     def _reconcile(self, t: float) -> None:
         """Start or stop the engine as the duty wants, when nothing forbids it."""
         state = self._engine.state
+        wanted = not self._switched_off and self._duty.demand(t)
         if state == EngineState.STAND_BY:
-            if self._duty.demand(t) and not any(f.is_failure for f in self._active):
+            if wanted and not any(f.is_failure for f in self._active):
                 self._starts += 1
                 self._event(t, EventKind.START, value_a=self._starts)
                 self._fire(Trigger.START, t)
-        elif state in RUNNING_STATES and not self._duty.demand(t):
+        elif state in RUNNING_STATES and not wanted:
             self._event(t, EventKind.STOP)
             self._fire(Trigger.STOP, t)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,9 +23,10 @@ from firmware_sim.flash import NorFlash
 from firmware_sim.keystore import UnitKeys
 from firmware_sim.logstore import LogStore
 from firmware_sim.models import C60
+from firmware_sim.nvstate import Counters
 from firmware_sim.unit import Unit
-from protocol.enums import Severity
-from protocol.records import FaultRecord, Record, decode_record
+from protocol.enums import EngineState, EventKind, Severity
+from protocol.records import EventRecord, FaultRecord, Record, SampleRecord, decode_record
 from tests.firmware_sim.test_simulator import chi2_quantile_even
 
 HOUR = 3600
@@ -140,7 +143,7 @@ def test_history_is_the_units_age_and_is_never_lived_twice(
     run = ["run", "--flash", str(image), "--start", "2020-03-01", "--sample-interval", "1h"]
     assert main([*run, "--history", "300h"]) == 0
     first = turbosim_info(image, capsys)
-    assert 290 < first["operating_hours"] <= 300
+    assert 290 < first["operating_hours"] <= 301  # and the cooldown when it was switched off
 
     assert main([*run, "--history", "300h"]) == 0  # re-served as it was: already 300 h old
     again = turbosim_info(image, capsys)
@@ -150,3 +153,90 @@ def test_history_is_the_units_age_and_is_never_lived_twice(
     assert main(["run", "--flash", str(image), "--sample-interval", "1h", "--history", "500h"]) == 0
     older = turbosim_info(image, capsys)
     assert 190 < older["operating_hours"] - first["operating_hours"] <= 200
+
+
+# --- defect 2: a power loss is logged at the next power-up --------------------------------
+
+
+def image_records(image: Path) -> list[Record]:
+    with NorFlash.open(image) as flash:
+        return records(flash)
+
+
+def events(recs: list[Record], kind: EventKind) -> list[EventRecord]:
+    return [r for r in recs if isinstance(r, EventRecord) and r.kind == kind]
+
+
+def serve(image: Path, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "firmware_sim.cli", "serve", "--pty", str(tmp_path / "pty"),
+         "--flash", str(image), "--sample-interval", "1m", "--no-pace", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("ready "), (line, process.stderr.read() if process.stderr else "")
+    return process
+
+
+def test_a_killed_unit_logs_the_loss_of_power_at_its_next_power_up(tmp_path: Path) -> None:
+    image = tmp_path / "unit.img"
+    process = serve(image, tmp_path, "--history", "50h")
+    process.kill()  # SIGKILL: the controller loses its power at full load
+    process.wait(10)
+    before = image_records(image)
+    last, last_sample = before[-1], [r for r in before if isinstance(r, SampleRecord)][-1]
+    assert last_sample.snapshot.state == EngineState.LOAD
+
+    assert main(["run", "--flash", str(image), "--sample-interval", "1m", "--history", "60h"]) == 0
+    after = image_records(image)[len(before):]
+    power_up, loss, stop = after[:3]
+    assert isinstance(power_up, EventRecord) and power_up.kind == EventKind.POWER_UP
+    assert isinstance(loss, EventRecord) and loss.kind == EventKind.POWER_LOSS
+    assert loss.state_from == EngineState.LOAD and loss.state_to == EngineState.STAND_BY
+    assert loss.value_a == last.timestamp and loss.value_b == loss.timestamp - last.timestamp
+    assert isinstance(stop, EventRecord) and stop.kind == EventKind.STOP
+    assert stop.level == loss.level == Severity.EMERGENCY_STOP and stop.value_a == 0
+
+    # the engine comes back hot, not at ambient, and every counter carries on from where it was
+    first_sample = next(r for r in after if isinstance(r, SampleRecord))
+    assert first_sample.snapshot.tet_avg_c > last_sample.snapshot.tet_avg_c / 2
+    saved = last_sample.snapshot
+    assert first_sample.snapshot.trips == saved.trips  # a loss of power is no fault
+    for r in after:
+        if isinstance(r, SampleRecord):
+            assert Counters.from_snapshot(r.snapshot).dominates(Counters.from_snapshot(saved))
+
+
+def test_a_unit_switched_off_in_order_logs_no_loss(tmp_path: Path) -> None:
+    image = tmp_path / "unit.img"
+    process = serve(image, tmp_path, "--history", "20h")
+    process.terminate()  # SIGTERM: the operator stops the unit and switches it off
+    assert process.wait(10) == 0
+    before = image_records(image)
+    stops = events(before, EventKind.STOP)
+    assert stops and stops[-1].level == 0 and stops[-1].value_a == 0
+    assert events(before, EventKind.STATE_CHANGE)[-1].state_to == EngineState.STAND_BY
+
+    assert main(["run", "--flash", str(image), "--history", "21h"]) == 0
+    after = image_records(image)[len(before):]
+    assert not events(after, EventKind.POWER_LOSS)
+    assert isinstance(after[0], EventRecord) and after[0].kind == EventKind.POWER_UP
+
+
+def test_a_power_cut_under_load_is_logged_with_the_state_it_was_in() -> None:
+    flash = NorFlash(4096, 64)
+    unit = power_up(flash, seed=3, sample_interval_s=900)
+    unit.fast_forward(30 * HOUR + 1234)
+    cut_at = records(flash)[-1].timestamp
+    state = unit.state
+    assert state == EngineState.LOAD
+    # power cut: nothing more is written; power returns when the clock has run 2 h on
+    store = LogStore(flash)
+    clock = SimClock(cut_at + 2 * HOUR, wall=lambda: 0.0)
+    unit = Unit(C60, "C60-LIFE", seed=3, store=store, keys=KEYS, clock=clock)
+    loss = events(records(flash), EventKind.POWER_LOSS)
+    assert [(e.state_from, e.value_a, e.value_b) for e in loss] == [(state, cut_at, 2 * HOUR)]
+    unit.power_down()
+    unit = power_up(flash, seed=3)
+    assert len(events(records(flash), EventKind.POWER_LOSS)) == 1
