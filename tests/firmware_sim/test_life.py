@@ -19,7 +19,7 @@ import pytest
 
 from firmware_sim.cli import main
 from firmware_sim.clock import SimClock
-from firmware_sim.flash import NorFlash
+from firmware_sim.flash import FlashOperation, NorFlash, OpKind, PowerCut
 from firmware_sim.keystore import UnitKeys
 from firmware_sim.logstore import LogStore
 from firmware_sim.models import C60
@@ -240,3 +240,30 @@ def test_a_power_cut_under_load_is_logged_with_the_state_it_was_in() -> None:
     unit.power_down()
     unit = power_up(flash, seed=3)
     assert len(events(records(flash), EventKind.POWER_LOSS)) == 1
+
+
+def test_a_flash_torn_by_a_power_cut_under_load_logs_the_loss_at_the_next_power_up() -> None:
+    flash = NorFlash(1024, 64)
+    unit = power_up(flash, seed=4, sample_interval_s=600)
+    unit.fast_forward(20 * HOUR)
+    programs = [0]
+    tear_rng = random.Random(1)
+
+    def cut_at_the_40th_program(op: FlashOperation) -> None:
+        programs[0] += op.kind == OpKind.PROGRAM
+        if programs[0] == 40:
+            flash.tear(op, tear_rng)
+            raise PowerCut(op.kind.value)
+
+    flash.on_operation = cut_at_the_40th_program
+    with pytest.raises(PowerCut):
+        unit.fast_forward(20 * HOUR)
+    flash.on_operation = None
+    durable = records(flash)
+    last_sample = [r for r in durable if isinstance(r, SampleRecord)][-1]
+    assert last_sample.snapshot.state == EngineState.LOAD
+
+    power_up(flash, seed=4, sample_interval_s=600)
+    (loss,) = events(records(flash), EventKind.POWER_LOSS)
+    assert (loss.state_from, loss.value_a) == (EngineState.LOAD, durable[-1].timestamp)
+    assert LogStore(flash).counters == Counters.from_snapshot(last_sample.snapshot)
