@@ -57,6 +57,8 @@ class ModelProfile:
     dc_bus_v: float = 760.0
     grid_voltage_v: float = 480.0
     grid_freq_hz: float = 60.0
+    ramp_w_per_s: float = 1000.0
+    """Fastest rise of the output in LOAD (our assumption: rated output in about a minute)."""
     warning_rate_per_h: float = 1 / 250
     """Warnings per operating hour (a Poisson process like the failures)."""
     ignition_retry_probability: float = 0.04
@@ -75,6 +77,8 @@ class ModelProfile:
             raise ConfigError(
                 f"{self.name}: efficiency {self.efficiency} disagrees with power / fuel = {implied:.4f}"
             )
+        if not self.ramp_w_per_s > 0:
+            raise ConfigError(f"{self.name}: the load ramp must be positive, not {self.ramp_w_per_s}")
         if not 0 < self.liftoff_rpm < self.idle_rpm < self.full_rpm:
             raise ConfigError(f"{self.name}: speeds must rise from lift off to idle to full")
         if not self.tet_light_off_c < self.tet_idle_c < self.tet_full_c < self.tet_limit_c:
@@ -105,6 +109,7 @@ C30 = ModelProfile(
     exhaust_flow_kg_s=0.31,
     mtbf_h=15_000,
     tet_full_c=620.0,
+    ramp_w_per_s=500.0,
 )
 
 C60 = ModelProfile(

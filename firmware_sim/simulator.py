@@ -23,8 +23,8 @@ in between.  It never integrates second by second.  Records go to a
   ``value_b`` = when it was raised) when a fault clears.
 
 Several records may share a timestamp; at one instant the order is: state
-deadline, fault clears, technician repair, fault arrival, duty change, and
-then the sample.
+deadline, fault clears, technician repair, fault arrival, duty change (or
+a bend of the load ramp), and then the sample.
 
 Faults: a warning leaves the engine running and clears after its delay.  A
 shutdown fault stops it (NORMAL through COOLDOWN, FAST through WARMDOWN);
@@ -259,7 +259,8 @@ class Simulator:
         )
         self._clear_at = min((f.clear_at for f in self._active), default=math.inf)
         self._next_at = min(
-            engine.deadline, self._clear_at, self._repair_at, self._arrival_at, self._duty_next
+            engine.deadline, self._clear_at, self._repair_at, self._arrival_at, self._duty_next,
+            engine.bend_at(t),
         )
 
     def _handle(self, t: float) -> None:

@@ -151,7 +151,9 @@ def test_physics_stays_within_bounds_over_a_month(profile: ModelProfile, duty: s
         assert snap.grid_freq_hz_x1000 == pytest.approx(60_000, abs=100)
         if snap.state == S.LOAD:
             loaded += 1
-            assert 0.15 <= snap.power_w / snap.fuel_power_w <= profile.efficiency + 0.005
+            efficiency = snap.power_w / snap.fuel_power_w
+            assert efficiency <= profile.efficiency + 0.005
+            assert efficiency >= 0.15 or snap.power_w < 0.3 * profile.rated_power_w  # ramping up
             assert snap.speed_rpm >= profile.idle_rpm
         counters = Counters.from_snapshot(snap)
         assert counters.dominates(previous)
