@@ -116,6 +116,8 @@ CATALOGUE: dict[int, FaultCode] = {
         FaultCode(4005, "Fuel valve position error", _S.FUEL, _FAST, lockout(8)),
         FaultCode(4011, "Fuel pressure fluctuating", _S.FUEL, _WARN, auto_clear(1800), weight=3),
         FaultCode(4020, "Fuel gas compressor fault", _S.FUEL, _NORMAL, lockout(10)),
+        FaultCode(5002, "Ignition failure (no light off after relight)", _S.ENGINE, _NORMAL, auto_clear(300),
+                  weight=0),
         FaultCode(5005, "TET over-temperature", _S.ENGINE, _FAST, lockout(6), _F.OVER_TEMPERATURE),
         FaultCode(5008, "Engine overspeed", _S.ENGINE, _FAST, lockout(12), weight=0.5),
         FaultCode(5012, "Flameout", _S.ENGINE, _NORMAL, auto_clear(300), weight=3),
@@ -154,6 +156,27 @@ CATALOGUE: dict[int, FaultCode] = {
                   _F.UNDER_TEMPERATURE),
     )
 }
+
+
+START_FAILURE_SHARE = 0.2
+"""Share of a model's failures that arrive at starts (ignition, light off, acceleration) in the
+reference duty; the rest arrive per operating hour (our assumption)."""
+REFERENCE_HOURS_PER_START = 70.0
+"""Operating hours per start of the reference duty: the default fleet's mix (a fifth of its
+units peak-shaving at a start per 14 h, the rest starting only after a stop), for which the
+model's MTBF holds as a whole (our assumption)."""
+START_FAULTS = (5002, 5012, 5015)
+"""Faults a failed start raises: 5002 or 5012 in LIGHT OFF / RELIGHT, 5015 in ACCEL."""
+
+
+def hourly_failure_rate(mtbf_h: float) -> float:
+    """Shutdown-class faults per operating hour, besides those at starts."""
+    return (1 - START_FAILURE_SHARE) / mtbf_h
+
+
+def start_failure_probability(mtbf_h: float) -> float:
+    """Chance that one start fails, so that the reference duty fails once per *mtbf_h* hours."""
+    return START_FAILURE_SHARE * REFERENCE_HOURS_PER_START / mtbf_h
 
 
 def get_fault(code: int) -> FaultCode:
@@ -272,7 +295,9 @@ class FaultArrivals:
     """The faults due on the operating-hours clock, in order.
 
     Three independent sources: shutdown-class faults as a Poisson process
-    at the model's MTBF, warnings as another at the warning rate (each a
+    at the model's per-hour failure rate (:func:`hourly_failure_rate`; the
+    rest of its failures arrive at starts, the simulator's business),
+    warnings as another at the warning rate (each a
     :class:`_PoissonOnHours`, so what arrives after operating second *s*
     depends only on the seed and *s*: the process carries on across
     power-ups as if the unit had never stopped), and the scripted list.
@@ -293,7 +318,9 @@ class FaultArrivals:
         scripted: Sequence[ScriptedFault] = (),
     ) -> None:
         after = operating_s
-        self._failures = _PoissonOnHours(1 / mtbf_h, _Draw(True, mode), seed, "failures", after)
+        self._failures = _PoissonOnHours(
+            hourly_failure_rate(mtbf_h), _Draw(True, mode), seed, "failures", after
+        )
         self._warnings = _PoissonOnHours(warning_rate_per_h, _Draw(False, mode), seed, "warnings", after)
         pending = [s for s in scripted if s.at_operating_s >= operating_s]
         self._scripted = sorted(pending, key=lambda s: s.at_operating_s, reverse=True)  # next one last

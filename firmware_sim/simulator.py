@@ -23,8 +23,16 @@ in between.  It never integrates second by second.  Records go to a
   ``value_b`` = when it was raised) when a fault clears.
 
 Several records may share a timestamp; at one instant the order is: state
-deadline, fault clears, technician repair, fault arrival, duty change (or
-a bend of the load ramp), and then the sample.
+deadline, fault clears, technician repair, fault arrival, a failed start,
+duty change (or a bend of the load ramp), and then the sample.
+
+Failures arrive two ways: per operating hour (:class:`FaultArrivals`) and
+per start: each start fails with
+:func:`~firmware_sim.faults.start_failure_probability`, at an instant drawn
+between light off and load, raising ignition failure (5002) or flameout
+(5012) if the engine is then lighting, acceleration timeout (5015) if it is
+accelerating.  The two together give the model's MTBF at the reference
+duty; units that start more often fail more per hour.
 
 Faults: a warning leaves the engine running and clears after its delay.  A
 shutdown fault stops it (NORMAL through COOLDOWN, FAST through WARMDOWN);
@@ -61,12 +69,25 @@ from protocol.records import EventRecord, FaultRecord, SampleRecord, Snapshot
 
 from .climate import DEFAULT_SITE, Climate, Site
 from .duty import make_duty
-from .engine import REST_TET_TAU_S, RUNNING_STATES, TURNING_STATES, Engine, Trigger
+from .engine import REST_TET_TAU_S, RUNNING_STATES, STATE_DURATION_S, TURNING_STATES, Engine, Trigger
 from .errors import ConfigError
-from .faults import AMBIENT_PRESSURE_SENSOR_FAULT, FaultArrivals, FaultCode, ScriptedFault, get_fault
+from .faults import (
+    AMBIENT_PRESSURE_SENSOR_FAULT,
+    START_FAULTS,
+    FaultArrivals,
+    FaultCode,
+    ScriptedFault,
+    get_fault,
+    start_failure_probability,
+)
 from .models import ModelProfile
 from .nvstate import Counters, LogSink
 
+_LIGHT_OFF_AFTER_S = STATE_DURATION_S[EngineState.LIFT_OFF]
+_LOAD_AFTER_S = _LIGHT_OFF_AFTER_S + STATE_DURATION_S[EngineState.LIGHT_OFF] + STATE_DURATION_S[
+    EngineState.ACCEL
+]
+"""A failed start fails between light off and load, at a uniformly drawn instant."""
 MIN_REPAIR_S = 600
 """A technician never clears a lockout in less than this."""
 
@@ -173,6 +194,9 @@ class Simulator:
         self._next_sample = -(-start_time // sample_interval_s) * sample_interval_s
         self._restart_window_s = profile.restart_window_h * 3600
         self._switched_off = False
+        self._start_failure_p = start_failure_probability(profile.mtbf_h)
+        self._start_fault_at = math.inf
+        self._start_fault_coin = 0.0
 
         self._event(start_time, EventKind.POWER_UP, state_to=int(EngineState.STAND_BY))
         if last_seen is not None and last_seen.state in TURNING_STATES:
@@ -259,8 +283,8 @@ class Simulator:
         )
         self._clear_at = min((f.clear_at for f in self._active), default=math.inf)
         self._next_at = min(
-            engine.deadline, self._clear_at, self._repair_at, self._arrival_at, self._duty_next,
-            engine.bend_at(t),
+            engine.deadline, self._clear_at, self._repair_at, self._arrival_at, self._start_fault_at,
+            self._duty_next, engine.bend_at(t),
         )
 
     def _handle(self, t: float) -> None:
@@ -275,6 +299,8 @@ class Simulator:
         elif self._arrival_at <= t:
             self._op_s = max(self._op_s, self._arrivals.next_operating_s)  # exact: a power-up resumes here
             self._raise(self._arrivals.pop(), t)
+        elif self._start_fault_at <= t:
+            self._on_start_fault(t)
         else:
             self._duty_next = self._duty.next_change(t)
         self._reconcile(t)
@@ -347,6 +373,10 @@ class Simulator:
                 self._starts += 1
                 self._event(t, EventKind.START, value_a=self._starts)
                 self._fire(Trigger.START, t)
+                draw = self._draw("start", self._starts)
+                if draw.random() < self._start_failure_p:
+                    self._start_fault_at = t + draw.uniform(_LIGHT_OFF_AFTER_S, _LOAD_AFTER_S)
+                    self._start_fault_coin = draw.random()
         elif state in RUNNING_STATES and not wanted:
             self._event(t, EventKind.STOP)
             self._fire(Trigger.STOP, t)
@@ -365,6 +395,15 @@ class Simulator:
         """The generator of the *count*-th start's (or trip's) draw: a function of seed and
         counters alone, so a power-up never replays the draws of the one before."""
         return random.Random(f"{self._seed}:{what}:{count}")
+
+    def _on_start_fault(self, t: float) -> None:
+        """A failed start: the fault its phase gives, if the engine is still starting."""
+        self._start_fault_at = math.inf
+        state = self._engine.state
+        if state == EngineState.ACCEL:
+            self._raise(get_fault(START_FAULTS[2]), t)
+        elif state in (EngineState.LIGHT_OFF, EngineState.RELIGHT):
+            self._raise(get_fault(START_FAULTS[0] if self._start_fault_coin < 0.5 else START_FAULTS[1]), t)
 
     def _come_to_rest(self, t: float) -> None:
         """At rest (or raised at rest): lock out if a fault needs a technician, else let faults time out."""

@@ -19,6 +19,7 @@ import pytest
 
 from firmware_sim.cli import main
 from firmware_sim.clock import SimClock
+from firmware_sim.faults import hourly_failure_rate, start_failure_probability
 from firmware_sim.flash import FlashOperation, NorFlash, OpKind, PowerCut
 from firmware_sim.keystore import UnitKeys
 from firmware_sim.logstore import LogStore
@@ -114,7 +115,8 @@ def test_twenty_power_ups_of_1000_h_fail_like_one_run_of_20000_h() -> None:
     share = hours_p / (hours_p + hours_o)
     assert binomial_two_sided_p(total_p, total_p + total_o, share) > 0.001, (total_p, total_o)
 
-    expected = hours_p / C60.mtbf_h
+    starts_p = sum(max(r.snapshot.starts for r in recs if isinstance(r, SampleRecord)) for recs, _ in pieces)
+    expected = hours_p * hourly_failure_rate(C60.mtbf_h) + starts_p * start_failure_probability(C60.mtbf_h)
     log_e = math.log(expected)
     poisson = [math.exp(-expected + k * log_e - math.lgamma(k + 1)) for k in range(4 * units * 20)]
     tail = sum(q for q in poisson if q <= poisson[total_p] * (1 + 1e-9))

@@ -13,7 +13,13 @@ import pytest
 
 from firmware_sim.climate import SITES, Site
 from firmware_sim.engine import TRANSITIONS
-from firmware_sim.faults import CATALOGUE, ScriptedFault
+from firmware_sim.faults import (
+    CATALOGUE,
+    START_FAULTS,
+    ScriptedFault,
+    hourly_failure_rate,
+    start_failure_probability,
+)
 from firmware_sim.models import C30, C60, C65, PROFILES, ModelProfile
 from firmware_sim.nvstate import Counters
 from firmware_sim.simulator import Simulator
@@ -519,14 +525,46 @@ def test_the_chi_square_helper_reproduces_the_worked_values() -> None:
 
 
 def test_measured_mtbf_falls_inside_its_90_percent_interval() -> None:
-    total_s = failures = 0
+    total_s = failures = starts = 0
     for seed in range(10):
         sim, sink = simulate(C60, days=20_000 / 24 + 1, seed=seed, sample_interval_s=DAY)
         total_s += sim.counters.operating_s
         unit_failures = [f for f in sink.faults() if Severity(f.severity).is_failure]
         assert sim.counters.trips == len(unit_failures)
         failures += len(unit_failures)
+        starts += sim.counters.starts
     total_h = total_s / HOUR
     assert 199_000 < total_h < 201_000
+    # a baseload unit starts rarely: it fails less per hour than the model's MTBF (set for the
+    # reference duty's starts), by the failures of the starts it does not make
+    expected = total_h * hourly_failure_rate(C60.mtbf_h) + starts * start_failure_probability(C60.mtbf_h)
     lower, upper = mtbf_interval(total_h, failures, 0.90)
-    assert lower < C60.mtbf_h < upper, f"{failures} failures in {total_h:.0f} h"
+    assert lower < total_h / expected < upper, f"{failures} failures in {total_h:.0f} h"
+    assert total_h / expected > C60.mtbf_h
+
+
+def test_starts_wear_units_that_start_daily_fail_more_per_hour() -> None:
+    """Twelve C60 units peak-shaving against twelve baseload ones, 2,000 days each.  Fixed seeds; the
+    comparison of the two Poisson rates (conditional binomial, one-sided) has a false-alarm
+    rate of 0.001."""
+    def run(duty: str) -> tuple[float, int, list[FaultRecord]]:
+        hours = 0.0
+        faults: list[FaultRecord] = []
+        for seed in range(12):
+            sim, sink = simulate(C60, days=2000, seed=seed, duty=duty, sample_interval_s=DAY)
+            hours += sim.counters.operating_s / HOUR
+            faults += [f for f in sink.faults() if Severity(f.severity).is_failure]
+        return hours, len(faults), faults
+
+    base_h, base_n, _ = run("baseload")
+    peak_h, peak_n, peak_faults = run("peak-shaving")
+    share = peak_h / (peak_h + base_h)
+    n = peak_n + base_n
+    tail = sum(math.comb(n, k) * share**k * (1 - share) ** (n - k) for k in range(peak_n, n + 1))
+    assert tail < 0.001, (peak_n, peak_h, base_n, base_h)
+    # a failed start shows its phase: ignition (only ever at a start) while lighting, a timeout accelerating
+    ignition, flameout, timeout = START_FAULTS
+    assert {f.freeze.state for f in peak_faults if f.code == ignition} <= {S.LIGHT_OFF, S.RELIGHT}
+    assert any(f.code == ignition for f in peak_faults)
+    assert any(f.code == timeout and f.freeze.state == S.ACCEL for f in peak_faults)
+    assert any(f.code == flameout and f.freeze.state in (S.LIGHT_OFF, S.RELIGHT) for f in peak_faults)
