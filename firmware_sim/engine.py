@@ -32,7 +32,9 @@ targets.
 The engine does not decide when to start or stop (the duty profile, the
 faults and the simulator do), keeps no lifetime counters and writes no
 records.  Its only randomness is the unit's spread (thermocouple offset,
-utility phases), drawn once from a seeded generator at construction.
+utility phases, its output within the data sheet's tolerance and its
+efficiency within EFFICIENCY_SPREAD), drawn once from a seeded generator at
+construction.
 """
 
 from __future__ import annotations
@@ -125,6 +127,8 @@ FUEL_PER_C_ABOVE_ISO = 0.003
 """Extra fuel per degree above ISO at the same output (hot air, lower efficiency)."""
 LIGHT_OFF_FUEL = 0.12
 """Fuel during light off, as a fraction of fuel at rated output."""
+EFFICIENCY_SPREAD = 0.02
+"""Units differ: each unit's efficiency is the model's within +/- this share (assumption)."""
 WARM_UP_S = 300
 """After a start the engine carries at most WARM_UP_CAP of its rating for this long (assumption)."""
 WARM_UP_CAP = 0.5
@@ -187,15 +191,19 @@ class Engine:
         spread = random.Random(f"{seed}:engine")
         self._tet_half_split = spread.uniform(-4.0, 4.0)
         self._grid_phases = tuple(spread.uniform(0.0, 2 * math.pi) for _ in range(4))
-
         p = profile
-        self._rated = float(p.rated_power_w)
-        self._fuel_full = p.fuel_input_w
-        self._valve_per_w = VALVE_AT_FULL_FUEL_PCT * 10 / p.fuel_input_w
+        self.output_factor = 1 - spread.uniform(0.0, p.output_tolerance_w / p.rated_power_w)
+        """This unit's output at full load over the rating: within the data sheet's +0/- tolerance."""
+        self.efficiency_factor = 1 + spread.uniform(-EFFICIENCY_SPREAD, EFFICIENCY_SPREAD)
+        """This unit's efficiency over the model's."""
+
+        self._rated = p.rated_power_w * self.output_factor
+        self._fuel_full = p.fuel_input_w * self.output_factor / self.efficiency_factor
+        self._valve_per_w = VALVE_AT_FULL_FUEL_PCT * 10 / self._fuel_full
         self._idle_rpm = float(p.idle_rpm)
         self._tet_idle = p.tet_idle_c
-        self._fuel_idle = FUEL_AT_ZERO_LOAD * p.fuel_input_w
-        self._fuel_per_w = (1 - FUEL_AT_ZERO_LOAD) * p.fuel_input_w / p.rated_power_w
+        self._fuel_idle = FUEL_AT_ZERO_LOAD * self._fuel_full
+        self._fuel_per_w = (1 - FUEL_AT_ZERO_LOAD) * self._fuel_full / self._rated
         self._ramped_at = -math.inf
         self._speed_span = p.full_rpm - p.idle_rpm
         self._tet_span = p.tet_full_c - p.tet_idle_c
@@ -259,6 +267,11 @@ class Engine:
         speed, _, tet, _ = self._core(t, ambient_c, setpoint, derate(ambient_c, pressure_kpa))
         self._enter(target, t, speed, tet)
         return target
+
+    @property
+    def rated_w(self) -> float:
+        """This unit's output at full load in ISO conditions (the model's, less its spread)."""
+        return self._rated
 
     def bend_at(self, t: float) -> float:
         """The first instant after *t* at which the LOAD ramp changes slope (``inf`` if none)."""

@@ -215,6 +215,11 @@ class Simulator:
         return self._engine.state
 
     @property
+    def rated_power_w(self) -> float:
+        """This unit's own rating: the model's, less its manufacturing spread."""
+        return self._engine.rated_w
+
+    @property
     def counters(self) -> Counters:
         """The lifetime counters now."""
         dt = self.now - self._t_i

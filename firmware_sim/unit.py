@@ -57,7 +57,7 @@ from .keystore import (
     open_key_chip,
 )
 from .logstore import LogStore
-from .models import ModelProfile, get_profile
+from .models import ModelProfile, site_profile
 from .nvstate import Counters
 from .simulator import LastSeen, Simulator
 
@@ -326,7 +326,7 @@ def build_unit(
     *random_bytes* and saved.  The unit owns both chips: close the unit to
     close them.
     """
-    profile = get_profile(model)
+    profile = site_profile(model, site)
     if flash_path is None:
         flash = NorFlash(sector_size or DEFAULT_SECTOR_SIZE, sector_count or DEFAULT_SECTOR_COUNT)
     elif os.path.exists(flash_path) and os.path.getsize(flash_path) > 0:

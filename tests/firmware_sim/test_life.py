@@ -18,15 +18,17 @@ from pathlib import Path
 import pytest
 
 from firmware_sim.cli import main
+from firmware_sim.climate import SITES
 from firmware_sim.clock import SimClock
 from firmware_sim.faults import hourly_failure_rate, start_failure_probability
 from firmware_sim.flash import FlashOperation, NorFlash, OpKind, PowerCut
+from firmware_sim.fleet import plan_fleet, simulate_unit
 from firmware_sim.keystore import UnitKeys
 from firmware_sim.logstore import LogStore
 from firmware_sim.models import C60
 from firmware_sim.nvstate import Counters
-from firmware_sim.unit import Unit
-from protocol.enums import EngineState, EventKind, Severity
+from firmware_sim.unit import Unit, build_unit
+from protocol.enums import EngineState, EventKind, GridMode, Severity
 from protocol.records import EventRecord, FaultRecord, Record, SampleRecord, decode_record
 from tests.firmware_sim.test_simulator import chi2_quantile_even
 
@@ -269,3 +271,22 @@ def test_a_flash_torn_by_a_power_cut_under_load_logs_the_loss_at_the_next_power_
     (loss,) = events(records(flash), EventKind.POWER_LOSS)
     assert (loss.state_from, loss.value_a) == (EngineState.LOAD, durable[-1].timestamp)
     assert LogStore(flash).counters == Counters.from_snapshot(last_sample.snapshot)
+
+
+# --- realism 9: units differ, but a site's grid is the site's ---------------------------------
+
+
+def test_a_sites_grid_is_the_same_for_a_unit_alone_and_in_a_fleet(tmp_path: Path) -> None:
+    plans = plan_fleet(60, {"C30": 0.5, "C60": 0.5}, 200.0, seed=3)
+    for site in ("temperate", "desert"):
+        plan = next(p for p in plans if p.site == site and p.mode == GridMode.GRID_CONNECT)
+        simulate_unit(plan, tmp_path)
+        with NorFlash.open(tmp_path / f"{plan.serial}.img") as flash:
+            in_fleet = [r.snapshot for r in records(flash) if isinstance(r, SampleRecord)][-1]
+        alone = build_unit(plan.model, "ALONE", seed=plan.seed, clock=SimClock(START, wall=lambda: 0.0),
+                           site=SITES[site])
+        snap = alone.live_snapshot()
+        volts, hertz = SITES[site].grid
+        for s in (in_fleet, snap):
+            assert s.grid_voltage_v_x10 == pytest.approx(volts * 10, rel=0.03)
+            assert s.grid_freq_hz_x1000 == pytest.approx(hertz * 1000, abs=100)
