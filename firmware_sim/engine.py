@@ -197,13 +197,13 @@ class Engine:
         self.efficiency_factor = 1 + spread.uniform(-EFFICIENCY_SPREAD, EFFICIENCY_SPREAD)
         """This unit's efficiency over the model's."""
 
-        self._rated = p.rated_power_w * self.output_factor
+        self._clean_rated = p.rated_power_w * self.output_factor
         self._fuel_full = p.fuel_input_w * self.output_factor / self.efficiency_factor
         self._valve_per_w = VALVE_AT_FULL_FUEL_PCT * 10 / self._fuel_full
         self._idle_rpm = float(p.idle_rpm)
         self._tet_idle = p.tet_idle_c
         self._fuel_idle = FUEL_AT_ZERO_LOAD * self._fuel_full
-        self._fuel_per_w = (1 - FUEL_AT_ZERO_LOAD) * self._fuel_full / self._rated
+        self.set_wear(0.0)
         self._ramped_at = -math.inf
         self._speed_span = p.full_rpm - p.idle_rpm
         self._tet_span = p.tet_full_c - p.tet_idle_c
@@ -268,10 +268,18 @@ class Engine:
         self._enter(target, t, speed, tet)
         return target
 
+    def set_wear(self, loss: float) -> None:
+        """Fouling: the unit now gives *loss* less output for the same fuel at full load (so its
+        efficiency is *loss* lower too).  Takes effect from the next operating point."""
+        self.wear = loss
+        self._rated = self._clean_rated * (1 - loss)
+        self._fuel_per_w = (1 - FUEL_AT_ZERO_LOAD) * self._fuel_full / self._rated
+
     @property
     def rated_w(self) -> float:
-        """This unit's output at full load in ISO conditions (the model's, less its spread)."""
-        return self._rated
+        """This unit's output at full load in ISO conditions when clean (the model's, less its
+        manufacturing spread; fouling takes :attr:`wear` off it)."""
+        return self._clean_rated
 
     def bend_at(self, t: float) -> float:
         """The first instant after *t* at which the LOAD ramp changes slope (``inf`` if none)."""

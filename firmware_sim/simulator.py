@@ -82,12 +82,14 @@ from .faults import (
 )
 from .models import ModelProfile
 from .nvstate import Counters, LogSink
+from .service import SERVICE_INTERVAL_H, WEAR_STEP_H, ServiceKind, next_service_s, service_at, wear_at
 
 _LIGHT_OFF_AFTER_S = STATE_DURATION_S[EngineState.LIFT_OFF]
 _LOAD_AFTER_S = _LIGHT_OFF_AFTER_S + STATE_DURATION_S[EngineState.LIGHT_OFF] + STATE_DURATION_S[
     EngineState.ACCEL
 ]
 """A failed start fails between light off and load, at a uniformly drawn instant."""
+_WEAR_STEP_S = WEAR_STEP_H * 3600
 MIN_REPAIR_S = 600
 """A technician never clears a lockout in less than this."""
 
@@ -197,6 +199,12 @@ class Simulator:
         self._start_failure_p = start_failure_probability(profile.mtbf_h)
         self._start_fault_at = math.inf
         self._start_fault_coin = 0.0
+        self._service_due_s = next_service_s(self._op_s)
+        self._wear_due_s = (int(self._op_s) // _WEAR_STEP_S + 1) * _WEAR_STEP_S
+        self._service: tuple[ServiceKind, int] | None = None
+        """The service due (kind, planned downtime) from when its hour comes until it is done."""
+        self._service_end_at = math.inf
+        self._engine.set_wear(wear_at(self._op_s))
 
         self._event(start_time, EventKind.POWER_UP, state_to=int(EngineState.STAND_BY))
         if last_seen is not None and last_seen.state in TURNING_STATES:
@@ -216,7 +224,7 @@ class Simulator:
 
     @property
     def rated_power_w(self) -> float:
-        """This unit's own rating: the model's, less its manufacturing spread."""
+        """This unit's own rating when clean: the model's, less its manufacturing spread."""
         return self._engine.rated_w
 
     @property
@@ -283,13 +291,15 @@ class Simulator:
         ambient_c, pressure_kpa = self._climate.conditions(t)
         power = engine.point(t, ambient_c, pressure_kpa, self._duty.setpoint(t))[1]
         self._p_i = power if power > 0 else 0
-        self._arrival_at = (
-            t + (self._arrivals.next_operating_s - self._op_s) if engine.turning else math.inf
-        )
+        if engine.turning:
+            self._arrival_at = t + (self._arrivals.next_operating_s - self._op_s)
+            self._hours_at = t + (min(self._service_due_s, self._wear_due_s) - self._op_s)
+        else:
+            self._arrival_at = self._hours_at = math.inf
         self._clear_at = min((f.clear_at for f in self._active), default=math.inf)
         self._next_at = min(
             engine.deadline, self._clear_at, self._repair_at, self._arrival_at, self._start_fault_at,
-            self._duty_next, engine.bend_at(t),
+            self._hours_at, self._service_end_at, self._duty_next, engine.bend_at(t),
         )
 
     def _handle(self, t: float) -> None:
@@ -306,6 +316,10 @@ class Simulator:
             self._raise(self._arrivals.pop(), t)
         elif self._start_fault_at <= t:
             self._on_start_fault(t)
+        elif self._hours_at <= t:
+            self._on_operating_hours(t)
+        elif self._service_end_at <= t:
+            self._on_service_done(t)
         else:
             self._duty_next = self._duty.next_change(t)
         self._reconcile(t)
@@ -372,8 +386,10 @@ class Simulator:
     def _reconcile(self, t: float) -> None:
         """Start or stop the engine as the duty wants, when nothing forbids it."""
         state = self._engine.state
-        wanted = not self._switched_off and self._duty.demand(t)
+        wanted = not self._switched_off and self._service is None and self._duty.demand(t)
         if state == EngineState.STAND_BY:
+            if self._service is not None and self._service_end_at == math.inf:
+                self._service_end_at = t + self._service[1]
             if wanted and not any(f.is_failure for f in self._active):
                 self._starts += 1
                 self._event(t, EventKind.START, value_a=self._starts)
@@ -400,6 +416,23 @@ class Simulator:
         """The generator of the *count*-th start's (or trip's) draw: a function of seed and
         counters alone, so a power-up never replays the draws of the one before."""
         return random.Random(f"{self._seed}:{what}:{count}")
+
+    def _on_operating_hours(self, t: float) -> None:
+        """A service falls due (the unit stops for it), or the wear is brought up to date."""
+        if self._op_s >= self._service_due_s - 0.5:
+            self._service = service_at(self._service_due_s)
+            self._service_due_s += SERVICE_INTERVAL_H * 3600
+        else:
+            self._wear_due_s += _WEAR_STEP_S
+        self._engine.set_wear(wear_at(self._op_s))
+
+    def _on_service_done(self, t: float) -> None:
+        assert self._service is not None
+        kind, downtime_s = self._service
+        self._service, self._service_end_at = None, math.inf
+        state = int(self._engine.state)
+        self._event(t, EventKind.SERVICE, state_from=state, state_to=state, value_a=kind, value_b=downtime_s)
+        self._engine.set_wear(wear_at(self._op_s))
 
     def _on_start_fault(self, t: float) -> None:
         """A failed start: the fault its phase gives, if the engine is still starting."""

@@ -110,6 +110,9 @@ class EventKind(IntEnum):
     """Logged at the power-up after the controller lost power with the shaft turning: state_from
     the state then, value_a the time of the last record before the loss, value_b the seconds from
     it to this power-up; an EVENT STOP (value_a 0) with the same level follows."""
+    SERVICE = 12
+    """Planned maintenance done (logged when it ends): value_a 1 service, 2 overhaul; value_b its
+    planned downtime in seconds (the unit stopped for it with a commanded STOP)."""
 
 
 class AccessLevel(IntEnum):

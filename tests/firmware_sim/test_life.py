@@ -8,6 +8,7 @@ random (its false-alarm rate).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -27,6 +28,8 @@ from firmware_sim.keystore import UnitKeys
 from firmware_sim.logstore import LogStore
 from firmware_sim.models import C60
 from firmware_sim.nvstate import Counters
+from firmware_sim.service import FOULING_PER_INTERVAL, OVERHAUL_HOURS, SERVICE_HOURS, ServiceKind
+from firmware_sim.simulator import Simulator
 from firmware_sim.unit import Unit, build_unit
 from protocol.enums import EngineState, EventKind, GridMode, Severity
 from protocol.records import EventRecord, FaultRecord, Record, SampleRecord, decode_record
@@ -290,3 +293,59 @@ def test_a_sites_grid_is_the_same_for_a_unit_alone_and_in_a_fleet(tmp_path: Path
         for s in (in_fleet, snap):
             assert s.grid_voltage_v_x10 == pytest.approx(volts * 10, rel=0.03)
             assert s.grid_freq_hz_x1000 == pytest.approx(hertz * 1000, abs=100)
+
+
+# --- realism 8: planned maintenance and wear --------------------------------------------------
+
+
+def baseload_years(seed: int, years: int) -> tuple[Simulator, list[Record]]:
+    """A C60 at ISO conditions on baseload for *years*; its records, their seqs numbered."""
+    sink: list[Record] = []
+
+    class Sink:
+        def append(self, record: Record) -> int:
+            sink.append(dataclasses.replace(record, seq=len(sink)))
+            return len(sink) - 1
+
+    sim = Simulator(C60, seed=seed, start_time=START, log=Sink(), sample_interval_s=DAY, site=SITES["iso"])
+    sim.advance_to(START + years * 365 * DAY)
+    return sim, sink
+
+
+def test_a_unit_is_serviced_on_its_hours_and_fouling_recovers_partly_at_service() -> None:
+    sim, recs = baseload_years(seed=2, years=4)
+    services = events(recs, EventKind.SERVICE)
+    assert [(e.value_a, e.value_b) for e in services] == [
+        (ServiceKind.SERVICE, SERVICE_HOURS * HOUR)] * 3 + [(ServiceKind.OVERHAUL, OVERHAUL_HOURS * HOUR)]
+    samples = [r for r in recs if isinstance(r, SampleRecord)]
+    for service in services:
+        # a commanded stop at the service's hour, the planned downtime, then the unit runs again
+        before = recs[: service.seq]
+        stop = events(before, EventKind.STOP)[-1]
+        assert stop.level == 0 and stop.value_a == 0
+        rest = events(before, EventKind.STATE_CHANGE)[-1]
+        assert rest.state_to == EngineState.STAND_BY and service.timestamp == rest.timestamp + service.value_b
+        start = next(e for e in events(recs, EventKind.START) if e.seq > service.seq)
+        assert start.timestamp == service.timestamp
+    # the services come at 8,000 h intervals of operating hours
+    operating = [max(r.snapshot.operating_s for r in samples if r.seq < s.seq) for s in services]
+    assert [round(op / HOUR / 100) for op in operating] == [80, 160, 240, 320]
+
+    def full_load(before_h: float) -> int:
+        loaded = [r.snapshot for r in samples
+                  if r.snapshot.state == EngineState.LOAD and r.snapshot.operating_s < before_h * HOUR]
+        return loaded[-1].power_w
+
+    clean = sim.rated_power_w
+    assert full_load(100) == pytest.approx(clean, rel=0.001)
+    assert full_load(7990) == pytest.approx(clean * (1 - FOULING_PER_INTERVAL), rel=0.002)
+    assert full_load(8200) == pytest.approx(clean * (1 - 0.3 * FOULING_PER_INTERVAL), rel=0.002)
+    assert full_load(31990) < full_load(23990) < full_load(15990) < full_load(7990)
+    assert full_load(32200) == pytest.approx(clean, rel=0.002)  # the overhaul makes it new
+
+
+def test_a_baseload_unit_is_available_95_to_99_percent_of_the_time() -> None:
+    for seed in (1, 2, 3):
+        sim, _ = baseload_years(seed=seed, years=4)
+        availability = sim.counters.operating_s / (4 * 365 * DAY)
+        assert 0.95 <= availability <= 0.99, (seed, availability)

@@ -269,7 +269,7 @@ def test_load_following_tracks_a_daily_curve_between_30_and_100_percent() -> Non
     ramped = [s for s in sink.samples() if all(not 0 <= s.timestamp - t < 500 for t in started)]
     loaded = [s for s in ramped if s.snapshot.state == S.LOAD]
     fractions = [s.snapshot.power_w / sim.rated_power_w for s in loaded]
-    assert 0.3 - 1e-4 <= min(fractions) < 0.45 and 0.95 < max(fractions) <= 1.0 + 1e-4
+    assert 0.3 * (1 - 0.001) <= min(fractions) < 0.45 and 0.95 < max(fractions) <= 1.0 + 1e-4  # fouling
     night = [f for s, f in zip(loaded, fractions, strict=True) if local_hour(s.timestamp, ISO_SITE) < 5]
     day = [f for s, f in zip(loaded, fractions, strict=True) if 10 <= local_hour(s.timestamp, ISO_SITE) < 16]
     assert statistics.mean(day) > statistics.mean(night) + 0.3
@@ -552,14 +552,14 @@ def test_measured_mtbf_falls_inside_its_90_percent_interval() -> None:
 
 
 def test_starts_wear_units_that_start_daily_fail_more_per_hour() -> None:
-    """Twelve C60 units peak-shaving against twelve baseload ones, 2,000 days each.  Fixed seeds; the
+    """Sixteen C60 units peak-shaving against sixteen baseload ones, 2,500 days each.  Fixed seeds; the
     comparison of the two Poisson rates (conditional binomial, one-sided) has a false-alarm
     rate of 0.001."""
     def run(duty: str) -> tuple[float, int, list[FaultRecord]]:
         hours = 0.0
         faults: list[FaultRecord] = []
-        for seed in range(12):
-            sim, sink = simulate(C60, days=2000, seed=seed, duty=duty, sample_interval_s=DAY)
+        for seed in range(16):
+            sim, sink = simulate(C60, days=2500, seed=seed, duty=duty, sample_interval_s=DAY)
             hours += sim.counters.operating_s / HOUR
             faults += [f for f in sink.faults() if Severity(f.severity).is_failure]
         return hours, len(faults), faults
