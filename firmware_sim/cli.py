@@ -143,7 +143,8 @@ def _unit_options(parser: argparse.ArgumentParser) -> None:
         type=parse_duration,
         default=0.0,
         metavar="DUR",
-        help="live this much life before serving, e.g. 2000h",
+        help="the unit's age to live up to before serving, e.g. 2000h: counted from its commissioning "
+        "(its first record, else --start); an image already that old lives nothing more",
     )
     group.add_argument(
         "--fault",
@@ -255,22 +256,31 @@ def _fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     fleet.add_argument("--workers", type=int, help="processes (default: one per core)")
 
 
-def _last_timestamp(path: str | None) -> float | None:
-    """Timestamp of the newest record in an existing image, to resume from there."""
-    import os
+def _image_times(path: str | None) -> tuple[float | None, float | None]:
+    """(commissioned, newest) record timestamps of an existing image, to resume from the newest.
 
+    The unit was commissioned at its first record (seq 0) while the log still holds it;
+    after a clear or an eviction that is unknown (None) and ``--start`` stands for it.
+    """
     if path is None or not os.path.exists(path) or os.path.getsize(path) == 0:
-        return None
+        return None, None
     with NorFlash.open(path) as flash:
         store = LogStore(flash)
         if store.next_seq == store.first_seq:
-            return None
-        raw = store.read(store.next_seq - 1)
-        return None if raw is None else float(int.from_bytes(raw[4:8], "little"))
+            return None, None
+        first = store.read(0) if store.first_seq == 0 else None
+        last = store.read(store.next_seq - 1)
+    return _timestamp(first), _timestamp(last)
+
+
+def _timestamp(raw: bytes | None) -> float | None:
+    return None if raw is None else float(int.from_bytes(raw[4:8], "little"))
 
 
 def _make_unit(args: argparse.Namespace, speed: float) -> tuple[Unit, SimClock]:
-    start = _last_timestamp(args.flash) or args.start
+    commissioned, newest = _image_times(args.flash)
+    start = newest or args.start
+    args.age_until = (commissioned or args.start) + args.history
     clock = SimClock(start, speed, wall=time.monotonic)
     serial = args.serial or f"{args.model}-{args.seed:06d}"
     unit = build_unit(
@@ -291,7 +301,9 @@ def _make_unit(args: argparse.Namespace, speed: float) -> tuple[Unit, SimClock]:
     return unit, clock
 
 
-def _live_history(unit: Unit, seconds: float) -> None:
+def _live_history(unit: Unit, until: float, clock: SimClock) -> None:
+    """Live the unit's life up to *until* (its commissioning plus ``--history``), if not there yet."""
+    seconds = until - clock.now()
     if seconds <= 0:
         return
     began, first = time.monotonic(), unit.next_seq
@@ -318,7 +330,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--speed must be positive, not {args.speed}")
     link = _open_link(args)  # first: a refused link changes nothing, not even the flash image
     try:
-        unit, _ = _make_unit(args, args.speed)
+        unit, clock = _make_unit(args, args.speed)
     except BaseException:
         link.close()
         raise
@@ -329,7 +341,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     with unit:
         try:
-            _live_history(unit, args.history)
+            _live_history(unit, args.age_until, clock)
             unit.max_tick_s = SERVE_TICK_SAMPLES * max(1, int(args.sample_interval))
             if getattr(link, "exposed", False):
                 print(
@@ -364,6 +376,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, stop)
             print(f"ready {link.url}", flush=True)
             server.run(lambda: bool(stopping))
+            unit.power_down()
             if isinstance(link, Rfc2217Link) and (link.malformed or link.clients_dropped):
                 print(
                     f"rfc2217: dropped {link.malformed} malformed Telnet commands and "
@@ -390,9 +403,9 @@ def inproc_line(argv: Sequence[str]) -> tuple[Unit, Line]:
     args = build_parser().parse_args(["serve", "--port", "inproc", *argv])  # the link is ignored
     if args.speed <= 0:
         raise ConfigError(f"--speed must be positive, not {args.speed}")
-    unit, _ = _make_unit(args, args.speed)
+    unit, clock = _make_unit(args, args.speed)
     try:
-        unit.fast_forward(args.history)
+        _live_history(unit, args.age_until, clock)
         unit.max_tick_s = SERVE_TICK_SAMPLES * max(1, int(args.sample_interval))
         faults: LineFaults | None = args.impair
         cut = None if faults is None else faults.disconnect_after
@@ -410,9 +423,10 @@ def inproc_line(argv: Sequence[str]) -> tuple[Unit, Line]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    unit, _ = _make_unit(args, speed=1.0)
+    unit, clock = _make_unit(args, speed=1.0)
     with unit:
-        _live_history(unit, args.history)
+        _live_history(unit, args.age_until, clock)
+        unit.power_down()
     return 0
 
 

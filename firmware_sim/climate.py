@@ -54,6 +54,8 @@ class Site:
     """Local time minus UTC, seconds (used for the daily cycle and by duty profiles)."""
     warmest_day: int = 200
     """Day of the year (0 = 1 January) of the annual maximum; about 20 in the southern hemisphere."""
+    grid: tuple[float, float] = (480.0, 60.0)
+    """The utility's line-to-line voltage and frequency: a unit there is wired for it."""
 
     def __post_init__(self) -> None:
         if min(self.annual_amplitude_c, self.daily_amplitude_c, self.weather_c, self.weather_kpa) < 0:
@@ -71,7 +73,7 @@ SITES: dict[str, Site] = {
     site.name: site
     for site in (
         Site("iso", ISO_AMBIENT_C, 0.0, 0.0, weather_c=0.0, weather_kpa=0.0),
-        Site("temperate", 11.0, 8.0, 5.0, utc_offset_s=3600),
+        Site("temperate", 11.0, 8.0, 5.0, utc_offset_s=3600, grid=(400.0, 50.0)),
         Site("desert", 24.0, 11.0, 6.5, weather_c=2.0, weather_kpa=0.5, altitude_m=330,
              utc_offset_s=-7 * 3600),
         Site("cold", 2.0, 14.0, 4.0, weather_c=4.5, weather_kpa=1.0, utc_offset_s=-6 * 3600),

@@ -6,7 +6,7 @@ A duty profile answers three questions about simulated Unix time *t*:
 fraction of the power available now that the site asks for).  Profiles:
 
 - ``baseload``: run around the clock at full available (rated or derated) power;
-- ``peak-shaving``: run daily from 07:00 to 21:00 local time at full power;
+- ``peak-shaving``: run on weekdays from 07:00 to 21:00 local time at full power;
 - ``load-following``: run around the clock following a seeded daily load curve
   between 30 % and 100 % (lower at night and at weekends).
 
@@ -28,6 +28,10 @@ HOUR_S = 3600
 
 MIN_SETPOINT = 0.30
 MAX_SETPOINT = 1.00
+
+
+_EPOCH_WEEKDAY = 3
+"""1970-01-01 was a Thursday (Monday = 0)."""
 
 
 class DutyProfile(ABC):
@@ -68,24 +72,30 @@ class Baseload(DutyProfile):
 
 
 class PeakShaving(DutyProfile):
-    """Daily from ``start_hour`` to ``stop_hour`` local time, at full available power."""
+    """Monday to Friday from ``start_hour`` to ``stop_hour`` local time, at full available power."""
 
     name = "peak-shaving"
     start_hour: ClassVar[int] = 7
     stop_hour: ClassVar[int] = 21
+    days_per_week: ClassVar[int] = 5
 
     def demand(self, t: float) -> bool:
-        second_of_day = (t + self.utc_offset_s) % DAY_S
-        return self.start_hour * HOUR_S <= second_of_day < self.stop_hour * HOUR_S
+        day, second_of_day = divmod(t + self.utc_offset_s, DAY_S)
+        return (
+            (int(day) + _EPOCH_WEEKDAY) % 7 < self.days_per_week
+            and self.start_hour * HOUR_S <= second_of_day < self.stop_hour * HOUR_S
+        )
 
     def next_change(self, t: float) -> float:
-        second_of_day = (t + self.utc_offset_s) % DAY_S
-        start, stop = self.start_hour * HOUR_S, self.stop_hour * HOUR_S
-        if second_of_day < start:
-            return t + start - second_of_day
-        if second_of_day < stop:
-            return t + stop - second_of_day
-        return t + DAY_S - second_of_day + start
+        day = int((t + self.utc_offset_s) // DAY_S)
+        for d in range(day, day + 8):
+            if (d + _EPOCH_WEEKDAY) % 7 >= self.days_per_week:
+                continue
+            for hour in (self.start_hour, self.stop_hour):
+                edge = d * DAY_S + hour * HOUR_S - self.utc_offset_s
+                if edge > t:
+                    return float(edge)
+        raise AssertionError("a week always has a working day")  # pragma: no cover
 
     def setpoint(self, t: float) -> float:
         return 1.0
@@ -98,10 +108,6 @@ _WEEKDAY_SHAPE = (
 """A commercial site's load by local hour, as a fraction of the unit's power."""
 
 _WEEKEND_SCALE = 0.75
-_EPOCH_WEEKDAY = 3
-"""1970-01-01 was a Thursday (Monday = 0)."""
-
-
 class LoadFollowing(DutyProfile):
     """Around the clock, following a seeded daily load curve (30-100 %).
 

@@ -18,15 +18,23 @@ temperature, fuel valve and fuel power, DC bus, and the grid's voltage and
 frequency (the utility's in grid-connect mode; the unit's own in stand-alone
 mode, only while it carries load).  In LOAD the setpoint and the ambient
 derating fix the power; speed and TET follow the setpoint along the load
-line (at full setpoint the engine is at full speed and TET, whatever the
-derating); fuel follows a Willans line, so part load costs efficiency.
+line of the load it actually carries (at full available power the engine
+is at full speed and TET, whatever the derating; a cold day gives no more
+than the rating); fuel follows a Willans line, so part load costs
+efficiency.  Load is taken on gradually: ACCEL brings the engine to idle,
+then LOAD ramps the output at the model's ``ramp_w_per_s``, held at
+WARM_UP_CAP of the rating for the first WARM_UP_S seconds (warm-up);
+:meth:`Engine.bend_at` tells when that ramp changes slope, so that the
+owner can integrate energy piecewise.
 Transient states move from the values they were entered with towards their
 targets.
 
 The engine does not decide when to start or stop (the duty profile, the
 faults and the simulator do), keeps no lifetime counters and writes no
 records.  Its only randomness is the unit's spread (thermocouple offset,
-utility phases), drawn once from a seeded generator at construction.
+utility phases, its output within the data sheet's tolerance and its
+efficiency within EFFICIENCY_SPREAD), drawn once from a seeded generator at
+construction.
 """
 
 from __future__ import annotations
@@ -119,6 +127,11 @@ FUEL_PER_C_ABOVE_ISO = 0.003
 """Extra fuel per degree above ISO at the same output (hot air, lower efficiency)."""
 LIGHT_OFF_FUEL = 0.12
 """Fuel during light off, as a fraction of fuel at rated output."""
+EFFICIENCY_SPREAD = 0.02
+"""Units differ: each unit's efficiency is the model's within +/- this share (assumption)."""
+WARM_UP_S = 300
+"""After a start the engine carries at most WARM_UP_CAP of its rating for this long (assumption)."""
+WARM_UP_CAP = 0.5
 VALVE_AT_FULL_FUEL_PCT = 80.0
 """Fuel valve position at rated fuel flow."""
 LIFT_OFF_MOTORING = 0.06
@@ -153,7 +166,8 @@ class Engine:
     """One engine: its state, when it entered it, and its operating point at any instant.
 
     *seed* draws the unit's spread (thermocouple offset, utility phases);
-    *t* and *ambient_c* are when it powers up in STAND_BY and how warm it is.
+    *t* and *ambient_c* are when it powers up in STAND_BY and how warm the
+    air is; *tet_c* how hot its turbine exit still is (default: at ambient).
     Read-only for callers: ``state``, ``entered_at``, ``deadline`` (when a
     timed state runs its course; ``inf`` otherwise) and ``turning`` (shaft
     above 0 rpm).  ``pressure_sensor_ok`` is set by the owner: while False the
@@ -168,18 +182,29 @@ class Engine:
         seed: int,
         t: float,
         ambient_c: float,
+        tet_c: float | None = None,
     ) -> None:
         self.profile = profile
         self.mode = mode
         self.pressure_sensor_ok = True
+        self._bends: tuple[float, ...] = ()
         spread = random.Random(f"{seed}:engine")
         self._tet_half_split = spread.uniform(-4.0, 4.0)
         self._grid_phases = tuple(spread.uniform(0.0, 2 * math.pi) for _ in range(4))
-
         p = profile
-        self._rated = float(p.rated_power_w)
-        self._fuel_full = p.fuel_input_w
-        self._valve_per_w = VALVE_AT_FULL_FUEL_PCT * 10 / p.fuel_input_w
+        self.output_factor = 1 - spread.uniform(0.0, p.output_tolerance_w / p.rated_power_w)
+        """This unit's output at full load over the rating: within the data sheet's +0/- tolerance."""
+        self.efficiency_factor = 1 + spread.uniform(-EFFICIENCY_SPREAD, EFFICIENCY_SPREAD)
+        """This unit's efficiency over the model's."""
+
+        self._clean_rated = p.rated_power_w * self.output_factor
+        self._fuel_full = p.fuel_input_w * self.output_factor / self.efficiency_factor
+        self._valve_per_w = VALVE_AT_FULL_FUEL_PCT * 10 / self._fuel_full
+        self._idle_rpm = float(p.idle_rpm)
+        self._tet_idle = p.tet_idle_c
+        self._fuel_idle = FUEL_AT_ZERO_LOAD * self._fuel_full
+        self.set_wear(0.0)
+        self._ramped_at = -math.inf
         self._speed_span = p.full_rpm - p.idle_rpm
         self._tet_span = p.tet_full_c - p.tet_idle_c
         self._warmdown_tet = p.tet_idle_c - 60.0
@@ -200,7 +225,7 @@ class Engine:
             _S.WARMDOWN: self._warmdown,
             _S.SETDOWN: self._setdown,
         }
-        self._enter(_S.STAND_BY, t, 0.0, ambient_c)
+        self._enter(_S.STAND_BY, t, 0.0, ambient_c if tet_c is None else tet_c)
 
     # --- the state machine -------------------------------------------------
 
@@ -214,6 +239,12 @@ class Engine:
         self._entry_speed = speed
         self._entry_tet = tet
         self._core = self._cores[state]
+        if state == _S.LOAD:
+            ramp, cap = self.profile.ramp_w_per_s, WARM_UP_CAP * self._rated
+            capped = min(cap / ramp, WARM_UP_S)
+            full = WARM_UP_S + (self._rated - min(ramp * WARM_UP_S, cap)) / ramp
+            self._bends = tuple(t + x for x in sorted({capped, float(WARM_UP_S), full}))
+            self._ramped_at = self._bends[-1]
         self._grid = self._utility if self.mode == GridMode.GRID_CONNECT else (
             self._own_grid if state == _S.LOAD else self._no_grid
         )
@@ -236,6 +267,28 @@ class Engine:
         speed, _, tet, _ = self._core(t, ambient_c, setpoint, derate(ambient_c, pressure_kpa))
         self._enter(target, t, speed, tet)
         return target
+
+    def set_wear(self, loss: float) -> None:
+        """Fouling: the unit now gives *loss* less output for the same fuel at full load (so its
+        efficiency is *loss* lower too).  Takes effect from the next operating point."""
+        self.wear = loss
+        self._rated = self._clean_rated * (1 - loss)
+        self._fuel_per_w = (1 - FUEL_AT_ZERO_LOAD) * self._fuel_full / self._rated
+
+    @property
+    def rated_w(self) -> float:
+        """This unit's output at full load in ISO conditions when clean (the model's, less its
+        manufacturing spread; fouling takes :attr:`wear` off it)."""
+        return self._clean_rated
+
+    def bend_at(self, t: float) -> float:
+        """The first instant after *t* at which the LOAD ramp changes slope (``inf`` if none)."""
+        if self.state != _S.LOAD:
+            return math.inf
+        for bend in self._bends:
+            if bend > t:
+                return bend
+        return math.inf
 
     # --- physics -------------------------------------------------------------
 
@@ -288,7 +341,7 @@ class Engine:
 
     def _accel(self, t: float, amb: float, sp: float, avail: float) -> _Values:
         x = self._progress(t)
-        speed, _, tet, fuel = self._load(t, amb, sp, avail)
+        speed, _, tet, fuel = self._on_load_line(amb, 0.0, avail * self._rated)
         light_fuel = LIGHT_OFF_FUEL * self._fuel_full
         return (
             self._entry_speed + (speed - self._entry_speed) * x,
@@ -298,14 +351,37 @@ class Engine:
         )
 
     def _load(self, t: float, amb: float, sp: float, avail: float) -> _Values:
-        p = self.profile
-        power = sp * avail * self._rated
-        heat = 1.0 + FUEL_PER_C_ABOVE_ISO * (amb - ISO_AMBIENT_C) if amb > ISO_AMBIENT_C else 1.0
+        available = avail * self._rated
+        power = sp * available
+        if t < self._ramped_at:
+            power = min(power, self._ramp_limit(t))
+        # _on_load_line, inlined: this is the hot path of every sample in LOAD
+        share = power / available if available > 0 else 0.0
+        fuel = self._fuel_idle + self._fuel_per_w * power
         return (
-            p.idle_rpm + self._speed_span * sp,
+            self._idle_rpm + self._speed_span * share,
             power,
-            p.tet_idle_c + self._tet_span * sp,
-            self._fuel_full * (FUEL_AT_ZERO_LOAD + (1 - FUEL_AT_ZERO_LOAD) * power / self._rated) * heat,
+            self._tet_idle + self._tet_span * share,
+            fuel * (1.0 + FUEL_PER_C_ABOVE_ISO * (amb - ISO_AMBIENT_C)) if amb > ISO_AMBIENT_C else fuel,
+        )
+
+    def _ramp_limit(self, t: float) -> float:
+        """The most the engine may carry *t* seconds into LOAD: warm-up, then the ramp."""
+        ramp, cap = self.profile.ramp_w_per_s, WARM_UP_CAP * self._rated
+        into = t - self.entered_at
+        if into < WARM_UP_S:
+            return min(ramp * into, cap)
+        return min(ramp * WARM_UP_S, cap) + ramp * (into - WARM_UP_S)
+
+    def _on_load_line(self, amb: float, power: float, available: float) -> _Values:
+        """Speed, power, TET and fuel when carrying *power* W of the *available* W."""
+        share = power / available if available > 0 else 0.0
+        fuel = self._fuel_idle + self._fuel_per_w * power
+        return (
+            self._idle_rpm + self._speed_span * share,
+            power,
+            self._tet_idle + self._tet_span * share,
+            fuel * (1.0 + FUEL_PER_C_ABOVE_ISO * (amb - ISO_AMBIENT_C)) if amb > ISO_AMBIENT_C else fuel,
         )
 
     def _cooldown(self, t: float, amb: float, sp: float, avail: float) -> _Values:

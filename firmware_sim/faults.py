@@ -11,8 +11,11 @@ digit naming the subsystem (2 controls, 3 comms, 4 fuel, 5 engine,
 :class:`FaultArrivals` decides when the next fault arrives, on the
 *operating-hours* clock: shutdown-class faults as a Poisson process at the
 model's MTBF, warnings as another at the model's warning rate (exponential
-gaps drawn from seeded ``random.Random`` instances), and scripted faults
-("code 5005 at operating hour 1200", :func:`parse_scripted_fault`).
+gaps), and scripted faults ("code 5005 at operating hour 1200",
+:func:`parse_scripted_fault`).  The random arrivals are a pure function of
+the unit's seed and its operating seconds (drawn block by block of
+operating hours), so they carry on across power-ups exactly as if the unit
+had never stopped: nothing but the operating-hours counter needs keeping.
 
 This module must not know about engine states, wall-clock time or records:
 what a fault does to the machine is the simulator's business.
@@ -113,6 +116,8 @@ CATALOGUE: dict[int, FaultCode] = {
         FaultCode(4005, "Fuel valve position error", _S.FUEL, _FAST, lockout(8)),
         FaultCode(4011, "Fuel pressure fluctuating", _S.FUEL, _WARN, auto_clear(1800), weight=3),
         FaultCode(4020, "Fuel gas compressor fault", _S.FUEL, _NORMAL, lockout(10)),
+        FaultCode(5002, "Ignition failure (no light off after relight)", _S.ENGINE, _NORMAL, auto_clear(300),
+                  weight=0),
         FaultCode(5005, "TET over-temperature", _S.ENGINE, _FAST, lockout(6), _F.OVER_TEMPERATURE),
         FaultCode(5008, "Engine overspeed", _S.ENGINE, _FAST, lockout(12), weight=0.5),
         FaultCode(5012, "Flameout", _S.ENGINE, _NORMAL, auto_clear(300), weight=3),
@@ -151,6 +156,27 @@ CATALOGUE: dict[int, FaultCode] = {
                   _F.UNDER_TEMPERATURE),
     )
 }
+
+
+START_FAILURE_SHARE = 0.2
+"""Share of a model's failures that arrive at starts (ignition, light off, acceleration) in the
+reference duty; the rest arrive per operating hour (our assumption)."""
+REFERENCE_HOURS_PER_START = 70.0
+"""Operating hours per start of the reference duty: the default fleet's mix (a fifth of its
+units peak-shaving at a start per 14 h, the rest starting only after a stop), for which the
+model's MTBF holds as a whole (our assumption)."""
+START_FAULTS = (5002, 5012, 5015)
+"""Faults a failed start raises: 5002 or 5012 in LIGHT OFF / RELIGHT, 5015 in ACCEL."""
+
+
+def hourly_failure_rate(mtbf_h: float) -> float:
+    """Shutdown-class faults per operating hour, besides those at starts."""
+    return (1 - START_FAILURE_SHARE) / mtbf_h
+
+
+def start_failure_probability(mtbf_h: float) -> float:
+    """Chance that one start fails, so that the reference duty fails once per *mtbf_h* hours."""
+    return START_FAILURE_SHARE * REFERENCE_HOURS_PER_START / mtbf_h
 
 
 def get_fault(code: int) -> FaultCode:
@@ -211,22 +237,74 @@ class _Draw:
         return rng.choices(self.entries, cum_weights=self.cum_weights)[0]
 
 
-def _gap_s(rng: random.Random, rate_per_h: float) -> float:
-    """Operating seconds to the next arrival of a Poisson process (whole seconds, at least one)."""
-    if rate_per_h <= 0:
-        return math.inf
-    return max(1, math.ceil(rng.expovariate(rate_per_h / 3600)))
+BLOCK_S = 1000 * 3600
+"""The operating-hours clock is cut into blocks this long; each block's arrivals come from a
+generator seeded with the unit's seed, the source and the block's number alone."""
+_LAST_BLOCK = 100_000
+"""No arrival is drawn past 10^8 operating hours (far beyond any unit's life): a rate so low
+that nothing arrives before then is no rate at all."""
+
+
+class _PoissonOnHours:
+    """One Poisson process on the operating-hours clock, a pure function of seed and hours.
+
+    Block ``k`` covers operating seconds ``(k * BLOCK_S, (k + 1) * BLOCK_S]``;
+    its arrivals are exponential gaps from the block's start, rounded up to
+    whole seconds, each with the catalogue entry it raises, all drawn from
+    ``random.Random(f"{seed}:{source}:{k}")``.  A Poisson process cut into
+    disjoint blocks and drawn independently in each is the same Poisson
+    process, so a unit powered up at any operating second meets exactly the
+    arrivals it would have met had it never stopped.
+    """
+
+    def __init__(self, rate_per_h: float, draw: _Draw, seed: int, source: str, after_s: float) -> None:
+        self._rate_per_s = rate_per_h / 3600 if rate_per_h > 0 and draw.entries else 0.0
+        self._draw = draw
+        self._label = f"{seed}:{source}"
+        self._block = max(0, math.ceil(after_s / BLOCK_S) - 1)
+        self._due: list[tuple[int, FaultCode]] = []
+        """This block's arrivals still to come, the next one last."""
+        self._fill(after_s)
+
+    def _fill(self, after_s: float) -> None:
+        while not self._due and self._rate_per_s and self._block <= _LAST_BLOCK:
+            k = self._block
+            rng = random.Random(f"{self._label}:{k}")
+            start, end = k * BLOCK_S, (k + 1) * BLOCK_S
+            t = float(start)
+            block: list[tuple[int, FaultCode]] = []
+            while True:
+                t += rng.expovariate(self._rate_per_s)
+                if t >= end:
+                    break
+                block.append((max(start + 1, math.ceil(t)), self._draw.choose(rng)))
+            self._due = [a for a in reversed(block) if a[0] > after_s]
+            self._block += 1
+
+    @property
+    def next_s(self) -> float:
+        return self._due[-1][0] if self._due else math.inf
+
+    def pop(self) -> FaultCode:
+        at, fault = self._due.pop()
+        self._fill(at)
+        return fault
 
 
 class FaultArrivals:
     """The faults due on the operating-hours clock, in order.
 
-    Three independent sources, each with its own seeded generator:
-    shutdown-class faults every Exp(MTBF) operating seconds, warnings every
-    Exp(1 / warning rate), and the scripted list.  Scripted faults whose
-    operating hour has already passed (the unit's counter was restored above
-    it) never fire.  At equal times scripted faults come first, then
-    shutdowns, then warnings.
+    Three independent sources: shutdown-class faults as a Poisson process
+    at the model's per-hour failure rate (:func:`hourly_failure_rate`; the
+    rest of its failures arrive at starts, the simulator's business),
+    warnings as another at the warning rate (each a
+    :class:`_PoissonOnHours`, so what arrives after operating second *s*
+    depends only on the seed and *s*: the process carries on across
+    power-ups as if the unit had never stopped), and the scripted list.
+    Random arrivals at or before the restored operating second (they
+    happened before the power-up) never fire again; scripted faults whose
+    operating hour has already passed never fire.  At equal times scripted
+    faults come first, then shutdowns, then warnings.
     """
 
     def __init__(
@@ -239,14 +317,11 @@ class FaultArrivals:
         operating_s: float,
         scripted: Sequence[ScriptedFault] = (),
     ) -> None:
-        self._failure_rate = 1 / mtbf_h
-        self._warning_rate = warning_rate_per_h
-        self._failure_rng = random.Random(f"{seed}:failures")
-        self._warning_rng = random.Random(f"{seed}:warnings")
-        self._failures = _Draw(True, mode)
-        self._warnings = _Draw(False, mode)
-        self._next_failure = operating_s + _gap_s(self._failure_rng, self._failure_rate)
-        self._next_warning = operating_s + _gap_s(self._warning_rng, self._warning_rate)
+        after = operating_s
+        self._failures = _PoissonOnHours(
+            hourly_failure_rate(mtbf_h), _Draw(True, mode), seed, "failures", after
+        )
+        self._warnings = _PoissonOnHours(warning_rate_per_h, _Draw(False, mode), seed, "warnings", after)
         pending = [s for s in scripted if s.at_operating_s >= operating_s]
         self._scripted = sorted(pending, key=lambda s: s.at_operating_s, reverse=True)  # next one last
 
@@ -254,17 +329,15 @@ class FaultArrivals:
     def next_operating_s(self) -> float:
         """Lifetime operating seconds at which the next fault arrives (``inf`` if none will)."""
         scripted = self._scripted[-1].at_operating_s if self._scripted else math.inf
-        return min(scripted, self._next_failure, self._next_warning)
+        return min(scripted, self._failures.next_s, self._warnings.next_s)
 
     def pop(self) -> FaultCode:
-        """The fault due at :attr:`next_operating_s`; schedules the one after it from the same source."""
+        """The fault due at :attr:`next_operating_s`; the next one from its source follows it."""
         due = self.next_operating_s
         if math.isinf(due):
             raise LookupError("no fault will arrive")
         if self._scripted and self._scripted[-1].at_operating_s == due:
             return CATALOGUE[self._scripted.pop().code]
-        if self._next_failure == due:
-            self._next_failure += _gap_s(self._failure_rng, self._failure_rate)
-            return self._failures.choose(self._failure_rng)
-        self._next_warning += _gap_s(self._warning_rng, self._warning_rate)
-        return self._warnings.choose(self._warning_rng)
+        if self._failures.next_s == due:
+            return self._failures.pop()
+        return self._warnings.pop()

@@ -51,7 +51,7 @@ from .duty import PeakShaving
 from .errors import ConfigError, SimulatorError
 from .flash import NorFlash
 from .logstore import LogStore
-from .models import PROFILES, ModelProfile, get_profile
+from .models import PROFILES, ModelProfile, get_profile, site_profile
 from .simulator import Simulator
 from .unit import DEFAULT_SECTOR_SIZE, FIRMWARE_VERSION
 
@@ -68,13 +68,11 @@ DUTY_MIX: tuple[tuple[str, float], ...] = (("baseload", 0.5), ("load-following",
 UTILISATION: dict[str, float] = {
     "baseload": 1.0,
     "load-following": 1.0,
-    "peak-shaving": (PeakShaving.stop_hour - PeakShaving.start_hour) / 24,
+    "peak-shaving": (PeakShaving.stop_hour - PeakShaving.start_hour) / 24 * PeakShaving.days_per_week / 7,
 }
 """Share of calendar time each duty profile runs a unit."""
 
 SITE_MIX: tuple[tuple[str, float], ...] = (("temperate", 0.45), ("desert", 0.25), ("cold", 0.30))
-GRID_BY_SITE: dict[str, tuple[float, float]] = {"temperate": (400.0, 50.0)}
-"""Sites on a 400 V / 50 Hz grid; the others are on 480 V / 60 Hz."""
 STAND_ALONE_SHARE = 0.1
 """Units that form their own grid rather than follow a utility."""
 
@@ -234,9 +232,7 @@ def _encoded_size(record: Record) -> int:
 
 
 def _profile(plan: UnitPlan) -> ModelProfile:
-    profile = get_profile(plan.model)
-    grid = GRID_BY_SITE.get(plan.site)
-    return profile if grid is None else profile.with_grid(*grid)
+    return site_profile(plan.model, SITES[plan.site])
 
 
 def identity_json(plan: UnitPlan) -> str:

@@ -18,6 +18,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from .climate import Site
 from .errors import ConfigError
 
 GRID_STANDARDS: frozenset[tuple[float, float]] = frozenset({(480.0, 60.0), (400.0, 50.0)})
@@ -57,6 +58,10 @@ class ModelProfile:
     dc_bus_v: float = 760.0
     grid_voltage_v: float = 480.0
     grid_freq_hz: float = 60.0
+    output_tolerance_w: float = 2000.0
+    """A unit gives its rating +0 / - this much at ISO conditions (the data sheet's tolerance)."""
+    ramp_w_per_s: float = 1000.0
+    """Fastest rise of the output in LOAD (our assumption: rated output in about a minute)."""
     warning_rate_per_h: float = 1 / 250
     """Warnings per operating hour (a Poisson process like the failures)."""
     ignition_retry_probability: float = 0.04
@@ -75,6 +80,10 @@ class ModelProfile:
             raise ConfigError(
                 f"{self.name}: efficiency {self.efficiency} disagrees with power / fuel = {implied:.4f}"
             )
+        if not 0 <= self.output_tolerance_w < self.rated_power_w:
+            raise ConfigError(f"{self.name}: output tolerance {self.output_tolerance_w} W is out of range")
+        if not self.ramp_w_per_s > 0:
+            raise ConfigError(f"{self.name}: the load ramp must be positive, not {self.ramp_w_per_s}")
         if not 0 < self.liftoff_rpm < self.idle_rpm < self.full_rpm:
             raise ConfigError(f"{self.name}: speeds must rise from lift off to idle to full")
         if not self.tet_light_off_c < self.tet_idle_c < self.tet_full_c < self.tet_limit_c:
@@ -105,6 +114,8 @@ C30 = ModelProfile(
     exhaust_flow_kg_s=0.31,
     mtbf_h=15_000,
     tet_full_c=620.0,
+    output_tolerance_w=1000.0,
+    ramp_w_per_s=500.0,
 )
 
 C60 = ModelProfile(
@@ -132,6 +143,11 @@ C65 = ModelProfile(
 )
 
 PROFILES: dict[str, ModelProfile] = {p.name: p for p in (C30, C60, C65)}
+
+
+def site_profile(name: str, site: Site) -> ModelProfile:
+    """Model *name* wired for *site*'s grid: the same whether the unit runs alone or in a fleet."""
+    return get_profile(name).with_grid(*site.grid)
 
 
 def get_profile(name: str) -> ModelProfile:

@@ -195,7 +195,7 @@ class Turbosim:
         or ``"rfc2217"`` (an ephemeral loopback port), ``"port"`` (the
         existing serial device *port*, e.g. one end of a socat pair), or
         ``"inproc"`` (in this process, at ``turbosim://NAME``).
-        *history*: life lived before serving, as turbosim takes it (``"2000h"``,
+        *history*: the unit's age to live up to before serving, as turbosim takes it (``"2000h"``,
         ``"30d"``) or seconds.  *serial* defaults to ``<model>-<seed:06d>``.
         *impair*: a :class:`~firmware_sim.impairment.LineFaults` or its
         ``--impair`` text.  *flash*: an image file that keeps the log (and lets a

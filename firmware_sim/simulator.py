@@ -7,7 +7,12 @@ or duty change to the next, emitting a sample every ``sample_interval_s``
 in between.  It never integrates second by second.  Records go to a
 :class:`~firmware_sim.nvstate.LogSink`:
 
-- EVENT POWER_UP when the simulator is created;
+- EVENT POWER_UP when the simulator is created; when the log it powers up
+  on (``last_seen``) ends with the shaft turning, the controller lost its
+  power: then EVENT POWER_LOSS (``state_from`` the state then, ``value_a``
+  the last record's time, ``value_b`` the seconds since, ``level``
+  EMERGENCY_STOP) and the unplanned EVENT STOP it was (``value_a`` 0, same
+  level) follow, and the engine starts as hot as the downtime left it;
 - SAMPLE every ``sample_interval_s`` seconds of simulated time (aligned to
   multiples of the interval), in every state;
 - EVENT START (``value_a`` = starts) and STOP (``value_a`` = the fault code,
@@ -18,8 +23,16 @@ in between.  It never integrates second by second.  Records go to a
   ``value_b`` = when it was raised) when a fault clears.
 
 Several records may share a timestamp; at one instant the order is: state
-deadline, fault clears, technician repair, fault arrival, duty change, and
-then the sample.
+deadline, fault clears, technician repair, fault arrival, a failed start,
+duty change (or a bend of the load ramp), and then the sample.
+
+Failures arrive two ways: per operating hour (:class:`FaultArrivals`) and
+per start: each start fails with
+:func:`~firmware_sim.faults.start_failure_probability`, at an instant drawn
+between light off and load, raising ignition failure (5002) or flameout
+(5012) if the engine is then lighting, acceleration timeout (5015) if it is
+accelerating.  The two together give the model's MTBF at the reference
+duty; units that start more often fail more per hour.
 
 Faults: a warning leaves the engine running and clears after its delay.  A
 shutdown fault stops it (NORMAL through COOLDOWN, FAST through WARMDOWN);
@@ -34,7 +47,9 @@ every start from STAND_BY, ``trips`` every shutdown-class fault, and
 events.
 
 Determinism: every random draw comes from a ``random.Random`` seeded from
-``seed`` and happens at an event, and counters are integrated only at
+``seed`` and the lifetime counters (operating seconds for the fault arrivals,
+starts for ignition, trips for repair times), never from how many power-ups
+came before, and happens at an event, and counters are integrated only at
 events and samples, so the same seed, settings and calls give the same
 records byte for byte, and ``advance_to(T)`` gives the same records however
 the interval up to T is split into calls.  This module must not read the
@@ -47,18 +62,34 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from protocol.enums import EngineState, EventKind, GridMode, Severity
 from protocol.records import EventRecord, FaultRecord, SampleRecord, Snapshot
 
 from .climate import DEFAULT_SITE, Climate, Site
 from .duty import make_duty
-from .engine import RUNNING_STATES, Engine, Trigger
+from .engine import REST_TET_TAU_S, RUNNING_STATES, STATE_DURATION_S, TURNING_STATES, Engine, Trigger
 from .errors import ConfigError
-from .faults import AMBIENT_PRESSURE_SENSOR_FAULT, FaultArrivals, FaultCode, ScriptedFault, get_fault
+from .faults import (
+    AMBIENT_PRESSURE_SENSOR_FAULT,
+    START_FAULTS,
+    FaultArrivals,
+    FaultCode,
+    ScriptedFault,
+    get_fault,
+    start_failure_probability,
+)
 from .models import ModelProfile
 from .nvstate import Counters, LogSink
+from .service import SERVICE_INTERVAL_H, WEAR_STEP_H, ServiceKind, next_service_s, service_at, wear_at
 
+_LIGHT_OFF_AFTER_S = STATE_DURATION_S[EngineState.LIFT_OFF]
+_LOAD_AFTER_S = _LIGHT_OFF_AFTER_S + STATE_DURATION_S[EngineState.LIGHT_OFF] + STATE_DURATION_S[
+    EngineState.ACCEL
+]
+"""A failed start fails between light off and load, at a uniformly drawn instant."""
+_WEAR_STEP_S = WEAR_STEP_H * 3600
 MIN_REPAIR_S = 600
 """A technician never clears a lockout in less than this."""
 
@@ -66,6 +97,16 @@ _SHUTDOWN_TRIGGER = {
     Severity.NORMAL_SHUTDOWN: Trigger.NORMAL_SHUTDOWN,
     Severity.FAST_SHUTDOWN: Trigger.FAST_SHUTDOWN,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class LastSeen:
+    """What the log shows of the moment the controller last lost power: its newest record's
+    timestamp, the engine state that record shows, and the newest TET average logged (degC)."""
+
+    timestamp: int
+    state: EngineState
+    tet_c: float | None = None
 
 
 class _ActiveFault:
@@ -105,6 +146,7 @@ class Simulator:
         counters: Counters | None = None,
         scripted_faults: Sequence[ScriptedFault] = (),
         site: Site = DEFAULT_SITE,
+        last_seen: LastSeen | None = None,
     ) -> None:
         if not isinstance(sample_interval_s, int) or sample_interval_s < 1:
             raise ConfigError(f"sample interval must be whole seconds >= 1, not {sample_interval_s!r}")
@@ -128,10 +170,15 @@ class Simulator:
             operating_s=restored.operating_s,
             scripted=scripted_faults,
         )
-        self._repair_rng = random.Random(f"{seed}:repair")
-        self._ignition_rng = random.Random(f"{seed}:ignition")
+        self._seed = seed
         ambient_c, _ = self._climate.conditions(start_time)
-        self._engine = Engine(profile, mode=self.mode, seed=seed, t=start_time, ambient_c=ambient_c)
+        downtime = max(0, start_time - last_seen.timestamp) if last_seen is not None else 0
+        tet_c = None
+        if last_seen is not None and last_seen.tet_c is not None:
+            tet_c = ambient_c + (last_seen.tet_c - ambient_c) * math.exp(-downtime / REST_TET_TAU_S)
+        self._engine = Engine(
+            profile, mode=self.mode, seed=seed, t=start_time, ambient_c=ambient_c, tet_c=tet_c
+        )
 
         # Integrators: the counters as they were at _t_i, and the exported power since.
         self._t_i: float = start_time
@@ -148,8 +195,24 @@ class Simulator:
         self._duty_next = self._duty.next_change(start_time)
         self._next_sample = -(-start_time // sample_interval_s) * sample_interval_s
         self._restart_window_s = profile.restart_window_h * 3600
+        self._switched_off = False
+        self._start_failure_p = start_failure_probability(profile.mtbf_h)
+        self._start_fault_at = math.inf
+        self._start_fault_coin = 0.0
+        self._service_due_s = next_service_s(self._op_s)
+        self._wear_due_s = (int(self._op_s) // _WEAR_STEP_S + 1) * _WEAR_STEP_S
+        self._service: tuple[ServiceKind, int] | None = None
+        """The service due (kind, planned downtime) from when its hour comes until it is done."""
+        self._service_end_at = math.inf
+        self._engine.set_wear(wear_at(self._op_s))
 
         self._event(start_time, EventKind.POWER_UP, state_to=int(EngineState.STAND_BY))
+        if last_seen is not None and last_seen.state in TURNING_STATES:
+            lost = {"state_from": int(last_seen.state), "state_to": int(EngineState.STAND_BY),
+                    "level": int(Severity.EMERGENCY_STOP)}
+            lost_at = last_seen.timestamp
+            self._event(start_time, EventKind.POWER_LOSS, **lost, value_a=lost_at, value_b=downtime)
+            self._event(start_time, EventKind.STOP, **lost)
         self._reconcile(start_time)
         self._refresh(start_time)
 
@@ -158,6 +221,11 @@ class Simulator:
     @property
     def state(self) -> EngineState:
         return self._engine.state
+
+    @property
+    def rated_power_w(self) -> float:
+        """This unit's own rating when clean: the model's, less its manufacturing spread."""
+        return self._engine.rated_w
 
     @property
     def counters(self) -> Counters:
@@ -187,6 +255,17 @@ class Simulator:
         """The live values now, counters included (changes nothing)."""
         return self._snapshot_at(self.now)
 
+    def switch_off(self) -> None:
+        """The operator stops the engine and switches the controller off once it is at rest:
+        runs simulated time on (through COOLDOWN, SETDOWN, SHUTDOWN) until then."""
+        t = self.now
+        self._switched_off = True
+        self._settle(t)
+        self._reconcile(t)
+        self._refresh(t)
+        while self._engine.turning or self._engine.state == EngineState.SHUTDOWN:
+            self.advance_to(self._next_at)
+
     def inject_fault(self, code: int) -> None:
         """Raise catalogue fault *code* now, as if it had just happened; ConfigError for unknown codes."""
         fault = get_fault(code)
@@ -212,12 +291,15 @@ class Simulator:
         ambient_c, pressure_kpa = self._climate.conditions(t)
         power = engine.point(t, ambient_c, pressure_kpa, self._duty.setpoint(t))[1]
         self._p_i = power if power > 0 else 0
-        self._arrival_at = (
-            t + (self._arrivals.next_operating_s - self._op_s) if engine.turning else math.inf
-        )
+        if engine.turning:
+            self._arrival_at = t + (self._arrivals.next_operating_s - self._op_s)
+            self._hours_at = t + (min(self._service_due_s, self._wear_due_s) - self._op_s)
+        else:
+            self._arrival_at = self._hours_at = math.inf
         self._clear_at = min((f.clear_at for f in self._active), default=math.inf)
         self._next_at = min(
-            engine.deadline, self._clear_at, self._repair_at, self._arrival_at, self._duty_next
+            engine.deadline, self._clear_at, self._repair_at, self._arrival_at, self._start_fault_at,
+            self._hours_at, self._service_end_at, self._duty_next, engine.bend_at(t),
         )
 
     def _handle(self, t: float) -> None:
@@ -230,7 +312,14 @@ class Simulator:
         elif self._repair_at <= t:
             self._on_repair(t)
         elif self._arrival_at <= t:
+            self._op_s = max(self._op_s, self._arrivals.next_operating_s)  # exact: a power-up resumes here
             self._raise(self._arrivals.pop(), t)
+        elif self._start_fault_at <= t:
+            self._on_start_fault(t)
+        elif self._hours_at <= t:
+            self._on_operating_hours(t)
+        elif self._service_end_at <= t:
+            self._on_service_done(t)
         else:
             self._duty_next = self._duty.next_change(t)
         self._reconcile(t)
@@ -297,31 +386,69 @@ class Simulator:
     def _reconcile(self, t: float) -> None:
         """Start or stop the engine as the duty wants, when nothing forbids it."""
         state = self._engine.state
+        wanted = not self._switched_off and self._service is None and self._duty.demand(t)
         if state == EngineState.STAND_BY:
-            if self._duty.demand(t) and not any(f.is_failure for f in self._active):
+            if self._service is not None and self._service_end_at == math.inf:
+                self._service_end_at = t + self._service[1]
+            if wanted and not any(f.is_failure for f in self._active):
                 self._starts += 1
                 self._event(t, EventKind.START, value_a=self._starts)
                 self._fire(Trigger.START, t)
-        elif state in RUNNING_STATES and not self._duty.demand(t):
+                draw = self._draw("start", self._starts)
+                if draw.random() < self._start_failure_p:
+                    self._start_fault_at = t + draw.uniform(_LIGHT_OFF_AFTER_S, _LOAD_AFTER_S)
+                    self._start_fault_coin = draw.random()
+        elif state in RUNNING_STATES and not wanted:
             self._event(t, EventKind.STOP)
             self._fire(Trigger.STOP, t)
 
     def _on_deadline(self, t: float) -> None:
         state = self._engine.state
         retry = self.profile.ignition_retry_probability
-        if state == EngineState.LIGHT_OFF and self._ignition_rng.random() < retry:
+        if state == EngineState.LIGHT_OFF and self._draw("ignition", self._starts).random() < retry:
             self._fire(Trigger.NO_LIGHT, t)
         elif state == EngineState.SHUTDOWN:
             self._come_to_rest(t)
         else:
             self._fire(Trigger.TIMER, t)
 
+    def _draw(self, what: str, count: int) -> random.Random:
+        """The generator of the *count*-th start's (or trip's) draw: a function of seed and
+        counters alone, so a power-up never replays the draws of the one before."""
+        return random.Random(f"{self._seed}:{what}:{count}")
+
+    def _on_operating_hours(self, t: float) -> None:
+        """A service falls due (the unit stops for it), or the wear is brought up to date."""
+        if self._op_s >= self._service_due_s - 0.5:
+            self._service = service_at(self._service_due_s)
+            self._service_due_s += SERVICE_INTERVAL_H * 3600
+        else:
+            self._wear_due_s += _WEAR_STEP_S
+        self._engine.set_wear(wear_at(self._op_s))
+
+    def _on_service_done(self, t: float) -> None:
+        assert self._service is not None
+        kind, downtime_s = self._service
+        self._service, self._service_end_at = None, math.inf
+        state = int(self._engine.state)
+        self._event(t, EventKind.SERVICE, state_from=state, state_to=state, value_a=kind, value_b=downtime_s)
+        self._engine.set_wear(wear_at(self._op_s))
+
+    def _on_start_fault(self, t: float) -> None:
+        """A failed start: the fault its phase gives, if the engine is still starting."""
+        self._start_fault_at = math.inf
+        state = self._engine.state
+        if state == EngineState.ACCEL:
+            self._raise(get_fault(START_FAULTS[2]), t)
+        elif state in (EngineState.LIGHT_OFF, EngineState.RELIGHT):
+            self._raise(get_fault(START_FAULTS[0] if self._start_fault_coin < 0.5 else START_FAULTS[1]), t)
+
     def _come_to_rest(self, t: float) -> None:
         """At rest (or raised at rest): lock out if a fault needs a technician, else let faults time out."""
         repair_h = self._repair_hours(t)
         if repair_h is not None:
             self._fire(Trigger.LOCKOUT, t)
-            draw = self._repair_rng.gammavariate(2.0, repair_h / 2.0)
+            draw = self._draw("repair", self._trips).gammavariate(2.0, repair_h / 2.0)
             self._repair_at = t + max(MIN_REPAIR_S, round(draw * 3600))
             return
         if self._engine.state == EngineState.SHUTDOWN:

@@ -38,7 +38,7 @@ from types import TracebackType
 
 from protocol.auth import AuthOutcome
 from protocol.enums import EngineState, EventKind, GridMode
-from protocol.records import EventRecord, Record, Snapshot
+from protocol.records import EventRecord, FaultRecord, Record, SampleRecord, Snapshot, decode_record
 
 from .auth import AccessControl
 from .climate import DEFAULT_SITE, Site
@@ -57,9 +57,9 @@ from .keystore import (
     open_key_chip,
 )
 from .logstore import LogStore
-from .models import ModelProfile, get_profile
+from .models import ModelProfile, site_profile
 from .nvstate import Counters
-from .simulator import Simulator
+from .simulator import LastSeen, Simulator
 
 FIRMWARE_VERSION = "turbosim-1.0"
 DEFAULT_BAUD = 115_200
@@ -70,6 +70,8 @@ DEFAULT_SECTOR_COUNT = 512
 """2 MiB of flash: about 30,000 samples, 300 days at one every 15 minutes."""
 
 _U32_MAX = 0xFFFFFFFF
+_SNAPSHOT_LOOKBACK = 256
+"""Records searched back from the newest for the last logged TET at power-up."""
 _IDENTITY_SIZES = {"model": 8, "serial": 16, "firmware": 16}
 """Fixed ASCII field sizes in IDENTIFY_RSP."""
 
@@ -88,6 +90,40 @@ class _DeviceTimeLog:
         timestamp = min(max(record.timestamp + self.offset, self.last_timestamp), _U32_MAX)
         self.last_timestamp = timestamp
         return self._store.append(replace(record, timestamp=timestamp))
+
+
+def last_seen(store: LogStore) -> LastSeen | None:
+    """What the log shows of the moment power went: None for an empty log.
+
+    The state is the one the newest record shows (its snapshot's, or the state
+    an event left the engine in); the TET comes from the newest sample or fault
+    among the last records, when there is one.
+    """
+    newest: Record | None = None
+    tet_c: float | None = None
+    for seq in range(store.next_seq - 1, max(store.first_seq, store.next_seq - _SNAPSHOT_LOOKBACK) - 1, -1):
+        raw = store.read(seq)
+        if raw is None:
+            continue
+        record = decode_record(raw)
+        newest = newest or record
+        if isinstance(record, SampleRecord | FaultRecord):
+            tet_c = (record.snapshot if isinstance(record, SampleRecord) else record.freeze).tet_avg_c
+            break
+    if newest is None:
+        return None
+    if isinstance(newest, SampleRecord):
+        state = newest.snapshot.state
+    elif isinstance(newest, FaultRecord):
+        state = newest.freeze.state
+    elif isinstance(newest, EventRecord):
+        state = newest.state_to
+    else:
+        return LastSeen(newest.timestamp, EngineState.STAND_BY, tet_c)
+    try:
+        return LastSeen(newest.timestamp, EngineState(state), tet_c)
+    except ValueError:
+        return LastSeen(newest.timestamp, EngineState.STAND_BY, tet_c)
 
 
 class Unit:
@@ -140,7 +176,7 @@ class Unit:
         self._sim = Simulator(
             profile, seed=seed, start_time=int(self._clock.now()), log=self._log, duty=duty, mode=mode,
             sample_interval_s=sample_interval_s, counters=store.counters, scripted_faults=scripted_faults,
-            site=site,
+            site=site, last_seen=last_seen(store),
         )
         self.max_tick_s: float | None = None
         """The most simulated time one :meth:`tick` lives (None: no bound); a server sets it."""
@@ -256,6 +292,14 @@ class Unit:
 
     # --- lifetime ----------------------------------------------------------------
 
+    def power_down(self) -> None:
+        """Switch the unit off as its operator would: stop the engine, let it come to rest
+        (simulated time runs on through the cooldown), then power the controller off.  A unit
+        closed without this lost its power: its next power-up logs the loss."""
+        self.tick()
+        self._sim.switch_off()
+        self._clock.skip(max(0.0, self._sim.now - self._clock.now()))
+
     def close(self) -> None:
         """Close the chips the unit was given (their image files stay as they are)."""
         for chip in self._chips:
@@ -298,7 +342,7 @@ def build_unit(
     *random_bytes* and saved.  The unit owns both chips: close the unit to
     close them.
     """
-    profile = get_profile(model)
+    profile = site_profile(model, site)
     if flash_path is None:
         flash = NorFlash(sector_size or DEFAULT_SECTOR_SIZE, sector_count or DEFAULT_SECTOR_COUNT)
     elif os.path.exists(flash_path) and os.path.getsize(flash_path) > 0:

@@ -97,6 +97,8 @@ class EventKind(IntEnum):
     POWER_UP = 1
     START = 2
     STOP = 3
+    """value_a: the fault code that stopped the engine; 0 with level 0 for a commanded stop,
+    0 with level EMERGENCY_STOP for a loss of power (after POWER_LOSS)."""
     STATE_CHANGE = 4
     LOG_CLEARED = 5
     CLOCK_SET = 6
@@ -104,6 +106,13 @@ class EventKind(IntEnum):
     AUTH = 8
     FAULT_CLEARED = 9
     COUNTERS_RESET = 10
+    POWER_LOSS = 11
+    """Logged at the power-up after the controller lost power with the shaft turning: state_from
+    the state then, value_a the time of the last record before the loss, value_b the seconds from
+    it to this power-up; an EVENT STOP (value_a 0) with the same level follows."""
+    SERVICE = 12
+    """Planned maintenance done (logged when it ends): value_a 1 service, 2 overhaul; value_b its
+    planned downtime in seconds (the unit stopped for it with a commanded STOP)."""
 
 
 class AccessLevel(IntEnum):

@@ -82,7 +82,7 @@ def test_the_flash_image_keeps_the_history_across_restarts(tmp_path: Path, serve
     served.append(first)
     assert first.stop() == 0
     before = json.loads(run_main(["info", "--flash", str(image), "--json"]))
-    second = Served(["--pty", str(tmp_path / "b"), "--flash", str(image), "--history", "100h"])
+    second = Served(["--pty", str(tmp_path / "b"), "--flash", str(image), "--history", "400h"])  # its age
     served.append(second)
     assert second.stop() == 0
     after = json.loads(run_main(["info", "--flash", str(image), "--json"]))

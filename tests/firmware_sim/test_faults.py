@@ -14,6 +14,7 @@ from firmware_sim.faults import (
     RestartPolicy,
     ScriptedFault,
     get_fault,
+    hourly_failure_rate,
     parse_scripted_fault,
 )
 from protocol.enums import EventFlag, GridMode, Severity, Subsystem
@@ -142,7 +143,7 @@ def test_failures_arrive_as_a_poisson_process_at_the_mtbf() -> None:
     times = [at for at, _ in draw(arrivals(mtbf_h=8000.0), 4000)]
     gaps = [b - a for a, b in pairwise([0.0, *times])]
     mean = statistics.mean(gaps)
-    assert mean / 3600 == pytest.approx(8000, rel=0.05)
+    assert mean / 3600 == pytest.approx(1 / hourly_failure_rate(8000), rel=0.05)  # the rest come at starts
     assert statistics.stdev(gaps) / mean == pytest.approx(1.0, abs=0.06)
 
 
@@ -194,6 +195,14 @@ def test_scripted_faults_come_at_their_hour_in_order_and_past_ones_are_skipped()
     assert source.next_operating_s == float("inf")
     with pytest.raises(LookupError):
         source.pop()
+
+
+def test_arrivals_after_a_power_up_are_those_the_unit_would_have_met_anyway() -> None:
+    whole = draw(arrivals(mtbf_h=300.0, warning_rate_per_h=1 / 100, seed=5), 300)
+    for at, _ in whole[:-20:37]:
+        resumed = draw(arrivals(mtbf_h=300.0, warning_rate_per_h=1 / 100, seed=5, operating_s=at), 20)
+        later = [(t, f) for t, f in whole if t > at][:20]
+        assert [(t, f.code) for t, f in resumed] == [(t, f.code) for t, f in later]
 
 
 def test_the_same_seed_gives_the_same_arrivals() -> None:
