@@ -67,7 +67,7 @@ from protocol.records import DecodedRow, crc_fields, decode_rows
 
 from .archive import Archive
 from .driver import DEFAULT_TIMEOUT, Client, refused
-from .errors import DeviceError, LinkError, PullFailed, UnknownUnit, UsageError
+from .errors import DeviceError, Interrupted, LinkError, PullFailed, UnknownUnit, UsageError
 from .session import ClientSession, Response
 from .transport import Transport
 
@@ -644,11 +644,17 @@ class _Puller:
             self.flush()
 
     def flush(self) -> None:
-        """Commit the rows of ended windows, commit_every at a time (the batch is emptied first,
-        so a failure is not retried)."""
-        batch, self.batch = self.batch, []
-        for start in range(0, len(batch), self.commit_every):
-            self.added += self.archive.store_decoded(self.serial, batch[start:start + self.commit_every])
+        """Commit the rows of ended windows, commit_every at a time.  Rows the archive refused are
+        dropped (a failure is not retried on the way out); rows an interrupt kept from their
+        commit stay, for :meth:`leave` to commit."""
+        try:
+            while self.batch:
+                rows = self.batch[:self.commit_every]
+                self.added += self.archive.store_decoded(self.serial, rows)
+                del self.batch[:len(rows)]
+        except Exception:
+            self.batch = []
+            raise
 
     def leave(self) -> None:
         """On the way out (done, link lost, interrupted, failed): the windows still in flight end
@@ -719,7 +725,10 @@ def pull(
     Raises LinkError (the link could not be kept), LinkTimeout, PullFailed
     (retries exhausted), DeviceError (the device is incompatible, refused, or
     changed identity) or ArchiveError.  Whatever was verified is in the
-    archive before any of them is raised.
+    archive before any of them is raised; so too before an interrupt (a
+    KeyboardInterrupt, or the :class:`~host.errors.Interrupted` a caller's
+    signal handler raises), which leaves as Interrupted with ``kept`` set to
+    the records this pull committed.
     """
     if window < 1 or not 1 <= depth <= MAX_DEPTH or max_attempts < 0 or commit_every < 1:
         raise UsageError(
@@ -732,21 +741,24 @@ def pull(
         commit_every=commit_every, clock=clock,
     )
     reconnects = 0
-    transport = connect()
-    while True:
-        try:
+    try:
+        transport = connect()
+        while True:
             try:
-                puller.session(Client(transport, timeout=timeout, noisy_tries=NOISY_TRIES, clock=clock))
-                break
-            finally:
-                puller.leave()
-                transport.close()
-        except PullFailed:
-            raise
-        except LinkError as lost:
-            if puller.info is None:
-                raise  # never reached the device: reconnecting would only repeat that
-            transport, reconnects = _reconnect(connect, lost, reconnects, max_reconnects, sleep)
+                try:
+                    puller.session(Client(transport, timeout=timeout, noisy_tries=NOISY_TRIES, clock=clock))
+                    break
+                finally:
+                    puller.leave()
+                    transport.close()
+            except PullFailed:
+                raise
+            except LinkError as lost:
+                if puller.info is None:
+                    raise  # never reached the device: reconnecting would only repeat that
+                transport, reconnects = _reconnect(connect, lost, reconnects, max_reconnects, sleep)
+    except KeyboardInterrupt as stop:
+        raise Interrupted.of(stop, kept=puller.added) from None
     result = puller.result(reconnects)
     archive.record_pull(
         result.serial, started, wall(), result.added, result.evicted, result.retries, result.bytes
