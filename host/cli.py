@@ -353,8 +353,7 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
                 timeout=args.timeout,
             )
         finally:
-            with suppress(OSError):  # after SIGHUP the terminal may be gone; the pull's outcome counts
-                bar.close()
+            bar.close()
     if out.as_json:
         out.json(result.to_json())
         return 0

@@ -3,11 +3,14 @@
 The e2e suite (tests/e2e/test_stop_signals.py) signals a real `turbolog pull` and `export`; here an
 ingest gets the signal between two images (sent by the test from inside the ingest, so it lands at a
 known point).  Figures held: exit 143 or 129, one line, the images before it archived, a re-run
-completing the rest; and the handlers the caller had are back once the command returns.
+completing the rest; the handlers the caller had are back once the command returns; and a progress
+bar whose terminal was closed (what SIGHUP means) closes without an error that would hide the signal.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import signal
 from pathlib import Path
@@ -18,6 +21,7 @@ import host.ingest
 from firmware_sim.fleet import plan_fleet, simulate_fleet
 from host.archive import Archive
 from host.cli import main
+from host.terminal import ProgressBar
 
 UNITS = 3
 
@@ -64,3 +68,25 @@ def test_a_signal_between_two_images_ends_the_ingest_cleanly(
     assert main(["ingest", str(fleet_dir), "--db", str(db)]) == 0
     with Archive.open(db) as archive:
         assert len(archive.units()) == UNITS
+
+
+class ClosedTerminal(io.StringIO):
+    """A terminal that hung up after the bar was drawn: every write fails with EIO."""
+
+    hung_up = False
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.hung_up:
+            raise OSError(errno.EIO, "Input/output error")
+        return super().write(text)
+
+
+def test_a_progress_bar_on_a_terminal_that_hung_up_closes_quietly() -> None:
+    terminal = ClosedTerminal()
+    bar = ProgressBar(terminal)
+    bar.show(10, 100, "")
+    terminal.hung_up = True
+    bar.close()
