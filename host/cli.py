@@ -133,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--baud", type=int, default=DEFAULT_BAUD, help=f"line rate, 8N1 (default {DEFAULT_BAUD})"
     )
     line.add_argument(
-        "--timeout", type=float, default=2.0, help="seconds to wait for each answer (default 2)"
+        "--timeout", type=float, default=2.0,
+        help="seconds to wait for each answer at the least, and the first guess before the link's round "
+        "trip is measured; a slower link is waited for (default 2)",
     )
 
     parser = _Parser(
