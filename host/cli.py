@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -27,7 +29,7 @@ from .analytics import fault_list, unit_summary
 from .archive import Archive, default_archive_path
 from .auth import withhold_keys
 from .driver import Client
-from .errors import DeviceError, HostError, OutputError, UsageError
+from .errors import DeviceError, HostError, Interrupted, OutputError, UsageError
 from .export import EXPORTERS, export
 from .output_file import STDOUT, describe, output_file
 from .pull import PullProgress, pull
@@ -41,7 +43,8 @@ exit codes:
   2  bad usage or arguments      7  the device did not answer in time
   3  unknown serial number       8  the pull gave up (the line kept failing)
   4  archive corrupt or foreign  9  the device misbehaved or is incompatible
-  130 interrupted (Ctrl-C): what was pulled so far is kept; run again to resume
+  130 interrupted (Ctrl-C), 143 stopped by SIGTERM, 129 by SIGHUP:
+      what was pulled so far is kept (the count is printed); run again to resume
   141 the reader of the output went away (| head): ended quietly, as if by SIGPIPE
 """
 
@@ -130,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--baud", type=int, default=DEFAULT_BAUD, help=f"line rate, 8N1 (default {DEFAULT_BAUD})"
     )
     line.add_argument(
-        "--timeout", type=float, default=2.0, help="seconds to wait for each answer (default 2)"
+        "--timeout", type=float, default=2.0,
+        help="seconds to wait for each answer at the least, and the first guess before the link's round "
+        "trip is measured; a slower link is waited for (default 2)",
     )
 
     parser = _Parser(
@@ -714,13 +719,51 @@ def _settle_stdout() -> None:
             os.close(devnull)
 
 
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+"""Signals that end a command as Ctrl-C does (those this platform has): a closed terminal, a
+service manager stopping it, a laptop lid."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    """Raise Interrupted once; later stop signals are ignored while it unwinds (commits the pull)."""
+    for name in STOP_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """While inside, SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` (in the main thread only:
+    elsewhere signals cannot be handled); the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    numbers = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
+    previous = {number: signal.signal(number, _stop) for number in numbers}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _interrupted(stop: Interrupted) -> str:
+    """The one line for a command stopped by a signal."""
+    what = "interrupted" if stop.signum == signal.SIGINT else f"stopped by {stop.name}"
+    if stop.kept is None:
+        return what
+    return f"{what}; {stop.kept:,} records of this pull kept in the archive, run again to resume"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _guard_closed_stdout()
     try:
         args = build_parser().parse_args(argv)
         out = Output(getattr(args, "json", False))
-        status = COMMANDS[args.command](args, out)
-        out.flush()
+        with stop_signals_interrupt():
+            status = COMMANDS[args.command](args, out)
+            out.flush()
         return status
     except BrokenPipeError:
         return EXIT_PIPE_CLOSED
@@ -729,9 +772,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_PIPE_CLOSED
         _say(exc)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("turbolog: interrupted; what was pulled so far is kept, run again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        stop = Interrupted.of(interrupt)
+        with suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"turbolog: {_interrupted(stop)}", file=sys.stderr)
+        return stop.exit_code
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         _say(f"{where}{exc.strerror or exc}")

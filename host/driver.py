@@ -3,7 +3,10 @@
 :class:`Client` pairs a transport with a :class:`~host.session.ClientSession`
 and gives every wait a deadline.  A request/response exchange sends the
 request and waits ``timeout`` seconds for its answer, sending it again until
-``tries x timeout`` seconds have passed; sooner when its answer visibly came
+``tries x timeout`` seconds have passed, where ``timeout`` is the one given
+(``--timeout``, the floor and first guess) or, when the link's round trip
+proves longer, the RTO of the :class:`~host.rtt.RoundTrip` that every answer
+to an exchange times (a cellular or satellite modem); sooner when its answer visibly came
 damaged (a frame failed verification and then the line went quiet: waiting on
 brings nothing), and for up to ``noisy_tries x timeout`` once this connection
 has delivered good frames and damaged ones (noisy, not foreign).  Then it gives up:
@@ -52,15 +55,16 @@ from protocol.messages import (
 )
 
 from .errors import DeviceError, HostError, LinkTimeout
+from .rtt import RoundTrip
 from .session import ClientSession, Request, Response
 from .transport import Transport
 
 DEFAULT_TIMEOUT = 2.0
-"""Seconds to wait for an answer: one full frame at 9,600 baud, plus margin."""
+"""Seconds to wait for an answer at the least: one full frame at 9,600 baud, plus margin."""
 DEFAULT_TRIES = 3
 QUIET_S = 0.1
 """After a damaged frame, this long without a byte means the answer was hit: ask again at once
-(at most a quarter of the timeout)."""
+(longer on a link whose round trip varies more; at most a quarter of the timeout)."""
 READ_SIZE = 4096
 
 R = TypeVar("R")
@@ -78,18 +82,33 @@ class Client:
         noisy_tries: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         read_size: int = READ_SIZE,
+        rtt: RoundTrip | None = None,
     ) -> None:
         self.transport = transport
         self.session = ClientSession()
         self.timeout = timeout
+        """Seconds to wait for an answer at the least, and before the round trip is measured."""
+        self.rtt = rtt if rtt is not None else RoundTrip()
+        """The link's round trip, timed by every answer to an exchange (pass one to keep it
+        across connections)."""
         self.tries = tries
         self.noisy_tries = max(tries, noisy_tries or tries)
         """Timeouts' worth of time an exchange gets while damaged frames keep arriving beside good
         ones: the line is alive, only noisy (a device that never sent one good frame still gets
         only *tries*)."""
-        self.quiet = min(QUIET_S, timeout / 4)
         self.clock = clock
         self._read_size = read_size
+
+    @property
+    def answer_timeout(self) -> float:
+        """Seconds an exchange waits for each answer: the timeout given, or the link's RTO if longer."""
+        return max(self.timeout, self.rtt.rto)
+
+    @property
+    def quiet(self) -> float:
+        """Silence after a damaged frame that means its answer was hit: QUIET_S, or the round trip's
+        variation if larger, at most a quarter of the answer timeout."""
+        return min(max(QUIET_S, self.rtt.rttvar), self.answer_timeout / 4)
 
     # --- streaming primitives ------------------------------------------------
 
@@ -172,22 +191,29 @@ class Client:
         session, clock = self.session, self.clock
         repeatable = tries is None
         started = clock()
-        deadline = started + (tries or self.tries) * self.timeout
+        timeout = self.answer_timeout
+        deadline = started + (tries or self.tries) * timeout
         sent: list[int] = []
         aborts: list[int] = []
+        sent_at: dict[int, float] = {}
         count = hit = 0
         try:
             while True:
                 errors_at_send = session.frame_errors
                 if abort_first:
                     aborts.append(self.send(Abort()))
+                    sent_at[aborts[-1]] = clock()
                 sent.append(self.send(request))
+                sent_at[sent[-1]] = latest = clock()
                 count += 1
-                resend_at = clock() + self.timeout
+                resend_at = clock() + timeout
                 while (left := min(resend_at, deadline) - clock()) > 0:
                     damaged = repeatable and session.frame_errors > errors_at_send
                     heard = session.bytes_received
                     for response in self.receive(min(left, self.quiet) if damaged else left):
+                        asked = sent_at.pop(response.request_seq, None)
+                        if asked is not None:
+                            self._time_answer(asked, latest)
                         if response.request_seq in aborts and isinstance(response, ErrorResponse):
                             raise refused(Abort(), response)
                         if response.request_seq not in sent:
@@ -200,16 +226,25 @@ class Client:
                         hit += 1
                         break  # its answer came damaged and nothing more is coming: ask again now
                 if repeatable and session.damaged_frames:
-                    deadline = max(deadline, started + self.noisy_tries * self.timeout)  # noisy, not foreign
+                    deadline = max(deadline, started + self.noisy_tries * timeout)  # noisy, not foreign
                 if count == tries or clock() >= deadline:
-                    raise self._silence(request, count, hit, clock() - started)
+                    raise self._silence(request, count, hit, clock() - started, timeout)
         finally:
             for seq in sent + aborts:
                 self.session.forget(seq)
 
-    def _silence(self, request: Request, tries: int, hit: int, elapsed: float) -> HostError:
+    def _time_answer(self, asked: float, latest: float) -> None:
+        """Time the link by an answer to the request sent at *asked* (its seq names the try it
+        answers), the latest try having gone at *latest*.  An earlier try is timed from its own
+        sending only on a line that has damaged no frame: on a damaged line a request whose last
+        delimiter was lost waits for the next try to complete it, so there it counts from the
+        latest try (a lower bound)."""
+        since = asked if not self.session.damaged_frames else max(asked, latest)
+        self.rtt.sample(self.clock() - since)
+
+    def _silence(self, request: Request, tries: int, hit: int, elapsed: float, timeout: float) -> HostError:
         name = request.MSG_TYPE.name
-        waited = f"{tries} x {self.timeout:g} s"
+        waited = f"{tries} x {timeout:.3g} s"
         if hit:
             waited = f"{elapsed:.3g} s ({tries} tries, {hit} answers damaged)"
         session = self.session

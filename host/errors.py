@@ -24,7 +24,9 @@ tree separates *whose fault* it was::
                                        ERROR code, or contradicts what the archive already holds
 
 Exit codes: 0 is success; 1 is also what the CLI returns for an exception
-that is not a HostError at all (a bug).  Lower-layer exceptions (sqlite3,
+that is not a HostError at all (a bug).  Beside the tree, :class:`Interrupted`
+(a KeyboardInterrupt, not an error) says a signal asked the process to stop:
+SIGINT 130, SIGHUP 129, SIGTERM 143 (128 + the signal's number).  Lower-layer exceptions (sqlite3,
 pyserial, OSError) are translated into these where they are met, with
 ``raise ... from exc``, and the message is one line a user can act on.
 
@@ -32,6 +34,8 @@ This module holds no logic beyond the classes themselves.
 """
 
 from __future__ import annotations
+
+import signal
 
 
 class HostError(Exception):
@@ -86,3 +90,30 @@ class DeviceError(HostError):
     """The device misbehaved: wrong protocol or schema, a refusal, or a contradiction."""
 
     exit_code = 9
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal asked the process to stop: SIGINT (Ctrl-C), SIGTERM or SIGHUP.
+
+    A KeyboardInterrupt, so whatever cleans up on Ctrl-C cleans up on all three.  ``kept`` is
+    what a pull committed before it stopped (None where nothing is counted)."""
+
+    def __init__(self, signum: int = signal.SIGINT, kept: int | None = None) -> None:
+        super().__init__(signum, kept)
+        self.signum = signum
+        self.kept = kept
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @classmethod
+    def of(cls, stop: KeyboardInterrupt, *, kept: int | None = None) -> Interrupted:
+        """*stop* as an Interrupted (a plain KeyboardInterrupt is SIGINT's), *kept* recorded if given."""
+        if isinstance(stop, Interrupted) and kept is None:
+            return stop
+        return cls(getattr(stop, "signum", signal.SIGINT), kept)

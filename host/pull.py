@@ -28,6 +28,9 @@
   shown calls for, judged from the session start on (:func:`level_for_noise`);
   a window whose frames prove four times too long is ended early; each retry
   level shrinks frames, retry windows and READ_SET ranges further.
+- *Time*: a request is presumed lost after :func:`idle_timeout` without a byte, fitted to the
+  link's RTO as the session's exchanges measured it (:class:`~host.rtt.RoundTrip`, kept across
+  reconnects), so a slow link (a cellular or satellite modem) is waited for.
 - *Retry*: retry windows shrink with each attempt (``window``, ``/8``,
   ``/64`` ... down to MIN_RETRY_WINDOW), so the frames that carry the
   stragglers come through.  The pull fails with :class:`~host.errors.PullFailed`
@@ -67,7 +70,8 @@ from protocol.records import DecodedRow, crc_fields, decode_rows
 
 from .archive import Archive
 from .driver import DEFAULT_TIMEOUT, Client, refused
-from .errors import DeviceError, LinkError, PullFailed, UnknownUnit, UsageError
+from .errors import DeviceError, Interrupted, LinkError, PullFailed, UnknownUnit, UsageError
+from .rtt import RoundTrip
 from .session import ClientSession, Response
 from .transport import Transport
 
@@ -115,9 +119,12 @@ _RECORDS_FRAME_BYTES = MIN_FRAME + 2 + 3
 delimiters."""
 
 
-def idle_timeout(baud: int) -> float:
-    """Silence after which an outstanding request is presumed lost: 0.5 s + 4 max frames."""
-    return 0.5 + 4 * MAX_STUFFED * 10 / max(baud, 1)
+def idle_timeout(baud: int, round_trip: float = 0.0) -> float:
+    """Silence after which an outstanding request is presumed lost: 0.5 s + 4 max frames, or
+    *round_trip* + 4 max frames when that is longer: *round_trip* is the link's RTO
+    (:class:`~host.rtt.RoundTrip`), what a request's first answer may take on a slow link (a
+    cellular or satellite modem) before anything arrives."""
+    return max(0.5, round_trip) + 4 * MAX_STUFFED * 10 / max(baud, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,10 +430,9 @@ class _Puller:
             self.noisy = self.noisy or bool(client.session.damaged_frames)
             plan = self.adopt(info)
             self.level = plan.level = max(self.level, level_for_noise(client.session, self.max_attempts))
-            idle = idle_timeout(info.baud)
             while True:
                 before = self.received
-                if self.stream(client, plan, idle):
+                if self.stream(client, plan, idle_timeout(info.baud, client.rtt.rto)):
                     return
                 self.retries += 1
                 self.level = plan.level = min(self.level + 1, self.max_attempts)  # it did not come through
@@ -644,11 +650,17 @@ class _Puller:
             self.flush()
 
     def flush(self) -> None:
-        """Commit the rows of ended windows, commit_every at a time (the batch is emptied first,
-        so a failure is not retried)."""
-        batch, self.batch = self.batch, []
-        for start in range(0, len(batch), self.commit_every):
-            self.added += self.archive.store_decoded(self.serial, batch[start:start + self.commit_every])
+        """Commit the rows of ended windows, commit_every at a time.  Rows the archive refused are
+        dropped (a failure is not retried on the way out); rows an interrupt kept from their
+        commit stay, for :meth:`leave` to commit."""
+        try:
+            while self.batch:
+                rows = self.batch[:self.commit_every]
+                self.added += self.archive.store_decoded(self.serial, rows)
+                del self.batch[:len(rows)]
+        except Exception:
+            self.batch = []
+            raise
 
     def leave(self) -> None:
         """On the way out (done, link lost, interrupted, failed): the windows still in flight end
@@ -715,11 +727,16 @@ def pull(
 
     ``connect`` opens a fresh transport.  After a link lost once the device
     has identified itself it is called again, at most *max_reconnects* times,
-    backing off between tries.  *timeout* bounds each ABORT/IDENTIFY exchange.
+    backing off between tries.  *timeout* bounds each ABORT/IDENTIFY exchange
+    at the least; every timeout (exchanges, the stream's idle timeout) grows
+    to fit the link's round trip as its answers measure it.
     Raises LinkError (the link could not be kept), LinkTimeout, PullFailed
     (retries exhausted), DeviceError (the device is incompatible, refused, or
     changed identity) or ArchiveError.  Whatever was verified is in the
-    archive before any of them is raised.
+    archive before any of them is raised; so too before an interrupt (a
+    KeyboardInterrupt, or the :class:`~host.errors.Interrupted` a caller's
+    signal handler raises), which leaves as Interrupted with ``kept`` set to
+    the records this pull committed.
     """
     if window < 1 or not 1 <= depth <= MAX_DEPTH or max_attempts < 0 or commit_every < 1:
         raise UsageError(
@@ -727,26 +744,31 @@ def pull(
             f"(got {window}, {depth}, {max_attempts}, {commit_every})"
         )
     started = wall()
+    rtt = RoundTrip()
     puller = _Puller(
         archive, window=window, depth=depth, progress=progress, max_attempts=max_attempts,
         commit_every=commit_every, clock=clock,
     )
     reconnects = 0
-    transport = connect()
-    while True:
-        try:
+    try:
+        transport = connect()
+        while True:
             try:
-                puller.session(Client(transport, timeout=timeout, noisy_tries=NOISY_TRIES, clock=clock))
-                break
-            finally:
-                puller.leave()
-                transport.close()
-        except PullFailed:
-            raise
-        except LinkError as lost:
-            if puller.info is None:
-                raise  # never reached the device: reconnecting would only repeat that
-            transport, reconnects = _reconnect(connect, lost, reconnects, max_reconnects, sleep)
+                try:
+                    client = Client(transport, timeout=timeout, noisy_tries=NOISY_TRIES, clock=clock, rtt=rtt)
+                    puller.session(client)
+                    break
+                finally:
+                    puller.leave()
+                    transport.close()
+            except PullFailed:
+                raise
+            except LinkError as lost:
+                if puller.info is None:
+                    raise  # never reached the device: reconnecting would only repeat that
+                transport, reconnects = _reconnect(connect, lost, reconnects, max_reconnects, sleep)
+    except KeyboardInterrupt as stop:
+        raise Interrupted.of(stop, kept=puller.added) from None
     result = puller.result(reconnects)
     archive.record_pull(
         result.serial, started, wall(), result.added, result.evicted, result.retries, result.bytes

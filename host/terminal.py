@@ -9,6 +9,7 @@ never when ``NO_COLOR`` is set).  This module formats; it decides nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -119,7 +120,9 @@ class ProgressBar:
         self._drawn = True
 
     def close(self) -> None:
+        """Clear the bar; a terminal that is gone (closed: SIGHUP) has nothing left to clear."""
         if self._drawn:
-            self._stream.write("\r\x1b[K")
-            self._stream.flush()
             self._drawn = False
+            with contextlib.suppress(OSError):
+                self._stream.write("\r\x1b[K")
+                self._stream.flush()

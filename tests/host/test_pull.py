@@ -9,6 +9,7 @@ bounded (virtual) time.
 from __future__ import annotations
 
 import random
+import signal
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 import firmware_sim.session
 from firmware_sim.impairment import LineFaults
 from host.archive import Archive
-from host.errors import DeviceError, LinkError, LinkTimeout, PullFailed, UsageError
+from host.errors import DeviceError, Interrupted, LinkError, LinkTimeout, PullFailed, UsageError
 from host.pull import PullProgress, PullResult, idle_timeout, pull
 from host.transport import Guarded
 from protocol.enums import ErrorCode, MsgType
@@ -244,10 +245,36 @@ def test_keyboard_interrupt_keeps_what_was_verified(archive: Archive) -> None:
         if progress.done >= 1000:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted) as stopped:
         run(line, archive, progress=stop_midway)
     kept = archive.unit(unit.serial).record_count
     assert kept >= 1000
+    assert stopped.value.kept == kept and stopped.value.exit_code == 130
+    resumed = run(line, archive)
+    assert resumed.received == N - kept
+    assert archived(archive) == log_of(unit)
+
+
+def test_a_signal_during_a_commit_keeps_that_batch(archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (as the command's handler raises it) while the archive writes a batch: the batch's
+    transaction rolls back, and the rows are committed on the way out, not dropped."""
+    unit = ListUnit(list(RAWS))
+    line = Line(unit, baud=115200)
+    store = archive.store_decoded
+    calls = {"n": 0}
+
+    def interrupted_once(serial: str, rows: list[object]) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise Interrupted(signal.SIGTERM)
+        return store(serial, rows)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(archive, "store_decoded", interrupted_once)
+    with pytest.raises(Interrupted) as stopped:
+        run(line, archive, commit_every=500)
+    monkeypatch.undo()
+    kept = archive.unit(unit.serial).record_count
+    assert stopped.value.kept == kept >= 500 and stopped.value.exit_code == 143
     resumed = run(line, archive)
     assert resumed.received == N - kept
     assert archived(archive) == log_of(unit)
