@@ -197,8 +197,8 @@ def test_a_lost_answer_is_not_repeated_and_says_it_may_have_happened() -> None:
 
 
 def identify(serial: str, first: int, next_seq: int) -> IdentifyResponse:
-    return IdentifyResponse(0, 1, SCHEMA_FINGERPRINT, "C65", serial, "fw", 1000, first, next_seq,
-                            1_700_000_000, 0, 0, 0, 0, 115200, 4096)
+    return IdentifyResponse(0, 2, SCHEMA_FINGERPRINT, "C65", serial, "fw", 1000, first, next_seq,
+                            1_700_000_000, 0, 0, 0, 0, 115200, 4096, b"log-id-1")
 
 
 @pytest.fixture

@@ -378,8 +378,8 @@ def test_a_schema_mismatch_is_a_device_error(archive: Archive, monkeypatch: pyte
 def test_a_protocol_version_mismatch_is_a_device_error(
     archive: Archive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(firmware_sim.session, "PROTOCOL_VERSION", 2)
-    with pytest.raises(DeviceError, match="protocol version 2"):
+    monkeypatch.setattr(firmware_sim.session, "PROTOCOL_VERSION", 3)
+    with pytest.raises(DeviceError, match="protocol version 3"):
         run(Line(ListUnit(list(RAWS))), archive)
 
 
