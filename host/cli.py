@@ -140,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
         "pull", "pull the unit's log into the archive (resumes where it stopped)", [common, line]
     )
     pull_cmd.add_argument("--window", type=int, default=2048, help="records per request (default 2048)")
+    pull_cmd.add_argument(
+        "--new-log", action="store_true",
+        help="if the unit's log is not the archived one (replaced controller, cleared log), archive it "
+        "as the serial's next epoch instead of refusing",
+    )
     command("units", "list the units in the archive", [common])
     summary = command("summary", "operating hours, starts, energy, faults and MTBF of one unit", [common])
     summary.add_argument("serial")
@@ -310,6 +315,7 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
                 window=args.window,
                 progress=progress,
                 timeout=args.timeout,
+                new_log=args.new_log,
             )
         finally:
             bar.close()
@@ -318,8 +324,11 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
         return 0
     last = "-" if result.last_seq is None else f"{result.last_seq:,}"
     rate = result.bytes / result.elapsed_s if result.elapsed_s > 0 else 0.0
-    out.text(out.style.bold(f"{printable(result.serial)}: {result.added:,} records added"))
+    epoch = f" (epoch {result.epoch})" if result.epoch > 1 else ""
+    out.text(out.style.bold(f"{printable(result.serial)}{epoch}: {result.added:,} records added"))
     out.text(f"  device log     {result.first_seq:,} .. {last}")
+    out.text(f"  accounted for  {result.planned_from:,} .. {last}: {result.added:,} added, "
+             f"{result.evicted:,} evicted, {result.already_held:,} already held")
     out.text(f"  evicted        {result.evicted:,} (overwritten on the unit before they were read)")
     out.text(
         f"  retries        {result.retries:,}   rejected {result.rejected:,}   reconnects {result.reconnects}"
