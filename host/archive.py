@@ -960,7 +960,8 @@ _IDENTIFY_PARAMS = ", ".join("?" * 12)
 def _unit_row(row: tuple[Any, ...]) -> UnitRow:
     """A row of ``SELECT {_UNIT_COLUMNS}`` as a UnitRow."""
     log_id, origin_seq, continues = row[-3:]
-    values: tuple[Any, ...] = (*row[:-3], None if log_id is None else bytes(log_id), origin_seq, bool(continues))
+    log_id = None if log_id is None else bytes(log_id)
+    values: tuple[Any, ...] = (*row[:-3], log_id, origin_seq, bool(continues))
     return UnitRow(*values)
 
 

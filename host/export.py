@@ -1,6 +1,7 @@
 """Exports of one unit's archived log, chosen by format through one registry.
 
-Every record of the unit, in seq order, becomes one row: the columns in
+Every record of the unit, epoch by epoch (each archived log of its serial,
+oldest first: column ``epoch``), in seq order, becomes one row: the columns in
 :data:`COLUMNS`, values in engineering units with the unit in the column name
 (``tet1_c``, ``ambient_pressure_kpa``, ``grid_freq_hz``: the scale suffixes of
 the wire names are applied, as :meth:`protocol.records.Snapshot.engineering`
@@ -47,6 +48,7 @@ Row = dict[str, Any]
 _SNAPSHOT_COLUMNS: tuple[str, ...] = tuple(Snapshot(*(0,) * len(SNAPSHOT_FIELDS)).engineering())
 
 COLUMNS: tuple[str, ...] = (
+    "epoch",
     "seq",
     "time_utc",
     "type",
@@ -75,9 +77,10 @@ def _snapshot_row(snapshot: Snapshot) -> Row:
     return values
 
 
-def record_row(record: Record) -> Row:
-    """The export row of one record: only the columns that apply to its type."""
+def record_row(record: Record, epoch: int = 1) -> Row:
+    """The export row of one record of archive *epoch*: only the columns that apply to its type."""
     row: Row = {
+        "epoch": epoch,
         "seq": record.seq,
         "time_utc": datetime.fromtimestamp(record.timestamp, UTC).isoformat(),
     }
@@ -142,17 +145,23 @@ EXPORTERS: dict[str, Exporter] = {
 }
 
 
-def _rows(archive: Archive, serial: str) -> Iterator[Row]:
-    for seq, raw in archive.iter_raw(serial):
-        try:
-            record = decode_record(raw)
-        except RecordError as exc:
-            raise ArchiveError(f"archive {archive.path}: record {seq} of {serial} is damaged: {exc}") from exc
-        yield record_row(record)
+def _rows(archive: Archive, serial: str, epochs: list[int]) -> Iterator[Row]:
+    for epoch in epochs:
+        for seq, raw in archive.iter_raw(serial, epoch):
+            try:
+                record = decode_record(raw)
+            except RecordError as exc:
+                raise ArchiveError(
+                    f"archive {archive.path}: record {seq} of {serial} is damaged: {exc}"
+                ) from exc
+            yield record_row(record, epoch)
 
 
-def export(archive: Archive, serial: str, fmt: str, out: IO[Any] | str | os.PathLike[str]) -> int:
-    """Write every archived record of *serial* in format *fmt* to *out*; returns the record count.
+def export(
+    archive: Archive, serial: str, fmt: str, out: IO[Any] | str | os.PathLike[str], epoch: int | None = None
+) -> int:
+    """Write every archived record of *serial* (every epoch, or only *epoch*) in format *fmt* to
+    *out*; returns the record count.
 
     *out* is an open stream (text, or binary for a binary format) or a path;
     a path is written to a temporary file beside it and renamed into place
@@ -163,8 +172,9 @@ def export(archive: Archive, serial: str, fmt: str, out: IO[Any] | str | os.Path
     exporter = EXPORTERS.get(fmt)
     if exporter is None:
         raise UsageError(f"unknown export format {fmt!r}: choose one of {', '.join(sorted(EXPORTERS))}")
-    archive.unit(serial)
-    rows = _rows(archive, serial)
+    archive.unit(serial, epoch)
+    epochs = [row.epoch for row in archive.epochs(serial) if epoch is None or row.epoch == epoch]
+    rows = _rows(archive, serial, epochs)
     if not isinstance(out, (str, os.PathLike)):
         if exporter.binary == isinstance(out, io.TextIOBase):
             kind = "binary" if exporter.binary else "text"

@@ -11,8 +11,10 @@ the presentation, nothing else.
 :func:`hours_timeline` traces the fleet's cumulative documented operating
 hours over calendar time, per model, from a few samples of each unit found
 through the archive's key (never a scan of every sample), joined by straight
-lines.  :func:`plot_fleet` draws MTBF per model with its interval bars above
-that timeline (matplotlib, imported only when a plot is made, Agg backend).
+lines (each archived log of a serial is traced on its own; one that continues
+the log before it counts only the hours it added).  :func:`plot_fleet` draws
+MTBF per model with its interval bars above that timeline (matplotlib,
+imported only when a plot is made, Agg backend).
 
 It never writes the archive and never talks to a device.
 """
@@ -170,8 +172,18 @@ def _at(trace: list[tuple[int, int]], times: list[int]) -> list[float]:
 
 def hours_timeline(archive: Archive, points: int = TIMELINE_POINTS) -> HoursTimeline:
     """The fleet's documented operating hours over calendar time (see the module docstring)."""
-    units = list(archive.query("SELECT id, model, first_seq, next_seq FROM units ORDER BY id"))
-    traces = [(model, _unit_trace(archive, unit, first, end)) for unit, model, first, end in units]
+    units = archive.query(
+        "SELECT id, model, first_seq, next_seq, serial, continues FROM units ORDER BY serial, epoch"
+    )
+    traces: list[tuple[str, list[tuple[int, int]]]] = []
+    last_serial = ""
+    for unit, model, first, end, serial, continues in units:
+        trace = _unit_trace(archive, unit, first, end)
+        if continues and traces and trace and traces[-1][1] and serial == last_serial:
+            base = traces[-1][1][-1][1]  # hours the epoch before counted already
+            trace = [(stamp, max(operating_s - base, 0)) for stamp, operating_s in trace]
+        traces.append((model, trace))
+        last_serial = serial
     stamps = [stamp for _, trace in traces for stamp, _ in trace]
     if not stamps:
         return HoursTimeline((), {})

@@ -40,27 +40,30 @@ _SERIES = (
 """(SQL expression over samples, axis label, colour) per panel."""
 
 
-def plot_unit(archive: Archive, serial: str, out_path: str | os.PathLike[str]) -> None:
-    """Draw the unit's samples and faults into a PNG at *out_path*.
+def plot_unit(
+    archive: Archive, serial: str, out_path: str | os.PathLike[str], epoch: int | None = None
+) -> None:
+    """Draw the unit's samples and faults (every epoch, or only *epoch*) into a PNG at *out_path*.
 
     Raises :class:`~host.errors.UnknownUnit`, UsageError when matplotlib is
     not installed, and OutputError when the file cannot be written.
     """
-    archive.unit(serial)
+    archive.unit(serial, epoch)
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise UsageError("plotting needs matplotlib: install turbolog[plot]") from exc
 
-    unit = {"serial": serial}
-    where = "unit = (SELECT id FROM units WHERE serial = :serial)"
+    unit = {"serial": serial, "epoch": epoch}
+    where = "unit IN (SELECT id FROM units WHERE serial = :serial AND (:epoch IS NULL OR epoch = :epoch))"
     ((samples,),) = archive.query(f"SELECT COUNT(*) FROM samples WHERE {where}", unit)
     bucket = max(1, -(-samples // MAX_POINTS))
     columns = ", ".join(f"AVG({expr}), MIN({expr}), MAX({expr})" for expr, _, _ in _SERIES)
     rows = list(
         archive.query(
-            f"SELECT MIN(timestamp), {columns} FROM samples WHERE {where} GROUP BY seq / {bucket} ORDER BY 1",
+            f"SELECT MIN(timestamp), {columns} FROM samples WHERE {where} "
+            f"GROUP BY unit, seq / {bucket} ORDER BY 1",
             unit,
         )
     )
