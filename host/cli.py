@@ -146,9 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
         "as the serial's next epoch instead of refusing",
     )
     command("units", "list the units in the archive", [common])
-    summary = command("summary", "operating hours, starts, energy, faults and MTBF of one unit", [common])
+    epoch = argparse.ArgumentParser(add_help=False)
+    epoch.add_argument(
+        "--epoch", type=int, metavar="N",
+        help="only the unit's Nth archived log (default: every log of the serial)",
+    )
+    summary = command(
+        "summary", "operating hours, starts, energy, faults and MTBF of one unit", [common, epoch]
+    )
     summary.add_argument("serial")
-    faults = command("faults", "the faults of one unit", [common])
+    faults = command("faults", "the faults of one unit", [common, epoch])
     faults.add_argument("serial")
     faults.add_argument("--since", type=since_type, metavar="WHEN", help="ISO date or an age like 30d")
     faults.add_argument(
@@ -159,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     faults.add_argument("--code", type=code_type, help="only this fault code")
     exp = command(
-        "export", "write a unit's records as CSV or JSON lines, or the archive as Parquet", [common]
+        "export", "write a unit's records as CSV or JSON lines, or the archive as Parquet", [common, epoch]
     )
     exp.add_argument("serial", nargs="?", help="the unit (optional for parquet: all units)")
     exp.add_argument("--format", required=True, choices=[*sorted(EXPORTERS), "parquet"], dest="fmt")
@@ -169,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="output file (default: standard output); for parquet, a directory (required)",
     )
-    plot = command("plot", "draw power, speed and exhaust temperature over time, faults marked", [common])
+    plot = command(
+        "plot", "draw power, speed and exhaust temperature over time, faults marked", [common, epoch]
+    )
     plot.add_argument("serial")
     plot.add_argument("--out", type=Path, metavar="FILE.png", required=True)
     live = command("live", "a refreshing view of the unit's live telemetry", [common, line])
@@ -201,9 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--time", type=since_type, metavar="ISO", help="the time to set, ISO 8601 (naive means UTC)"
     )
     ingest = command(
-        "ingest", "load flash images (DIR/*.img with their .json identity) into the archive", [common]
+        "ingest", "load flash images (DIR/*.img, or FILE.img, with their .json identity) into the archive",
+        [common],
     )
-    ingest.add_argument("directory", type=Path)
+    ingest.add_argument("directory", type=Path, metavar="DIR|FILE.img")
+    ingest.add_argument(
+        "--new-log", action="store_true",
+        help="archive an image whose log is not the archived one for its serial as the serial's next epoch",
+    )
     return parser
 
 
@@ -347,19 +361,22 @@ def cmd_units(args: argparse.Namespace, out: Output) -> int:
     rows = [
         {
             "serial": u.serial,
+            "epoch": u.epoch,
             "model": u.model,
             "firmware": u.firmware,
             "first_seq": u.first_seq,
             "next_seq": u.next_seq,
             "operating_hours": round(u.operating_s / 3600, 1),
             "starts": u.starts,
+            "log_id": None if u.log_id is None else u.log_id.hex(),
         }
         for u in units
     ]
     if out.as_json:
         out.json(rows)
     elif rows:
-        out.text(table(list(rows[0]), [list(r.values()) for r in rows], numeric=[False] * 3 + [True] * 4))
+        numeric = [False, True, False, False, True, True, True, True, False]
+        out.text(table(list(rows[0]), [list(r.values()) for r in rows], numeric=numeric))
     else:
         out.text("the archive holds no units yet: turbolog pull PORT")
     return 0
@@ -371,7 +388,7 @@ def _fmt_hours(value: float | None) -> str:
 
 def cmd_summary(args: argparse.Namespace, out: Output) -> int:
     with open_archive(args) as archive:
-        summary = unit_summary(archive, args.serial)
+        summary = unit_summary(archive, args.serial, args.epoch)
     report = summary.to_json()
     if out.as_json:
         out.json(report)
@@ -383,6 +400,9 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
         )
     )
     out.text(f"  records          {summary.records:,} ({report['first_record']} .. {report['last_record']})")
+    if len(report["epochs"]) > 1 or args.epoch is not None:
+        shown = ", ".join(f"{e['epoch']} ({e['operating_hours']:,.1f} h)" for e in report["epochs"])
+        out.text(f"  archived logs    {shown}; hours of each counted once")
     out.text(f"  operating hours  {report['operating_hours']:,.1f}")
     out.text(f"  starts           {report['starts']:,}")
     out.text(f"  energy           {report['kwh']:,.1f} kWh")
@@ -406,7 +426,8 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
 def cmd_faults(args: argparse.Namespace, out: Output) -> int:
     with open_archive(args) as archive:
         entries = [
-            e.to_json() for e in fault_list(archive, args.serial, args.since, args.severity, args.code)
+            e.to_json()
+            for e in fault_list(archive, args.serial, args.since, args.severity, args.code, args.epoch)
         ]
     if out.as_json:
         out.json(entries)
@@ -441,6 +462,8 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
 
         if args.out is None:
             raise UsageError("--format parquet writes a directory: give it with --out DIR")
+        if args.epoch is not None:
+            raise UsageError("--format parquet exports every epoch (column epoch): leave out --epoch")
         with open_archive(args) as archive:
             count = export_parquet(archive, args.out, args.serial)
         print(f"{count:,} records written to the Parquet dataset {args.out}", file=out.err)
@@ -448,7 +471,7 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
     if args.serial is None:
         raise UsageError(f"--format {args.fmt} exports one unit: name its serial number")
     with open_archive(args) as archive:
-        count = export(archive, args.serial, args.fmt, args.out if args.out else out.out)
+        count = export(archive, args.serial, args.fmt, args.out if args.out else out.out, args.epoch)
     if args.out:
         print(f"{count:,} records written to {args.out}", file=out.err)
     return 0
@@ -458,7 +481,7 @@ def cmd_plot(args: argparse.Namespace, out: Output) -> int:
     from .plot import plot_unit
 
     with open_archive(args) as archive:
-        plot_unit(archive, args.serial, args.out)
+        plot_unit(archive, args.serial, args.out, args.epoch)
     print(f"plot written to {args.out}", file=out.err)
     return 0
 
@@ -587,7 +610,7 @@ def cmd_ingest(args: argparse.Namespace, out: Output) -> int:
 
     with open_archive(args) as archive:
         try:
-            result = ingest_dir(archive, args.directory, progress)
+            result = ingest_dir(archive, args.directory, progress, new_log=args.new_log)
         finally:
             bar.close()
     if not result.images:
