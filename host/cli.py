@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from protocol.enums import EngineState, GridMode, Severity, name_of
+from protocol.messages import IdentifyResponse
 
 from .analytics import fault_list, unit_summary
 from .archive import Archive, default_archive_path
@@ -550,7 +551,7 @@ def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_clear_log(args: argparse.Namespace, out: Output) -> int:
     from .auth import load_key, parse_level
-    from .privileged import authenticate_and_clear_log, ensure_archived
+    from .privileged import authenticate_and_clear_log, ensure_archived, start_epoch_after_clear
 
     key, level = load_key(args.key_file, os.environ), parse_level(args.level)
     with connected(args) as client:
@@ -559,11 +560,22 @@ def cmd_clear_log(args: argparse.Namespace, out: Output) -> int:
             with open_archive(args) as archive:
                 ensure_archived(archive, info.serial, info)
         first = authenticate_and_clear_log(client, key, level)
+        try:
+            after: IdentifyResponse | None = client.identify()
+        except HostError as exc:
+            after = None
+            print(f"turbolog: the log was cleared, but the unit did not identify itself afterwards ({exc}): "
+                  "the next pull needs --new-log", file=out.err)
+    epoch = None
+    if after is not None:
+        with open_archive(args) as archive:
+            epoch = start_epoch_after_clear(archive, info, after, first)
     report = {
         "serial": info.serial,
         "cleared_first_seq": info.first_seq,
         "new_first_seq": first,
         "cleared_after_check": max(0, first - info.next_seq),
+        "epoch": epoch,
     }
     if out.as_json:
         out.json(report)
@@ -576,6 +588,8 @@ def cmd_clear_log(args: argparse.Namespace, out: Output) -> int:
             out.text(
                 out.style.yellow(f"  {first - info.next_seq} records logged after the check were cleared too")
             )
+        if epoch is not None:
+            out.text(f"  the archive keeps its new log as epoch {epoch} of {printable(info.serial)}")
     return 0
 
 

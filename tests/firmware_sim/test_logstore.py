@@ -316,7 +316,8 @@ def test_the_sector_headers_written_are_what_construct_builds() -> None:
     assert opened[4][1] == opened[4][2], "a clear opens a sector whose first_seq is its base_seq"
     assert opened[5][2] > 0 and opened[3][3] != NO_COUNTS
     log_ids = [entry[4] for entry in opened]
-    assert len(set(log_ids[:4])) == 1 and log_ids[4] == log_ids[5] != log_ids[3], "only a clear makes a new log"
+    assert len(set(log_ids[:4])) == 1, "a log keeps its id across sectors"
+    assert log_ids[4] == log_ids[5] != log_ids[3], "a clear makes a new log"
 
 
 def test_the_on_flash_layout_is_the_documented_one() -> None:

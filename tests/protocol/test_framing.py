@@ -54,7 +54,8 @@ def only_frames(items: list[Frame | FrameError]) -> list[Frame]:
 
 
 def raw_frame(
-    msg_type: int, seq: int, payload: bytes, version: int = formats.PROTOCOL_VERSION, length: int | None = None
+    msg_type: int, seq: int, payload: bytes, version: int = formats.PROTOCOL_VERSION,
+    length: int | None = None,
 ) -> bytes:
     """Frame bytes before stuffing, with a good CRC whatever the header says."""
     body = struct.pack("<BBHH", version, msg_type, seq, len(payload) if length is None else length) + payload
