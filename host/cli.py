@@ -305,6 +305,7 @@ def cmd_info(args: argparse.Namespace, out: Output) -> int:
         "device_time": datetime.fromtimestamp(info.device_time, UTC).isoformat(),
         "baud": info.baud,
         "max_window": info.max_window,
+        "log_id": info.log_id.hex(),
     }
     if out.as_json:
         out.json(report)
