@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from firmware_sim.flash import FlashGeometryError, NorFlash
-from firmware_sim.logstore import SECTOR_HEADER_SIZE, LogFullError, LogStore
+from firmware_sim.logstore import SECTOR_HEADER_SIZE, LogFullError, LogStore, seeded_log_ids
 from firmware_sim.nvstate import Counters, LogSink
 from protocol.crc import crc32c
 from protocol.enums import EngineState, EventKind, Severity, Subsystem
@@ -361,3 +361,27 @@ def test_wear_is_even_over_ten_wraps() -> None:
         store.append(machine.record())
     counts = flash.erase_counts()
     assert max(counts) / (sum(counts) / len(counts)) <= 1.2, counts
+
+
+def test_a_log_keeps_its_id_across_power_ups_and_a_clear_makes_a_new_one() -> None:
+    flash = NorFlash(SECTOR, 4)
+    store, machine = LogStore(flash, new_log_id=seeded_log_ids("C60", "S1", 1)), Machine(3)
+    for _ in range(40):
+        store.append(machine.record())
+    first = store.log_id
+    assert LogStore(flash).log_id == first, "the id is in the flash, not in the object"
+    store.clear()
+    cleared = LogStore(flash).log_id
+    assert cleared != first and len(cleared) == 8
+    store = LogStore(flash, new_log_id=seeded_log_ids("C60", "S1", 1))
+    store.clear()
+    assert LogStore(flash).log_id not in (first, cleared), "every clear, a new id"
+
+
+def test_two_seeds_make_two_log_ids_and_one_seed_the_same() -> None:
+    def log_id(seed: int) -> bytes:
+        store = LogStore(NorFlash(SECTOR, 4), new_log_id=seeded_log_ids("C60", "C60-000001", seed))
+        store.append(Machine(seed).record())
+        return store.log_id
+
+    assert log_id(1) == log_id(1) != log_id(2)
