@@ -620,13 +620,12 @@ class Archive:
         return _unit_row(row)
 
     def newest_counters(self, serial: str) -> tuple[int, int, int, int]:
-        """``(operating_s, starts, trips, energy_wh)`` of the latest epoch of *serial*: the
-        highest of its last IDENTIFY and of its newest record that carries counters (counters
-        never go backwards within a log)."""
+        """``(operating_s, starts, trips, energy_wh)`` of the newest archived record of the latest
+        epoch of *serial* that carries counters (counters never go backwards within a log), zeros
+        if none does.  Only records count: what IDENTIFY reported may be ahead of what the unit
+        had made durable, and lost in a power cut."""
         unit = self._unit_id(serial)
-        found = [tuple(row) for row in self.query(
-            "SELECT operating_s, starts, trips, energy_wh FROM units WHERE id = :unit", {"unit": unit}
-        )]
+        found: list[tuple[Any, ...]] = [(0, 0, 0, 0)]
         for table in ("samples", "faults"):
             found += [tuple(row) for row in self.query(
                 f"""SELECT operating_s, starts, trips, energy_wh FROM {table}

@@ -89,11 +89,18 @@ def test_the_same_log_id_with_other_records_is_caught_by_the_overlapping_record(
 
 
 def test_counters_that_went_backwards_are_refused(archive: Archive, path: Path) -> None:
-    run(CountingUnit(make_records(100), Counters(7200, 5, 0, 90000)), archive)
+    """The archived records carry 1 h (make_records); a unit reporting half an hour is not their log."""
+    run(ListUnit(make_records(100)), archive)
     before = dump(path)
-    with pytest.raises(DeviceError, match="counters went backwards .*operating hours 1.0 < 2.0"):
-        run(CountingUnit(make_records(200), Counters(3600, 5, 0, 90000)), archive)
+    with pytest.raises(DeviceError, match=r"counters went backwards \(operating hours 0.5 < 1.0 archived"):
+        run(CountingUnit(make_records(200), Counters(1800, 5, 0, 90000)), archive)
     assert dump(path) == before
+
+
+def test_identify_counters_ahead_of_the_log_may_fall_back_to_it(archive: Archive) -> None:
+    """A power cut loses what the unit had not logged yet: only the records' counters bind."""
+    run(CountingUnit(make_records(100), Counters(7200, 5, 0, 90000)), archive)
+    assert run(CountingUnit(make_records(200), Counters(3600, 2, 0, 65000)), archive).added == 100
 
 
 def test_a_log_that_ends_below_the_archive_is_refused(archive: Archive) -> None:
