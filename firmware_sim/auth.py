@@ -39,9 +39,12 @@ power-up clears them (as on the real controllers; cutting a unit's power
 needs physical access).
 
 Nonces are ``HMAC-SHA256(nonce secret, boot salt || counter || entropy)[:16]``:
-the entropy comes from the session's RNG, the boot salt is unique to each
-power-up, so a nonce never repeats (even when the RNG is seeded the same at
-every start) and cannot be predicted without the unit's nonce secret.
+the entropy comes from the session's entropy source, which in the field is
+the operating system's cryptographic source whatever the simulation's seed
+(a restored old flash image repeats the boot salt and the counter, and a
+seeded source would repeat a recorded exchange's nonce, letting it be
+replayed); the salt and counter keep nonces distinct even under a test's
+seeded source, and the secret keeps them unpredictable.
 
 Pure: time comes from the clock passed in (the unit's simulated clock),
 randomness from the entropy passed in; logging is the audit callback's job.

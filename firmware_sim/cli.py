@@ -11,7 +11,8 @@ Subcommands:
 
 This module parses arguments, wires the parts together and reports errors
 in one line; the behaviour lives in the modules it calls.  It is the only
-place besides the links that reads the wall clock (to drive the simulated one).
+place besides the links and the in-process line's :class:`~firmware_sim.inproc.WallClock` that
+reads the wall clock (to drive the simulated one).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -38,6 +39,7 @@ from .faults import ScriptedFault, parse_scripted_fault
 from .flash import NorFlash
 from .fleet import DEFAULT_AS_OF, UnitResult, parse_mix, plan_fleet, simulate_fleet
 from .impairment import Impairment, LineFaults
+from .inproc import Line, WallClock
 from .keystore import KeyStore, UnitKeys, existing_key_chip, key_chip_path
 from .links import Link, PtyLink, Rfc2217Link, SerialDeviceLink, TcpLink
 from .logstore import LogStore
@@ -59,6 +61,8 @@ examples:
   turbosim fleet --units 4000 --mix C30:0.6,C60:0.4 --hours 3750 --seed 1 --out fleet/
 """
 
+SERVE_TICK_SAMPLES = 64
+"""A serving unit lives at most this many sample intervals per tick (milliseconds of work)."""
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -155,6 +159,7 @@ def _unit_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="turbosim",
+        allow_abbrev=False,
         description="An emulated microturbine controller that answers on a serial line.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -163,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
+        allow_abbrev=False,
         help="run a unit and answer on a line",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -190,16 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     line.add_argument("--impair-seed", type=int, default=0, help="seed of the impairment (default 0)")
 
-    run = commands.add_parser("run", help="live a unit's history into a flash image, without serving")
+    run = commands.add_parser(
+        "run", allow_abbrev=False, help="live a unit's history into a flash image, without serving"
+    )
     _unit_options(run)
 
-    info = commands.add_parser("info", help="what a flash image holds")
+    info = commands.add_parser("info", allow_abbrev=False, help="what a flash image holds")
     info.add_argument("--flash", metavar="FILE", required=True)
     info.add_argument("--json", action="store_true", help="machine-readable output")
     _fleet_parser(commands)
 
     keys = commands.add_parser(
-        "keys", help="a unit's access keys as hex (kept in FILE.keys, beside its flash image FILE)"
+        "keys", allow_abbrev=False,
+        help="a unit's access keys as hex (kept in FILE.keys, beside its flash image FILE)",
     )
     keys.add_argument("--flash", metavar="FILE", required=True)
     keys.add_argument(
@@ -223,6 +232,7 @@ def _mix(text: str) -> dict[str, float]:
 def _fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fleet = commands.add_parser(
         "fleet",
+        allow_abbrev=False,
         help="simulate a fleet into flash images (DIR/<serial>.img and .json), one process per core",
         description="Simulate a growing fleet: each unit with its own serial number, commissioning date, "
         "duty profile and climate site, logging an hourly sample and every fault and event into a flash "
@@ -306,16 +316,21 @@ def _open_link(args: argparse.Namespace) -> Link:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.speed <= 0:
         raise ConfigError(f"--speed must be positive, not {args.speed}")
-    unit, _ = _make_unit(args, args.speed)
+    link = _open_link(args)  # first: a refused link changes nothing, not even the flash image
+    try:
+        unit, _ = _make_unit(args, args.speed)
+    except BaseException:
+        link.close()
+        raise
     stopping: list[int] = []
 
     def stop(signum: int, frame: FrameType | None) -> None:
         stopping.append(signum)
 
     with unit:
-        _live_history(unit, args.history)
-        link = _open_link(args)
         try:
+            _live_history(unit, args.history)
+            unit.max_tick_s = SERVE_TICK_SAMPLES * max(1, int(args.sample_interval))
             if getattr(link, "exposed", False):
                 print(
                     f"warning: {link.url} is reachable from other machines: anyone who reaches it can "
@@ -323,7 +338,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     f"(turbosim keys), and {MAX_FAILURES} wrong attempts lock the port",
                     file=sys.stderr,
                 )
-            nonces = random.Random(args.seed)
             impair_out = impair_in = None
             if args.impair is not None:
                 impair_out = Impairment(args.impair, seed=args.impair_seed)
@@ -339,7 +353,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 )
             server = Server(
                 link,
-                lambda: DeviceSession(unit, rng=nonces),
+                lambda: DeviceSession(unit),
                 unit.tick,
                 Pacer(None if args.no_pace else args.baud, now=time.monotonic()),
                 impair_in=impair_in,
@@ -350,9 +364,49 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, stop)
             print(f"ready {link.url}", flush=True)
             server.run(lambda: bool(stopping))
+            if isinstance(link, Rfc2217Link) and (link.malformed or link.clients_dropped):
+                print(
+                    f"rfc2217: dropped {link.malformed} malformed Telnet commands and "
+                    f"{link.clients_dropped} clients that overflowed a bound",
+                    file=sys.stderr,
+                )
         finally:
             link.close()
     return 0
+
+
+def _inbound(faults: LineFaults) -> LineFaults:
+    """The damage a line does towards the device: *faults* without its latency and cut."""
+    return LineFaults(
+        faults.bit_error_rate, faults.drop_rate, faults.insert_rate, faults.burst_rate, faults.burst_length
+    )
+
+
+def inproc_line(argv: Sequence[str]) -> tuple[Unit, Line]:
+    """A unit built from ``turbosim serve`` options (*argv*, without a link option), its history
+    lived, on an in-process line on the wall clock: what the pytest plugin's ``link="inproc"``
+    serves.  The caller closes the unit.  A cut (``--impair cut=N``) happens once, as in serve.
+    """
+    args = build_parser().parse_args(["serve", "--port", "inproc", *argv])  # the link is ignored
+    if args.speed <= 0:
+        raise ConfigError(f"--speed must be positive, not {args.speed}")
+    unit, _ = _make_unit(args, args.speed)
+    try:
+        unit.fast_forward(args.history)
+        unit.max_tick_s = SERVE_TICK_SAMPLES * max(1, int(args.sample_interval))
+        faults: LineFaults | None = args.impair
+        cut = None if faults is None else faults.disconnect_after
+        line = Line(
+            unit, clock=WallClock(), baud=None if args.no_pace else args.baud,
+            to_host=None if faults is None else replace(faults, disconnect_after=None, latency_s=0.0),
+            to_device=None if faults is None else _inbound(faults),
+            cuts=[] if cut is None else [cut], latency_s=0.0 if faults is None else faults.latency_s,
+            seed=args.impair_seed, tick=unit.tick,
+        )
+    except BaseException:
+        unit.close()
+        raise
+    return unit, line
 
 
 def cmd_run(args: argparse.Namespace) -> int:

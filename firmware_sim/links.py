@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import serial
-import serial.rfc2217
 
 from .errors import LinkSetupError
+from .rfc2217 import MAX_REPLIES, ComPortServer
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,13 @@ class PtyLink(Link):
             if self.link_path.is_symlink() or self.link_path.exists():
                 if not self.link_path.is_symlink():
                     raise LinkSetupError(f"{link_path} exists and is not a symlink; not replacing it")
+                _refuse_a_live_pty(self.link_path)
                 self.link_path.unlink()
             self.link_path.symlink_to(self.slave_name)
-        except OSError as exc:
-            self.close()
+        except (OSError, LinkSetupError) as exc:
+            self._release()
+            if isinstance(exc, LinkSetupError):
+                raise
             raise LinkSetupError(f"cannot create symlink {link_path}: {exc.strerror}") from exc
         self.url = str(self.link_path)
 
@@ -128,9 +131,71 @@ class PtyLink(Link):
     def close(self) -> None:
         if self.link_path.is_symlink() and os.readlink(self.link_path) == self.slave_name:
             self.link_path.unlink()
+        self._release()
+
+    def _release(self) -> None:
         for fd in (self.master, self._slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+_PTY_MASTERS = ("/dev/ptmx", "/dev/pts/ptmx")
+
+
+def _refuse_a_live_pty(link: Path) -> None:
+    """LinkSetupError naming the process that serves the pty *link* points to, if one does.
+
+    A link is dead (free to replace) when its target is gone (a unit that died leaves a
+    dangling link: the pty vanishes with its last master) or when no other process holds
+    the pty, master or slave (Linux: /proc).  Without /proc, a link to an existing device
+    counts as live.
+    """
+    target = os.path.realpath(link)
+    if not os.path.exists(target):
+        return
+    if not os.path.isdir("/proc/self/fd"):
+        raise LinkSetupError(f"{link} points to {target}, which exists: remove the link if nothing serves it")
+    holders = _pty_holders(target)
+    if holders:
+        pid = holders[0]
+        raise LinkSetupError(
+            f"{link} is served by process {pid} ({_command_of(pid)}) on {target}: "
+            "stop that process or choose another path"
+        )
+
+
+def _pty_holders(slave: str) -> list[int]:
+    """Other processes holding the pty *slave* open, those holding its master first."""
+    index = f"tty-index:\t{slave.rsplit('/', 1)[-1]}\n"
+    masters: list[int] = []
+    slaves: list[int] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        pid = int(entry.name)
+        try:
+            fds = list(os.scandir(f"/proc/{pid}/fd"))
+        except OSError:
+            continue  # gone, or another user's
+        for fd in fds:
+            try:
+                target = os.readlink(fd.path)
+                if target == slave:
+                    slaves.append(pid)
+                elif target in _PTY_MASTERS and index in Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text():
+                    masters.append(pid)
+            except OSError:
+                continue
+    return list(dict.fromkeys(masters + slaves))
+
+
+def _command_of(pid: int) -> str:
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    text = " ".join(word.decode(errors="replace") for word in words if word)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class SerialDeviceLink(Link):
@@ -196,7 +261,7 @@ class TcpLink(Link):
         except OSError as exc:
             self._listener.close()
             raise LinkSetupError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-        self._listener.listen(1)
+        self._listener.listen(8)  # a host reconnecting at once must not wait for a SYN retry
         self._listener.setblocking(False)
         self.host, self.port = self._listener.getsockname()[:2]
         self.exposed = not is_loopback(host)
@@ -274,66 +339,30 @@ class TcpLink(Link):
         self._listener.close()
 
 
-class _VirtualPortSettings:
-    """What RFC 2217's PortManager reads and writes on a "serial port": the
-    line settings a client asks for.  A baud change becomes a link event."""
-
-    def __init__(self, link: Rfc2217Link, baud: int) -> None:
-        self._link = link
-        self._baudrate = baud
-        self.bytesize = 8
-        self.parity = serial.PARITY_NONE
-        self.stopbits = serial.STOPBITS_ONE
-        self.rtscts = False
-        self.xonxoff = False
-        self.rts = True
-        self.dtr = True
-        self.break_condition = False
-        self.cts = True
-        self.dsr = True
-        self.ri = False
-        self.cd = True
-
-    @property
-    def baudrate(self) -> int:
-        return self._baudrate
-
-    @baudrate.setter
-    def baudrate(self, value: int) -> None:
-        if value != self._baudrate:
-            self._baudrate = value
-            self._link.baud_changed(value)
-
-    def reset_input_buffer(self) -> None:
-        """Nothing is buffered on the emulator's side of a socket."""
-
-    def reset_output_buffer(self) -> None:
-        """Nothing is buffered on the emulator's side of a socket."""
-
-
 class Rfc2217Link(TcpLink):
-    """A TCP listener speaking RFC 2217 (Telnet COM-PORT-OPTION), so pyserial's
-    ``rfc2217://`` and terminal-server dial-in work, and a client's baud change
-    reaches the emulator's pacing."""
+    """A TCP listener speaking RFC 2217 (Telnet COM-PORT-OPTION, :mod:`firmware_sim.rfc2217`), so
+    pyserial's ``rfc2217://`` and terminal-server dial-in work, and a client's baud change reaches
+    the emulator's pacing.
+
+    Each connection starts at the unit's configured baud; when a client that changed it leaves,
+    the configured baud comes back (a BaudChanged event).  A client whose Telnet input overflows
+    the server's bounds is dropped (``clients_dropped``); malformed commands are dropped and
+    counted (``malformed``) across connections.
+    """
 
     scheme = "rfc2217"
 
     def __init__(self, address: str, baud: int) -> None:
         self._settings_baud = baud
-        self._manager: serial.rfc2217.PortManager | None = None
+        self._server: ComPortServer | None = None
         self._pending_control = b""
+        self.malformed = 0
+        self.clients_dropped = 0
         super().__init__(address)
 
-    def baud_changed(self, baud: int) -> None:
-        self._events.append(BaudChanged(baud))
-
     def _on_connect(self) -> None:
-        settings = _VirtualPortSettings(self, self._settings_baud)
-        self._manager = serial.rfc2217.PortManager(settings, self)
-
-    def write(self, data: bytes) -> None:
-        """PortManager's connection interface: Telnet replies, sent in order."""
-        self._pending_control += data
+        self._server = ComPortServer(self._settings_baud)
+        self._pending_control = self._server.take_replies()
         self._flush_control()
 
     def _flush_control(self) -> None:
@@ -344,14 +373,26 @@ class Rfc2217Link(TcpLink):
             self._pending_control = self._pending_control[sent:]
 
     def _from_client(self, data: bytes) -> bytes:
-        assert self._manager is not None
-        return b"".join(self._manager.filter(data))
+        server = self._server
+        assert server is not None
+        baud, malformed = server.baud, server.malformed
+        serial_data = server.receive(data)
+        self.malformed += server.malformed - malformed
+        if server.overflowed or len(self._pending_control) > MAX_REPLIES:
+            self.clients_dropped += 1
+            self._drop_client()
+            return b""
+        if server.baud != baud:
+            self._events.append(BaudChanged(server.baud))
+        self._pending_control += server.take_replies()
+        self._flush_control()
+        return serial_data
 
     def send(self, data: bytes) -> int:
         self._flush_control()
-        if self._pending_control or self._manager is None:
+        if self._pending_control or self._server is None:
             return 0 if self._client is not None else len(data)
-        escaped = b"".join(self._manager.escape(data))
+        escaped = self._server.escape(data)
         if len(escaped) == len(data):
             return self._raw_send(data)
         # Escaped IAC bytes double; send whole so the Telnet stream stays intact.
@@ -360,6 +401,9 @@ class Rfc2217Link(TcpLink):
         return len(data)
 
     def _drop_client(self) -> None:
-        self._manager = None
+        server, self._server = self._server, None
         self._pending_control = b""
+        had_client = self._client is not None
         super()._drop_client()
+        if had_client and server is not None and server.baud != self._settings_baud:
+            self._events.append(BaudChanged(self._settings_baud))

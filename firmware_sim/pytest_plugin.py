@@ -1,4 +1,4 @@
-"""pytest fixtures that serve an emulated controller: ``turbosim serve`` in a subprocess.
+"""pytest fixtures that serve an emulated controller: ``turbosim serve`` in a subprocess, or in-process.
 
 Installed with the package as the pytest plugin ``turbosim`` (entry point
 ``pytest11``), so any project that installs turbolog gets these fixtures::
@@ -20,6 +20,13 @@ closes every pipe and file the fixture opened and removes a pty symlink the
 unit left behind; a unit that died on its own with a non-zero status fails
 the teardown with its stderr, since the test talked to a dead device.
 
+``link="inproc"`` builds the unit in the test's own process from the same
+options (:func:`firmware_sim.cli.inproc_line`) and publishes its line as
+``turbosim://NAME`` (:mod:`firmware_sim.inproc`): anything that opens ports
+with pyserial's ``serial_for_url`` opens it, with no process, pty or socket.
+Its time is the wall clock and it answers while the test reads; stopping it
+closes its flash image.
+
 This module starts processes and reads their first line; it knows nothing of
 the wire protocol and never imports the host.
 """
@@ -27,6 +34,7 @@ the wire protocol and never imports the host.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import select
 import signal
@@ -41,9 +49,11 @@ from typing import Literal
 
 import pytest
 
+from . import inproc
 from .impairment import LineFaults
+from .unit import Unit
 
-LinkKind = Literal["pty", "tcp", "rfc2217", "port"]
+LinkKind = Literal["pty", "tcp", "rfc2217", "port", "inproc"]
 
 TURBOSIM = (sys.executable, "-m", "firmware_sim.cli")
 """The command: turbosim run by the interpreter running the tests, so it is the installed version."""
@@ -55,6 +65,10 @@ _IMPAIR_KEYS = {
     "burst_length": "burst_len", "latency_s": "latency", "disconnect_after": "cut",
 }
 """LineFaults fields and the names ``turbosim serve --impair`` gives them."""
+
+
+_INPROC_NAMES = itertools.count()
+"""Numbers of in-process units, for their unique ``turbosim://unit-N`` names."""
 
 
 class TurbosimNotReady(RuntimeError):
@@ -84,18 +98,30 @@ class RunningUnit:
     serial: str
     model: str
     link: LinkKind
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None
+    """None for ``link="inproc"``."""
     flash: Path | None
     """The flash image, when one was asked for: it holds the unit's log after :meth:`stop`."""
     stderr_path: Path
     _symlink: Path | None = field(default=None, repr=False)
     stopped: bool = field(default=False, repr=False)
     """Whether :meth:`stop` ran (the unit did not exit on its own while in use)."""
+    unit: Unit | None = field(default=None, repr=False)
+    """The in-process unit (``link="inproc"``), None for a unit in a process of its own."""
+    line: inproc.Line | None = field(default=None, repr=False)
+    """The in-process unit's line (``link="inproc"``)."""
 
     @property
     def pid(self) -> int:
-        """The unit's process id, which is also its process group id."""
+        """The unit's process id, which is also its process group id (ValueError for inproc)."""
+        if self.process is None:
+            raise ValueError("an in-process unit has no process of its own")
         return self.process.pid
+
+    @property
+    def crashed(self) -> bool:
+        """The unit's process exited on its own with a non-zero status while in use."""
+        return not self.stopped and self.process is not None and self.process.poll() not in (None, 0)
 
     def stderr(self) -> str:
         """Everything turbosim wrote on stderr so far."""
@@ -104,8 +130,16 @@ class RunningUnit:
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
         """SIGTERM the unit (SIGKILL after *timeout*), release what it held; its exit status.
 
-        Idempotent.  turbosim exits 0 on SIGTERM, removing its pty symlink itself.
+        Idempotent.  turbosim exits 0 on SIGTERM, removing its pty symlink itself.  An
+        in-process unit is withdrawn and closed (its flash image written), status 0.
         """
+        if self.process is None:
+            if not self.stopped:
+                self.stopped = True
+                inproc.withdraw(self.url.removeprefix(f"{inproc.SCHEME}://"))
+                if self.unit is not None:
+                    self.unit.close()
+            return 0
         if not self.stopped:
             self.stopped = True
             try:
@@ -158,8 +192,9 @@ class Turbosim:
         """Serve a unit and wait for its ready line.
 
         *link*: ``"pty"`` (a new pty, symlinked in the work directory), ``"tcp"``
-        or ``"rfc2217"`` (an ephemeral loopback port), or ``"port"`` (the
-        existing serial device *port*, e.g. one end of a socat pair).
+        or ``"rfc2217"`` (an ephemeral loopback port), ``"port"`` (the
+        existing serial device *port*, e.g. one end of a socat pair), or
+        ``"inproc"`` (in this process, at ``turbosim://NAME``).
         *history*: life lived before serving, as turbosim takes it (``"2000h"``,
         ``"30d"``) or seconds.  *serial* defaults to ``<model>-<seed:06d>``.
         *impair*: a :class:`~firmware_sim.impairment.LineFaults` or its
@@ -179,12 +214,14 @@ class Turbosim:
             where = ["--pty", str(self.workdir / f"turbine-{number}")]
         elif link in ("tcp", "rfc2217"):
             where = [f"--{link}", "127.0.0.1:0"]
+        elif link == "inproc":
+            where = []
         else:
-            raise ValueError(f"unknown link {link!r}: use pty, tcp, rfc2217 or port")
+            raise ValueError(f"unknown link {link!r}: use pty, tcp, rfc2217, port or inproc")
         serial = serial or f"{model}-{seed:06d}"
         argv = [
-            *self.command, "serve", *where, "--model", model, "--serial", serial, "--seed", str(seed),
-            "--history", str(history), "--baud", str(baud),
+            "--model", model, "--serial", serial, "--seed", str(seed), "--history", str(history),
+            "--baud", str(baud),
         ]
         if no_pace:
             argv.append("--no-pace")
@@ -197,6 +234,9 @@ class Turbosim:
             argv += ["--fault", fault]
         argv += extra_args
         stderr_path = self.workdir / f"turbosim-{number}.stderr"
+        if link == "inproc":
+            return self._start_inproc(argv, serial, model, flash, stderr_path)
+        argv = [*self.command, "serve", *where, *argv]
         with stderr_path.open("wb") as stderr:
             process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True
@@ -210,9 +250,29 @@ class Turbosim:
         unit.url = self._wait_ready(unit, argv, ready_timeout)
         return unit
 
+    def _start_inproc(
+        self, argv: list[str], serial: str, model: str, flash: str | os.PathLike[str] | None,
+        stderr_path: Path,
+    ) -> RunningUnit:
+        from .cli import inproc_line  # the command's own reading of the options
+
+        stderr_path.touch()
+        built, line = inproc_line(argv)
+        try:
+            url = inproc.publish(line, f"unit-{next(_INPROC_NAMES)}")
+        except BaseException:
+            built.close()
+            raise
+        unit = RunningUnit(
+            url=url, serial=serial, model=model, link="inproc", process=None,
+            flash=Path(flash) if flash is not None else None, stderr_path=stderr_path, unit=built, line=line,
+        )
+        self.units.append(unit)
+        return unit
+
     def _wait_ready(self, unit: RunningUnit, argv: list[str], timeout: float) -> str:
         """The URL from the unit's ``ready`` line; TurbosimNotReady (the unit stopped) otherwise."""
-        assert unit.process.stdout is not None
+        assert unit.process is not None and unit.process.stdout is not None
         fd = unit.process.stdout.fileno()
         deadline = time.monotonic() + timeout
         received = b""
@@ -238,12 +298,13 @@ class Turbosim:
 
     def close(self) -> None:
         """Stop every unit; then raise TurbosimCrashed if one had died on its own."""
-        crashed = [unit for unit in self.units if not unit.stopped and unit.process.poll() not in (None, 0)]
+        crashed = [unit for unit in self.units if unit.crashed]
         for unit in self.units:
             unit.stop()
         if crashed:
             raise TurbosimCrashed("; ".join(
-                f"turbosim {unit.url or unit.link} exited {unit.process.returncode}:\n{unit.stderr()}"
+                f"turbosim {unit.url or unit.link} exited {unit.process and unit.process.returncode}:\n"
+                f"{unit.stderr()}"
                 for unit in crashed
             ))
 

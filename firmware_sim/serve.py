@@ -2,7 +2,9 @@
 
 One thread, one ``select``.  Each turn it hands the host's bytes to the
 :class:`~firmware_sim.session.DeviceSession`, advances the unit's simulated
-clock, and takes as many output bytes from the session as the
+clock (in bounded steps for at most ``tick_budget`` of wall time: a simulation
+that cannot keep up with its speed never starves the line), and takes as
+many output bytes from the session as the
 :class:`~firmware_sim.pacing.Pacer` allows, through the optional
 :class:`~firmware_sim.impairment.Impairment` of each direction.  While the
 link holds bytes it could not take yet, the ``select`` also waits for the
@@ -47,13 +49,14 @@ class Server:
         self,
         link: Link,
         new_session: Callable[[], ByteSession],
-        tick: Callable[[], None],
+        tick: Callable[[], bool],
         pacer: Pacer,
         *,
         impair_in: Impairment | None = None,
         impair_out: Impairment | None = None,
         clock: Callable[[], float] = time.monotonic,
         tick_interval: float = 0.05,
+        tick_budget: float = 0.02,
         baud_changed: Callable[[int], None] | None = None,
     ) -> None:
         self.link = link
@@ -62,10 +65,13 @@ class Server:
         self.session = new_session()
         self._tick = tick
         self.pacer = pacer
+        self._paced = pacer.baud is not None
+        """An unpaced unit stays unpaced whatever baud a client asks for (IDENTIFY still reports it)."""
         self._impair_in = impair_in
         self._impair_out = impair_out
         self._clock = clock
         self._tick_interval = tick_interval
+        self._tick_budget = tick_budget
         self._next_tick = 0.0
         self._unsent = b""
         self._delayed: deque[tuple[float, bytes]] = deque()
@@ -81,14 +87,21 @@ class Server:
         now = self._clock()
         self._handle_events(now)
         if now >= self._next_tick:
-            self._tick()
             self._next_tick = now + self._tick_interval
+            deadline = now + self._tick_budget
+            while not self._tick():  # behind: bounded steps, but the line is served every budget
+                if self._clock() >= deadline:
+                    self._next_tick = now
+                    break
         self._produce(now)
         self._flush(now)
         fds = self.link.fds()
         readable, _, _ = select.select(fds, fds if self._unsent else [], [], self._timeout(now))
         for fd in readable:
             data = self.link.receive(fd)
+            # A new peer gets its fresh session before its first bytes: the listener's fd comes
+            # first, and the accepted socket may reuse the number of the one it replaced.
+            self._handle_events(self._clock())
             if data:
                 self.bytes_in += len(data)
                 if self._impair_in is not None:
@@ -100,7 +113,8 @@ class Server:
             if isinstance(event, (PeerChanged, PeerGone)):
                 self._restart_session()
             elif isinstance(event, BaudChanged):
-                self.pacer.set_baud(event.baud, now)
+                if self._paced:
+                    self.pacer.set_baud(event.baud, now)
                 if self._baud_changed is not None:
                     self._baud_changed(event.baud)
 

@@ -36,9 +36,9 @@ the driver calls it, and ticks the unit, from one thread.
 
 from __future__ import annotations
 
-import random
+import secrets
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from protocol.auth import REQUIRED_LEVEL, AuthenticatedRequest
@@ -237,17 +237,18 @@ class _Stream:
 class DeviceSession:
     """The controller's end of one serial line; see the module docstring.
 
-    *rng* gives the entropy of AUTH_CHALLENGE nonces (pass a seeded
-    ``random.Random``; the unit's access control makes each nonce unique and
-    unpredictable from it).
+    *entropy* gives the random bytes of AUTH_CHALLENGE nonces: by default the
+    operating system's cryptographic source (:func:`secrets.token_bytes`),
+    whatever the simulation's seed, so that restoring an old flash image does
+    not replay old nonces; a test may pass a seeded ``random.Random().randbytes``.
     Counters: ``frames_in`` (verified frames), ``frames_dropped`` (failed
     verification), ``requests_dropped`` (verified, but the transmit queue was
     full: :data:`MAX_WAITING_ANSWERS`), ``frames_out`` and ``records_out``.
     """
 
-    def __init__(self, unit: UnitPort, *, rng: random.Random) -> None:
+    def __init__(self, unit: UnitPort, *, entropy: Callable[[int], bytes] = secrets.token_bytes) -> None:
         self._unit = unit
-        self._rng = rng
+        self._entropy = entropy
         self._decoder = FrameDecoder()
         self._immediate: deque[Message] = deque()
         self._streams: deque[_Stream] = deque()
@@ -326,7 +327,7 @@ class DeviceSession:
                 elif (lockout := unit.access.lockout_refusal()) is not None:
                     self._error(rseq, lockout.error_code, lockout.detail)
                 else:
-                    entropy = self._rng.randbytes(NONCE_LEN)
+                    entropy = self._entropy(NONCE_LEN)
                     self._challenge = unit.access.challenge(AccessLevel(level), entropy)
                     self._immediate.append(AuthChallengeResponse(rseq, self._challenge.nonce))
             case Abort():

@@ -143,6 +143,8 @@ class Unit:
             sample_interval_s=sample_interval_s, counters=store.counters, scripted_faults=scripted_faults,
             site=site,
         )
+        self.max_tick_s: float | None = None
+        """The most simulated time one :meth:`tick` lives (None: no bound); a server sets it."""
         self.access = AccessControl(
             keys, clock=self._clock.now, audit=self._log_auth, boot_salt=power_up_seq.to_bytes(4, "little")
         )
@@ -190,14 +192,28 @@ class Unit:
             raise ConfigError(f"baud must be positive, not {baud}")
         self.baud = baud
 
-    def tick(self) -> None:
-        """Run the machine up to the clock's present."""
-        self._sim.advance_to(self._clock.now())
+    def tick(self) -> bool:
+        """Run the machine up to the clock's present; True when it got there.
+
+        With :attr:`max_tick_s` set, one tick lives at most that much simulated time and the
+        clock loses the rest (False): a unit asked to run faster than the machine can simulate
+        runs as fast as it can, and whatever calls it (a request, the serving loop) waits at most
+        one bounded step.
+        """
+        target = self._clock.now()
+        limit = self.max_tick_s
+        if limit is not None and target - self._sim.now > limit:
+            reached = self._sim.now + limit
+            self._sim.advance_to(reached)
+            self._clock.lose(target - reached)
+            return False
+        self._sim.advance_to(target)
+        return True
 
     def fast_forward(self, seconds: float) -> None:
         """Live *seconds* of history at once (e.g. 2000 h), as fast as the simulator goes."""
         self._clock.skip(seconds)
-        self.tick()
+        self._sim.advance_to(self._clock.now())
 
     def device_time(self) -> int:
         """The controller's clock: Unix seconds (UTC), within 32 bits."""

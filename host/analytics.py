@@ -1,9 +1,12 @@
 """What the archive says about each unit, each model and the fleet.
 
-Reads the archive through SQL aggregates and key lookups (a fleet of 4,000
-units answers in about a second whatever the size of the logs) and applies
-:mod:`host.reliability`.  It never writes the archive and never talks to a
-device.  Definitions, per unit:
+Reads the archive through key lookups (a fleet of 4,000 units answers in
+about a second whatever the size of the logs) and applies
+:mod:`host.reliability`.  Every figure comes from rows checked against their
+own CRC-32C, and the archive's count check (:meth:`~host.archive.Archive.check`)
+vouches that no row is missing: a row altered or deleted outside turbolog is
+an :class:`~host.errors.ArchiveError`, never a figure.  It never writes the
+archive and never talks to a device.  Definitions, per unit:
 
 - **counters** (operating hours, starts, kWh exported, trips): those of the
   unit's latest record that carries them (a sample, or a fault's
@@ -41,16 +44,17 @@ sums (pooled, not averaged over units).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from protocol.enums import EventFlag, EventKind, RecordType, Severity, Subsystem, name_of
-from protocol.records import FaultRecord, record_from_row
+from protocol.errors import RecordError
+from protocol.records import LAYOUTS, DecodedRow, FaultRecord, decode_record, record_from_row
 
 from .archive import Archive
-from .errors import UsageError
+from .errors import ArchiveError, UsageError
 from .reliability import MtbfEstimate, availability, mtbf
 
 CONFIDENCE = 0.90
@@ -303,20 +307,33 @@ def fleet_summary(archive: Archive) -> FleetSummary:
     )
 
 
-# --- the queries behind the summaries ------------------------------------------
+# --- the records behind the summaries ------------------------------------------
+#
+# Every figure comes from rows checked against their CRC-32C (Archive.iter_rows), and the
+# archive's own count check (Archive.check) says no row was deleted: a row altered or removed
+# outside turbolog is an ArchiveError (exit 4), never a figure.  Only the rows a figure depends
+# on are read: every fault, the first and last record of each table, and the events from each
+# failure to the next time the unit was up again.
 
-_ENDS_SQL = " UNION ALL ".join(
-    f"SELECT * FROM (SELECT {carries}, seq, timestamp, {counters} FROM {table} "
-    f"WHERE unit = :unit ORDER BY seq {order} LIMIT 1)"
-    for table, carries, counters in (
-        ("samples", 1, "operating_s, starts, trips, energy_wh"),
-        ("faults", 1, "operating_s, starts, trips, energy_wh"),
-        ("events", 0, "NULL, NULL, NULL, NULL"),
-        ("other_records", 0, "NULL, NULL, NULL, NULL"),
-    )
-    for order in ("ASC", "DESC")
+_ENDS_WHERE = (
+    "seq IN ((SELECT MIN(seq) FROM {table} WHERE unit = :unit), "
+    "(SELECT MAX(seq) FROM {table} WHERE unit = :unit))"
 )
-"""First and last record of each record table of one unit: (carries counters, seq, timestamp, counters)."""
+"""iter_rows condition: the first and the last record of *table*."""
+
+
+def _field_indexes(rtype: int, *names: str) -> tuple[int, ...]:
+    """Where each of *names* (a fault's freeze-frame fields included) sits in a row of *rtype*."""
+    fields = LAYOUTS[rtype].names
+    return tuple(fields.index(name if name in fields else f"freeze.{name}") for name in names)
+
+
+_COUNTER_FIELDS = ("operating_s", "starts", "trips", "energy_wh")
+_COUNTERS_AT = {
+    rtype: _field_indexes(rtype, *_COUNTER_FIELDS) for rtype in (RecordType.SAMPLE, RecordType.FAULT)
+}
+_CODE, _SEVERITY = _field_indexes(RecordType.FAULT, "code", "severity")
+(_KIND,) = _field_indexes(RecordType.EVENT, "kind")
 
 
 def _summaries(archive: Archive, serial: str | None, epoch: int | None = None) -> list[UnitSummary]:
@@ -370,50 +387,84 @@ def _combine(parts: list[UnitSummary]) -> UnitSummary:
 
 def _epoch_summaries(archive: Archive, serial: str | None, epoch: int | None) -> list[UnitSummary]:
     """One summary per archived epoch, by serial then epoch."""
+    archive.check(serial)
     which = (
         "TRUE" if serial is None else
         "unit IN (SELECT id FROM units WHERE serial = :serial AND (:epoch IS NULL OR epoch = :epoch))"
     )
     params = {"serial": serial, "epoch": epoch}
-    faults: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-    for unit, level, code, count in archive.query(
-        f"SELECT unit, severity, code, COUNT(*) FROM faults WHERE {which} GROUP BY unit, severity, code",
-        params,
-    ):
-        faults[unit].append((level, code, count))
     evicted = dict(
         archive.query(f"SELECT unit, SUM(count) FROM evictions WHERE {which} GROUP BY unit", params)
     )
-    marks = _downtime_marks(archive, which, params)
-    summaries = []
-    for row in archive.query(
+    units = list(archive.query(
         """SELECT id, serial, model, firmware, record_count, operating_s, starts, trips, energy_wh,
                   epoch, log_id, continues
            FROM units WHERE (serial = :serial OR :serial IS NULL) AND (:epoch IS NULL OR epoch = :epoch)
            ORDER BY serial, epoch""",
         params,
-    ):
-        unit = row[0]
-        ends = list(archive.query(_ENDS_SQL, {"unit": unit}))
-        summary = _summarise(row[:9], ends, faults[unit], evicted.get(unit, 0), marks.get(unit, []))
+    ))
+    summaries = []
+    for row in units:
+        unit, serial_, number = row[0], row[1], row[9]
+        faults = list(archive.iter_rows(serial_, RecordType.FAULT, epoch=number))
+        ends = _ends(archive, unit, serial_, faults, number)
+        by_kind = [(fault[_SEVERITY], fault[_CODE], 1) for fault in faults]
+        marks = _downtime_marks(archive, serial_, faults, number)
+        summary = _summarise(row[:9], ends, by_kind, evicted.get(unit, 0), marks)
         log_id = None if row[10] is None else bytes(row[10])
-        summaries.append(replace(summary, epoch=row[9], log_id=log_id, continues=bool(row[11])))
+        summaries.append(replace(summary, epoch=number, log_id=log_id, continues=bool(row[11])))
     return summaries
 
 
+def _ends(
+    archive: Archive, unit: int, serial: str, faults: list[DecodedRow], epoch: int
+) -> list[tuple[Any, ...]]:
+    """First and last record of each table of *epoch*: (carries counters, seq, timestamp, counters)."""
+    rows = [(RecordType.FAULT, row) for row in (faults[:1] + faults[1:][-1:])]
+    for rtype, table in ((RecordType.SAMPLE, "samples"), (RecordType.EVENT, "events")):
+        rows += [
+            (rtype, row)
+            for row in archive.iter_rows(serial, rtype, _ENDS_WHERE.format(table=table), epoch=epoch)
+        ]
+    ends: list[tuple[Any, ...]] = []
+    for rtype, row in rows:
+        counters = _COUNTERS_AT.get(rtype)
+        if counters is None:
+            ends.append((0, row[0], row[1], None, None, None, None))
+        else:
+            ends.append((1, row[0], row[1], *(row[i] for i in counters)))
+    others = f"SELECT seq, raw FROM other_records WHERE unit = :unit AND {_ENDS_WHERE}"
+    for seq, raw in archive.query(others.format(table="other_records"), {"unit": unit}):
+        damaged = f"archive {archive.path}: record {seq} of unit {serial}"
+        try:
+            record = decode_record(raw)
+        except RecordError as exc:
+            raise ArchiveError(f"{damaged} is damaged: {exc}") from exc
+        if record.seq != seq:
+            raise ArchiveError(f"{damaged} carries seq {record.seq}: the file was altered outside turbolog")
+        ends.append((0, record.seq, record.timestamp, None, None, None, None))
+    return ends
+
+
 def _downtime_marks(
-    archive: Archive, which: str, params: dict[str, Any]
-) -> dict[int, list[tuple[int, bool]]]:
-    """Per unit, in seq order: (timestamp, True) at each failure, (timestamp, False) when up again."""
-    marks: dict[int, list[tuple[int, bool]]] = defaultdict(list)
-    for unit, _seq, timestamp, failed in archive.query(
-        f"""SELECT unit, seq, timestamp, 1 FROM faults WHERE severity >= {_FAILURE} AND {which}
-            UNION ALL
-            SELECT unit, seq, timestamp, 0 FROM events WHERE kind IN {_UP_AGAIN} AND {which}
-            ORDER BY unit, seq""",
-        params,
-    ):
-        marks[unit].append((timestamp, bool(failed)))
+    archive: Archive, serial: str, faults: list[DecodedRow], epoch: int
+) -> list[tuple[int, bool]]:
+    """In seq order: (timestamp, True) when the unit failed while up, (timestamp, False) at the
+    next START or FAULT_CLEARED event, found by reading (and verifying) the events after it."""
+    failures = [(row[0], row[1]) for row in faults if row[_SEVERITY] >= _FAILURE]
+    marks: list[tuple[int, bool]] = []
+    i = 0
+    while i < len(failures):
+        seq, timestamp = failures[i]
+        marks.append((timestamp, True))
+        events = archive.iter_rows(serial, RecordType.EVENT, "seq > :after", {"after": seq}, epoch=epoch)
+        up = next((row for row in events if row[_KIND] in _UP_AGAIN), None)
+        events.close()
+        if up is None:
+            break
+        marks.append((up[1], False))
+        while i < len(failures) and failures[i][0] < up[0]:
+            i += 1
     return marks
 
 
@@ -526,25 +577,24 @@ def fault_list(
     epochs = [row.epoch for row in archive.epochs(serial) if epoch is None or row.epoch == epoch]
     if not epochs:
         archive.unit(serial, epoch)  # raises UnknownUnit: no such epoch
-    params: dict[str, Any] = {}
-    clauses = []
+    wanted: list[Callable[[DecodedRow], bool]] = []
     if since is not None:
         aware = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
-        clauses.append("timestamp >= :since")
-        params["since"] = int(aware.timestamp())
+        after = int(aware.timestamp())
+        wanted.append(lambda row: row[1] >= after)
     if severity is not None:
-        clauses.append("severity >= :severity")
-        params["severity"] = _severity_level(severity)
+        level = _severity_level(severity)
+        wanted.append(lambda row: row[_SEVERITY] >= level)
     if code is not None:
         if not 0 <= code <= 0xFFFF:
             raise UsageError(f"fault code {code} is outside 0..65535")
-        clauses.append("code = :code")
-        params["code"] = code
-    where = " AND ".join(clauses)
-    return (
+        wanted.append(lambda row: row[_CODE] == code)
+    archive.check(serial)
+    return (  # filtered after their CRC is checked
         FaultEntry(serial, cast(FaultRecord, record_from_row(row)), number)
         for number in epochs
-        for row in archive.iter_rows(serial, RecordType.FAULT, where, params, epoch=number)
+        for row in archive.iter_rows(serial, RecordType.FAULT, epoch=number)
+        if all(test(row) for test in wanted)
     )
 
 

@@ -64,8 +64,16 @@ ranges cost a few rows whatever the size of the log.
 One Archive object is for one thread.  Writes go through one read-write
 connection, one transaction per call; reads go through a second, read-only
 connection and stream (a query never fetches every row at once), so memory
-stays bounded for any log size.  Every sqlite3 error is translated into
+stays bounded for any log size.  ``Archive.open(path, readonly=True)`` opens
+only the read-only connection, on an existing file, and never creates,
+migrates or repairs anything.  Every sqlite3 error is translated into
 :class:`~host.errors.ArchiveError` with a one-line message.
+
+``units.record_count`` and ``spans`` are bookkeeping kept beside the rows;
+:meth:`Archive.check` compares them with the rows (a count of each table), so
+a row deleted outside turbolog is found, and a writable open rebuilds a
+damaged unit's spans from its rows before planning or storing for it, so that
+the records count as missing and are fetched again.
 """
 
 from __future__ import annotations
@@ -74,7 +82,7 @@ import heapq
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
@@ -455,13 +463,22 @@ class Archive:
     """A turbolog archive file; open with :meth:`Archive.open`, use as a context manager."""
 
     def __init__(
-        self, path: Path, db: sqlite3.Connection, ro: sqlite3.Connection, clock: Callable[[], float]
+        self,
+        path: Path,
+        db: sqlite3.Connection,
+        ro: sqlite3.Connection,
+        clock: Callable[[], float],
+        *,
+        readonly: bool = False,
     ) -> None:
         self.path = path
+        self.readonly = readonly
+        """Opened with ``readonly=True``: every write raises :class:`ArchiveError`."""
         self._db = db
         self._ro = ro
         self._clock = clock
         self._unit_ids: dict[str, int] = {}
+        self._reconciled: set[int] = set()
         self._decoders = {
             rtype: _Decoder(
                 layout.size, len(layout.names), layout.struct.unpack, layout.struct.pack,
@@ -474,16 +491,26 @@ class Archive:
     # --- opening and closing -------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> Archive:
+    def open(
+        cls, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time, readonly: bool = False
+    ) -> Archive:
         """Open the archive at *path*, creating it (and its directories) if needed.
 
         Raises :class:`ArchiveError` for a file that is not SQLite, is SQLite
         but not a turbolog archive, has a newer schema than this version
         knows, is corrupt, or cannot be created.  *clock* gives the host time
-        recorded in ``units.updated``.
+        recorded in ``units.updated``.  Processes opening one new file at once
+        wait for each other: one creates it, the others find it made.
+
+        *readonly* opens an existing archive for reading only (see
+        :meth:`_open_readonly`): nothing is created, migrated or written, and
+        a file the user may read but not write, or in a directory they may not
+        write, can be read.
         """
         path = Path(path)
         _check_file(path)
+        if readonly:
+            return cls._open_readonly(path, clock)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -491,10 +518,10 @@ class Archive:
         db: sqlite3.Connection | None = None
         ro: sqlite3.Connection | None = None
         try:
-            db = sqlite3.connect(path, isolation_level=None, timeout=10)
+            db = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_S)
             _prepare(db, path)
             db.execute("PRAGMA synchronous = NORMAL")
-            ro = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=10)
+            ro = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_S)
             return cls(path, db, ro, clock)
         except (sqlite3.Error, ArchiveError) as exc:
             for conn in (ro, db):
@@ -502,6 +529,55 @@ class Archive:
                     conn.close()
             if isinstance(exc, ArchiveError):
                 raise
+            raise ArchiveError(f"cannot open archive {path}: {exc}") from exc
+
+    @classmethod
+    @classmethod
+    def _open_readonly(cls, path: Path, clock: Callable[[], float]) -> Archive:
+        """Open the existing archive at *path* with SQLite's read-only mode (``mode=ro``).
+
+        Reading a WAL file goes through a ``-shm`` file that SQLite creates
+        and leaves beside it.  So where the user may not write the file or its
+        directory, and no ``-wal`` holds changes, the file is opened
+        ``immutable=1``: nothing is created, and no other user's later writes
+        are blocked by a ``-shm`` file they do not own.  Changes in a ``-wal``
+        are always read (through the ``-shm`` found or made there), or refused
+        in one line when that cannot be done.  An archive of an older schema
+        is refused with a line saying that a writable open migrates it.
+        """
+        wal = Path(f"{path}-wal")
+        try:
+            if not path.exists() or path.stat().st_size == 0:
+                raise ArchiveError(
+                    f"there is no archive at {path} (a pull or an ingest creates one; --db names another)"
+                )
+            pending = wal.exists() and wal.stat().st_size > 0
+        except OSError as exc:
+            raise ArchiveError(f"cannot read archive {path}: {exc.strerror}") from exc
+        writable = os.access(path, os.W_OK) and os.access(path.absolute().parent, os.W_OK | os.X_OK)
+        immutable = not writable and not pending
+        uri = f"{path.absolute().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+        ro: sqlite3.Connection | None = None
+        try:
+            ro = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT_S)
+            version = _identify(ro, path)
+            if version < len(MIGRATIONS):
+                raise ArchiveError(
+                    f"{path} has archive schema version {version}, older than this turbolog's "
+                    f"{len(MIGRATIONS)}: a pull or an ingest into it (a writable open) migrates it"
+                )
+            return cls(path, ro, ro, clock, readonly=True)
+        except (sqlite3.Error, ArchiveError) as exc:
+            if ro is not None:
+                ro.close()
+            if isinstance(exc, ArchiveError):
+                raise
+            if pending and not Path(f"{path}-shm").exists():
+                raise ArchiveError(
+                    f"cannot read archive {path}: {wal.name} holds changes that can only be read by "
+                    f"someone who may write {path.absolute().parent} (a pull or an ingest by the "
+                    "archive's owner folds them in)"
+                ) from exc
             raise ArchiveError(f"cannot open archive {path}: {exc}") from exc
 
     def close(self) -> None:
@@ -706,6 +782,7 @@ class Archive:
         else:
             unique = sorted(set(seqs))
             runs, distinct = list(_runs(unique)), len(unique) == len(rows)
+        self._reconcile(serial, unit)
         with self._write() as db:
             stored = self._stored_raw(unit, runs)
             if stored or not distinct:
@@ -758,7 +835,7 @@ class Archive:
     def iter_rows(
         self, serial: str, rtype: int, where: str = "", params: dict[str, Any] | None = None,
         *, epoch: int | None = None,
-    ) -> Iterator[DecodedRow]:
+    ) -> Generator[DecodedRow, None, None]:
         """The stored records of *serial* of one known type, in seq order, streamed, each as the
         :data:`~protocol.records.DecodedRow` it was stored from, checked against its CRC-32C
         (of the latest epoch, or of *epoch*).
@@ -775,11 +852,12 @@ class Archive:
         return self._verified(serial, decoder, self.query(decoder.select.format(where=clause), named))
 
     def _verified(
-        self, serial: str, decoder: _Decoder, rows: Iterator[tuple[Any, ...]]
-    ) -> Iterator[DecodedRow]:
+        self, serial: str, decoder: _Decoder, rows: Generator[tuple[Any, ...], None, None]
+    ) -> Generator[DecodedRow, None, None]:
         pack = decoder.pack
         for row in rows:
             if not is_intact(pack(*row)):
+                rows.close()  # now, while the file is open: the error may outlive the archive
                 raise ArchiveError(
                     f"archive {self.path}: record {row[0]} of unit {serial} does not match its "
                     "CRC-32C: the file was altered outside turbolog"
@@ -789,9 +867,11 @@ class Archive:
     def iter_raw(self, serial: str, epoch: int | None = None) -> Iterator[tuple[int, bytes]]:
         """``(seq, raw)`` of every stored record of *serial* (its latest epoch, or *epoch*), in
         seq order, streamed: the record's bytes exactly as received (rebuilt from the columns
-        and checked against the record's CRC-32C; :class:`ArchiveError` if they no longer match)."""
-        streams = [self._raw_of_rows(serial, rtype, epoch) for rtype in self._decoders]
+        and checked against the record's CRC-32C; :class:`ArchiveError` if they no longer match,
+        or, on a read-only archive, if records were deleted: see :meth:`_reconcile`)."""
         unit = self._unit_id(serial, epoch)
+        self._reconcile(serial, unit)
+        streams = [self._raw_of_rows(serial, rtype, epoch) for rtype in self._decoders]
         streams.append(self.query("SELECT seq, raw FROM other_records WHERE unit = ? ORDER BY seq", (unit,)))
         return heapq.merge(*streams, key=_seq_of)
 
@@ -812,8 +892,13 @@ class Archive:
         return top  # type: ignore[no-any-return]
 
     def stored_ranges(self, serial: str, start: int, stop: int) -> list[tuple[int, int]]:
-        """Maximal ranges ``[a, b)`` of stored seqs within ``[start, stop)``, ascending."""
+        """Maximal ranges ``[a, b)`` of stored seqs within ``[start, stop)``, ascending.
+
+        The ranges are the ``spans`` bookkeeping, checked against the rows
+        once per unit and open (:meth:`_reconcile`): records deleted outside
+        turbolog are missing here, so a pull fetches them again."""
         unit = self._unit_id(serial)
+        self._reconcile(serial, unit)
         return [
             (max(first, start), min(end, stop))
             for first, end in self.query(
@@ -846,6 +931,97 @@ class Archive:
         if cursor < stop:
             missing.append((cursor, stop))
         return missing
+
+    # --- the bookkeeping checked against the rows -------------------------------
+
+    def check(self, serial: str | None = None) -> None:
+        """Raise :class:`ArchiveError` unless the rows stored for *serial* (for every unit when
+        None) are as many as its bookkeeping says (``units.record_count`` and ``spans``), in each
+        of its epochs: rows deleted or added outside turbolog.  Cheap: a count of each record
+        table (of the unit's key range when *serial* is given), which SQLite takes from the
+        tables' pages."""
+        if serial is not None:
+            for row in self.epochs(serial):
+                unit = self._unit_id(serial, row.epoch)
+                if not _consistent(self._tally(unit)):
+                    raise self._damage(serial, unit)
+            return
+        with self._translate():
+            totals = self._ro.execute(_TOTALS_SQL).fetchone()
+            if _consistent(totals):
+                return
+            units = self._ro.execute("SELECT serial, id FROM units ORDER BY serial").fetchall()
+        damaged = [(serial, unit) for serial, unit in units if not _consistent(self._tally(unit))]
+        if not damaged:
+            raise ArchiveError(
+                f"archive {self.path} holds {totals[0]:,} records where its bookkeeping says "
+                f"{totals[1]:,}: records of no unit were added or removed outside turbolog"
+            )
+        error = self._damage(*damaged[0])
+        if len(damaged) > 1:
+            error = ArchiveError(f"{error} (and {len(damaged) - 1:,} more units are damaged)")
+        raise error
+
+    def _tally(self, unit: int) -> tuple[int, int, int]:
+        """``(rows stored, units.record_count, seqs in spans)`` of *unit*."""
+        with self._translate():
+            return self._ro.execute(_TALLY_SQL, {"unit": unit}).fetchone()  # type: ignore[no-any-return]
+
+    def _damage(self, serial: str, unit: int) -> ArchiveError:
+        """The one line saying how *unit*'s rows and bookkeeping disagree."""
+        rows, count, _ = self._tally(unit)
+        with self._translate():
+            spans = self._ro.execute(
+                "SELECT first_seq, first_seq + count FROM spans WHERE unit = ? ORDER BY first_seq", (unit,)
+            ).fetchall()
+            gone = _subtract(spans, self._stored_runs(self._ro, unit))
+        if not gone:
+            return ArchiveError(
+                f"archive {self.path}: unit {serial} holds {rows:,} records where its bookkeeping says "
+                f"{count:,}: the file was altered outside turbolog"
+            )
+        missing = sum(end - start for start, end in gone)
+        shown = ", ".join(f"{start}..{end - 1}" for start, end in gone[:3])
+        shown += ", ..." if len(gone) > 3 else ""
+        records, were, them = ("record", "was", "it") if missing == 1 else ("records", "were", "them")
+        return ArchiveError(
+            f"archive {self.path}: {missing:,} {records} of unit {serial} (seqs {shown}) {were} deleted "
+            f"outside turbolog: a pull from the unit fetches {them} again"
+        )
+
+    @staticmethod
+    def _stored_runs(db: sqlite3.Connection, unit: int) -> list[tuple[int, int]]:
+        """Maximal runs ``[a, b)`` of the seqs that have a row, from the rows themselves."""
+        streams = [db.execute(f"SELECT seq FROM {table} WHERE unit = ? ORDER BY seq", (unit,))
+                   for table in _RECORD_TABLES]
+        runs: list[tuple[int, int]] = []
+        for (seq,) in heapq.merge(*streams):
+            if runs and runs[-1][1] >= seq:
+                runs[-1] = (runs[-1][0], max(runs[-1][1], seq + 1))
+            else:
+                runs.append((seq, seq + 1))
+        return runs
+
+    def _reconcile(self, serial: str, unit: int) -> None:
+        """Once per unit and open: if *unit*'s rows and bookkeeping disagree, rebuild its spans
+        and record count from the rows (a writable archive), so that records deleted outside
+        turbolog count as missing and are fetched again; a read-only one raises ArchiveError."""
+        if unit in self._reconciled:
+            return
+        if not _consistent(self._tally(unit)):
+            if self.readonly:
+                raise self._damage(serial, unit)
+            with self._write() as db:
+                runs = self._stored_runs(db, unit)
+                db.execute("DELETE FROM spans WHERE unit = ?", (unit,))
+                db.executemany(
+                    "INSERT INTO spans (unit, first_seq, count) VALUES (?, ?, ?)",
+                    [(unit, start, end - start) for start, end in runs],
+                )
+                db.execute(
+                    "UPDATE units SET record_count = ? WHERE id = ?", (sum(b - a for a, b in runs), unit)
+                )
+        self._reconciled.add(unit)
 
     # --- evictions and pulls -------------------------------------------------
 
@@ -892,7 +1068,9 @@ class Archive:
 
     # --- reading -------------------------------------------------------------
 
-    def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> Iterator[tuple[Any, ...]]:
+    def query(
+        self, sql: str, params: Iterable[Any] | dict[str, Any] = ()
+    ) -> Generator[tuple[Any, ...], None, None]:
         """Run a read-only query (the tables in this module's docstring) and stream its rows.
 
         The query runs on a read-only connection: it cannot change the file.
@@ -902,7 +1080,7 @@ class Archive:
             cursor = self._ro.execute(sql, params if isinstance(params, dict) else tuple(params))
         return self._stream(cursor)
 
-    def _stream(self, cursor: sqlite3.Cursor) -> Iterator[tuple[Any, ...]]:
+    def _stream(self, cursor: sqlite3.Cursor) -> Generator[tuple[Any, ...], None, None]:
         with self._translate():
             yield from cursor
 
@@ -939,6 +1117,8 @@ class Archive:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed on success, rolled back on any exception."""
+        if self.readonly:
+            raise ArchiveError(f"archive {self.path} was opened read-only: it cannot be written")
         with self._translate():
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -962,6 +1142,45 @@ def _unit_row(row: tuple[Any, ...]) -> UnitRow:
     log_id = None if log_id is None else bytes(log_id)
     values: tuple[Any, ...] = (*row[:-3], log_id, origin_seq, bool(continues))
     return UnitRow(*values)
+
+
+_RECORD_TABLES = ("samples", "faults", "events", "other_records")
+_TALLY_SQL = (
+    "SELECT " + " + ".join(f"(SELECT COUNT(*) FROM {table} WHERE unit = :unit)" for table in _RECORD_TABLES)
+    + ", (SELECT record_count FROM units WHERE id = :unit)"
+    + ", (SELECT COALESCE(SUM(count), 0) FROM spans WHERE unit = :unit)"
+)
+"""``(rows, units.record_count, seqs in spans)`` of one unit."""
+_TOTALS_SQL = (
+    "SELECT " + " + ".join(f"(SELECT COUNT(*) FROM {table})" for table in _RECORD_TABLES)
+    + ", (SELECT COALESCE(SUM(record_count), 0) FROM units)"
+    + ", (SELECT COALESCE(SUM(count), 0) FROM spans)"
+)
+"""``(rows, units.record_count, seqs in spans)`` of the whole archive."""
+
+
+def _consistent(tally: tuple[int, int, int]) -> bool:
+    rows, count, spanned = tally
+    return rows == count == spanned
+
+
+def _subtract(ranges: list[tuple[int, int]], minus: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of sorted, disjoint *ranges* ``[a, b)`` outside the sorted, disjoint *minus*."""
+    out: list[tuple[int, int]] = []
+    i = 0
+    for start, end in ranges:
+        cursor = start
+        while i < len(minus) and minus[i][1] <= cursor:
+            i += 1
+        j = i
+        while j < len(minus) and minus[j][0] < end:
+            if minus[j][0] > cursor:
+                out.append((cursor, minus[j][0]))
+            cursor = max(cursor, minus[j][1])
+            j += 1
+        if cursor < end:
+            out.append((cursor, end))
+    return out
 
 
 def _merge_range(db: sqlite3.Connection, table: str, unit: int, low: int, high: int) -> None:
@@ -1004,21 +1223,23 @@ def _check_file(path: Path) -> None:
 
 
 def _prepare(db: sqlite3.Connection, path: Path) -> None:
-    """Recognise the file as ours (or as empty), then bring its schema up to date."""
-    (app_id,) = db.execute("PRAGMA application_id").fetchone()
-    (version,) = db.execute("PRAGMA user_version").fetchone()
-    (objects,) = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-    if app_id == 0 and version == 0 and objects == 0:
+    """Recognise the file as ours (or as empty), then bring its schema up to date.
+
+    Every step waits for other processes as a write does: the file is
+    identified in one snapshot, WAL mode is set (retried while another
+    process holds the lock: SQLite does not call the busy handler there),
+    and each migration runs in a ``BEGIN IMMEDIATE`` transaction that looks
+    at the version again, so of processes creating one file at once, one
+    creates it and the others find it made.
+    """
+    version = _identify(db, path)
+    if version == 0:
         db.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
-    elif app_id != APPLICATION_ID:
-        raise ArchiveError(f"{path} is an SQLite file but not a turbolog archive")
-    db.execute("PRAGMA journal_mode = WAL")
-    _refuse_newer(path, version)
+    _use_wal(db)
     while version < len(MIGRATIONS):
         db.execute("BEGIN IMMEDIATE")
         try:
-            (version,) = db.execute("PRAGMA user_version").fetchone()  # another process may have moved on
-            _refuse_newer(path, version)
+            version = _identify(db, path)  # another process may have moved on
             if version < len(MIGRATIONS):
                 if version == 0:
                     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -1029,6 +1250,39 @@ def _prepare(db: sqlite3.Connection, path: Path) -> None:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+
+def _identify(db: sqlite3.Connection, path: Path) -> int:
+    """The schema version of the file, 0 for an empty one, read in one statement (one snapshot);
+    ArchiveError for a file that is not a turbolog archive or is newer than this turbolog."""
+    app_id, version, objects = db.execute(
+        """SELECT (SELECT application_id FROM pragma_application_id),
+                  (SELECT user_version FROM pragma_user_version),
+                  (SELECT COUNT(*) FROM sqlite_master)"""
+    ).fetchone()
+    if app_id == 0 and version == 0 and objects == 0:
+        return 0
+    if app_id != APPLICATION_ID:
+        raise ArchiveError(f"{path} is an SQLite file but not a turbolog archive")
+    _refuse_newer(path, version)
+    return version  # type: ignore[no-any-return]
+
+
+_BUSY_TIMEOUT_S = 10.0
+"""How long opening or writing waits for another process's lock."""
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """``journal_mode = WAL``, retried for up to :data:`_BUSY_TIMEOUT_S` while the file is locked."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005)
 
 
 def _refuse_newer(path: Path, version: int) -> None:

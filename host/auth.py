@@ -9,14 +9,21 @@ Whitespace in the key is ignored.  The tag itself is computed by
 :mod:`protocol.auth`, the code the device checks it with.
 
 Errors are :class:`~host.errors.UsageError` with one line a user can act on,
-and never contain key material.  Reads only the key file it is named and the
-environment mapping it is given; no device I/O, no clock.
+and never contain key material: not the file's content, and not a key file
+"name" that is itself a key (:func:`withhold_keys`, which the CLI also
+applies to every message it prints).  A key file readable by group or others
+is used, with a one-line warning (ssh complains of a private key's permissions
+alike; unlike ssh, the key is not ignored).
+Reads only the key file it is named and the environment mapping it is
+given; no device I/O, no clock.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+import stat
+from collections.abc import Callable, Mapping
 
 from protocol.auth import KEY_LEN
 from protocol.enums import AccessLevel
@@ -28,6 +35,10 @@ KEY_DIGITS = 2 * KEY_LEN
 _MAX_KEY_FILE = 4096
 """A key file is one short line; anything longer is not one."""
 _HEX = frozenset("0123456789abcdefABCDEF")
+_OTHERS_READ = stat.S_IRGRP | stat.S_IROTH
+LIKE_A_KEY = 32
+"""Hexadecimal digits in a row from which a string is taken for (part of) a key and never echoed."""
+_KEY_LIKE = re.compile(rf"[0-9a-fA-F]{{{LIKE_A_KEY},}}")
 _FIX = "a key is 64 hexadecimal digits and nothing else (turbosim keys --level LEVEL prints one)"
 
 
@@ -43,15 +54,32 @@ def parse_key(text: str, *, source: str) -> bytes:
     return bytes.fromhex(digits)
 
 
-def load_key(key_file: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> bytes:
-    """The key from *key_file* if one is named, otherwise from ``TURBOLOG_KEY`` in *environ*."""
+def withhold_keys(text: str) -> str:
+    """*text* with every run of :data:`LIKE_A_KEY` or more hexadecimal digits replaced by a
+    mention of how many were withheld: for messages that quote what a user typed."""
+    return _KEY_LIKE.sub(lambda found: f"<{len(found.group())} hex digits withheld>", text)
+
+
+def load_key(
+    key_file: str | os.PathLike[str] | None,
+    environ: Mapping[str, str],
+    warn: Callable[[str], None] | None = None,
+) -> bytes:
+    """The key from *key_file* if one is named, otherwise from ``TURBOLOG_KEY`` in *environ*.
+
+    *warn* is told, in one line with the fix, when the key file is readable by
+    its group or by others; the key is used all the same.
+    """
     if key_file is not None:
-        name = os.fspath(key_file)
+        name = withhold_keys(os.fspath(key_file))
         try:
             with open(key_file, "rb") as file:
+                mode = stat.S_IMODE(os.fstat(file.fileno()).st_mode)
                 raw = file.read(_MAX_KEY_FILE + 1)
         except OSError as exc:
             raise UsageError(f"cannot read key file {name}: {exc.strerror or exc}") from exc
+        if mode & _OTHERS_READ and warn is not None:
+            warn(f"key file {name} is readable by {_readers(mode)} (mode {mode:04o}): chmod 600 {name}")
         if len(raw) > _MAX_KEY_FILE:
             raise UsageError(f"key file {name} is over {_MAX_KEY_FILE} bytes: {_FIX}")
         return parse_key(raw.decode("ascii", "replace"), source=f"key file {name}")
@@ -62,6 +90,11 @@ def load_key(key_file: str | os.PathLike[str] | None, environ: Mapping[str, str]
             "(a key is never taken from the command line)"
         )
     return parse_key(text, source=KEY_ENV)
+
+
+def _readers(mode: int) -> str:
+    readers = (("its group", stat.S_IRGRP), ("others", stat.S_IROTH))
+    return " and ".join(who for who, bit in readers if mode & bit)
 
 
 def parse_level(text: str) -> AccessLevel:

@@ -16,19 +16,21 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from protocol.enums import EngineState, GridMode, Severity, name_of
 from protocol.messages import IdentifyResponse
 
 from .analytics import fault_list, unit_summary
 from .archive import Archive, default_archive_path
+from .auth import withhold_keys
 from .driver import Client
 from .errors import DeviceError, HostError, OutputError, UsageError
 from .export import EXPORTERS, export
+from .output_file import STDOUT, describe, output_file
 from .pull import PullProgress, pull
 from .terminal import ProgressBar, Style, duration, human_bytes, printable, table
 from .transport import open_port
@@ -41,6 +43,7 @@ exit codes:
   3  unknown serial number       8  the pull gave up (the line kept failing)
   4  archive corrupt or foreign  9  the device misbehaved or is incompatible
   130 interrupted (Ctrl-C): what was pulled so far is kept; run again to resume
+  141 the reader of the output went away (| head): ended quietly, as if by SIGPIPE
 """
 
 EXAMPLES = """
@@ -58,6 +61,8 @@ examples:
 """
 
 DEFAULT_BAUD = 115_200
+EXIT_PIPE_CLOSED = 141
+"""Standard output's reader went away (``| head``): 128 + SIGPIPE, what a shell shows for git or cat."""
 
 
 # --- argument types -------------------------------------------------------------------
@@ -100,13 +105,25 @@ def code_type(text: str) -> int:
 # --- the parser -------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, without abbreviations (``--key`` is not ``--key-file``) and never quoting
+    anything that looks like a key back in its error line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        super().error(withhold_keys(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--db", type=Path, metavar="FILE", help=f"archive file (default {default_archive_path()})"
     )
     common.add_argument("--json", action="store_true", help="print JSON for scripts instead of text")
-    line = argparse.ArgumentParser(add_help=False)
+    line = _Parser(add_help=False)
     line.add_argument(
         "port", help="device path (/dev/ttyUSB0, COM3, a pty) or URL (socket://, rfc2217://, spy://)"
     )
@@ -117,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=2.0, help="seconds to wait for each answer (default 2)"
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="turbolog",
         description="Pull microturbine controller logs over a serial service port, and read them.",
         epilog=EXAMPLES + EXIT_CODES,
@@ -125,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help_: str, parents: Sequence[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    def command(name: str, help_: str, parents: Sequence[_Parser]) -> argparse.ArgumentParser:
         return commands.add_parser(
             name,
             help=help_,
@@ -147,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "as the serial's next epoch instead of refusing",
     )
     command("units", "list the units in the archive", [common])
-    epoch = argparse.ArgumentParser(add_help=False)
+    epoch = _Parser(add_help=False)
     epoch.add_argument(
         "--epoch", type=int, metavar="N",
         help="only the unit's Nth archived log (default: every log of the serial)",
@@ -173,26 +190,25 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", required=True, choices=[*sorted(EXPORTERS), "parquet"], dest="fmt")
     exp.add_argument(
         "--out",
-        type=Path,
         metavar="PATH",
-        help="output file (default: standard output); for parquet, a directory (required)",
+        help="output file, - for standard output (the default); for parquet, a directory (required)",
     )
     plot = command(
         "plot", "draw power, speed and exhaust temperature over time, faults marked", [common, epoch]
     )
     plot.add_argument("serial")
-    plot.add_argument("--out", type=Path, metavar="FILE.png", required=True)
+    plot.add_argument("--out", metavar="FILE.png", required=True, help="the PNG file, - for standard output")
     live = command("live", "a refreshing view of the unit's live telemetry", [common, line])
     live.add_argument("--interval", type=float, default=1.0, help="seconds between readings (default 1)")
     live.add_argument("--count", type=int, help="stop after this many readings (default: until Ctrl-C)")
     fleet = command("fleet", "every archived unit: hours, starts, faults and MTBF per model", [common])
     fleet.add_argument(
         "--plot",
-        type=Path,
         metavar="FILE.png",
-        help="also draw MTBF per model with its interval, and fleet hours over time",
+        help="also draw MTBF per model with its interval, and fleet hours over time "
+        "(- for standard output, instead of the table)",
     )
-    auth = argparse.ArgumentParser(add_help=False)
+    auth = _Parser(add_help=False)
     auth.add_argument(
         "--key-file",
         type=Path,
@@ -235,16 +251,38 @@ class Output:
         self.style = Style(self.out)
 
     def json(self, value: Any) -> None:
-        json.dump(value, self.out, indent=None if not self.out.isatty() else 2)
-        self.out.write("\n")
+        with self.writing():
+            json.dump(value, self.out, indent=None if not self.out.isatty() else 2)
+            self.out.write("\n")
 
     def text(self, line: str = "") -> None:
-        self.out.write(line + "\n")
+        with self.writing():
+            self.out.write(line + "\n")
+
+    def flush(self) -> None:
+        with self.writing():
+            self.out.flush()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """A failure to write standard output as OutputError; a closed pipe passes through."""
+        try:
+            yield
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write standard output: {exc.strerror or exc}") from exc
+
+
+WRITING_COMMANDS = frozenset({"pull", "ingest", "clear-log", "poll"})
+"""Commands that open the archive for writing (creating it if need be); every other command opens
+an existing archive read-only and creates nothing."""
 
 
 @contextmanager
 def open_archive(args: argparse.Namespace) -> Iterator[Archive]:
-    with Archive.open(args.db or default_archive_path()) as archive:
+    readonly = args.command not in WRITING_COMMANDS
+    with Archive.open(args.db or default_archive_path(), readonly=readonly) as archive:
         yield archive
 
 
@@ -378,7 +416,8 @@ def cmd_units(args: argparse.Namespace, out: Output) -> int:
         out.json(rows)
     elif rows:
         numeric = [False, True, False, False, True, True, True, True, False]
-        out.text(table(list(rows[0]), [list(r.values()) for r in rows], numeric=numeric))
+        shown = [["-" if value is None else value for value in r.values()] for r in rows]
+        out.text(table(list(rows[0]), shown, numeric=numeric))
     else:
         out.text("the archive holds no units yet: turbolog pull PORT")
     return 0
@@ -401,7 +440,12 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
             f"{printable(summary.serial)} ({printable(summary.model)}, {printable(summary.firmware)})"
         )
     )
-    out.text(f"  records          {summary.records:,} ({report['first_record']} .. {report['last_record']})")
+    if summary.first_record is None:
+        out.text("  records          none archived yet (turbolog pull PORT)")
+    else:
+        out.text(
+            f"  records          {summary.records:,} ({report['first_record']} .. {report['last_record']})"
+        )
     if len(report["epochs"]) > 1 or args.epoch is not None:
         shown = ", ".join(f"{e['epoch']} ({e['operating_hours']:,.1f} h)" for e in report["epochs"])
         out.text(f"  archived logs    {shown}; hours of each counted once")
@@ -413,7 +457,9 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
     out.text(f"  failures         {summary.failures} (shutdown-class faults)")
     point = report["mtbf_hours"]
     mtbf = f"{_fmt_hours(point)}, 90 % interval {_fmt_hours(low)} .. {_fmt_hours(high)}"
-    if point is None:
+    if summary.exposure_hours <= 0:
+        mtbf = "unknown: no operating hours between archived records yet"
+    elif point is None:
         mtbf = f"no failures yet; lower bound (90 %) {_fmt_hours(report['mtbf_lower90'])}"
     out.text(f"  MTBF             {mtbf}")
     if report["availability"] is not None:
@@ -472,19 +518,25 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
         return 0
     if args.serial is None:
         raise UsageError(f"--format {args.fmt} exports one unit: name its serial number")
+    target = args.out or STDOUT
     with open_archive(args) as archive:
-        count = export(archive, args.serial, args.fmt, args.out if args.out else out.out, args.epoch)
-    if args.out:
-        print(f"{count:,} records written to {args.out}", file=out.err)
+        archive.unit(args.serial, args.epoch)
+        with output_file(target, binary=EXPORTERS[args.fmt].binary, stdout=out.out) as stream:
+            count = export(archive, args.serial, args.fmt, stream, args.epoch)
+    if target != STDOUT:
+        print(f"{count:,} records written to {describe(target)}", file=out.err)
     return 0
 
 
 def cmd_plot(args: argparse.Namespace, out: Output) -> int:
-    from .plot import plot_unit
+    from .plot import unit_png
 
     with open_archive(args) as archive:
-        plot_unit(archive, args.serial, args.out, args.epoch)
-    print(f"plot written to {args.out}", file=out.err)
+        png = unit_png(archive, args.serial, args.epoch)
+    with output_file(args.out, binary=True, stdout=out.out) as stream:
+        stream.write(png)
+    if args.out != STDOUT:
+        print(f"plot written to {describe(args.out)}", file=out.err)
     return 0
 
 
@@ -506,9 +558,10 @@ def cmd_live(args: argparse.Namespace, out: Output) -> int:
                 out.json(values)
             else:
                 if refresh:
-                    out.out.write("\x1b[H\x1b[2J")
+                    with out.writing():
+                        out.out.write("\x1b[H\x1b[2J")
                 out.text(_live_view(info.serial, info.model, values))
-            out.out.flush()
+            out.flush()
             if args.count is None or taken < args.count:
                 time.sleep(args.interval)
     return 0
@@ -535,18 +588,30 @@ def _live_view(serial: str, model: str, v: dict[str, Any]) -> str:
 
 
 def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
-    from .fleet_report import fleet_table, plot_fleet
+    from .fleet_report import fleet_png, fleet_table
 
+    png: bytes | None = None
+    left_out: tuple[str, ...] = ()
     with open_archive(args) as archive:
         report = fleet_table(archive)
         if args.plot:
-            plot_fleet(archive, args.plot)
-    if out.as_json:
-        out.json(report.to_json())
-    else:
-        out.text(report.to_text())
-    if args.plot:
-        print(f"plot written to {args.plot}", file=out.err)
+            png, left_out = fleet_png(archive)
+    if png is not None:
+        with output_file(args.plot, binary=True, stdout=out.out) as stream:
+            stream.write(png)
+    if args.plot != STDOUT:
+        if out.as_json:
+            out.json(report.to_json())
+        else:
+            out.text(report.to_text())
+    if args.plot and args.plot != STDOUT:
+        print(f"plot written to {describe(args.plot)}", file=out.err)
+    if left_out:
+        print(
+            f"turbolog: the plot leaves out {len(left_out):,} units with no records archived yet: "
+            f"{printable(', '.join(left_out), 200)}",
+            file=out.err,
+        )
     return 0
 
 
@@ -554,7 +619,7 @@ def cmd_clear_log(args: argparse.Namespace, out: Output) -> int:
     from .auth import load_key, parse_level
     from .privileged import authenticate_and_clear_log, ensure_archived, start_epoch_after_clear
 
-    key, level = load_key(args.key_file, os.environ), parse_level(args.level)
+    key, level = load_key(args.key_file, os.environ, _warn), parse_level(args.level)
     with connected(args) as client:
         info = client.identify()
         if not args.force:
@@ -598,7 +663,7 @@ def cmd_set_clock(args: argparse.Namespace, out: Output) -> int:
     from .auth import load_key, parse_level
     from .privileged import authenticate_and_set_clock
 
-    key, level = load_key(args.key_file, os.environ), parse_level(args.level)
+    key, level = load_key(args.key_file, os.environ, _warn), parse_level(args.level)
     wanted = int((args.time or datetime.now(UTC)).timestamp())
     with connected(args) as client:
         before = client.clock_get()
@@ -660,22 +725,67 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    out = Output(getattr(args, "json", False))
+def _warn(message: str) -> None:
+    print(f"turbolog: warning: {printable(withhold_keys(message), limit=500)}", file=sys.stderr)
+
+
+def _say(message: object) -> None:
+    print(f"turbolog: {withhold_keys(printable(message, limit=500))}", file=sys.stderr)
+
+
+def _guard_closed_stdout() -> None:
+    """After ``>&-`` Python has no ``sys.stdout``, and the next file opened (the archive) would
+    take descriptor 1, where ``--out /dev/stdout`` writes: hold it on /dev/null opened for
+    reading only, so that every write to it fails as on a closed descriptor, and reported."""
+    if sys.stdout is not None:
+        return
     try:
-        return COMMANDS[args.command](args, out)
+        os.fstat(1)
+    except OSError:
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        if devnull != 1:
+            os.dup2(devnull, 1)
+            os.close(devnull)
+    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - standard output, for good
+
+
+def _settle_stdout() -> None:
+    """Flush standard output; if that fails (a closed pipe, a full disk), point its descriptor
+    at /dev/null, so that what is still buffered drains there when Python exits instead of
+    failing again with a traceback (Python's own advice for SIGPIPE)."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        with suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _guard_closed_stdout()
+    try:
+        args = build_parser().parse_args(argv)
+        out = Output(getattr(args, "json", False))
+        status = COMMANDS[args.command](args, out)
+        out.flush()
+        return status
+    except BrokenPipeError:
+        return EXIT_PIPE_CLOSED
     except HostError as exc:
-        print(f"turbolog: {printable(exc, limit=500)}", file=sys.stderr)
+        if isinstance(exc.__cause__, BrokenPipeError):
+            return EXIT_PIPE_CLOSED
+        _say(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         print("turbolog: interrupted; what was pulled so far is kept, run again to resume", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
     except OSError as exc:
-        print(f"turbolog: {OutputError(f'{exc.strerror or exc}: {exc.filename}')}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        _say(f"{where}{exc.strerror or exc}")
         return OutputError.exit_code
+    finally:
+        _settle_stdout()
 
 
 if __name__ == "__main__":

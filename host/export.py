@@ -1,7 +1,7 @@
 """Exports of one unit's archived log, chosen by format through one registry.
 
 Every record of the unit, epoch by epoch (each archived log of its serial,
-oldest first: column ``epoch``), in seq order, becomes one row: the columns in
+oldest first: the last column, ``epoch``), in seq order, becomes one row: the columns in
 :data:`COLUMNS`, values in engineering units with the unit in the column name
 (``tet1_c``, ``ambient_pressure_kpa``, ``grid_freq_hz``: the scale suffixes of
 the wire names are applied, as :meth:`protocol.records.Snapshot.engineering`
@@ -21,11 +21,9 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, Any
 
 from protocol.enums import EngineState, EventKind, GridMode, RecordType, Severity, Subsystem, name_of
@@ -41,14 +39,14 @@ from protocol.records import (
 )
 
 from .archive import Archive
-from .errors import ArchiveError, OutputError, UsageError
+from .errors import ArchiveError, UsageError
+from .output_file import output_file
 
 Row = dict[str, Any]
 
 _SNAPSHOT_COLUMNS: tuple[str, ...] = tuple(Snapshot(*(0,) * len(SNAPSHOT_FIELDS)).engineering())
 
 COLUMNS: tuple[str, ...] = (
-    "epoch",
     "seq",
     "time_utc",
     "type",
@@ -64,6 +62,7 @@ COLUMNS: tuple[str, ...] = (
     "event_value_a",
     "event_value_b",
     "body_hex",
+    "epoch",
 )
 """Every export column, in order.  Samples fill the snapshot columns; faults
 fill them with their freeze-frame plus the ``fault_`` columns; events fill the
@@ -80,7 +79,6 @@ def _snapshot_row(snapshot: Snapshot) -> Row:
 def record_row(record: Record, epoch: int = 1) -> Row:
     """The export row of one record of archive *epoch*: only the columns that apply to its type."""
     row: Row = {
-        "epoch": epoch,
         "seq": record.seq,
         "time_utc": datetime.fromtimestamp(record.timestamp, UTC).isoformat(),
     }
@@ -105,6 +103,7 @@ def record_row(record: Record, epoch: int = 1) -> Row:
     else:
         row["type"] = name_of(RecordType, record.type)
         row["body_hex"] = record.body.hex()
+    row["epoch"] = epoch
     return row
 
 
@@ -145,7 +144,7 @@ EXPORTERS: dict[str, Exporter] = {
 }
 
 
-def _rows(archive: Archive, serial: str, epochs: list[int]) -> Iterator[Row]:
+def _rows(archive: Archive, serial: str, epochs: list[int]) -> Generator[Row, None, None]:
     for epoch in epochs:
         for seq, raw in archive.iter_raw(serial, epoch):
             try:
@@ -163,43 +162,31 @@ def export(
     """Write every archived record of *serial* (every epoch, or only *epoch*) in format *fmt* to
     *out*; returns the record count.
 
-    *out* is an open stream (text, or binary for a binary format) or a path;
-    a path is written to a temporary file beside it and renamed into place
-    only when complete.  Raises UsageError for an unknown format,
-    :class:`~host.errors.UnknownUnit`, and OutputError when *out* cannot be
-    written.
+    *out* is an open stream (text, or binary for a binary format) or a
+    target for :func:`host.output_file.output_file` (a path, written to a
+    temporary file beside it and renamed into place only when complete; a
+    device or FIFO, written in place; ``-``, standard output).  Raises
+    UsageError for an unknown format, :class:`~host.errors.UnknownUnit`, and
+    OutputError when a target cannot be written; an error writing a stream
+    the caller opened is the caller's, and propagates as it is.
     """
     exporter = EXPORTERS.get(fmt)
     if exporter is None:
         raise UsageError(f"unknown export format {fmt!r}: choose one of {', '.join(sorted(EXPORTERS))}")
     archive.unit(serial, epoch)
     epochs = [row.epoch for row in archive.epochs(serial) if epoch is None or row.epoch == epoch]
+    if isinstance(out, (str, os.PathLike)):
+        with output_file(out, binary=exporter.binary) as stream:
+            return _write(exporter, archive, serial, stream, epochs)
+    if exporter.binary == isinstance(out, io.TextIOBase):
+        kind = "binary" if exporter.binary else "text"
+        raise UsageError(f"format {fmt} writes {kind}; the stream given is not {kind}")
+    return _write(exporter, archive, serial, out, epochs)
+
+
+def _write(exporter: Exporter, archive: Archive, serial: str, out: IO[Any], epochs: list[int]) -> int:
     rows = _rows(archive, serial, epochs)
-    if not isinstance(out, (str, os.PathLike)):
-        if exporter.binary == isinstance(out, io.TextIOBase):
-            kind = "binary" if exporter.binary else "text"
-            raise UsageError(f"format {fmt} writes {kind}; the stream given is not {kind}")
-        try:
-            return exporter.write(rows, out)
-        except OSError as exc:
-            raise OutputError(f"cannot write the {fmt} export: {exc}") from exc
-    return _write_path(exporter, rows, Path(out))
-
-
-def _write_path(exporter: Exporter, rows: Iterable[Row], path: Path) -> int:
-    part = path.with_name(f".{path.name}.part")
     try:
-        if exporter.binary:
-            with part.open("wb") as handle:
-                count = exporter.write(rows, handle)
-        else:
-            with part.open("w", encoding="utf-8", newline="") as handle:
-                count = exporter.write(rows, handle)
-        os.replace(part, path)
-    except BaseException as exc:
-        with suppress(OSError):
-            part.unlink()
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        raise
-    return count
+        return exporter.write(rows, out)
+    finally:
+        rows.close()  # now, while the archive is open: its cursors close with it

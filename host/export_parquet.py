@@ -23,7 +23,10 @@ CRC again: a damaged record stops the export (:class:`~host.errors.ArchiveError`
 unit's records, plus at most a row group per partition, are in memory.
 
 The dataset is built in a temporary directory beside OUT and renamed into
-place when complete; OUT must not exist or must be empty.  Files are written
+place when complete; OUT must not exist or must be an empty directory (whose
+permissions it keeps).  A symlink is followed: the dataset replaces its
+target, the link stays.  ``-`` (standard output) is refused: a dataset is a
+directory.  Files are written
 in the calling thread (the archive's connections belong to it).  This module
 never changes the archive, and imports pyarrow only when it exports.
 """
@@ -33,6 +36,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,11 +101,19 @@ def export_parquet(archive: Archive, out_dir: str | os.PathLike[str], serial: st
     OutputError when the directory cannot be written.
     """
     pa, pc, pq = _pyarrow()
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"{out} already exists and is not an empty directory")
+    if os.fspath(out_dir) == "-":
+        raise UsageError("a Parquet dataset is a directory: it cannot go to standard output, give --out DIR")
+    named = Path(out_dir)
+    out = Path(os.path.realpath(named))
+    try:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise UsageError(f"{named} already exists and is not an empty directory")
+        mode = stat.S_IMODE(out.stat().st_mode) if out.exists() else None
+    except OSError as exc:
+        raise OutputError(f"cannot write {named}: {exc.strerror or exc}") from exc
     if serial is not None:
         archive.unit(serial)
+    archive.check(serial)  # no record deleted outside turbolog goes missing from the dataset unnoticed
     units = [
         row for row in archive.query("SELECT id, serial, model, epoch FROM units ORDER BY serial, epoch")
         if serial is None or row[1] == serial
@@ -111,6 +123,8 @@ def export_parquet(archive: Archive, out_dir: str | os.PathLike[str], serial: st
     try:
         shutil.rmtree(part, ignore_errors=True)
         part.mkdir(parents=True)
+        if mode is not None:
+            part.chmod(mode)
         pq.write_table(_units_table(pa, archive, serial), part / "units.parquet", compression="zstd")
         for name, rtype in DATASETS.items():
             writer = _PartitionedWriter(pa, pc, pq, part / name, _schema(pa, rtype))
@@ -118,12 +132,10 @@ def export_parquet(archive: Archive, out_dir: str | os.PathLike[str], serial: st
                 for model, batch in _batches(pa, archive, name, rtype, units, writer.schema):
                     writer.write(model, batch)
             written += writer.rows
-        if out.exists():
-            out.rmdir()
-        part.rename(out)
+        part.rename(out)  # over an empty directory too, in one step
     except OSError as exc:
         shutil.rmtree(part, ignore_errors=True)
-        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from exc
+        raise OutputError(f"cannot write {named}: {exc.strerror or exc}") from exc
     except BaseException:
         shutil.rmtree(part, ignore_errors=True)
         raise

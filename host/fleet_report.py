@@ -10,36 +10,41 @@ the presentation, nothing else.
 
 :func:`hours_timeline` traces the fleet's cumulative documented operating
 hours over calendar time, per model, from a few samples of each unit found
-through the archive's key (never a scan of every sample), joined by straight
-lines (each archived log of a serial is traced on its own; one that continues
-the log before it counts only the hours it added).  :func:`plot_fleet` draws
-MTBF per model with its interval bars above that timeline (matplotlib,
-imported only when a plot is made, Agg backend).
+through the archive's key (never a scan of every sample) and checked against
+its CRC-32C, joined by straight lines (each archived log of a serial is traced
+on its own; one that continues the log before it counts only the hours it
+added).  :func:`plot_fleet` draws MTBF per model with its interval bars above
+that timeline (matplotlib, imported only when a plot is made, Agg backend);
+units with no records archived yet are left out of the picture and named.
 
 It never writes the archive and never talks to a device.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from protocol.enums import Severity, name_of
+from protocol.enums import RecordType, Severity, name_of
+from protocol.records import LAYOUTS
 
 from .analytics import CONFIDENCE, ModelSummary, fleet_summary
 from .archive import Archive
-from .errors import OutputError, UsageError
+from .errors import UsageError
+from .output_file import output_file
 
 HOURS_PER_YEAR = 8766
 """365.25 days."""
 
 TIMELINE_POINTS = 200
 """Calendar instants at which the timeline is evaluated."""
+_NAMED_EMPTY = 5
+"""Units without records named in the plot's note."""
 PROBES_PER_UNIT = 16
 """Samples read per unit to trace its hours over time (plus its last one)."""
 
@@ -137,18 +142,22 @@ class HoursTimeline:
     """Per model, the hours its units had documented at each of :attr:`times`."""
 
 
-_PROBE_SQL = """SELECT timestamp, operating_s FROM samples
-                WHERE unit = ? AND seq >= ? ORDER BY seq LIMIT 1"""
-_LAST_SQL = "SELECT timestamp, operating_s FROM samples WHERE unit = ? ORDER BY seq DESC LIMIT 1"
+_PROBE_WHERE = "seq = (SELECT MIN(seq) FROM samples WHERE unit = :unit AND seq >= :probe)"
+_LAST_WHERE = "seq = (SELECT MAX(seq) FROM samples WHERE unit = :unit)"
+_OPERATING_S = LAYOUTS[RecordType.SAMPLE].names.index("operating_s")
 
 
-def _unit_trace(archive: Archive, unit: int, first_seq: int, next_seq: int) -> list[tuple[int, int]]:
-    """(timestamp, operating_s) of samples spread evenly over the unit's seqs, and of its last one."""
-    trace: list[tuple[int, int]] = []
+def _unit_trace(
+    archive: Archive, serial: str, first_seq: int, next_seq: int, epoch: int
+) -> list[tuple[int, int]]:
+    """(timestamp, operating_s) of samples spread evenly over the seqs of the unit's *epoch*, and
+    of its last one, each checked against its CRC-32C."""
     step = max(1, (next_seq - first_seq) // PROBES_PER_UNIT)
-    for seq in range(first_seq, next_seq, step):
-        trace += archive.query(_PROBE_SQL, (unit, seq))
-    trace += archive.query(_LAST_SQL, (unit,))
+    probes = [(_PROBE_WHERE, {"probe": seq}) for seq in range(first_seq, next_seq, step)]
+    trace: list[tuple[int, int]] = []
+    for where, params in [*probes, (_LAST_WHERE, {})]:
+        rows = archive.iter_rows(serial, RecordType.SAMPLE, where, params, epoch=epoch)
+        trace += ((row[1], row[_OPERATING_S]) for row in rows)
     return sorted(set(trace))
 
 
@@ -173,12 +182,12 @@ def _at(trace: list[tuple[int, int]], times: list[int]) -> list[float]:
 def hours_timeline(archive: Archive, points: int = TIMELINE_POINTS) -> HoursTimeline:
     """The fleet's documented operating hours over calendar time (see the module docstring)."""
     units = archive.query(
-        "SELECT id, model, first_seq, next_seq, serial, continues FROM units ORDER BY serial, epoch"
+        "SELECT serial, model, first_seq, next_seq, epoch, continues FROM units ORDER BY serial, epoch"
     )
     traces: list[tuple[str, list[tuple[int, int]]]] = []
     last_serial = ""
-    for unit, model, first, end, serial, continues in units:
-        trace = _unit_trace(archive, unit, first, end)
+    for serial, model, first, end, epoch, continues in units:
+        trace = _unit_trace(archive, serial, first, end, epoch)
         if continues and traces and trace and traces[-1][1] and serial == last_serial:
             base = traces[-1][1][-1][1]  # hours the epoch before counted already
             trace = [(stamp, max(operating_s - base, 0)) for stamp, operating_s in trace]
@@ -197,15 +206,35 @@ def hours_timeline(archive: Archive, points: int = TIMELINE_POINTS) -> HoursTime
     return HoursTimeline(tuple(times), {model: tuple(totals[model]) for model in sorted(totals)})
 
 
-def plot_fleet(archive: Archive, out_path: str | os.PathLike[str]) -> None:
-    """Draw MTBF per model with its interval, and cumulative fleet hours over time, into a PNG.
+def plot_fleet(archive: Archive, out: str | os.PathLike[str] | IO[bytes]) -> tuple[str, ...]:
+    """Draw MTBF per model with its interval, and cumulative fleet hours over time, into a PNG
+    at *out* (a binary stream, or a target for :func:`host.output_file.output_file`); returns
+    the serials of the units left out because they have no records archived yet.
 
-    Raises UsageError when matplotlib is not installed or the archive holds
-    no unit, and OutputError when the file cannot be written.
+    A model whose units document no operating hours between records (none, or a
+    single record each) has no MTBF bar.  Raises UsageError when matplotlib is
+    not installed or no unit has a record (nothing is written then), and
+    OutputError when *out* cannot be written.
     """
+    png, empty = fleet_png(archive)
+    if isinstance(out, (str, os.PathLike)):
+        with output_file(out, binary=True) as stream:
+            stream.write(png)
+    else:
+        out.write(png)
+    return empty
+
+
+def fleet_png(archive: Archive) -> tuple[bytes, tuple[str, ...]]:
+    """The PNG of :func:`plot_fleet`, and the serials it leaves out."""
     report = fleet_table(archive)
     if not report.models:
         raise UsageError(f"archive {archive.path} holds no unit: nothing to plot")
+    empty = tuple(serial for (serial,) in archive.query(
+        "SELECT serial FROM units WHERE record_count = 0 ORDER BY serial"
+    ))
+    if len(empty) == report.total.units:
+        raise UsageError(f"no unit in the archive {archive.path} has records yet: nothing to plot")
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -220,22 +249,37 @@ def plot_fleet(archive: Archive, out_path: str | os.PathLike[str]) -> None:
     _draw_hours(hours_axes, timeline)
     as_of = _iso(report.last_record)
     figure.suptitle(
-        f"{report.total.units:,} units, {report.total.operating_hours:,.0f} documented operating hours"
-        + (f" to {as_of[:10]}" if as_of else "")
+        f"{report.total.units - len(empty):,} units, {report.total.operating_hours:,.0f} documented "
+        "operating hours" + (f" to {as_of[:10]}" if as_of else "")
     )
-    try:
-        figure.savefig(out_path, format="png", dpi=100)
-    except OSError as exc:
-        raise OutputError(f"cannot write {Path(out_path)}: {exc.strerror or exc}") from exc
+    if empty:
+        shown = ", ".join(empty[:_NAMED_EMPTY]) + (", ..." if len(empty) > _NAMED_EMPTY else "")
+        figure.text(0.01, 0.005, f"not drawn: {len(empty):,} units with no records yet ({shown})",
+                    fontsize="small", color="dimgray")
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=100)
+    return png.getvalue(), empty
 
 
 def _draw_mtbf(ax: Any, report: FleetReport) -> None:
     """MTBF per model: the point estimate, the two-sided interval as a bar (an arrow when
-    it is unbounded above), and the one-sided lower bound as a tick."""
-    tops = [m.mtbf.ci_high if not math.isinf(m.mtbf.ci_high) else 3 * m.mtbf.ci_low for m in report.models]
+    it is unbounded above), and the one-sided lower bound as a tick; only models with
+    documented operating hours between records."""
+    models = [m for m in report.models if m.exposure_hours > 0]
+    percent = f"{CONFIDENCE:.0%}"
+    ax.set_title(
+        f"MTBF per model: point, {percent} two-sided interval (bar), {percent} lower bound (red)",
+        fontsize="medium",
+    )
+    if not models:
+        ax.text(0.5, 0.5, "no operating hours between archived records yet", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
+        return
+    tops = [m.mtbf.ci_high if not math.isinf(m.mtbf.ci_high) else 3 * m.mtbf.ci_low for m in models]
     ceiling = 1.15 * max(tops)
-    floor = 0.8 * min(min(m.mtbf.ci_low, m.mtbf.lower_one_sided) for m in report.models)
-    for x, model in enumerate(report.models):
+    floor = 0.8 * min(min(m.mtbf.ci_low, m.mtbf.lower_one_sided) for m in models)
+    for x, model in enumerate(models):
         estimate = model.mtbf
         top = min(estimate.ci_high, ceiling)
         ax.vlines(x, estimate.ci_low, top, color="tab:blue", linewidth=3, alpha=0.5)
@@ -248,15 +292,10 @@ def _draw_mtbf(ax: Any, report: FleetReport) -> None:
             f"{_number(estimate.point)} h\n{model.failures:,} failures in {model.exposure_hours:,.0f} h",
             (x, top), textcoords="offset points", xytext=(14, 0), va="top", fontsize="small",
         )
-    ax.set_xticks(range(len(report.models)), [model.model for model in report.models])
-    ax.set_xlim(-0.5, len(report.models) - 0.2)
+    ax.set_xticks(range(len(models)), [model.model for model in models])
+    ax.set_xlim(-0.5, len(models) - 0.2)
     ax.set_ylim(floor, ceiling)
     ax.set_ylabel("MTBF (operating hours)")
-    percent = f"{CONFIDENCE:.0%}"
-    ax.set_title(
-        f"MTBF per model: point, {percent} two-sided interval (bar), {percent} lower bound (red)",
-        fontsize="medium",
-    )
     ax.grid(True, axis="y", alpha=0.3)
 
 
@@ -266,6 +305,9 @@ def _draw_hours(ax: Any, timeline: HoursTimeline) -> None:
     models = list(timeline.hours)
     millions = [[hours / 1e6 for hours in timeline.hours[model]] for model in models]
     ax.stackplot(times, *millions, labels=models, alpha=0.7)
+    if len(times) == 1:  # a single instant has no width: mark each model's stacked top
+        tops = [sum(series[0] for series in millions[: i + 1]) for i in range(len(models))]
+        ax.plot(times * len(models), tops, "o")
     ax.set_ylabel("documented operating hours (millions)")
     ax.set_xlabel("time (UTC)")
     ax.set_title("cumulative fleet operating hours, from the units' logs", fontsize="medium")

@@ -1,28 +1,38 @@
 """A picture of one unit's archived log: power, speed and exhaust temperature over time.
 
 Three stacked panels share the time axis; every fault is a vertical line
-across them, coloured by severity.  Long logs are reduced inside SQLite to at
-most :data:`MAX_POINTS` buckets of consecutive samples, each drawn as its mean
-with a band from its minimum to its maximum, so a brief trip stays visible and
-memory stays bounded.  matplotlib is imported only when a plot is made, and
-drawn with the Agg backend (no display, no pyplot global state).  This module
-never changes the archive.
+across them, coloured by severity.  Long logs are reduced, as they stream
+past, to at most :data:`MAX_POINTS` buckets of consecutive samples, each drawn
+as its mean with a band from its minimum to its maximum, so a brief trip stays
+visible and memory stays bounded.  Every sample and fault drawn is read
+through :meth:`~host.archive.Archive.iter_rows`, checked against its CRC-32C,
+after the archive's count check: an altered or deleted record is an
+ArchiveError, never a point.  A unit with no sample and no fault is refused (an
+empty picture would pass for a plot); a single sample is a dot.  matplotlib
+is imported only when a plot is made, and drawn with the Agg backend (no
+display, no pyplot global state).  This module never changes the archive.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import IO
 
-from protocol.enums import Severity, name_of
+from protocol.enums import RecordType, Severity, name_of
+from protocol.records import LAYOUTS, DecodedRow
 
 from .archive import Archive
-from .errors import OutputError, UsageError
+from .errors import UsageError
+from .output_file import output_file
 
 MAX_POINTS = 2000
 """Most buckets drawn per series."""
+_MARKED_BELOW = 50
+"""Series of fewer points are drawn with a marker on each (a single sample is a dot, not nothing)."""
 
 _SEVERITY_COLOURS: dict[int, str] = {
     Severity.INFO: "tab:gray",
@@ -32,52 +42,76 @@ _SEVERITY_COLOURS: dict[int, str] = {
     Severity.EMERGENCY_STOP: "darkred",
 }
 
-_SERIES = (
-    ("power_w / 1000.0", "power (kW)", "tab:blue"),
-    ("speed_rpm / 1000.0", "speed (krpm)", "tab:green"),
-    ("(tet1_c_x10 + tet2_c_x10) / 20.0", "TET avg (°C)", "tab:purple"),
+_SAMPLE = LAYOUTS[RecordType.SAMPLE].names
+_POWER, _SPEED, _TET1, _TET2 = (
+    _SAMPLE.index(name) for name in ("power_w", "speed_rpm", "tet1_c_x10", "tet2_c_x10")
 )
-"""(SQL expression over samples, axis label, colour) per panel."""
+_SEVERITY = LAYOUTS[RecordType.FAULT].names.index("severity")
+
+_SERIES: tuple[tuple[Callable[[DecodedRow], float], str, str], ...] = (
+    (lambda row: row[_POWER] / 1000.0, "power (kW)", "tab:blue"),
+    (lambda row: row[_SPEED] / 1000.0, "speed (krpm)", "tab:green"),
+    (lambda row: (row[_TET1] + row[_TET2]) / 20.0, "TET avg (°C)", "tab:purple"),
+)
+"""(value of a sample row, axis label, colour) per panel."""
 
 
 def plot_unit(
-    archive: Archive, serial: str, out_path: str | os.PathLike[str], epoch: int | None = None
+    archive: Archive, serial: str, out: str | os.PathLike[str] | IO[bytes], epoch: int | None = None
 ) -> None:
-    """Draw the unit's samples and faults (every epoch, or only *epoch*) into a PNG at *out_path*.
+    """Draw the unit's samples and faults (every epoch, or only *epoch*) into a PNG at *out*: a
+    binary stream, or a target for :func:`host.output_file.output_file` (a path, a device, ``-``).
 
     Raises :class:`~host.errors.UnknownUnit`, UsageError when matplotlib is
-    not installed, and OutputError when the file cannot be written.
+    not installed or the unit has no sample and no fault archived (nothing to
+    draw; nothing is written then), and OutputError when *out* cannot be
+    written.
     """
+    png = unit_png(archive, serial, epoch)
+    if isinstance(out, (str, os.PathLike)):
+        with output_file(out, binary=True) as stream:
+            stream.write(png)
+    else:
+        out.write(png)
+
+
+def unit_png(archive: Archive, serial: str, epoch: int | None = None) -> bytes:
+    """The PNG of :func:`plot_unit`."""
     archive.unit(serial, epoch)
+    archive.check(serial)
+    epochs = [row.epoch for row in archive.epochs(serial) if epoch is None or row.epoch == epoch]
+    unit = {"serial": serial, "epoch": epoch}
+    where = "unit IN (SELECT id FROM units WHERE serial = :serial AND (:epoch IS NULL OR epoch = :epoch))"
+    ((samples,),) = archive.query(f"SELECT COUNT(*) FROM samples WHERE {where}", unit)
+    faults = [
+        (row[1], row[_SEVERITY]) for number in epochs
+        for row in archive.iter_rows(serial, RecordType.FAULT, epoch=number)
+    ]
+    if not samples and not faults:
+        raise UsageError(f"unit {serial} has no samples or faults archived yet: nothing to plot")
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise UsageError("plotting needs matplotlib: install turbolog[plot]") from exc
 
-    unit = {"serial": serial, "epoch": epoch}
-    where = "unit IN (SELECT id FROM units WHERE serial = :serial AND (:epoch IS NULL OR epoch = :epoch))"
-    ((samples,),) = archive.query(f"SELECT COUNT(*) FROM samples WHERE {where}", unit)
     bucket = max(1, -(-samples // MAX_POINTS))
-    columns = ", ".join(f"AVG({expr}), MIN({expr}), MAX({expr})" for expr, _, _ in _SERIES)
-    rows = list(
-        archive.query(
-            f"SELECT MIN(timestamp), {columns} FROM samples WHERE {where} "
-            f"GROUP BY unit, seq / {bucket} ORDER BY 1",
-            unit,
-        )
+    rows = sorted(
+        (row for number in epochs
+         for row in _buckets(archive.iter_rows(serial, RecordType.SAMPLE, epoch=number), bucket)),
+        key=lambda row: row[0],
     )
-    faults = list(archive.query(f"SELECT timestamp, severity FROM faults WHERE {where} ORDER BY seq", unit))
 
     figure = Figure(figsize=(11, 7.5), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(_SERIES), 1, sharex=True)
     times = [datetime.fromtimestamp(row[0], UTC) for row in rows]
+    marker = "o" if len(rows) < _MARKED_BELOW else None
     for index, (ax, (_, label, colour)) in enumerate(zip(axes, _SERIES, strict=True)):
         mean, low, high = ([row[1 + 3 * index + part] for row in rows] for part in range(3))
         if bucket > 1:
             ax.fill_between(times, low, high, color=colour, alpha=0.25, linewidth=0)
-        ax.plot(times, mean, color=colour, linewidth=0.9)
+        ax.plot(times, mean, color=colour, linewidth=0.9, marker=marker, markersize=3)
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
     fault_times: dict[int, list[datetime]] = defaultdict(list)
@@ -94,7 +128,41 @@ def plot_unit(
         axes[0].legend(loc="upper right", fontsize="small", title="faults")
     axes[-1].set_xlabel("time (UTC)")
     figure.suptitle(f"{serial}: {samples} samples, {len(faults)} faults")
-    try:
-        figure.savefig(out_path, format="png", dpi=100)
-    except OSError as exc:
-        raise OutputError(f"cannot write {Path(out_path)}: {exc.strerror or exc}") from exc
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=100)
+    return png.getvalue()
+
+
+def _buckets(samples: Iterator[DecodedRow], bucket: int) -> list[tuple[float, ...]]:
+    """Per run of *bucket* seqs: its first timestamp, then each series' mean, minimum and maximum,
+    in time order; the samples stream past once."""
+    out: list[tuple[float, ...]] = []
+    key: int | None = None
+    first = 0
+    count = 0
+    sums: list[float] = []
+    lows: list[float] = []
+    highs: list[float] = []
+    for row in samples:
+        values = [series(row) for series, _, _ in _SERIES]
+        if row[0] // bucket != key:
+            if key is not None:
+                out.append(_bucket_row(first, count, sums, lows, highs))
+            key, first, count = row[0] // bucket, row[1], 0
+            sums, lows, highs = [0.0] * len(values), list(values), list(values)
+        first = min(first, row[1])
+        count += 1
+        for i, value in enumerate(values):
+            sums[i] += value
+            lows[i] = min(lows[i], value)
+            highs[i] = max(highs[i], value)
+    if key is not None:
+        out.append(_bucket_row(first, count, sums, lows, highs))
+    return sorted(out, key=lambda row: row[0])
+
+
+def _bucket_row(
+    first: int, count: int, sums: list[float], lows: list[float], highs: list[float]
+) -> tuple[float, ...]:
+    """(first timestamp, then mean, minimum and maximum of each series) of one bucket."""
+    return (first, *(part for i in range(len(sums)) for part in (sums[i] / count, lows[i], highs[i])))

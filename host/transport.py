@@ -8,10 +8,14 @@ seam.
 
 :func:`open_port` opens anything pyserial opens: device paths (``/dev/ttyUSB0``,
 ``COM3``, a pty or socat link) and URLs (``socket://``, ``rfc2217://``,
-``spy://``, ``loop://``).  pyserial's exceptions (``SerialException``, plain
-``OSError`` such as ``BrokenPipeError``, EIO on a vanished pty, ``termios``
-errors) are translated here, once, into :class:`~host.errors.LinkError` with a
-one-line message a user can act on.
+``spy://``, ``loop://``, and ``turbosim://`` for an emulated unit in this
+process).  A link's exceptions (pyserial's ``SerialException``, plain
+``OSError`` such as ``BrokenPipeError`` or ``ConnectionResetError``, EIO on a
+vanished pty, ``termios`` errors) are translated here, in :func:`link_error`
+and nowhere else, into :class:`~host.errors.LinkError` with a one-line message
+a user can act on: :class:`SerialTransport` does it for a pyserial port, and
+:class:`Guarded` for any other transport (one that raises ``OSError``, as the
+emulator's in-process line does).
 
 This is the only module of ``host`` that imports pyserial; it knows nothing of
 frames or messages.
@@ -24,12 +28,13 @@ import errno
 import os
 import select
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Protocol
 
 import serial
 
-from .errors import LinkError, LinkTimeout, UsageError
+from .errors import HostError, LinkError, LinkTimeout, UsageError
 
 if os.name == "posix":
     import termios
@@ -48,7 +53,7 @@ class Transport(Protocol):
     """What the driver needs of a link: bytes out, bytes in with a timeout."""
 
     def write(self, data: bytes) -> None:
-        """Send all of *data* (raises LinkError when the link is gone)."""
+        """Send all of *data* (raises LinkError when the link is gone; OSError before :class:`Guarded`)."""
         ...
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
@@ -71,17 +76,57 @@ def _errno_of(exc: BaseException) -> int | None:
     return None
 
 
-def _open_message(port: str, exc: BaseException) -> str:
+def link_error(port: str, exc: BaseException, *, opening: bool = False) -> LinkError:
+    """The :class:`LinkError` a user reads for a link's *exc*: the one translation of link errors.
+
+    *opening*: *exc* came while opening *port* (missing, busy, denied, refused).
+    """
+    if isinstance(exc, serial.SerialTimeoutException):
+        return LinkTimeout(f"port {port} did not accept data in time (flow control stuck?)")
+    if not opening:
+        return LinkError(f"port {port} disconnected ({exc})")
     number = _errno_of(exc)
     if number in _MISSING:
-        return f"port {port} does not exist"
+        return LinkError(f"port {port} does not exist")
     if number in _BUSY:
-        return f"port {port} is busy (another program has it open)"
+        return LinkError(f"port {port} is busy (another program has it open)")
     if number in _DENIED:
-        return f"no permission to open port {port} (is your user in the dialout group?)"
+        return LinkError(f"no permission to open port {port} (is your user in the dialout group?)")
     if number in _REFUSED:
-        return f"cannot connect to {port}: nothing answers there ({os.strerror(number)})"
-    return f"cannot open port {port}: {exc}"
+        return LinkError(f"cannot connect to {port}: nothing answers there ({os.strerror(number)})")
+    return LinkError(f"cannot open port {port}: {exc}")
+
+
+@contextlib.contextmanager
+def link_errors(port: str) -> Iterator[None]:
+    """Raise a link's errors (pyserial's, ``OSError``, ``termios``) as :func:`link_error` names them;
+    a HostError passes unchanged."""
+    try:
+        yield
+    except HostError:
+        raise
+    except _PORT_ERRORS as exc:
+        raise link_error(port, exc) from exc
+
+
+class Guarded:
+    """Any :class:`Transport` whose ``OSError`` becomes :class:`LinkError` (as a pyserial port's does)."""
+
+    def __init__(self, inner: Transport, name: str) -> None:
+        self.inner = inner
+        self.name = name
+
+    def write(self, data: bytes) -> None:
+        with link_errors(self.name):
+            self.inner.write(data)
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        with link_errors(self.name):
+            return self.inner.read(max_bytes, timeout)
+
+    def close(self) -> None:
+        with contextlib.suppress(*_PORT_ERRORS):  # a vanished link has nothing left to release
+            self.inner.close()
 
 
 RFC2217_READ_SLICE_S = 0.02
@@ -105,30 +150,27 @@ class SerialTransport:
             self._set_timeout(0)
 
     def write(self, data: bytes) -> None:
-        try:
+        with link_errors(self.name):
             self._port.write(data)
-        except serial.SerialTimeoutException as exc:
-            raise LinkTimeout(f"port {self.name} did not accept data in time (flow control stuck?)") from exc
-        except _PORT_ERRORS as exc:
-            raise LinkError(f"port {self.name} disconnected ({exc})") from exc
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
         """Wait up to *timeout* for a first byte, then take whatever else is already there."""
-        try:
-            if self._fd is not None:
-                if not select.select([self._fd], [], [], max(timeout, 0))[0]:
-                    return b""
-                return bytes(self._port.read(max_bytes))  # timeout 0: what is there, at least a byte
-            if self._fixed_timeout:
-                return self._read_at_fixed_timeout(max_bytes, timeout)
-            self._set_timeout(timeout)
-            first = self._port.read(1)
-            if not first or max_bytes <= 1:
-                return bytes(first)
-            self._set_timeout(0)
-            return bytes(first + self._port.read(max_bytes - 1))
-        except _PORT_ERRORS as exc:
-            raise LinkError(f"port {self.name} disconnected ({exc})") from exc
+        with link_errors(self.name):
+            return self._read(max_bytes, timeout)
+
+    def _read(self, max_bytes: int, timeout: float) -> bytes:
+        if self._fd is not None:
+            if not select.select([self._fd], [], [], max(timeout, 0))[0]:
+                return b""
+            return bytes(self._port.read(max_bytes))  # timeout 0: what is there, at least a byte
+        if self._fixed_timeout:
+            return self._read_at_fixed_timeout(max_bytes, timeout)
+        self._set_timeout(timeout)
+        first = self._port.read(1)
+        if not first or max_bytes <= 1:
+            return bytes(first)
+        self._set_timeout(0)
+        return bytes(first + self._port.read(max_bytes - 1))
 
     def _read_at_fixed_timeout(self, max_bytes: int, timeout: float) -> bytes:
         deadline = time.monotonic() + timeout
@@ -183,5 +225,5 @@ def open_port(port: str, baud: int = 115200, *, write_timeout: float = 2.0) -> S
     except ValueError as exc:
         raise UsageError(f"cannot open {port}: {exc}") from exc
     except _PORT_ERRORS as exc:
-        raise LinkError(_open_message(port, exc)) from exc
+        raise link_error(port, exc, opening=True) from exc
     return SerialTransport(handle, port, fixed_timeout=rfc2217)

@@ -21,6 +21,7 @@ from firmware_sim.pytest_plugin import (
     TurbosimNotReady,
     impair_spec,
 )
+from host.cli import main as turbolog_main
 from tests.e2e.chain import flash_log, pull_json, pulled_equals_device
 
 pytestmark = pytest.mark.e2e
@@ -128,6 +129,37 @@ def test_an_impaired_unit_still_gives_the_whole_log(
     assert result["retries"] + result["rejected"] > 0
     assert unit.stop() == 0
     pulled_equals_device(db, result, flash_log(image))
+
+
+def test_an_in_process_unit_with_a_cut_line_gives_the_whole_log_after_one_reconnect(
+    turbosim_unit: Callable[..., RunningUnit], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Figure held: link="inproc" serves turbosim://NAME in the test's own process (no process of
+    its own); its line cut once after 20 kB reaches the host as a LinkError, the pull reconnects
+    once, and archive == flash log."""
+    image, db = tmp_path / "unit.img", tmp_path / "archive.sqlite"
+    unit = turbosim_unit(link="inproc", flash=image, history="300h", no_pace=True, impair="cut=20000")
+    assert unit.url.startswith("turbosim://") and unit.process is None
+    result = pull_json(unit.url, db, capsys)
+    assert (result["reconnects"], result["rejected"]) == (1, 0)
+    assert unit.stop() == 0
+    pulled_equals_device(db, result, flash_log(image))
+
+
+def test_an_in_process_unit_is_withdrawn_and_closed_at_teardown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Figure held: after close, the URL opens no more (exit 6, "does not exist") and the flash
+    image holds the unit's log; no file descriptor is left."""
+    before = open_fds()
+    with Turbosim(tmp_path) as launcher:
+        unit = launcher.start(link="inproc", flash=tmp_path / "unit.img", history="50h", no_pace=True)
+        with pytest.raises(ValueError, match="no process of its own"):
+            unit.pid  # noqa: B018
+    assert unit.stopped and open_fds() == before
+    assert turbolog_main(["info", unit.url]) == 6
+    assert f"port {unit.url} does not exist" in capsys.readouterr().err
+    assert len(flash_log(tmp_path / "unit.img")) > 150
 
 
 def test_the_documented_example_passes_in_a_project_of_its_own(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ The chain: ``turbosim serve --port A`` <-> socat <-> B <-> ser2net <-> ``turbolo
 two accepters are exclusive on one device, so each test starts one.  Every archive must equal the
 unit's flash log.
 
-The RFC 2217 chain is driven both through the host library's pull and through ``turbolog pull``.
+The RFC 2217 chain is driven here through the host library's pull; ``turbolog pull`` over it, with a
+resume, identify, live and a signed set-clock, is in the suite over every link (test_every_link.py).
 """
 
 from __future__ import annotations
@@ -59,16 +60,3 @@ def test_dial_in_through_ser2net_rfc2217_carries_a_host_pull(
     assert result.serial == unit.serial and result.added > 1_000
     assert unit.stop() == 0
     pulled_equals_device(db, result.to_json(), flash_log(image))
-
-
-def test_turbolog_pull_dials_in_through_ser2net_rfc2217(
-    null_modem: NullModem, ser2net: Ser2netFactory, turbosim_unit: Callable[..., RunningUnit],
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
-) -> None:
-    """Figure held: turbolog pull 'rfc2217://...?ign_set_control' gives archive == flash log."""
-    image, db = tmp_path / "unit.img", tmp_path / "archive.sqlite"
-    unit = serve(turbosim_unit, null_modem, image)
-    accepter = ser2net("rfc2217", null_modem.b)
-    result = pull_json(accepter.url, db, capsys)
-    assert unit.stop() == 0
-    pulled_equals_device(db, result, flash_log(image))

@@ -88,7 +88,7 @@ def make(next_seq: int = 0, seed: int = 7, **kwargs: int) -> tuple[AuthUnit, Hos
 
 def line(unit: AuthUnit, seed: int = 7) -> Host:
     """Another line (session) into *unit*."""
-    return Host(DeviceSession(unit, rng=random.Random(seed)))
+    return Host(DeviceSession(unit, entropy=random.Random(seed).randbytes))
 
 
 def challenge(host: Host, level: int = MAINT) -> bytes:
@@ -462,7 +462,7 @@ def test_a_unit_logs_every_attempt_and_the_level_of_what_it_carried_out() -> Non
     wall = FakeWall()
     unit = build_unit("C65", "SN-1", seed=3, clock=SimClock(START, wall=wall), random_bytes=seeded_bytes(1))
     keys = keys_from(1)
-    host = Host(DeviceSession(unit, rng=random.Random(1)))
+    host = Host(DeviceSession(unit, entropy=random.Random(1).randbytes))
     assert refused_with(one(host, sign(ClockSet(START + 60, MAINT), keys.factory, challenge(host))))
     assert one(host, sign(ClockSet(START + 60, MAINT), keys.maintenance, challenge(host))) == ClockResponse(
         host.seq, START + 60
@@ -497,7 +497,7 @@ def test_the_same_seed_gives_the_same_log_bytes_whatever_the_keys() -> None:
         unit = build_unit("C60", "SN-2", seed=5, clock=SimClock(START, wall=wall),
                           random_bytes=seeded_bytes(key_seed))
         keys = keys_from(key_seed)
-        host = Host(DeviceSession(unit, rng=random.Random(key_seed)))
+        host = Host(DeviceSession(unit, entropy=random.Random(key_seed).randbytes))
         for step in range(20):
             wall.t += 500
             key = keys.maintenance if step % 3 else keys.factory
@@ -527,7 +527,7 @@ def test_keys_are_made_at_first_start_on_their_own_chip_and_kept(tmp_path: Path)
     with build_unit("C30", "SN-3", seed=1, clock=lambda: START, flash_path=image,
                     random_bytes=random_bytes) as again:
         assert len(draws) == 3  # the keys of the first start, not new ones
-        host = Host(DeviceSession(again, rng=random.Random(1)))
+        host = Host(DeviceSession(again, entropy=random.Random(1).randbytes))
         clear = sign(LogClear(MAINT), keys.maintenance, challenge(host))
         assert isinstance(one(host, clear), LogClearResponse)
     log_image = image.read_bytes()
@@ -592,7 +592,7 @@ def run_audited(
     if a clear was in flight at the cut, the log's next_seq before it; and the operations done."""
     wall = FakeWall()
     unit = power_up(flash, wall)
-    host = Host(DeviceSession(unit, rng=random.Random(4)))
+    host = Host(DeviceSession(unit, entropy=random.Random(4).randbytes))
     tear = random.Random(tear_seed)
     operations = [0]
 
@@ -649,6 +649,6 @@ def test_audit_records_acknowledged_before_a_power_cut_survive_it() -> None:
             assert len(logged) <= len(answered) + 1, (cut_at, tear_seed)
         wall = FakeWall()
         unit = power_up(flash, wall)
-        host = Host(DeviceSession(unit, rng=random.Random(5)))
+        host = Host(DeviceSession(unit, entropy=random.Random(5).randbytes))
         assert isinstance(attempt(host, KEYS, wall, "set", AuthResult.ACCEPTED), ClockResponse)
         assert audit_trail(LogStore(flash.copy())) == logged + [("set", AuthResult.ACCEPTED)]

@@ -128,3 +128,23 @@ def test_a_foreign_flash_image_is_refused_clearly(tmp_path: Path, capsys: pytest
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["info", "--flash", "unit.img", "--js"],
+        ["keys", "--flash", "unit.img", "--lev", "maintenance"],
+        ["run", "--his", "1h"],
+        ["serve", "--tcp", "127.0.0.1:0", "--spe", "0"],
+        ["fleet", "--units", "1", "--hours", "1", "--out", "fleet", "--work", "1"],
+    ],
+)
+def test_an_abbreviated_option_is_refused_not_guessed(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A prefix of a long option is not taken for it (``--key`` must never become ``--key-file``)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err

@@ -156,7 +156,7 @@ class Host:
 
 def make(next_seq: int = 0, **kwargs: int) -> tuple[FakeUnit, DeviceSession, Host]:
     unit = FakeUnit(next_seq, **kwargs)
-    session = DeviceSession(unit, rng=random.Random(7))
+    session = DeviceSession(unit, entropy=random.Random(7).randbytes)
     return unit, session, Host(session)
 
 

@@ -192,7 +192,7 @@ def test_a_session_reads_the_unit_log() -> None:
     unit, _ = new_unit(max_window=10_000)
     unit.fast_forward(1000 * HOUR)
     port: UnitPort = unit
-    session = DeviceSession(port, rng=random.Random(1))
+    session = DeviceSession(port, entropy=random.Random(1).randbytes)
     session.receive_data(encode_message(IdentifyRequest(), 1) + encode_message(ReadRange(0, 10_000), 2))
     decoder = FrameDecoder()
     msgs = []

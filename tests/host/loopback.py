@@ -1,37 +1,23 @@
-"""An in-process line from the host to an emulated controller, for tests.
+"""Test data for the in-process line: a list-backed unit and deterministic records.
 
-:class:`Line` holds the device end: a :class:`ListUnit` (a log backed by a
-list of encoded records) served by :class:`firmware_sim.session.DeviceSession`,
-in the calling thread.  ``Line.connect()`` hands out a
-:class:`LoopbackTransport` (the host's :class:`~host.transport.Transport`):
-``write`` feeds the device, ``read`` takes what the device has to send.  Time
-is virtual (:class:`VirtualClock`): a read that finds nothing advances it by
-the whole timeout, and with a ``baud`` every byte read costs its line time, so
-timeouts and rates are exact and tests never sleep.
-
-A ``latency_s`` holds what the host writes for that long before the device
-sees it (it stands for the whole round trip: USB batching, OS buffers), so
-pipelining is measured, not assumed.  Each direction can be impaired with a seeded
-:class:`firmware_sim.impairment.Impairment` (bit errors, dropped and inserted
-bytes), and each connection can be cut after a given number of bytes towards
-the host; the device session survives a cut (a stream it was sending stays
-queued, as on a real unit whose cable was pulled), so the host must ABORT.
-No threads, no ports, no sleeping.
+The line itself is a product part, :mod:`firmware_sim.inproc` (:class:`~firmware_sim.inproc.Line`,
+:class:`~firmware_sim.inproc.VirtualClock`).  Here: :class:`ListUnit` (a log backed by a list of
+encoded records, keys of all zero bytes), :func:`make_records`, and :class:`Line`, the emulator's
+line whose connections come wrapped in :class:`host.transport.Guarded`, as a host wraps any
+transport that is not a pyserial port, so a cut or closed line is a ``LinkError`` to ``pull``.
 """
 
 from __future__ import annotations
 
-import random
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 
+from firmware_sim import inproc
 from firmware_sim.auth import AccessControl
-from firmware_sim.impairment import Impairment, LineFaults
+from firmware_sim.inproc import VirtualClock
 from firmware_sim.keystore import UnitKeys
 from firmware_sim.nvstate import Counters
-from firmware_sim.session import DeviceSession
-from host.errors import LinkError
+from host.transport import Guarded
 from protocol.enums import EngineState, EventKind
 from protocol.records import (
     EventRecord,
@@ -42,6 +28,8 @@ from protocol.records import (
     UnknownRecord,
     encode_record,
 )
+
+__all__ = ["SNAPSHOT", "Line", "ListUnit", "VirtualClock", "make_records"]
 
 SNAPSHOT = Snapshot(
     state=EngineState.LOAD, mode=0, active_fault=0, speed_rpm=96000, power_w=65000, tet1_c_x10=6200,
@@ -66,19 +54,6 @@ def make_records(count: int, start: int = 0) -> list[bytes]:
             record = SampleRecord(seq, timestamp, replace(SNAPSHOT, power_w=seq % 65000))
         out.append(encode_record(record))
     return out
-
-
-class VirtualClock:
-    """Seconds that pass only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class ListUnit:
@@ -140,109 +115,9 @@ class ListUnit:
         return SNAPSHOT
 
 
-class Line:
-    """The device end of an in-process line; ``connect()`` is what ``pull`` takes."""
+class Line(inproc.Line):
+    """The emulator's in-process line, its connections guarded as the host guards any transport:
+    the line's ``OSError`` (closed, cut) comes out as :class:`host.errors.LinkError`."""
 
-    def __init__(
-        self,
-        unit: ListUnit,
-        *,
-        clock: VirtualClock | None = None,
-        baud: int | None = None,
-        to_host: LineFaults | None = None,
-        to_device: LineFaults | None = None,
-        cuts: list[int] | None = None,
-        latency_s: float = 0.0,
-        seed: int = 0,
-        at_bytes: list[tuple[int, Callable[[], None]]] | None = None,
-    ) -> None:
-        self.unit = unit
-        self.clock = clock or VirtualClock()
-        self.baud = baud
-        self.latency_s = latency_s
-        self.device = DeviceSession(unit, rng=random.Random(seed))
-        self._in_flight: deque[tuple[float, bytes]] = deque()
-        self._faults = (to_host, to_device)
-        self._cuts = list(cuts or [])
-        self._seed = seed
-        self.connections = 0
-        self.bytes_to_host = 0
-        self._at_bytes = sorted(at_bytes or [], key=lambda item: item[0])
-
-    def connect(self) -> LoopbackTransport:
-        to_host, to_device = self._faults
-        cut = self._cuts.pop(0) if self._cuts else None
-        seed = self._seed * 1000 + self.connections
-        self.connections += 1
-        host_faults = to_host or LineFaults()
-        if cut is not None:
-            host_faults = replace(host_faults, disconnect_after=cut)
-        return LoopbackTransport(
-            self,
-            Impairment(host_faults, seed) if to_host or cut is not None else None,
-            Impairment(to_device, seed + 1) if to_device else None,
-        )
-
-    def to_device(self, data: bytes) -> None:
-        if self.latency_s:
-            self._in_flight.append((self.clock.now + self.latency_s, data))
-        else:
-            self.device.receive_data(data)
-
-    def from_device(self, max_bytes: int, timeout: float) -> bytes:
-        """What the device sends within *timeout*, advancing the clock as the line would."""
-        clock = self.clock
-        deadline = clock.now + timeout
-        while True:
-            while self._in_flight and self._in_flight[0][0] <= clock.now:
-                self.device.receive_data(self._in_flight.popleft()[1])
-            data = self.device.data_to_send(max_bytes)
-            if data:
-                if self.baud:
-                    clock.advance(len(data) * 10 / self.baud)
-                return data
-            arrival = self._in_flight[0][0] if self._in_flight else deadline
-            clock.advance(max(0.0, min(arrival, deadline) - clock.now))
-            if clock.now >= deadline:
-                return b""
-
-    def delivered(self, count: int) -> None:
-        self.bytes_to_host += count
-        while self._at_bytes and self._at_bytes[0][0] <= self.bytes_to_host:
-            self._at_bytes.pop(0)[1]()
-
-
-class LoopbackTransport:
-    """The host's end: a :class:`host.transport.Transport` in the same thread as the device."""
-
-    def __init__(self, line: Line, to_host: Impairment | None, to_device: Impairment | None) -> None:
-        self._line = line
-        self._to_host = to_host
-        self._to_device = to_device
-        self.closed = False
-
-    def _check(self) -> None:
-        if self.closed:
-            raise LinkError("loopback closed")
-        if self._to_host is not None and self._to_host.disconnected:
-            raise LinkError("loopback port disconnected")
-
-    def write(self, data: bytes) -> None:
-        self._check()
-        if self._to_device is not None:
-            data = self._to_device.apply(data)
-        self._line.to_device(data)
-
-    def read(self, max_bytes: int, timeout: float) -> bytes:
-        self._check()
-        line = self._line
-        data = line.from_device(max_bytes, timeout)
-        if not data:
-            return b""
-        if self._to_host is not None:
-            data = self._to_host.apply(data)
-        line.delivered(len(data))
-        return data
-
-    def close(self) -> None:
-        self.closed = True
+    def connect(self) -> Guarded:  # type: ignore[override]
+        return Guarded(super().connect(), "in-process line")

@@ -11,7 +11,7 @@ import pytest
 from firmware_sim.auth import MAX_FAILURES, AccessControl
 from firmware_sim.keystore import UnitKeys
 from host.archive import Archive
-from host.auth import KEY_ENV, load_key, parse_key, parse_level
+from host.auth import KEY_ENV, load_key, parse_key, parse_level, withhold_keys
 from host.driver import Client
 from host.errors import DeviceError, LinkTimeout, UsageError
 from host.privileged import authenticate_and_clear_log, authenticate_and_set_clock, ensure_archived
@@ -78,6 +78,29 @@ def test_an_unreadable_or_wrong_key_file_is_a_usage_error(tmp_path: Path) -> Non
     binary.write_bytes(bytes(range(200, 232)) * 2)
     with pytest.raises(UsageError, match="not hexadecimal"):
         load_key(binary, {})
+
+
+def test_a_key_file_named_by_a_key_is_not_echoed() -> None:
+    """``--key-file <the key itself>``: the message says what went wrong without the key."""
+    with pytest.raises(UsageError) as refused:
+        load_key(KEY_HEX, {})
+    assert str(refused.value) == "cannot read key file <64 hex digits withheld>: No such file or directory"
+
+
+def test_key_like_runs_are_withheld_and_nothing_else() -> None:
+    assert withhold_keys(f"port {KEY_HEX} and {KEY_HEX[:32]}, fingerprint 0x1A2B3C4D") == (
+        "port <64 hex digits withheld> and <32 hex digits withheld>, fingerprint 0x1A2B3C4D"
+    )
+
+
+def test_a_key_file_others_can_read_is_used_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "maint.key"
+    path.write_text(KEY_HEX + "\n")
+    warnings: list[str] = []
+    for mode in (0o600, 0o400, 0o644):
+        path.chmod(mode)
+        assert load_key(path, {}, warnings.append) == KEYS.maintenance
+    assert warnings == [f"key file {path} is readable by its group and others (mode 0644): chmod 600 {path}"]
 
 
 @pytest.mark.parametrize(

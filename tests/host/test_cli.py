@@ -9,6 +9,7 @@ on stderr naming the problem, never a traceback.
 
 from __future__ import annotations
 
+import argparse
 import os
 import select
 import sqlite3
@@ -20,7 +21,7 @@ import pytest
 import serial
 
 from host.archive import Archive
-from host.cli import main
+from host.cli import build_parser, main
 from protocol.records import scan_records
 from tests.host.loopback import make_records
 
@@ -183,3 +184,144 @@ def test_arguments_argparse_refuses(argv: list[str], capsys: pytest.CaptureFixtu
     assert exited.value.code == 2
     assert err.startswith("usage: turbolog") and "Traceback" not in err
     assert err.rstrip("\n").splitlines()[-1].startswith("turbolog") and ": error: " in err
+
+
+# --- keys: never abbreviated, never echoed, warned about when others can read them ------------------------
+
+KEY_HEX = bytes(range(100, 132)).hex()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["set-clock", "/dev/null", "--key", "maint.key"],
+        ["clear-log", "/dev/null", "--key", "maint.key"],
+        ["units", "--js"],
+        ["ports", "--js"],
+        ["summary", SERIAL, "--js"],
+        ["faults", SERIAL, "--sev", "3"],
+        ["export", SERIAL, "--form", "csv"],
+        ["plot", SERIAL, "--o", "x.png"],
+        ["fleet", "--pl", "x.png"],
+        ["pull", "/dev/null", "--win", "5"],
+        ["info", "/dev/null", "--ba", "9600"],
+        ["live", "/dev/null", "--int", "1"],
+        ["ingest", "images", "--d", "x.sqlite"],
+    ],
+    ids=" ".join,
+)
+def test_an_option_is_never_abbreviated(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Figure held: exit 2, the short form unrecognised (``--key`` is not ``--key-file``), or the
+    option it would have abbreviated still missing."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    short = next(arg for arg in argv if arg.startswith("--"))
+    assert f"unrecognized arguments: {short}" in err or f"arguments are required: {short}" in err
+
+
+def test_no_parser_takes_abbreviations() -> None:
+    parser = build_parser()
+    (commands,) = (action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    assert not parser.allow_abbrev
+    abbreviating = [name for name, command in commands.choices.items() if command.allow_abbrev]
+    assert abbreviating == []
+
+
+def test_a_key_on_the_command_line_is_refused_and_not_echoed(capsys: pytest.CaptureFixture[str]) -> None:
+    """`turbolog set-clock PORT --key <hex>`: exit 2, and the key appears nowhere in what is printed."""
+    with pytest.raises(SystemExit) as exited:
+        main(["set-clock", "/dev/null", "--key", KEY_HEX])
+    captured = capsys.readouterr()
+    assert exited.value.code == 2
+    assert "unrecognized arguments: --key <64 hex digits withheld>" in captured.err
+    assert KEY_HEX[:32] not in captured.err + captured.out
+
+
+@pytest.mark.parametrize("where", ["key file", "port", "level"])
+def test_a_key_where_a_name_belongs_is_not_echoed(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A key pasted as the key file's name, the port or the level: one line, exit 2 or 6, no key."""
+    key_file = tmp_path / "maint.key"
+    key_file.write_text(KEY_HEX + "\n")
+    key_file.chmod(0o600)
+    port, name, level = str(tmp_path / "ttyUSB9"), str(key_file), "maintenance"
+    if where == "key file":
+        name = KEY_HEX
+    elif where == "port":
+        port = KEY_HEX
+    else:
+        level = KEY_HEX
+    status, err = turbolog(["set-clock", port, "--key-file", name, "--level", level], capsys)
+    assert status in (2, 6) and "<64 hex digits withheld>" in err
+    assert KEY_HEX[:32] not in err
+
+
+@pytest.mark.parametrize(
+    ("mode", "readers"), [(0o644, "its group and others"), (0o640, "its group"), (0o604, "others")]
+)
+def test_a_key_file_others_can_read_is_warned_about(
+    mode: int, readers: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Figure held: one warning line naming the file, its mode and the fix; the command goes on."""
+    key_file = tmp_path / "maint.key"
+    key_file.write_text(KEY_HEX + "\n")
+    key_file.chmod(mode)
+    main(["set-clock", str(tmp_path / "ttyUSB9"), "--key-file", str(key_file)])
+    warning, error = capsys.readouterr().err.splitlines()
+    assert warning == (
+        f"turbolog: warning: key file {key_file} is readable by {readers} (mode {mode:04o}): "
+        f"chmod 600 {key_file}"
+    )
+    assert "does not exist" in error
+    key_file.chmod(0o600)
+    main(["set-clock", str(tmp_path / "ttyUSB9"), "--key-file", str(key_file)])
+    assert "warning" not in capsys.readouterr().err
+
+
+# --- 3: where --out writes ----------------------------------------------------------------------------
+
+
+def test_out_dash_is_standard_output_not_a_file(
+    archive_with_a_unit: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["export", SERIAL, "--format", "jsonl", "--out", "-", "--db", str(archive_with_a_unit)]) == 0
+    assert capsys.readouterr().out.count("\n") == 10
+    assert not (tmp_path / "-").exists()
+
+
+def test_out_replacing_a_file_keeps_its_mode_and_a_link_stays_a_link(
+    archive_with_a_unit: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "unit.csv"
+    target.write_text("yesterday\n")
+    target.chmod(0o600)
+    link = tmp_path / "latest.csv"
+    link.symlink_to(target)
+    db = str(archive_with_a_unit)
+    assert main(["export", SERIAL, "--format", "csv", "--out", str(link), "--db", db]) == 0
+    assert link.is_symlink() and target.read_text().count("\n") == 11
+    assert oct(target.stat().st_mode & 0o777) == oct(0o600)
+    assert capsys.readouterr().err == f"10 records written to {link}\n"
+
+
+def test_parquet_out_dash_is_refused_and_a_link_is_followed(
+    archive_with_a_unit: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("pyarrow")
+    db = str(archive_with_a_unit)
+    status, err = turbolog(["export", "--format", "parquet", "--out", "-", "--db", db], capsys)
+    assert status == 2 and "a Parquet dataset is a directory: it cannot go to standard output" in err
+    (tmp_path / "datasets").mkdir(mode=0o750)
+    link = tmp_path / "latest"
+    link.symlink_to(tmp_path / "datasets")
+    assert main(["export", "--format", "parquet", "--out", str(link), "--db", str(archive_with_a_unit)]) == 0
+    assert link.is_symlink() and (link / "units.parquet").is_file()
+    assert oct((tmp_path / "datasets").stat().st_mode & 0o777) == oct(0o750)

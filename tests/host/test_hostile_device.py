@@ -101,7 +101,7 @@ class Mangled:
 
     def __init__(self, mangle: Mangler) -> None:
         self.unit = ListUnit(list(RAWS))
-        self._session = DeviceSession(self.unit, rng=random.Random(0))
+        self._session = DeviceSession(self.unit, entropy=random.Random(0).randbytes)
         self._decoder = FrameDecoder()
         self._mangle = mangle
         self._out = bytearray()

@@ -53,10 +53,24 @@ def test_plot_writes_a_png(archive: Archive, tmp_path: Path, monkeypatch: pytest
     assert len(data) > 20_000
 
 
-def test_a_unit_without_records_still_gets_a_picture(archive: Archive, tmp_path: Path) -> None:
+def test_a_unit_without_records_is_refused_and_nothing_written(archive: Archive, tmp_path: Path) -> None:
+    """An empty picture would pass for a plot of a unit that did nothing."""
     out = tmp_path / "empty.png"
-    plot.plot_unit(archive, "EMPTY", str(out))
-    assert out.read_bytes().startswith(PNG_SIGNATURE)
+    with pytest.raises(UsageError, match="^unit EMPTY has no samples or faults archived yet: nothing to"):
+        plot.plot_unit(archive, "EMPTY", str(out))
+    assert not out.exists()
+
+
+def test_a_symlink_stays_a_link_and_its_target_gets_the_picture(archive: Archive, tmp_path: Path) -> None:
+    target = tmp_path / "plots" / "s1.png"
+    target.parent.mkdir()
+    target.write_bytes(b"last week's")
+    target.chmod(0o644)
+    link = tmp_path / "latest.png"
+    link.symlink_to(target)
+    plot.plot_unit(archive, "S1", link)
+    assert link.is_symlink() and target.read_bytes().startswith(PNG_SIGNATURE)
+    assert sorted(path.name for path in target.parent.iterdir()) == ["s1.png"]
 
 
 def test_refusals(archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,11 +20,12 @@ from firmware_sim.impairment import LineFaults
 from host.archive import Archive
 from host.errors import DeviceError, LinkError, LinkTimeout, PullFailed, UsageError
 from host.pull import PullProgress, PullResult, idle_timeout, pull
+from host.transport import Guarded
 from protocol.enums import ErrorCode, MsgType
 from protocol.framing import Frame, FrameDecoder
 from protocol.messages import AbortResponse, ErrorResponse, ReadRange, ReadSet, decode_message, encode_message
 from protocol.records import scan_records
-from tests.host.loopback import Line, ListUnit, LoopbackTransport, VirtualClock, make_records
+from tests.host.loopback import Line, ListUnit, VirtualClock, make_records
 from tests.host.test_client_session import identify_rsp
 
 N = 3000
@@ -52,7 +53,7 @@ def log_of(unit: ListUnit) -> list[tuple[int, bytes]]:
 class Requests:
     """Wraps a transport and decodes what the host writes."""
 
-    def __init__(self, inner: LoopbackTransport, log: list[object]) -> None:
+    def __init__(self, inner: Guarded, log: list[object]) -> None:
         self._inner = inner
         self._decoder = FrameDecoder()
         self._log = log
@@ -467,9 +468,9 @@ def test_a_silent_device_times_out_without_reconnecting(archive: Archive) -> Non
 def test_a_device_gone_silent_mid_pull_is_reconnected_a_bounded_number_of_times(archive: Archive) -> None:
     unit = ListUnit(list(RAWS))
     line = Line(unit, cuts=[10_000])
-    connections: list[LoopbackTransport | Silent] = []
+    connections: list[Guarded | Silent] = []
 
-    def connect() -> LoopbackTransport | Silent:
+    def connect() -> Guarded | Silent:
         connections.append(line.connect() if not connections else Silent(line.clock))
         return connections[-1]
 

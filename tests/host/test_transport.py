@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import select
 import socket
 import threading
@@ -18,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from firmware_sim import inproc
 from firmware_sim.session import DeviceSession
 from host.archive import Archive
-from host.errors import LinkError, UsageError
+from host.errors import LinkError, LinkTimeout, UsageError
 from host.pull import pull
-from host.transport import SerialTransport, open_port
+from host.transport import Guarded, SerialTransport, open_port
+from protocol.messages import Identify, encode_message
 from tests.host.loopback import ListUnit, make_records
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="pty pairs are POSIX")
@@ -155,7 +156,7 @@ def test_a_whole_pull_through_a_pty(pty_pair: tuple[int, str], tmp_path: Path) -
     unit = ListUnit(raws)
     stop = threading.Event()
     server = threading.Thread(
-        target=serve_pty, args=(master, DeviceSession(unit, rng=random.Random(0)), stop), daemon=True
+        target=serve_pty, args=(master, DeviceSession(unit), stop), daemon=True
     )
     server.start()
     try:
@@ -172,3 +173,48 @@ def test_a_whole_pull_through_a_pty(pty_pair: tuple[int, str], tmp_path: Path) -
     finally:
         stop.set()
         server.join(5)
+
+
+def test_an_in_process_line_opens_by_url_and_its_cut_and_close_are_link_errors() -> None:
+    """The emulator's in-process line raises OSError (ConnectionResetError when cut, BrokenPipeError
+    when closed); opened as turbosim://NAME it is a pyserial port, and the host's one translation
+    makes each a LinkError naming the port; an unpublished name is a port that does not exist."""
+    line = inproc.Line(ListUnit(make_records(200)), clock=inproc.WallClock(), cuts=[64])
+    url = inproc.publish(line, "test-transport-cut")
+    try:
+        with open_port(url) as port:
+            port.write(encode_message(Identify(), 1))
+            assert port.read(4096, 1.0)
+            with pytest.raises(LinkError, match=f"port {url} disconnected .*in-process line cut"):
+                port.read(4096, 0.1)
+        raw = line.connect()
+        raw.close()
+        with pytest.raises(BrokenPipeError):
+            raw.write(b"\0")
+        with pytest.raises(LinkError, match="port inproc disconnected .*in-process line closed"):
+            Guarded(raw, "inproc").write(b"\0")
+    finally:
+        inproc.withdraw("test-transport-cut")
+    with pytest.raises(LinkError, match="port turbosim://test-transport-cut does not exist"):
+        open_port(url)
+
+
+def test_guarded_leaves_host_errors_as_they_are() -> None:
+    """A transport that already raises a HostError (a LinkTimeout, itself an OSError) keeps it."""
+
+    class Stuck:
+        def write(self, data: bytes) -> None:
+            raise LinkTimeout("stuck")
+
+        def read(self, max_bytes: int, timeout: float) -> bytes:
+            raise TimeoutError("plain timeout")
+
+        def close(self) -> None:
+            raise OSError("already gone")
+
+    guarded = Guarded(Stuck(), "stuck-port")
+    with pytest.raises(LinkTimeout, match="^stuck$"):
+        guarded.write(b"x")
+    with pytest.raises(LinkError, match="port stuck-port disconnected .plain timeout."):
+        guarded.read(1, 0.0)
+    guarded.close()
