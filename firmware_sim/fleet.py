@@ -30,7 +30,6 @@ and knows nothing about the host.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -43,15 +42,15 @@ from pathlib import Path
 from protocol.enums import GridMode
 from protocol.formats import RECORD_OVERHEAD
 from protocol.image_formats import SECTOR_HEADER_SIZE
-from protocol.messages import SCHEMA_FINGERPRINT
 from protocol.records import LAYOUTS, Record, UnknownRecord
 
 from .climate import SITES
 from .duty import PeakShaving
 from .errors import ConfigError, SimulatorError
 from .flash import NorFlash
-from .logstore import LogStore
+from .logstore import LogStore, seeded_log_ids
 from .models import PROFILES, ModelProfile, get_profile, site_profile
+from .sidecar import write_identity
 from .simulator import Simulator
 from .unit import DEFAULT_SECTOR_SIZE, FIRMWARE_VERSION
 
@@ -76,8 +75,6 @@ SITE_MIX: tuple[tuple[str, float], ...] = (("temperate", 0.45), ("desert", 0.25)
 STAND_ALONE_SHARE = 0.1
 """Units that form their own grid rather than follow a utility."""
 
-IDENTITY_FORMAT = "turbolog-unit-identity"
-IDENTITY_VERSION = 1
 SPARE_SECTORS = 1
 
 
@@ -235,28 +232,16 @@ def _profile(plan: UnitPlan) -> ModelProfile:
     return site_profile(plan.model, SITES[plan.site])
 
 
-def identity_json(plan: UnitPlan) -> str:
-    """The identity sidecar of *plan*'s image (``docs/flash-image.md``)."""
-    return json.dumps(
-        {
-            "format": IDENTITY_FORMAT,
-            "version": IDENTITY_VERSION,
-            "serial": plan.serial,
-            "model": plan.model,
-            "firmware": FIRMWARE_VERSION,
-            "schema_fingerprint": SCHEMA_FINGERPRINT,
-            "image": f"{plan.serial}.img",
-            "simulated": {
-                "seed": plan.seed,
-                "duty": plan.duty,
-                "site": plan.site,
-                "mode": "standalone" if plan.mode == GridMode.STAND_ALONE else "grid",
-                "commissioned": datetime.fromtimestamp(plan.commissioned, UTC).isoformat(),
-                "sample_interval_s": SAMPLE_INTERVAL_S,
-            },
-        },
-        indent=2,
-    ) + "\n"
+def _simulated(plan: UnitPlan) -> dict[str, object]:
+    """How *plan*'s unit was simulated, for its identity sidecar (readers ignore it)."""
+    return {
+        "seed": plan.seed,
+        "duty": plan.duty,
+        "site": plan.site,
+        "mode": "standalone" if plan.mode == GridMode.STAND_ALONE else "grid",
+        "commissioned": datetime.fromtimestamp(plan.commissioned, UTC).isoformat(),
+        "sample_interval_s": SAMPLE_INTERVAL_S,
+    }
 
 
 def simulate_unit(plan: UnitPlan, out_dir: str | os.PathLike[str]) -> UnitResult:
@@ -276,7 +261,7 @@ def simulate_unit(plan: UnitPlan, out_dir: str | os.PathLike[str]) -> UnitResult
     part = out / f".{image.name}.part"
     part.unlink(missing_ok=True)
     with NorFlash.open(part, DEFAULT_SECTOR_SIZE, sectors) as flash:
-        store = LogStore(flash)
+        store = LogStore(flash, new_log_id=seeded_log_ids(plan.model, plan.serial, plan.seed))
         append = store.append
         for record in records:
             append(record)
@@ -284,10 +269,7 @@ def simulate_unit(plan: UnitPlan, out_dir: str | os.PathLike[str]) -> UnitResult
             raise SimulatorError(f"{plan.serial}: the flash sized for its history evicted records")
         counters = store.counters
     os.replace(part, image)
-    identity = out / f"{plan.serial}.json"
-    identity_part = out / f".{identity.name}.part"
-    identity_part.write_text(identity_json(plan), encoding="ascii")
-    os.replace(identity_part, identity)
+    write_identity(image, plan.serial, plan.model, FIRMWARE_VERSION, _simulated(plan))
     return UnitResult(
         plan.serial, plan.model, len(records), sectors, image.stat().st_size,
         counters.operating_s, counters.starts, counters.trips,

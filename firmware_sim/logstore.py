@@ -10,13 +10,13 @@ nothing of the wire beyond the record bytes.
 On-flash layout
 ---------------
 
-Sectors form a ring.  Every sector in use starts with a header (magic "TLG1",
+Sectors form a ring.  Every sector in use starts with a header (magic "TLG2",
 generation, base_seq, first_seq, the unit's lifetime counters when the sector
-was opened, CRC-32C), defined once in :mod:`protocol.image_formats` and
+was opened, the log id, CRC-32C), defined once in :mod:`protocol.image_formats` and
 specified in ``docs/flash-image.md`` section 2; records follow back to back,
 and the unused rest reads 0xFF::
 
-    sector:  | header (40) | record | record | ... | record | FF FF ... FF |
+    sector:  | header (48) | record | record | ... | record | FF FF ... FF |
 
 - ``generation`` is +1 for every sector opened, never reused: the sector
   index is always generation % sector_count.  ``base_seq`` is the seq of the
@@ -32,8 +32,13 @@ and the unused rest reads 0xFF::
   next sector's ``base_seq``.  Then the sector is erased unless it already
   reads all 0xFF, then its header is programmed.  Sectors are always opened
   in ring order, so wear is even.
-- ``clear()`` opens a new sector whose header says ``first_seq = next_seq``:
-  one header program makes the clear durable, and seqs carry on.  The
+- The log id (8 bytes, IDENTIFY_RSP's ``log_id``) is made by ``new_log_id``
+  when the first sector of a log is opened and for every clear; every other
+  sector copies the head's.  So the log id changes exactly when the log does,
+  in the same header program.
+- ``clear()`` opens a new sector whose header says ``first_seq = next_seq``
+  and carries a new log id: one header program makes the clear durable, and
+  seqs carry on.  The
   sectors before it stay in the ring, unreadable, until the ring reaches them.
 - A record is acknowledged (``append`` returns its seq) once its program
   returned.  A power cut loses at most the record in flight.
@@ -49,6 +54,7 @@ record that fails: that one was torn, and ends the sector's data.  Then::
     next_seq  = max(last valid record's seq + 1, head.base_seq)
     counters  = the snapshot counters of the last sample or fault record in the
                 head sector, or else the head header's counters
+    log_id    = the head header's
 
 A head sector that ends in a torn record, or that has anything but 0xFF after
 its last valid record, is closed: the next append opens a fresh sector, so no
@@ -59,16 +65,17 @@ during recovery (or were programmed since) are indexed; ``read`` and
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from array import array
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
 from protocol.crc import RESIDUE, crc32c
 from protocol.enums import RecordType
-from protocol.formats import MAX_RECORD_BODY, RECORD_OVERHEAD
+from protocol.formats import LOG_ID_LEN, MAX_RECORD_BODY, RECORD_OVERHEAD
 from protocol.image_formats import (
     SECTOR_HEADER_SIZE,
     SectorHeader,
@@ -104,6 +111,27 @@ class LogFullError(FlashError):
     """Every seq a record can carry has been used (2^32 - 1 records)."""
 
 
+LogIdSource = Callable[[int, int], bytes]
+"""Makes the id of a new log from the generation of its first sector and the seq it starts at."""
+
+
+def seeded_log_ids(*seed: object) -> LogIdSource:
+    """Log ids drawn from *seed* (a unit's simulation seed and identity): the first
+    LOG_ID_LEN bytes of SHA-256 over the seed, the generation and the seq the new log
+    starts at.  Reproducible for one seed; different seeds give different ids, and
+    every clear a new one (generations are never reused)."""
+    prefix = repr(seed).encode()
+
+    def new_log_id(generation: int, next_seq: int) -> bytes:
+        return hashlib.sha256(b"%s/%d/%d" % (prefix, generation, next_seq)).digest()[:LOG_ID_LEN]
+
+    return new_log_id
+
+
+_UNSEEDED_LOG_IDS = seeded_log_ids()
+"""The default: for a store whose log exists (reading it), or a test's."""
+
+
 @dataclass(slots=True)
 class _Sector:
     index: int
@@ -111,6 +139,7 @@ class _Sector:
     base_seq: int
     first_seq: int
     counters: Counters
+    log_id: bytes
     count: int = 0
     """Valid records in the sector."""
 
@@ -119,10 +148,11 @@ class LogStore:
     """A circular log of protocol records on a :class:`NorFlash`.
 
     Implements :class:`firmware_sim.nvstate.LogSink`.  Constructing it is the
-    power-up recovery scan.
+    power-up recovery scan.  *new_log_id* makes the id of a new or cleared log
+    (pass the unit's :func:`seeded_log_ids`; the default suits a log that exists).
     """
 
-    def __init__(self, flash: NorFlash) -> None:
+    def __init__(self, flash: NorFlash, *, new_log_id: LogIdSource = _UNSEEDED_LOG_IDS) -> None:
         if flash.sector_count < 2:
             raise FlashGeometryError("a log needs at least 2 sectors")
         if flash.sector_size < SECTOR_HEADER_SIZE + MAX_RECORD_SIZE:
@@ -131,6 +161,9 @@ class LogStore:
                 f"({SECTOR_HEADER_SIZE + MAX_RECORD_SIZE} bytes), not {flash.sector_size}"
             )
         self._flash = flash
+        self._new_log_id = new_log_id
+        self._unborn_log_id: bytes | None = None
+        """The id an empty flash's log will get with its first sector (drawn when first asked)."""
         self._ring: deque[_Sector] = deque()
         """Sectors in use, oldest first; the last one is the head."""
         self._first_seq = 0
@@ -168,6 +201,15 @@ class LogStore:
         return (self._flash.sector_count - 1) * per_sector
 
     @property
+    def log_id(self) -> bytes:
+        """The log's identity; a new one after every :meth:`clear`."""
+        if self._ring:
+            return self._ring[-1].log_id
+        if self._unborn_log_id is None:
+            self._unborn_log_id = self._new_log_id(0, self._next_seq)
+        return self._unborn_log_id
+
+    @property
     def counters(self) -> Counters:
         """Lifetime counters of the newest durable record that carries a snapshot."""
         if self._last_snapshot is not None:
@@ -199,24 +241,27 @@ class LogStore:
         return seq
 
     def clear(self) -> int:
-        """Make every record unavailable; seqs carry on.  Returns the new first_seq (== next_seq)."""
-        self._open_sector(self._next_seq)
+        """Make every record unavailable and give the log a new id; seqs carry on.  Returns the
+        new first_seq (== next_seq)."""
+        self._open_sector(self._next_seq, new_log=True)
         return self._first_seq
 
-    def _open_sector(self, first_seq: int) -> None:
+    def _open_sector(self, first_seq: int, *, new_log: bool = False) -> None:
         flash, ring = self._flash, self._ring
         counters = self.counters
         if ring:
             index = (ring[-1].index + 1) % flash.sector_count
             generation = ring[-1].generation + 1
+            log_id = self._new_log_id(generation, self._next_seq) if new_log else ring[-1].log_id
         else:
             index = generation = 0
+            log_id = self.log_id
         if len(ring) == flash.sector_count:
             flash.program(ring.popleft().index * flash.sector_size, _INVALID_HEADER)
             first_seq = max(first_seq, ring[0].base_seq)
         if not flash.is_erased(index):
             flash.erase(index)
-        sector = _Sector(index, generation, self._next_seq, first_seq, counters)
+        sector = _Sector(index, generation, self._next_seq, first_seq, counters, log_id)
         flash.program(index * flash.sector_size, _pack_header(sector))
         ring.append(sector)
         self._set_first_seq(first_seq)
@@ -340,6 +385,7 @@ def _pack_header(sector: _Sector) -> bytes:
     c = sector.counters
     return encode_sector_header(SectorHeader(
         sector.generation, sector.base_seq, sector.first_seq, c.operating_s, c.starts, c.trips, c.energy_wh,
+        sector.log_id,
     ))
 
 
@@ -348,4 +394,4 @@ def _unpack_header(raw: bytes, index: int) -> _Sector | None:
     if header is None:
         return None
     counters = Counters(header.operating_s, header.starts, header.trips, header.energy_wh)
-    return _Sector(index, header.generation, header.base_seq, header.first_seq, counters)
+    return _Sector(index, header.generation, header.base_seq, header.first_seq, counters, header.log_id)

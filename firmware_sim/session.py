@@ -123,6 +123,10 @@ class UnitPort(Protocol):
     @property
     def counters(self) -> Counters: ...
     @property
+    def log_id(self) -> bytes:
+        """The log's identity, new with every new or cleared log."""
+        ...
+    @property
     def access(self) -> AccessControl:
         """The unit's access control (keys, failures, lockout, audit), shared by all its lines."""
         ...
@@ -303,7 +307,7 @@ class DeviceSession:
                     rseq, PROTOCOL_VERSION, SCHEMA_FINGERPRINT, unit.model, unit.serial, unit.firmware,
                     unit.capacity_records, unit.first_seq, unit.next_seq, unit.device_time(),
                     counters.operating_s, counters.starts, counters.trips, counters.energy_wh,
-                    unit.baud, unit.max_window,
+                    unit.baud, unit.max_window, unit.log_id,
                 ))
             case Live():
                 self._immediate.append(LiveResponse(rseq, unit.device_time(), unit.live_snapshot()))

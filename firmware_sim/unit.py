@@ -56,9 +56,10 @@ from .keystore import (
     load_or_create_keys,
     open_key_chip,
 )
-from .logstore import LogStore
+from .logstore import LogStore, seeded_log_ids
 from .models import ModelProfile, site_profile
 from .nvstate import Counters
+from .sidecar import write_identity
 from .simulator import LastSeen, Simulator
 
 FIRMWARE_VERSION = "turbosim-1.0"
@@ -209,6 +210,10 @@ class Unit:
         return self._sim.counters
 
     @property
+    def log_id(self) -> bytes:
+        return self._store.log_id
+
+    @property
     def state(self) -> EngineState:
         return self._sim.state
 
@@ -339,8 +344,9 @@ def build_unit(
     must match it (:class:`~firmware_sim.flash.FlashImageError` otherwise).
     The key chip is in memory too, or in the image ``<flash_path>.keys``; at
     the unit's first start (no keys on it yet) new keys are drawn from
-    *random_bytes* and saved.  The unit owns both chips: close the unit to
-    close them.
+    *random_bytes* and saved.  An image gets its identity sidecar
+    (:mod:`firmware_sim.sidecar`) beside it, so that it can be read out like
+    any unit's.  The unit owns both chips: close the unit to close them.
     """
     profile = site_profile(model, site)
     if flash_path is None:
@@ -359,11 +365,15 @@ def build_unit(
             key_flash = open_key_chip(key_chip_path(flash_path))
         chips.append(key_flash)
         keys = load_or_create_keys(KeyStore(key_flash), random_bytes)
-        return Unit(
-            profile, serial, seed=seed, store=LogStore(flash), keys=keys, clock=clock, duty=duty,
+        unit = Unit(
+            profile, serial, seed=seed, store=LogStore(flash, new_log_id=seeded_log_ids(model, serial, seed)),
+            keys=keys, clock=clock, duty=duty,
             sample_interval_s=sample_interval_s, scripted_faults=scripted_faults, mode=mode, baud=baud,
             max_window=max_window, site=site, flash=flash, key_flash=key_flash,
         )
+        if flash_path is not None:
+            write_identity(flash_path, serial, profile.name, unit.firmware)
+        return unit
     except BaseException:
         for chip in chips:
             chip.close()

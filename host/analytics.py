@@ -28,6 +28,14 @@ archive and never talks to a device.  Definitions, per unit:
   start while locked out), or at the end of the span if neither came.
   None when the span is empty.
 
+A serial number with several archived logs (epochs, :mod:`host.archive`) is
+summarised per epoch as above, then the epochs are added up like this: records,
+faults, failures, exposure, down time and spans are summed; the counters are
+summed too, less, for an epoch that continues the one before (a cleared log on
+the same controller, whose counters carry on), the counters that epoch started
+from, so that no hour is counted twice.  ``counters_consistent`` holds when it
+holds for every epoch.
+
 Models and the fleet add these up: hours, starts, energy, failures, exposure
 and down time are summed, and MTBF and availability are computed from the
 sums (pooled, not averaged over units).
@@ -37,7 +45,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -76,6 +84,16 @@ class Counters:
     @classmethod
     def from_wire(cls, operating_s: int, starts: int, trips: int, energy_wh: int) -> Counters:
         return cls(operating_s / 3600, starts, energy_wh / 1000, trips)
+
+    def plus(self, other: Counters, less: Counters | None = None) -> Counters:
+        """These counters with *other*'s added, less what *less* had counted already (never below 0)."""
+        base = less or Counters(0.0, 0, 0.0, 0)
+        return Counters(
+            self.operating_hours + max(other.operating_hours - base.operating_hours, 0.0),
+            self.starts + max(other.starts - base.starts, 0),
+            self.kwh + max(other.kwh - base.kwh, 0.0),
+            self.trips + max(other.trips - base.trips, 0),
+        )
 
     def at_least(self, other: Counters) -> bool:
         """True when no counter here is below the same counter in *other*."""
@@ -132,6 +150,13 @@ class UnitSummary:
     mtbf: MtbfEstimate
     downtime_s: int
     span_s: int
+    epoch: int | None = None
+    """The archived log (epoch) summarised; None when every epoch of the serial is."""
+    log_id: bytes | None = None
+    continues: bool = False
+    """Whether this epoch's counters carry on from the epoch before."""
+    parts: tuple[UnitSummary, ...] = ()
+    """The epochs added up here (empty for one epoch)."""
 
     @property
     def availability(self) -> float | None:
@@ -139,11 +164,27 @@ class UnitSummary:
 
     @property
     def counters_consistent(self) -> bool:
+        if self.parts:
+            return all(part.counters_consistent for part in self.parts)
         return self.identify.at_least(self.counters)
+
+    def epoch_json(self) -> dict[str, Any]:
+        """This epoch in a few keys, for the list of epochs of a serial."""
+        return {
+            "epoch": self.epoch,
+            "log_id": None if self.log_id is None else self.log_id.hex(),
+            "continues": self.continues,
+            "records": self.records,
+            "first_record": _iso(self.first_record),
+            "last_record": _iso(self.last_record),
+            **self.counters.to_json(),
+            "counters_consistent": self.counters_consistent,
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
             "serial": self.serial,
+            "epochs": [part.epoch_json() for part in self.parts or (self,)],
             "model": self.model,
             "firmware": self.firmware,
             "records": self.records,
@@ -245,15 +286,16 @@ class FleetSummary:
         }
 
 
-def unit_summary(archive: Archive, serial: str) -> UnitSummary:
-    """Summary of one unit; raises :class:`~host.errors.UnknownUnit` if it is not archived."""
-    archive.unit(serial)
-    (summary,) = _summaries(archive, serial)
+def unit_summary(archive: Archive, serial: str, epoch: int | None = None) -> UnitSummary:
+    """Summary of one unit, every epoch of it or only *epoch*; raises
+    :class:`~host.errors.UnknownUnit` if it (or that epoch) is not archived."""
+    archive.unit(serial, epoch)
+    (summary,) = _summaries(archive, serial, epoch)
     return summary
 
 
 def fleet_summary(archive: Archive) -> FleetSummary:
-    """Summaries of every unit, pooled per model and over the fleet."""
+    """Summaries of every unit (all its epochs), pooled per model and over the fleet."""
     units = _summaries(archive, None)
     by_model: dict[str, list[UnitSummary]] = defaultdict(list)
     for unit in units:
@@ -294,35 +336,96 @@ _CODE, _SEVERITY = _field_indexes(RecordType.FAULT, "code", "severity")
 (_KIND,) = _field_indexes(RecordType.EVENT, "kind")
 
 
-def _summaries(archive: Archive, serial: str | None) -> list[UnitSummary]:
-    """Summaries of the unit *serial*, or of every unit when it is None."""
+def _summaries(archive: Archive, serial: str | None, epoch: int | None = None) -> list[UnitSummary]:
+    """Summaries of the unit *serial* (all its epochs, or *epoch*), or of every unit when it is None."""
+    by_serial: dict[str, list[UnitSummary]] = defaultdict(list)
+    for summary in _epoch_summaries(archive, serial, epoch):
+        by_serial[summary.serial].append(summary)
+    return [_combine(parts) for parts in by_serial.values()]
+
+
+def _combine(parts: list[UnitSummary]) -> UnitSummary:
+    """The epochs of one serial (oldest first) added up (module docstring); one epoch as it is."""
+    if len(parts) == 1:
+        return parts[0]
+    counters = Counters(0.0, 0, 0.0, 0)
+    for before, part in zip([None, *parts], parts, strict=False):
+        counters = counters.plus(part.counters, before.counters if before and part.continues else None)
+    by_severity: dict[int, int] = defaultdict(int)
+    by_code: dict[int, int] = defaultdict(int)
+    for part in parts:
+        for level, count in part.faults_by_severity.items():
+            by_severity[level] += count
+        for code, count in part.faults_by_code.items():
+            by_code[code] += count
+    firsts = [part.first_record for part in parts if part.first_record is not None]
+    lasts = [part.last_record for part in parts if part.last_record is not None]
+    exposure = sum(part.exposure_hours for part in parts)
+    failures = sum(part.failures for part in parts)
+    latest = parts[-1]
+    return UnitSummary(
+        serial=latest.serial,
+        model=latest.model,
+        firmware=latest.firmware,
+        records=sum(part.records for part in parts),
+        evicted=sum(part.evicted for part in parts),
+        first_record=min(firsts, default=None),
+        last_record=max(lasts, default=None),
+        counters=counters,
+        counters_from=latest.counters_from,
+        identify=latest.identify,
+        faults_by_severity=dict(by_severity),
+        faults_by_code=dict(by_code),
+        failures=failures,
+        exposure_hours=exposure,
+        mtbf=mtbf(exposure, failures, CONFIDENCE),
+        downtime_s=sum(part.downtime_s for part in parts),
+        span_s=sum(part.span_s for part in parts),
+        parts=tuple(parts),
+    )
+
+
+def _epoch_summaries(archive: Archive, serial: str | None, epoch: int | None) -> list[UnitSummary]:
+    """One summary per archived epoch, by serial then epoch."""
     archive.check(serial)
-    which = "TRUE" if serial is None else "unit = (SELECT id FROM units WHERE serial = :serial)"
-    params = {"serial": serial}
+    which = (
+        "TRUE" if serial is None else
+        "unit IN (SELECT id FROM units WHERE serial = :serial AND (:epoch IS NULL OR epoch = :epoch))"
+    )
+    params = {"serial": serial, "epoch": epoch}
     evicted = dict(
         archive.query(f"SELECT unit, SUM(count) FROM evictions WHERE {which} GROUP BY unit", params)
     )
     units = list(archive.query(
-        """SELECT id, serial, model, firmware, record_count, operating_s, starts, trips, energy_wh
-           FROM units WHERE serial = :serial OR :serial IS NULL ORDER BY serial""",
+        """SELECT id, serial, model, firmware, record_count, operating_s, starts, trips, energy_wh,
+                  epoch, log_id, continues
+           FROM units WHERE (serial = :serial OR :serial IS NULL) AND (:epoch IS NULL OR epoch = :epoch)
+           ORDER BY serial, epoch""",
         params,
     ))
     summaries = []
     for row in units:
-        unit, serial_ = row[0], row[1]
-        faults = list(archive.iter_rows(serial_, RecordType.FAULT))
-        ends = _ends(archive, unit, serial_, faults)
+        unit, serial_, number = row[0], row[1], row[9]
+        faults = list(archive.iter_rows(serial_, RecordType.FAULT, epoch=number))
+        ends = _ends(archive, unit, serial_, faults, number)
         by_kind = [(fault[_SEVERITY], fault[_CODE], 1) for fault in faults]
-        marks = _downtime_marks(archive, serial_, faults)
-        summaries.append(_summarise(row, ends, by_kind, evicted.get(unit, 0), marks))
+        marks = _downtime_marks(archive, serial_, faults, number)
+        summary = _summarise(row[:9], ends, by_kind, evicted.get(unit, 0), marks)
+        log_id = None if row[10] is None else bytes(row[10])
+        summaries.append(replace(summary, epoch=number, log_id=log_id, continues=bool(row[11])))
     return summaries
 
 
-def _ends(archive: Archive, unit: int, serial: str, faults: list[DecodedRow]) -> list[tuple[Any, ...]]:
-    """First and last record of each table: (carries counters, seq, timestamp, counters)."""
+def _ends(
+    archive: Archive, unit: int, serial: str, faults: list[DecodedRow], epoch: int
+) -> list[tuple[Any, ...]]:
+    """First and last record of each table of *epoch*: (carries counters, seq, timestamp, counters)."""
     rows = [(RecordType.FAULT, row) for row in (faults[:1] + faults[1:][-1:])]
     for rtype, table in ((RecordType.SAMPLE, "samples"), (RecordType.EVENT, "events")):
-        rows += [(rtype, row) for row in archive.iter_rows(serial, rtype, _ENDS_WHERE.format(table=table))]
+        rows += [
+            (rtype, row)
+            for row in archive.iter_rows(serial, rtype, _ENDS_WHERE.format(table=table), epoch=epoch)
+        ]
     ends: list[tuple[Any, ...]] = []
     for rtype, row in rows:
         counters = _COUNTERS_AT.get(rtype)
@@ -343,7 +446,9 @@ def _ends(archive: Archive, unit: int, serial: str, faults: list[DecodedRow]) ->
     return ends
 
 
-def _downtime_marks(archive: Archive, serial: str, faults: list[DecodedRow]) -> list[tuple[int, bool]]:
+def _downtime_marks(
+    archive: Archive, serial: str, faults: list[DecodedRow], epoch: int
+) -> list[tuple[int, bool]]:
     """In seq order: (timestamp, True) when the unit failed while up, (timestamp, False) at the
     next START or FAULT_CLEARED event, found by reading (and verifying) the events after it."""
     failures = [(row[0], row[1]) for row in faults if row[_SEVERITY] >= _FAILURE]
@@ -352,7 +457,7 @@ def _downtime_marks(archive: Archive, serial: str, faults: list[DecodedRow]) -> 
     while i < len(failures):
         seq, timestamp = failures[i]
         marks.append((timestamp, True))
-        events = archive.iter_rows(serial, RecordType.EVENT, "seq > :after", {"after": seq})
+        events = archive.iter_rows(serial, RecordType.EVENT, "seq > :after", {"after": seq}, epoch=epoch)
         up = next((row for row in events if row[_KIND] in _UP_AGAIN), None)
         events.close()
         if up is None:
@@ -434,11 +539,14 @@ class FaultEntry:
 
     serial: str
     fault: FaultRecord
+    epoch: int = 1
+    """The archived log (epoch) of the serial the fault is in."""
 
     def to_json(self) -> dict[str, Any]:
         fault = self.fault
         return {
             "serial": self.serial,
+            "epoch": self.epoch,
             "seq": fault.seq,
             "time": _iso(fault.timestamp),
             "code": fault.code,
@@ -456,15 +564,19 @@ def fault_list(
     since: datetime | None = None,
     severity: int | str | None = None,
     code: int | None = None,
+    epoch: int | None = None,
 ) -> Iterator[FaultEntry]:
-    """The archived faults of *serial* in seq order, streamed.
+    """The archived faults of *serial* (every epoch, oldest first, or only *epoch*) in seq
+    order, streamed.
 
     *since*: only faults at or after this time (a naive datetime is taken as
     UTC, like device time); *severity*: only faults at or above this level,
     given as a number or a :class:`~protocol.enums.Severity` name; *code*: only
     this fault code.  A filter that cannot match anything raises UsageError.
     """
-    archive.unit(serial)
+    epochs = [row.epoch for row in archive.epochs(serial) if epoch is None or row.epoch == epoch]
+    if not epochs:
+        archive.unit(serial, epoch)  # raises UnknownUnit: no such epoch
     wanted: list[Callable[[DecodedRow], bool]] = []
     if since is not None:
         aware = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
@@ -478,10 +590,10 @@ def fault_list(
             raise UsageError(f"fault code {code} is outside 0..65535")
         wanted.append(lambda row: row[_CODE] == code)
     archive.check(serial)
-    rows = archive.iter_rows(serial, RecordType.FAULT)  # filtered after their CRC is checked
-    return (
-        FaultEntry(serial, cast(FaultRecord, record_from_row(row)))
-        for row in rows
+    return (  # filtered after their CRC is checked
+        FaultEntry(serial, cast(FaultRecord, record_from_row(row)), number)
+        for number in epochs
+        for row in archive.iter_rows(serial, RecordType.FAULT, epoch=number)
         if all(test(row) for test in wanted)
     )
 

@@ -12,10 +12,11 @@ The file::
     PRAGMA user_version   = len(MIGRATIONS)       the schema version
     journal_mode WAL, page size 8 KiB
 
-    units          id, serial (unique), model, firmware, schema_fingerprint,
+    units          id, serial, model, firmware, schema_fingerprint,
                    capacity_records, first_seq, next_seq, device_time,
                    operating_s, starts, trips, energy_wh   as last reported by IDENTIFY
-                   updated (host time, Unix s), record_count (records stored)
+                   updated (host time, Unix s), record_count (records stored),
+                   epoch, log_id, origin_seq, continues    which log of the serial (below)
     samples        unit, seq, timestamp, <every Snapshot field>, crc
     faults         unit, seq, timestamp, code, severity, subsystem, flags,
                    <every Snapshot field: the freeze-frame>, crc
@@ -26,6 +27,19 @@ The file::
     spans          unit, first_seq, count                disjoint ranges of stored seqs
     evictions      unit, first_seq, count                disjoint ranges reported evicted
     pulls          unit, started, finished, added, evicted, retries, bytes
+
+A row of ``units`` is one *epoch*: one log of a serial number (schema
+version 3).  A serial gets a new epoch when the unit's log is not the one
+archived (a replaced controller, a cleared log, another unit under the same
+serial): ``epoch`` counts 1, 2, ... per serial; ``log_id`` is the log's id
+from IDENTIFY (NULL for an epoch archived before logs had ids);
+``origin_seq`` is the seq the log began at, as far as the archive knows
+(evictions are counted from there); ``continues`` is 1 when the log carries
+on the lifetime counters of the epoch before (a cleared log on the same
+controller), so reports do not count those hours twice.  Record, span,
+eviction and pull rows belong to an epoch (their ``unit`` is ``units.id``).
+Methods that take a serial number work on its latest epoch unless given
+``epoch``.
 
 Records come in through :meth:`Archive.store_records` (``(seq, timestamp,
 type, raw)`` tuples: every CRC-32C checked again and every record decoded
@@ -252,7 +266,47 @@ def _migrate_to_v2(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_v1, _migrate_to_v2)
+def _migrate_to_v3(db: sqlite3.Connection) -> None:
+    """Version 3: a serial number may have several logs, one ``units`` row (an *epoch*) each:
+    ``serial`` is no longer unique, ``(serial, epoch)`` is; ``log_id``, ``origin_seq`` and
+    ``continues`` are new.  Every existing unit becomes epoch 1 of its serial, with its id, so
+    its records, spans, evictions and pulls stay its own, untouched."""
+    db.execute(
+        """CREATE TABLE units_v3 (
+               id INTEGER PRIMARY KEY,
+               serial TEXT NOT NULL,
+               model TEXT NOT NULL,
+               firmware TEXT NOT NULL,
+               schema_fingerprint INTEGER NOT NULL,
+               capacity_records INTEGER NOT NULL,
+               first_seq INTEGER NOT NULL,
+               next_seq INTEGER NOT NULL,
+               device_time INTEGER NOT NULL,
+               operating_s INTEGER NOT NULL,
+               starts INTEGER NOT NULL,
+               trips INTEGER NOT NULL,
+               energy_wh INTEGER NOT NULL,
+               updated REAL NOT NULL,
+               record_count INTEGER NOT NULL DEFAULT 0,
+               epoch INTEGER NOT NULL DEFAULT 1,
+               log_id BLOB,
+               origin_seq INTEGER NOT NULL DEFAULT 0,
+               continues INTEGER NOT NULL DEFAULT 0,
+               UNIQUE (serial, epoch)
+           )"""
+    )
+    columns = (
+        "id, serial, model, firmware, schema_fingerprint, capacity_records, first_seq, next_seq, "
+        "device_time, operating_s, starts, trips, energy_wh, updated, record_count"
+    )
+    db.execute(f"INSERT INTO units_v3 ({columns}) SELECT {columns} FROM units")
+    db.execute("DROP TABLE units")
+    db.execute("ALTER TABLE units_v3 RENAME TO units")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migrate_to_v1, _migrate_to_v2, _migrate_to_v3,
+)
 """Schema steps in order: ``MIGRATIONS[v]`` takes a file from version v to v + 1.
 
 Append a function to change the schema; never edit a step already released."""
@@ -290,11 +344,19 @@ class UnitRow:
     updated: float
     """Host time of the last :meth:`Archive.upsert_unit`, Unix seconds."""
     record_count: int
+    epoch: int = 1
+    """Which log of the serial this is: 1, 2, ... (see the module docstring)."""
+    log_id: bytes | None = None
+    """The log's id from IDENTIFY; None for a log archived before logs had ids."""
+    origin_seq: int = 0
+    """The seq the log began at, as far as the archive knows."""
+    continues: bool = False
+    """Whether the log carries on the lifetime counters of the epoch before."""
 
 
 _UNIT_COLUMNS = (
     "serial, model, firmware, schema_fingerprint, capacity_records, first_seq, next_seq, device_time, "
-    "operating_s, starts, trips, energy_wh, updated, record_count"
+    "operating_s, starts, trips, energy_wh, updated, record_count, epoch, log_id, origin_seq, continues"
 )
 
 
@@ -548,38 +610,116 @@ class Archive:
         starts: int,
         trips: int,
         energy_wh: int,
+        log_id: bytes | None = None,
     ) -> None:
-        """Record what IDENTIFY reported for *serial*; a unit exists in the archive from here on."""
+        """Record what IDENTIFY reported for *serial* in its latest epoch (epoch 1, with
+        *log_id*, for a serial the archive does not know); a unit exists in the archive from
+        here on.  A *log_id* given is taken for an epoch that had none (archived before logs had
+        ids); check it before (a different one is a new epoch: :meth:`start_epoch`)."""
         if not serial:
             raise UsageError("a unit needs a non-empty serial number")
+        values = (model, firmware, schema_fingerprint, capacity_records, first_seq, next_seq,
+                  device_time, operating_s, starts, trips, energy_wh, self._clock())
         with self._write() as db:
+            row = db.execute(
+                "SELECT id FROM units WHERE serial = ? ORDER BY epoch DESC LIMIT 1", (serial,)
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    f"INSERT INTO units ({_IDENTIFY_COLUMNS}, serial, log_id) "
+                    f"VALUES ({_IDENTIFY_PARAMS}, ?, ?)",
+                    (*values, serial, log_id),
+                )
+                return
             db.execute(
-                """INSERT INTO units (serial, model, firmware, schema_fingerprint, capacity_records,
-                       first_seq, next_seq, device_time, operating_s, starts, trips, energy_wh, updated)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (serial) DO UPDATE SET
-                       model = excluded.model, firmware = excluded.firmware,
-                       schema_fingerprint = excluded.schema_fingerprint,
-                       capacity_records = excluded.capacity_records, first_seq = excluded.first_seq,
-                       next_seq = excluded.next_seq, device_time = excluded.device_time,
-                       operating_s = excluded.operating_s, starts = excluded.starts,
-                       trips = excluded.trips, energy_wh = excluded.energy_wh, updated = excluded.updated""",
-                (serial, model, firmware, schema_fingerprint, capacity_records, first_seq, next_seq,
-                 device_time, operating_s, starts, trips, energy_wh, self._clock()),
+                f"""UPDATE units SET ({_IDENTIFY_COLUMNS}) = ({_IDENTIFY_PARAMS}),
+                        log_id = COALESCE(log_id, ?) WHERE id = ?""",
+                (*values, log_id, row[0]),
             )
 
-    def units(self) -> list[UnitRow]:
-        """Every unit, by serial number."""
-        with self._translate():
-            rows = self._ro.execute(f"SELECT {_UNIT_COLUMNS} FROM units ORDER BY serial").fetchall()
-        return [UnitRow(*row) for row in rows]
+    def start_epoch(
+        self,
+        serial: str,
+        model: str,
+        firmware: str,
+        schema_fingerprint: int,
+        *,
+        log_id: bytes,
+        origin_seq: int,
+        continues: bool,
+        first_seq: int,
+        next_seq: int,
+        capacity_records: int,
+        device_time: int,
+        operating_s: int,
+        starts: int,
+        trips: int,
+        energy_wh: int,
+    ) -> int:
+        """Archive a new log of *serial* as its next epoch, from what IDENTIFY reported; return
+        the epoch's number.  Records stored for *serial* from here on go to this epoch."""
+        values = (model, firmware, schema_fingerprint, capacity_records, first_seq, next_seq,
+                  device_time, operating_s, starts, trips, energy_wh, self._clock())
+        with self._write() as db:
+            (last,) = db.execute("SELECT MAX(epoch) FROM units WHERE serial = ?", (serial,)).fetchone()
+            epoch = (last or 0) + 1
+            cursor = db.execute(
+                f"""INSERT INTO units ({_IDENTIFY_COLUMNS}, serial, log_id, epoch, origin_seq, continues)
+                    VALUES ({_IDENTIFY_PARAMS}, ?, ?, ?, ?, ?)""",
+                (*values, serial, log_id, epoch, origin_seq, int(continues)),
+            )
+        self._unit_ids[serial] = cursor.lastrowid or 0
+        return epoch
 
-    def unit(self, serial: str) -> UnitRow:
-        """One unit; raises :class:`UnknownUnit` if the archive has never seen it."""
-        unit = self._unit_id(serial)
+    def units(self) -> list[UnitRow]:
+        """Every epoch of every unit, by serial number, then epoch."""
+        with self._translate():
+            rows = self._ro.execute(f"SELECT {_UNIT_COLUMNS} FROM units ORDER BY serial, epoch").fetchall()
+        return [_unit_row(row) for row in rows]
+
+    def epochs(self, serial: str) -> list[UnitRow]:
+        """Every epoch of *serial*, oldest first; raises :class:`UnknownUnit` if there is none."""
+        with self._translate():
+            rows = self._ro.execute(
+                f"SELECT {_UNIT_COLUMNS} FROM units WHERE serial = ? ORDER BY epoch", (serial,)
+            ).fetchall()
+        if not rows:
+            raise UnknownUnit(f"unit {serial!r} is not in the archive {self.path}")
+        return [_unit_row(row) for row in rows]
+
+    def unit(self, serial: str, epoch: int | None = None) -> UnitRow:
+        """One unit's latest epoch, or its *epoch*; raises :class:`UnknownUnit` if the archive has
+        never seen it (or has no such epoch)."""
+        unit = self._unit_id(serial, epoch)
         with self._translate():
             row = self._ro.execute(f"SELECT {_UNIT_COLUMNS} FROM units WHERE id = ?", (unit,)).fetchone()
-        return UnitRow(*row)
+        return _unit_row(row)
+
+    def newest_counters(self, serial: str) -> tuple[int, int, int, int]:
+        """``(operating_s, starts, trips, energy_wh)`` of the newest archived record of the latest
+        epoch of *serial* that carries counters (counters never go backwards within a log), zeros
+        if none does.  Only records count: what IDENTIFY reported may be ahead of what the unit
+        had made durable, and lost in a power cut."""
+        unit = self._unit_id(serial)
+        found: list[tuple[Any, ...]] = [(0, 0, 0, 0)]
+        for table in ("samples", "faults"):
+            found += [tuple(row) for row in self.query(
+                f"""SELECT operating_s, starts, trips, energy_wh FROM {table}
+                    WHERE unit = :unit ORDER BY seq DESC LIMIT 1""", {"unit": unit}
+            )]
+        operating_s, starts, trips, energy_wh = (max(values) for values in zip(*found, strict=True))
+        return operating_s, starts, trips, energy_wh
+
+    def stored_crc(self, serial: str, seq: int) -> int | None:
+        """The CRC-32C of record *seq* of the latest epoch of *serial* as archived, or None."""
+        unit = self._unit_id(serial)
+        params = {"unit": unit, "seq": seq}
+        for table in ("samples", "faults", "events"):
+            for (crc,) in self.query(f"SELECT crc FROM {table} WHERE unit = :unit AND seq = :seq", params):
+                return int(crc)
+        for (raw,) in self.query("SELECT raw FROM other_records WHERE unit = :unit AND seq = :seq", params):
+            return int.from_bytes(raw[-CRC_SIZE:], "little")
+        return None
 
     # --- records -------------------------------------------------------------
 
@@ -693,10 +833,12 @@ class Archive:
         return stored
 
     def iter_rows(
-        self, serial: str, rtype: int, where: str = "", params: dict[str, Any] | None = None
+        self, serial: str, rtype: int, where: str = "", params: dict[str, Any] | None = None,
+        *, epoch: int | None = None,
     ) -> Generator[DecodedRow, None, None]:
         """The stored records of *serial* of one known type, in seq order, streamed, each as the
-        :data:`~protocol.records.DecodedRow` it was stored from, checked against its CRC-32C.
+        :data:`~protocol.records.DecodedRow` it was stored from, checked against its CRC-32C
+        (of the latest epoch, or of *epoch*).
 
         *where* adds SQL conditions on the type's table (its columns, named *params*).
         Raises :class:`ArchiveError` for a row that no longer matches its CRC (the file was
@@ -706,7 +848,7 @@ class Archive:
         if decoder is None:
             raise UsageError(f"record type {rtype} has no table of its own; see iter_raw")
         clause = "unit = :unit" + (f" AND ({where})" if where else "")
-        named = {**(params or {}), "unit": self._unit_id(serial)}
+        named = {**(params or {}), "unit": self._unit_id(serial, epoch)}
         return self._verified(serial, decoder, self.query(decoder.select.format(where=clause), named))
 
     def _verified(
@@ -722,21 +864,21 @@ class Archive:
                 )
             yield row
 
-    def iter_raw(self, serial: str) -> Iterator[tuple[int, bytes]]:
-        """``(seq, raw)`` of every stored record of *serial*, in seq order, streamed: the
-        record's bytes exactly as received (rebuilt from the columns and checked against
-        the record's CRC-32C; :class:`ArchiveError` if they no longer match, or, on a
-        read-only archive, if records were deleted: see :meth:`_reconcile`)."""
-        unit = self._unit_id(serial)
+    def iter_raw(self, serial: str, epoch: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """``(seq, raw)`` of every stored record of *serial* (its latest epoch, or *epoch*), in
+        seq order, streamed: the record's bytes exactly as received (rebuilt from the columns
+        and checked against the record's CRC-32C; :class:`ArchiveError` if they no longer match,
+        or, on a read-only archive, if records were deleted: see :meth:`_reconcile`)."""
+        unit = self._unit_id(serial, epoch)
         self._reconcile(serial, unit)
-        streams = [self._raw_of_rows(serial, rtype) for rtype in self._decoders]
+        streams = [self._raw_of_rows(serial, rtype, epoch) for rtype in self._decoders]
         streams.append(self.query("SELECT seq, raw FROM other_records WHERE unit = ? ORDER BY seq", (unit,)))
         return heapq.merge(*streams, key=_seq_of)
 
-    def _raw_of_rows(self, serial: str, rtype: int) -> Iterator[tuple[int, bytes]]:
+    def _raw_of_rows(self, serial: str, rtype: int, epoch: int | None) -> Iterator[tuple[int, bytes]]:
         """``(seq, raw)`` from :meth:`iter_rows` (whose query runs now, not at the first next)."""
         pack = self._decoders[rtype].pack
-        return ((row[0], pack(*row)) for row in self.iter_rows(serial, rtype))
+        return ((row[0], pack(*row)) for row in self.iter_rows(serial, rtype, epoch=epoch))
 
     def max_seq(self, serial: str) -> int | None:
         """The highest stored seq of *serial*, or None when nothing is stored."""
@@ -766,6 +908,18 @@ class Archive:
             )
         ]
 
+    def evicted_ranges(self, serial: str, start: int, stop: int) -> list[tuple[int, int]]:
+        """Maximal ranges ``[a, b)`` of seqs recorded as evicted within ``[start, stop)``, ascending."""
+        unit = self._unit_id(serial)
+        return [
+            (max(first, start), min(end, stop))
+            for first, end in self.query(
+                """SELECT first_seq, first_seq + count FROM evictions
+                   WHERE unit = ? AND first_seq < ? AND first_seq + count > ? ORDER BY first_seq""",
+                (unit, stop, start),
+            )
+        ]
+
     def missing_ranges(self, serial: str, start: int, stop: int) -> list[tuple[int, int]]:
         """Maximal ranges ``[a, b)`` within ``[start, stop)`` that are not stored, ascending."""
         missing: list[tuple[int, int]] = []
@@ -782,13 +936,15 @@ class Archive:
 
     def check(self, serial: str | None = None) -> None:
         """Raise :class:`ArchiveError` unless the rows stored for *serial* (for every unit when
-        None) are as many as its bookkeeping says (``units.record_count`` and ``spans``): rows
-        deleted or added outside turbolog.  Cheap: a count of each record table (of the unit's
-        key range when *serial* is given), which SQLite takes from the tables' pages."""
+        None) are as many as its bookkeeping says (``units.record_count`` and ``spans``), in each
+        of its epochs: rows deleted or added outside turbolog.  Cheap: a count of each record
+        table (of the unit's key range when *serial* is given), which SQLite takes from the
+        tables' pages."""
         if serial is not None:
-            unit = self._unit_id(serial)
-            if not _consistent(self._tally(unit)):
-                raise self._damage(serial, unit)
+            for row in self.epochs(serial):
+                unit = self._unit_id(serial, row.epoch)
+                if not _consistent(self._tally(unit)):
+                    raise self._damage(serial, unit)
             return
         with self._translate():
             totals = self._ro.execute(_TOTALS_SQL).fetchone()
@@ -930,11 +1086,22 @@ class Archive:
 
     # --- internals -----------------------------------------------------------
 
-    def _unit_id(self, serial: str) -> int:
+    def _unit_id(self, serial: str, epoch: int | None = None) -> int:
+        """The ``units.id`` of *serial*'s latest epoch, or of its *epoch*."""
+        if epoch is not None:
+            with self._translate():
+                row = self._ro.execute(
+                    "SELECT id FROM units WHERE serial = ? AND epoch = ?", (serial, epoch)
+                ).fetchone()
+            if row is None:
+                raise UnknownUnit(f"unit {serial!r} has no epoch {epoch} in the archive {self.path}")
+            return int(row[0])
         unit = self._unit_ids.get(serial)
         if unit is None:
             with self._translate():
-                row = self._ro.execute("SELECT id FROM units WHERE serial = ?", (serial,)).fetchone()
+                row = self._ro.execute(
+                    "SELECT id FROM units WHERE serial = ? ORDER BY epoch DESC LIMIT 1", (serial,)
+                ).fetchone()
             if row is None:
                 raise UnknownUnit(f"unit {serial!r} is not in the archive {self.path}")
             unit = self._unit_ids[serial] = row[0]
@@ -960,6 +1127,21 @@ class Archive:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+
+_IDENTIFY_COLUMNS = (
+    "model, firmware, schema_fingerprint, capacity_records, first_seq, next_seq, device_time, "
+    "operating_s, starts, trips, energy_wh, updated"
+)
+_IDENTIFY_PARAMS = ", ".join("?" * 12)
+
+
+def _unit_row(row: tuple[Any, ...]) -> UnitRow:
+    """A row of ``SELECT {_UNIT_COLUMNS}`` as a UnitRow."""
+    log_id, origin_seq, continues = row[-3:]
+    log_id = None if log_id is None else bytes(log_id)
+    values: tuple[Any, ...] = (*row[:-3], log_id, origin_seq, bool(continues))
+    return UnitRow(*values)
 
 
 _RECORD_TABLES = ("samples", "faults", "events", "other_records")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from protocol.enums import EngineState, GridMode, Severity, name_of
+from protocol.messages import IdentifyResponse
 
 from .analytics import fault_list, unit_summary
 from .archive import Archive, default_archive_path
@@ -162,10 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
         "pull", "pull the unit's log into the archive (resumes where it stopped)", [common, line]
     )
     pull_cmd.add_argument("--window", type=int, default=2048, help="records per request (default 2048)")
+    pull_cmd.add_argument(
+        "--new-log", action="store_true",
+        help="if the unit's log is not the archived one (replaced controller, cleared log), archive it "
+        "as the serial's next epoch instead of refusing",
+    )
     command("units", "list the units in the archive", [common])
-    summary = command("summary", "operating hours, starts, energy, faults and MTBF of one unit", [common])
+    epoch = _Parser(add_help=False)
+    epoch.add_argument(
+        "--epoch", type=int, metavar="N",
+        help="only the unit's Nth archived log (default: every log of the serial)",
+    )
+    summary = command(
+        "summary", "operating hours, starts, energy, faults and MTBF of one unit", [common, epoch]
+    )
     summary.add_argument("serial")
-    faults = command("faults", "the faults of one unit", [common])
+    faults = command("faults", "the faults of one unit", [common, epoch])
     faults.add_argument("serial")
     faults.add_argument("--since", type=since_type, metavar="WHEN", help="ISO date or an age like 30d")
     faults.add_argument(
@@ -176,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     faults.add_argument("--code", type=code_type, help="only this fault code")
     exp = command(
-        "export", "write a unit's records as CSV or JSON lines, or the archive as Parquet", [common]
+        "export", "write a unit's records as CSV or JSON lines, or the archive as Parquet", [common, epoch]
     )
     exp.add_argument("serial", nargs="?", help="the unit (optional for parquet: all units)")
     exp.add_argument("--format", required=True, choices=[*sorted(EXPORTERS), "parquet"], dest="fmt")
@@ -185,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="output file, - for standard output (the default); for parquet, a directory (required)",
     )
-    plot = command("plot", "draw power, speed and exhaust temperature over time, faults marked", [common])
+    plot = command(
+        "plot", "draw power, speed and exhaust temperature over time, faults marked", [common, epoch]
+    )
     plot.add_argument("serial")
     plot.add_argument("--out", metavar="FILE.png", required=True, help="the PNG file, - for standard output")
     live = command("live", "a refreshing view of the unit's live telemetry", [common, line])
@@ -217,9 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--time", type=since_type, metavar="ISO", help="the time to set, ISO 8601 (naive means UTC)"
     )
     ingest = command(
-        "ingest", "load flash images (DIR/*.img with their .json identity) into the archive", [common]
+        "ingest", "load flash images (DIR/*.img, or FILE.img, with their .json identity) into the archive",
+        [common],
     )
-    ingest.add_argument("directory", type=Path)
+    ingest.add_argument("directory", type=Path, metavar="DIR|FILE.img")
+    ingest.add_argument(
+        "--new-log", action="store_true",
+        help="archive an image whose log is not the archived one for its serial as the serial's next epoch",
+    )
     return parser
 
 
@@ -328,6 +348,7 @@ def cmd_info(args: argparse.Namespace, out: Output) -> int:
         "device_time": datetime.fromtimestamp(info.device_time, UTC).isoformat(),
         "baud": info.baud,
         "max_window": info.max_window,
+        "log_id": info.log_id.hex(),
     }
     if out.as_json:
         out.json(report)
@@ -353,6 +374,7 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
                 window=args.window,
                 progress=progress,
                 timeout=args.timeout,
+                new_log=args.new_log,
             )
         finally:
             bar.close()
@@ -361,8 +383,11 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
         return 0
     last = "-" if result.last_seq is None else f"{result.last_seq:,}"
     rate = result.bytes / result.elapsed_s if result.elapsed_s > 0 else 0.0
-    out.text(out.style.bold(f"{printable(result.serial)}: {result.added:,} records added"))
+    epoch = f" (epoch {result.epoch})" if result.epoch > 1 else ""
+    out.text(out.style.bold(f"{printable(result.serial)}{epoch}: {result.added:,} records added"))
     out.text(f"  device log     {result.first_seq:,} .. {last}")
+    out.text(f"  accounted for  {result.planned_from:,} .. {last}: {result.added:,} added, "
+             f"{result.evicted:,} evicted, {result.already_held:,} already held")
     out.text(f"  evicted        {result.evicted:,} (overwritten on the unit before they were read)")
     out.text(
         f"  retries        {result.retries:,}   rejected {result.rejected:,}   reconnects {result.reconnects}"
@@ -381,19 +406,23 @@ def cmd_units(args: argparse.Namespace, out: Output) -> int:
     rows = [
         {
             "serial": u.serial,
+            "epoch": u.epoch,
             "model": u.model,
             "firmware": u.firmware,
             "first_seq": u.first_seq,
             "next_seq": u.next_seq,
             "operating_hours": round(u.operating_s / 3600, 1),
             "starts": u.starts,
+            "log_id": None if u.log_id is None else u.log_id.hex(),
         }
         for u in units
     ]
     if out.as_json:
         out.json(rows)
     elif rows:
-        out.text(table(list(rows[0]), [list(r.values()) for r in rows], numeric=[False] * 3 + [True] * 4))
+        numeric = [False, True, False, False, True, True, True, True, False]
+        shown = [["-" if value is None else value for value in r.values()] for r in rows]
+        out.text(table(list(rows[0]), shown, numeric=numeric))
     else:
         out.text("the archive holds no units yet: turbolog pull PORT")
     return 0
@@ -405,7 +434,7 @@ def _fmt_hours(value: float | None) -> str:
 
 def cmd_summary(args: argparse.Namespace, out: Output) -> int:
     with open_archive(args) as archive:
-        summary = unit_summary(archive, args.serial)
+        summary = unit_summary(archive, args.serial, args.epoch)
     report = summary.to_json()
     if out.as_json:
         out.json(report)
@@ -422,6 +451,9 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
         out.text(
             f"  records          {summary.records:,} ({report['first_record']} .. {report['last_record']})"
         )
+    if len(report["epochs"]) > 1 or args.epoch is not None:
+        shown = ", ".join(f"{e['epoch']} ({e['operating_hours']:,.1f} h)" for e in report["epochs"])
+        out.text(f"  archived logs    {shown}; hours of each counted once")
     out.text(f"  operating hours  {report['operating_hours']:,.1f}")
     out.text(f"  starts           {report['starts']:,}")
     out.text(f"  energy           {report['kwh']:,.1f} kWh")
@@ -447,7 +479,8 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
 def cmd_faults(args: argparse.Namespace, out: Output) -> int:
     with open_archive(args) as archive:
         entries = [
-            e.to_json() for e in fault_list(archive, args.serial, args.since, args.severity, args.code)
+            e.to_json()
+            for e in fault_list(archive, args.serial, args.since, args.severity, args.code, args.epoch)
         ]
     if out.as_json:
         out.json(entries)
@@ -482,6 +515,8 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
 
         if args.out is None:
             raise UsageError("--format parquet writes a directory: give it with --out DIR")
+        if args.epoch is not None:
+            raise UsageError("--format parquet exports every epoch (column epoch): leave out --epoch")
         with open_archive(args) as archive:
             count = export_parquet(archive, args.out, args.serial)
         print(f"{count:,} records written to the Parquet dataset {args.out}", file=out.err)
@@ -490,9 +525,9 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
         raise UsageError(f"--format {args.fmt} exports one unit: name its serial number")
     target = args.out or STDOUT
     with open_archive(args) as archive:
-        archive.unit(args.serial)
+        archive.unit(args.serial, args.epoch)
         with output_file(target, binary=EXPORTERS[args.fmt].binary, stdout=out.out) as stream:
-            count = export(archive, args.serial, args.fmt, stream)
+            count = export(archive, args.serial, args.fmt, stream, args.epoch)
     if target != STDOUT:
         print(f"{count:,} records written to {describe(target)}", file=out.err)
     return 0
@@ -502,7 +537,7 @@ def cmd_plot(args: argparse.Namespace, out: Output) -> int:
     from .plot import unit_png
 
     with open_archive(args) as archive:
-        png = unit_png(archive, args.serial)
+        png = unit_png(archive, args.serial, args.epoch)
     with output_file(args.out, binary=True, stdout=out.out) as stream:
         stream.write(png)
     if args.out != STDOUT:
@@ -587,7 +622,7 @@ def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_clear_log(args: argparse.Namespace, out: Output) -> int:
     from .auth import load_key, parse_level
-    from .privileged import authenticate_and_clear_log, ensure_archived
+    from .privileged import authenticate_and_clear_log, ensure_archived, start_epoch_after_clear
 
     key, level = load_key(args.key_file, os.environ, _warn), parse_level(args.level)
     with connected(args) as client:
@@ -596,11 +631,22 @@ def cmd_clear_log(args: argparse.Namespace, out: Output) -> int:
             with open_archive(args) as archive:
                 ensure_archived(archive, info.serial, info)
         first = authenticate_and_clear_log(client, key, level)
+        try:
+            after: IdentifyResponse | None = client.identify()
+        except HostError as exc:
+            after = None
+            print(f"turbolog: the log was cleared, but the unit did not identify itself afterwards ({exc}): "
+                  "the next pull needs --new-log", file=out.err)
+    epoch = None
+    if after is not None:
+        with open_archive(args) as archive:
+            epoch = start_epoch_after_clear(archive, info, after, first)
     report = {
         "serial": info.serial,
         "cleared_first_seq": info.first_seq,
         "new_first_seq": first,
         "cleared_after_check": max(0, first - info.next_seq),
+        "epoch": epoch,
     }
     if out.as_json:
         out.json(report)
@@ -613,6 +659,8 @@ def cmd_clear_log(args: argparse.Namespace, out: Output) -> int:
             out.text(
                 out.style.yellow(f"  {first - info.next_seq} records logged after the check were cleared too")
             )
+        if epoch is not None:
+            out.text(f"  the archive keeps its new log as epoch {epoch} of {printable(info.serial)}")
     return 0
 
 
@@ -647,7 +695,7 @@ def cmd_ingest(args: argparse.Namespace, out: Output) -> int:
 
     with open_archive(args) as archive:
         try:
-            result = ingest_dir(archive, args.directory, progress)
+            result = ingest_dir(archive, args.directory, progress, new_log=args.new_log)
         finally:
             bar.close()
     if not result.images:

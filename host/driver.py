@@ -52,7 +52,11 @@ from protocol.messages import (
     LiveResponse,
     LogClear,
     LogClearResponse,
+    RangeEnd,
+    ReadRange,
+    Records,
 )
+from protocol.records import scan_records
 
 from .errors import DeviceError, HostError, LinkTimeout
 from .rtt import RoundTrip
@@ -181,6 +185,34 @@ class Client:
         """A fresh nonce for *level*.  Sent once: each challenge voids the one before, so a late
         answer to a repeat would hand back a nonce the device no longer holds."""
         return self._exchange(AuthChallenge(level), AuthChallengeResponse, tries=1).nonce
+
+    def read_record(self, seq: int) -> bytes | None:
+        """Record *seq* as the device's log holds it (its CRC-32C verified), or None when the log
+        does not hold it.  Asked again, up to the exchange's tries, while it comes damaged or not
+        at all; use with no stream pending."""
+        request = ReadRange(seq, 1)
+        timeout = self.answer_timeout
+        for _ in range(self.noisy_tries if self.session.damaged_frames else self.tries):
+            rseq = self.send(request)
+            found: bytes | None = None
+            deadline = self.clock() + timeout
+            try:
+                while (left := deadline - self.clock()) > 0:
+                    for response in self.receive(left):
+                        if response.request_seq != rseq:
+                            continue
+                        if isinstance(response, ErrorResponse):
+                            raise refused(request, response)
+                        if isinstance(response, Records):
+                            good, _ = scan_records(response.records)
+                            found = next((raw for got, _, _, raw in good if got == seq), found)
+                        elif isinstance(response, RangeEnd):
+                            if found is not None or response.sent == 0:
+                                return found
+                            deadline = 0.0  # it was sent but came damaged: ask again
+            finally:
+                self.session.forget(rseq)
+        raise self._silence(request, self.tries, 0, self.tries * timeout, timeout)
 
     def _exchange(
         self, request: Request, answer: type[R], *, tries: int | None = None, abort_first: bool = False

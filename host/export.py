@@ -1,6 +1,7 @@
 """Exports of one unit's archived log, chosen by format through one registry.
 
-Every record of the unit, in seq order, becomes one row: the columns in
+Every record of the unit, epoch by epoch (each archived log of its serial,
+oldest first: the last column, ``epoch``), in seq order, becomes one row: the columns in
 :data:`COLUMNS`, values in engineering units with the unit in the column name
 (``tet1_c``, ``ambient_pressure_kpa``, ``grid_freq_hz``: the scale suffixes of
 the wire names are applied, as :meth:`protocol.records.Snapshot.engineering`
@@ -61,6 +62,7 @@ COLUMNS: tuple[str, ...] = (
     "event_value_a",
     "event_value_b",
     "body_hex",
+    "epoch",
 )
 """Every export column, in order.  Samples fill the snapshot columns; faults
 fill them with their freeze-frame plus the ``fault_`` columns; events fill the
@@ -74,8 +76,8 @@ def _snapshot_row(snapshot: Snapshot) -> Row:
     return values
 
 
-def record_row(record: Record) -> Row:
-    """The export row of one record: only the columns that apply to its type."""
+def record_row(record: Record, epoch: int = 1) -> Row:
+    """The export row of one record of archive *epoch*: only the columns that apply to its type."""
     row: Row = {
         "seq": record.seq,
         "time_utc": datetime.fromtimestamp(record.timestamp, UTC).isoformat(),
@@ -101,6 +103,7 @@ def record_row(record: Record) -> Row:
     else:
         row["type"] = name_of(RecordType, record.type)
         row["body_hex"] = record.body.hex()
+    row["epoch"] = epoch
     return row
 
 
@@ -141,17 +144,23 @@ EXPORTERS: dict[str, Exporter] = {
 }
 
 
-def _rows(archive: Archive, serial: str) -> Generator[Row, None, None]:
-    for seq, raw in archive.iter_raw(serial):
-        try:
-            record = decode_record(raw)
-        except RecordError as exc:
-            raise ArchiveError(f"archive {archive.path}: record {seq} of {serial} is damaged: {exc}") from exc
-        yield record_row(record)
+def _rows(archive: Archive, serial: str, epochs: list[int]) -> Generator[Row, None, None]:
+    for epoch in epochs:
+        for seq, raw in archive.iter_raw(serial, epoch):
+            try:
+                record = decode_record(raw)
+            except RecordError as exc:
+                raise ArchiveError(
+                    f"archive {archive.path}: record {seq} of {serial} is damaged: {exc}"
+                ) from exc
+            yield record_row(record, epoch)
 
 
-def export(archive: Archive, serial: str, fmt: str, out: IO[Any] | str | os.PathLike[str]) -> int:
-    """Write every archived record of *serial* in format *fmt* to *out*; returns the record count.
+def export(
+    archive: Archive, serial: str, fmt: str, out: IO[Any] | str | os.PathLike[str], epoch: int | None = None
+) -> int:
+    """Write every archived record of *serial* (every epoch, or only *epoch*) in format *fmt* to
+    *out*; returns the record count.
 
     *out* is an open stream (text, or binary for a binary format) or a
     target for :func:`host.output_file.output_file` (a path, written to a
@@ -164,18 +173,19 @@ def export(archive: Archive, serial: str, fmt: str, out: IO[Any] | str | os.Path
     exporter = EXPORTERS.get(fmt)
     if exporter is None:
         raise UsageError(f"unknown export format {fmt!r}: choose one of {', '.join(sorted(EXPORTERS))}")
-    archive.unit(serial)
+    archive.unit(serial, epoch)
+    epochs = [row.epoch for row in archive.epochs(serial) if epoch is None or row.epoch == epoch]
     if isinstance(out, (str, os.PathLike)):
         with output_file(out, binary=exporter.binary) as stream:
-            return _write(exporter, archive, serial, stream)
+            return _write(exporter, archive, serial, stream, epochs)
     if exporter.binary == isinstance(out, io.TextIOBase):
         kind = "binary" if exporter.binary else "text"
         raise UsageError(f"format {fmt} writes {kind}; the stream given is not {kind}")
-    return _write(exporter, archive, serial, out)
+    return _write(exporter, archive, serial, out, epochs)
 
 
-def _write(exporter: Exporter, archive: Archive, serial: str, out: IO[Any]) -> int:
-    rows = _rows(archive, serial)
+def _write(exporter: Exporter, archive: Archive, serial: str, out: IO[Any], epochs: list[int]) -> int:
+    rows = _rows(archive, serial, epochs)
     try:
         return exporter.write(rows, out)
     finally:

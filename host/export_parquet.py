@@ -3,14 +3,16 @@
 :func:`export_parquet` writes a directory (pyarrow, the optional extra
 ``turbolog[parquet]``)::
 
-    OUT/units.parquet                              one row per unit: serial, model, firmware,
-                                                   log bounds and counters as last identified
+    OUT/units.parquet                              one row per archived log of a unit: serial,
+                                                   epoch, model, firmware, log bounds and counters
+                                                   as last identified
     OUT/samples/model=C60/year=2006/part-0.parquet   one row per record, Hive-partitioned by
     OUT/faults/model=.../year=.../...                model and by the UTC year of the record
     OUT/events/...
     OUT/other_records/...                          unknown types and lengths: header and raw bytes
 
-Record rows carry ``serial``, ``seq``, ``timestamp`` (UTC) and then
+Record rows carry ``serial``, ``epoch`` (which archived log of the serial), ``seq``,
+``timestamp`` (UTC) and then
 every field of their format in wire units and wire types, named as in the
 archive (``tet1_c_x10`` is tenths of a degree; a fault's freeze-frame fields
 drop the ``freeze.`` prefix), and the record's own ``crc`` (CRC-32C), so any
@@ -63,7 +65,8 @@ _STRUCT_TYPES = {
 """Arrow types of the struct codes of little-endian (standard size) layouts."""
 _HEADER_FIELDS = ("seq", "timestamp", "type", "length")
 _UNIT_COLUMNS = (
-    ("serial", "string"), ("model", "string"), ("firmware", "string"), ("schema_fingerprint", "uint32"),
+    ("serial", "string"), ("epoch", "uint32"), ("model", "string"), ("firmware", "string"),
+    ("schema_fingerprint", "uint32"),
     ("capacity_records", "uint32"), ("first_seq", "uint32"), ("next_seq", "uint32"),
     ("device_time", "uint32"), ("operating_s", "uint32"), ("starts", "uint32"), ("trips", "uint32"),
     ("energy_wh", "uint64"), ("record_count", "uint64"),
@@ -112,7 +115,7 @@ def export_parquet(archive: Archive, out_dir: str | os.PathLike[str], serial: st
         archive.unit(serial)
     archive.check(serial)  # no record deleted outside turbolog goes missing from the dataset unnoticed
     units = [
-        row for row in archive.query("SELECT id, serial, model FROM units ORDER BY serial")
+        row for row in archive.query("SELECT id, serial, model, epoch FROM units ORDER BY serial, epoch")
         if serial is None or row[1] == serial
     ]
     part = out.with_name(f".{out.name}.part")
@@ -142,7 +145,7 @@ def export_parquet(archive: Archive, out_dir: str | os.PathLike[str], serial: st
 def _units_table(pa: Any, archive: Archive, serial: str | None) -> Any:
     names = ", ".join(name for name, _ in _UNIT_COLUMNS)
     rows = list(archive.query(
-        f"SELECT {names} FROM units WHERE serial = :serial OR :serial IS NULL ORDER BY serial",
+        f"SELECT {names} FROM units WHERE serial = :serial OR :serial IS NULL ORDER BY serial, epoch",
         {"serial": serial},
     ))
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(_UNIT_COLUMNS)
@@ -163,7 +166,8 @@ def _body_fields(rtype: int | None) -> list[tuple[int, str, str]]:
 def _schema(pa: Any, rtype: int | None) -> Any:
     """The columns of one dataset's files (model and year are in the directory names)."""
     return pa.schema(
-        [("serial", pa.string()), ("seq", pa.uint32()), ("timestamp", pa.timestamp("s", tz="UTC"))]
+        [("serial", pa.string()), ("epoch", pa.uint32()), ("seq", pa.uint32()),
+         ("timestamp", pa.timestamp("s", tz="UTC"))]
         + [(name, getattr(pa, kind)()) for _, name, kind in _body_fields(rtype)]
         + ([("raw", pa.binary())] if rtype is None else [])
     )
@@ -174,7 +178,7 @@ def _batches(
 ) -> Iterator[tuple[str, Any]]:
     """(model, record batch) of every unit that has records in *table*, decoded and verified."""
     body = _body_fields(rtype)
-    for unit, serial, model in units:
+    for unit, serial, model, epoch in units:
         raws: list[bytes] = []
         if rtype is None:
             rows = archive.query(f"SELECT raw FROM {table} WHERE unit = ? ORDER BY seq", (unit,))
@@ -184,12 +188,13 @@ def _batches(
                 raise ArchiveError(f"archive {archive.path}: a record in {table} of {serial} is damaged")
             decoded = [values for _, values in good]
         else:
-            decoded = list(archive.iter_rows(serial, rtype))
+            decoded = list(archive.iter_rows(serial, rtype, epoch=epoch))
         if not decoded:
             continue
         columns = list(zip(*decoded, strict=False))
         arrays = [
             pa.array([serial] * len(decoded), pa.string()),
+            pa.array([epoch] * len(decoded), pa.uint32()),
             pa.array(columns[0], pa.uint32()),
             pa.array(columns[1], pa.int64()).cast(pa.timestamp("s", tz="UTC")),
             *(pa.array(columns[i], getattr(pa, kind)()) for i, _, kind in body),

@@ -44,7 +44,7 @@ from protocol.image_formats import (
     erase_counter_offset,
 )
 from protocol.messages import SCHEMA_FINGERPRINT
-from protocol.records import LAYOUTS, DecodedRow, decode_rows
+from protocol.records import LAYOUTS, DecodedRow, decode_rows, row_bytes
 
 from .errors import DeviceError
 
@@ -94,6 +94,7 @@ class SectorHeader:
     base_seq: int
     first_seq: int
     counters: LogCounters
+    log_id: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +114,7 @@ def parse_identity(text: str, image_name: str) -> UnitIdentity:
     """The identity in sidecar *text*, for the image file called *image_name*.
 
     Raises DeviceError for text that is not a version-1 identity, names
-    another image, disagrees with the file name, or has another schema
-    fingerprint than this reader's.
+    another image, or has another schema fingerprint than this reader's.
     """
     try:
         doc: Any = json.loads(text)
@@ -134,7 +134,7 @@ def parse_identity(text: str, image_name: str) -> UnitIdentity:
     fingerprint = doc.get("schema_fingerprint")
     if not isinstance(fingerprint, int):
         raise DeviceError(f"identity of {image_name}: schema_fingerprint must be an integer")
-    if doc.get("image") != image_name or image_name != f"{doc['serial']}.img":
+    if doc.get("image") != image_name:
         raise DeviceError(
             f"identity of {image_name} names unit {doc['serial']!r} and image {doc.get('image')!r}"
         )
@@ -177,6 +177,8 @@ class FlashImage:
         self.counters = LogCounters(0, 0, 0, 0)
         self.last_timestamp = 0
         """Timestamp of the newest record held (0 if none): an image has no clock."""
+        self.log_id: bytes | None = self.ring[-1].log_id if self.ring else None
+        """The log's id (the head sector's), None when no sector is in use."""
         self._head_scan: tuple[list[DecodedRow], int] = ([], 0)
         """The head sector's rows and discarded count (read once, for the bounds and for sectors())."""
         if self.ring:
@@ -197,7 +199,7 @@ class FlashImage:
         if found is None:
             return None
         counters = LogCounters(found.operating_s, found.starts, found.trips, found.energy_wh)
-        return SectorHeader(index, found.generation, found.base_seq, found.first_seq, counters)
+        return SectorHeader(index, found.generation, found.base_seq, found.first_seq, counters, found.log_id)
 
     def _find_ring(self) -> tuple[SectorHeader, ...]:
         headers = [self._header(index) for index in range(self.sector_count)]
@@ -256,6 +258,18 @@ class FlashImage:
             base = sector.base_seq
             rows = rows[: next((i for i, row in enumerate(rows) if row[0] != base + i), len(rows))]
         return rows, seq - sector.base_seq - len(rows)
+
+    def record_crc(self, seq: int) -> int | None:
+        """The CRC-32C of record *seq* as the log holds it, or None when it does not hold it."""
+        if not self.first_seq <= seq < self.next_seq:
+            return None
+        for sector, stop in self._ring_bounds():
+            if sector.base_seq <= seq < stop:
+                records = self._head_scan[0] if sector is self.ring[-1] else self._scan(sector, stop)[0]
+                index = seq - sector.base_seq
+                if index < len(records) and records[index][0] == seq:
+                    return int.from_bytes(row_bytes(records[index])[-4:], "little")
+        return None
 
     def sectors(self) -> Iterator[SectorRecords]:
         """Every sector of the ring that may hold records at or above first_seq, oldest

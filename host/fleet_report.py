@@ -11,10 +11,11 @@ the presentation, nothing else.
 :func:`hours_timeline` traces the fleet's cumulative documented operating
 hours over calendar time, per model, from a few samples of each unit found
 through the archive's key (never a scan of every sample) and checked against
-its CRC-32C, joined by straight lines.  :func:`plot_fleet` draws MTBF per
-model with its interval bars above that timeline (matplotlib, imported only
-when a plot is made, Agg backend); units with no records archived yet are
-left out of the picture and named.
+its CRC-32C, joined by straight lines (each archived log of a serial is traced
+on its own; one that continues the log before it counts only the hours it
+added).  :func:`plot_fleet` draws MTBF per model with its interval bars above
+that timeline (matplotlib, imported only when a plot is made, Agg backend);
+units with no records archived yet are left out of the picture and named.
 
 It never writes the archive and never talks to a device.
 """
@@ -146,14 +147,16 @@ _LAST_WHERE = "seq = (SELECT MAX(seq) FROM samples WHERE unit = :unit)"
 _OPERATING_S = LAYOUTS[RecordType.SAMPLE].names.index("operating_s")
 
 
-def _unit_trace(archive: Archive, serial: str, first_seq: int, next_seq: int) -> list[tuple[int, int]]:
-    """(timestamp, operating_s) of samples spread evenly over the unit's seqs, and of its last one,
-    each checked against its CRC-32C."""
+def _unit_trace(
+    archive: Archive, serial: str, first_seq: int, next_seq: int, epoch: int
+) -> list[tuple[int, int]]:
+    """(timestamp, operating_s) of samples spread evenly over the seqs of the unit's *epoch*, and
+    of its last one, each checked against its CRC-32C."""
     step = max(1, (next_seq - first_seq) // PROBES_PER_UNIT)
     probes = [(_PROBE_WHERE, {"probe": seq}) for seq in range(first_seq, next_seq, step)]
     trace: list[tuple[int, int]] = []
     for where, params in [*probes, (_LAST_WHERE, {})]:
-        rows = archive.iter_rows(serial, RecordType.SAMPLE, where, params)
+        rows = archive.iter_rows(serial, RecordType.SAMPLE, where, params, epoch=epoch)
         trace += ((row[1], row[_OPERATING_S]) for row in rows)
     return sorted(set(trace))
 
@@ -178,8 +181,18 @@ def _at(trace: list[tuple[int, int]], times: list[int]) -> list[float]:
 
 def hours_timeline(archive: Archive, points: int = TIMELINE_POINTS) -> HoursTimeline:
     """The fleet's documented operating hours over calendar time (see the module docstring)."""
-    units = list(archive.query("SELECT serial, model, first_seq, next_seq FROM units ORDER BY id"))
-    traces = [(model, _unit_trace(archive, serial, first, end)) for serial, model, first, end in units]
+    units = archive.query(
+        "SELECT serial, model, first_seq, next_seq, epoch, continues FROM units ORDER BY serial, epoch"
+    )
+    traces: list[tuple[str, list[tuple[int, int]]]] = []
+    last_serial = ""
+    for serial, model, first, end, epoch, continues in units:
+        trace = _unit_trace(archive, serial, first, end, epoch)
+        if continues and traces and trace and traces[-1][1] and serial == last_serial:
+            base = traces[-1][1][-1][1]  # hours the epoch before counted already
+            trace = [(stamp, max(operating_s - base, 0)) for stamp, operating_s in trace]
+        traces.append((model, trace))
+        last_serial = serial
     stamps = [stamp for _, trace in traces for stamp, _ in trace]
     if not stamps:
         return HoursTimeline((), {})

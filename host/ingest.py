@@ -1,10 +1,13 @@
-"""`turbolog ingest DIR`: load flash images read out of units into the archive.
+"""`turbolog ingest DIR` (or `ingest FILE.img`): load flash images read out of units into the archive.
 
-For every ``DIR/<serial>.img`` with its identity sidecar ``DIR/<serial>.json``
+For every ``DIR/NAME.img`` with its identity sidecar ``DIR/NAME.json``
 (``docs/flash-image.md``): check the sidecar and the image, and find the log
 as the controller would (:mod:`host.flash_image`, whose records are verified
 and decoded by :func:`protocol.records.decode_rows`, the decoder of a pull).
-Then do what a pull does after IDENTIFY: record the unit with its identity,
+Then do what a pull does after IDENTIFY: check that the log is the one
+archived for the serial (:func:`host.log_identity.log_mismatch`, the image
+standing in for the unit; another log is refused, or with ``new_log``
+archived as the serial's next epoch), record the unit with its identity,
 log bounds and counters; note as evicted the seqs below the log's
 ``first_seq`` that the archive never received; and store the verified rows
 as a pull does, with :meth:`~host.archive.Archive.store_decoded`, which is
@@ -35,6 +38,7 @@ from protocol.records import DecodedRow
 from .archive import Archive
 from .errors import DeviceError, UnknownUnit, UsageError
 from .flash_image import FlashImage, UnitIdentity, parse_identity, parse_image
+from .log_identity import ReportedLog, log_mismatch, next_epoch, refusal
 
 BATCH = 8192
 """Records per store_decoded call (one archive transaction)."""
@@ -101,21 +105,26 @@ Progress = Callable[[int, int, ImageResult], None]
 
 
 def ingest_dir(
-    archive: Archive, directory: str | os.PathLike[str], progress: Progress | None = None
+    archive: Archive, directory: str | os.PathLike[str], progress: Progress | None = None,
+    *, new_log: bool = False,
 ) -> IngestResult:
-    """Ingest every ``*.img`` in *directory* (in name order) with its identity sidecar.
+    """Ingest every ``*.img`` in *directory* (in name order) with its identity sidecar; or, when
+    *directory* is an image file, that one.
 
-    Raises UsageError when *directory* is not a directory.  Failures of single
+    Raises UsageError when *directory* is neither.  Failures of single
     images are in the result, not raised.
     """
     folder = Path(directory)
-    if not folder.is_dir():
-        raise UsageError(f"{folder} is not a directory")
-    paths = sorted(folder.glob("*.img"))
+    if folder.is_file():
+        paths = [folder]
+    elif folder.is_dir():
+        paths = sorted(folder.glob("*.img"))
+    else:
+        raise UsageError(f"{folder} is neither a directory nor a flash image file")
     results = []
     for done, path in enumerate(paths, start=1):
         try:
-            result = ingest_image(archive, path)
+            result = ingest_image(archive, path, new_log=new_log)
         except DeviceError as exc:
             result = ImageResult(path.name, None, None, 0, 0, 0, 0, str(exc))
         results.append(result)
@@ -124,12 +133,12 @@ def ingest_dir(
     return IngestResult(str(folder), tuple(results))
 
 
-def ingest_image(archive: Archive, path: str | os.PathLike[str]) -> ImageResult:
-    """Ingest one image, whose identity sidecar lies beside it (``<serial>.json``).
+def ingest_image(archive: Archive, path: str | os.PathLike[str], *, new_log: bool = False) -> ImageResult:
+    """Ingest one image, whose identity sidecar lies beside it (``NAME.json``).
 
     Raises DeviceError when the sidecar or the image cannot be read or
-    verified, or when the log contradicts what the archive holds for that
-    serial number (then records of other batches may have been stored).
+    verified, or when its log is not the one archived for that serial number
+    (then nothing is written; with *new_log* it becomes the serial's next epoch).
     """
     image_path = Path(path)
     identity = _read_identity(image_path)
@@ -140,7 +149,7 @@ def ingest_image(archive: Archive, path: str | os.PathLike[str]) -> ImageResult:
     except OSError as exc:
         raise DeviceError(f"cannot read {image_path}: {exc.strerror or exc}") from exc
     try:
-        return _load(archive, identity, parse_image(data, image_path.name))
+        return _load(archive, identity, parse_image(data, image_path.name), new_log)
     finally:
         if isinstance(data, mmap.mmap):
             data.close()
@@ -157,9 +166,38 @@ def _read_identity(image_path: Path) -> UnitIdentity:
     return parse_identity(text, image_path.name)
 
 
-def _load(archive: Archive, identity: UnitIdentity, image: FlashImage) -> ImageResult:
+def _check_log(archive: Archive, identity: UnitIdentity, image: FlashImage, new_log: bool) -> None:
+    """The log check of a pull (protocol.md section 6, step 2), the image standing in for the unit:
+    DeviceError for a log that is not the archived one, or with *new_log* its next epoch."""
+    serial = identity.serial
+    try:
+        row = archive.unit(serial)
+    except UnknownUnit:
+        return
+    if image.log_id is None:
+        return  # an empty image: nothing to add, nothing to contradict
+    counters = image.counters
+    log = ReportedLog(serial, image.log_id, image.first_seq, image.next_seq, counters.operating_s,
+                      counters.starts, counters.energy_wh)
+    problem = log_mismatch(archive, row, log, image.record_crc)
+    if problem is None:
+        return
+    if not new_log:
+        raise DeviceError(refusal(serial, row, problem, "turbolog ingest --new-log"))
+    epoch = next_epoch(archive, row, log)
+    archive.start_epoch(
+        serial, identity.model, identity.firmware, identity.schema_fingerprint, log_id=image.log_id,
+        origin_seq=epoch.origin_seq, continues=epoch.continues, first_seq=epoch.origin_seq,
+        next_seq=image.next_seq, capacity_records=image.capacity_records, device_time=image.last_timestamp,
+        operating_s=counters.operating_s, starts=counters.starts, trips=counters.trips,
+        energy_wh=counters.energy_wh,
+    )
+
+
+def _load(archive: Archive, identity: UnitIdentity, image: FlashImage, new_log: bool) -> ImageResult:
     """What a pull does after IDENTIFY, with the image standing in for the line."""
     serial = identity.serial
+    _check_log(archive, identity, image, new_log)
     try:
         known_first: int | None = archive.unit(serial).first_seq
     except UnknownUnit:
@@ -169,7 +207,7 @@ def _load(archive: Archive, identity: UnitIdentity, image: FlashImage) -> ImageR
         serial, identity.model, identity.firmware, identity.schema_fingerprint,
         first_seq=image.first_seq, next_seq=image.next_seq, capacity_records=image.capacity_records,
         device_time=image.last_timestamp, operating_s=counters.operating_s, starts=counters.starts,
-        trips=counters.trips, energy_wh=counters.energy_wh,
+        trips=counters.trips, energy_wh=counters.energy_wh, log_id=image.log_id,
     )
     low = 0 if known_first is None else min(known_first, image.first_seq)
     evicted = 0

@@ -56,16 +56,18 @@ _SERIES: tuple[tuple[Callable[[DecodedRow], float], str, str], ...] = (
 """(value of a sample row, axis label, colour) per panel."""
 
 
-def plot_unit(archive: Archive, serial: str, out: str | os.PathLike[str] | IO[bytes]) -> None:
-    """Draw the unit's samples and faults into a PNG at *out*: a binary stream, or a target
-    for :func:`host.output_file.output_file` (a path, a device, ``-``).
+def plot_unit(
+    archive: Archive, serial: str, out: str | os.PathLike[str] | IO[bytes], epoch: int | None = None
+) -> None:
+    """Draw the unit's samples and faults (every epoch, or only *epoch*) into a PNG at *out*: a
+    binary stream, or a target for :func:`host.output_file.output_file` (a path, a device, ``-``).
 
     Raises :class:`~host.errors.UnknownUnit`, UsageError when matplotlib is
     not installed or the unit has no sample and no fault archived (nothing to
     draw; nothing is written then), and OutputError when *out* cannot be
     written.
     """
-    png = unit_png(archive, serial)
+    png = unit_png(archive, serial, epoch)
     if isinstance(out, (str, os.PathLike)):
         with output_file(out, binary=True) as stream:
             stream.write(png)
@@ -73,14 +75,18 @@ def plot_unit(archive: Archive, serial: str, out: str | os.PathLike[str] | IO[by
         out.write(png)
 
 
-def unit_png(archive: Archive, serial: str) -> bytes:
+def unit_png(archive: Archive, serial: str, epoch: int | None = None) -> bytes:
     """The PNG of :func:`plot_unit`."""
-    archive.unit(serial)
+    archive.unit(serial, epoch)
     archive.check(serial)
-    unit = {"serial": serial}
-    where = "unit = (SELECT id FROM units WHERE serial = :serial)"
+    epochs = [row.epoch for row in archive.epochs(serial) if epoch is None or row.epoch == epoch]
+    unit = {"serial": serial, "epoch": epoch}
+    where = "unit IN (SELECT id FROM units WHERE serial = :serial AND (:epoch IS NULL OR epoch = :epoch))"
     ((samples,),) = archive.query(f"SELECT COUNT(*) FROM samples WHERE {where}", unit)
-    faults = [(row[1], row[_SEVERITY]) for row in archive.iter_rows(serial, RecordType.FAULT)]
+    faults = [
+        (row[1], row[_SEVERITY]) for number in epochs
+        for row in archive.iter_rows(serial, RecordType.FAULT, epoch=number)
+    ]
     if not samples and not faults:
         raise UsageError(f"unit {serial} has no samples or faults archived yet: nothing to plot")
     try:
@@ -90,7 +96,11 @@ def unit_png(archive: Archive, serial: str) -> bytes:
         raise UsageError("plotting needs matplotlib: install turbolog[plot]") from exc
 
     bucket = max(1, -(-samples // MAX_POINTS))
-    rows = _buckets(archive.iter_rows(serial, RecordType.SAMPLE), bucket)
+    rows = sorted(
+        (row for number in epochs
+         for row in _buckets(archive.iter_rows(serial, RecordType.SAMPLE, epoch=number), bucket)),
+        key=lambda row: row[0],
+    )
 
     figure = Figure(figsize=(11, 7.5), layout="constrained")
     FigureCanvasAgg(figure)

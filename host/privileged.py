@@ -70,13 +70,19 @@ def authenticate_and_clear_log(client: Client, key: bytes, level: AccessLevel) -
 def ensure_archived(archive: Archive, serial: str, identify: IdentifyResponse) -> None:
     """Refuse (:class:`UsageError`) unless every record the unit's log holds is in *archive*:
     the seqs ``[first_seq, next_seq)`` that *identify* (the unit's IDENTIFY_RSP) reports,
-    stored under *serial*."""
+    stored under *serial* in the epoch of that very log (its log id)."""
     if identify.serial != serial:
         raise UsageError(f"the unit on the port is {identify.serial!r}, not {serial!r}")
     first, stop = identify.first_seq, identify.next_seq
     if first >= stop:
         return
     try:
+        archived_id = archive.unit(serial).log_id
+        if archived_id is not None and archived_id != identify.log_id:
+            raise UsageError(
+                f"unit {serial}: its log (id {identify.log_id.hex()}) is not the one archived (id "
+                f"{archived_id.hex()}): pull it first (turbolog pull --new-log), or clear anyway with --force"
+            )
         missing = archive.missing_ranges(serial, first, stop)
     except UnknownUnit:
         missing = [(first, stop)]
@@ -88,6 +94,31 @@ def ensure_archived(archive: Archive, serial: str, identify: IdentifyResponse) -
     raise UsageError(
         f"unit {serial}: {count:,} of the {stop - first:,} records in its log are not in the archive "
         f"(seqs {shown}{more}): pull them first, or clear anyway with --force"
+    )
+
+
+def start_epoch_after_clear(
+    archive: Archive, before: IdentifyResponse, after: IdentifyResponse, first_seq: int
+) -> int | None:
+    """After a clear this host made, archive the unit's new log as the next epoch of its serial,
+    so that the next pull goes on without ``--new-log``; return that epoch's number.
+
+    *before* and *after* are the unit's IDENTIFY_RSP before and after the clear, *first_seq* the
+    new first seq LOG_CLEAR_RSP gave.  Only when the archive's latest epoch of the serial is the
+    log that was cleared (an unarchived log's clear is nothing the archive can vouch for: the next
+    pull decides), and not twice."""
+    serial = before.serial
+    try:
+        latest = archive.unit(serial)
+    except UnknownUnit:
+        return None
+    if latest.log_id == after.log_id or latest.log_id not in (None, before.log_id):
+        return None
+    return archive.start_epoch(
+        serial, after.model, after.firmware, after.schema_fingerprint, log_id=after.log_id,
+        origin_seq=first_seq, continues=True, first_seq=first_seq, next_seq=after.next_seq,
+        capacity_records=after.capacity_records, device_time=after.device_time,
+        operating_s=after.operating_s, starts=after.starts, trips=after.trips, energy_wh=after.energy_wh,
     )
 
 

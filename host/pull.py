@@ -2,11 +2,16 @@
 
 :func:`pull` implements ``docs/protocol.md`` section 6::
 
-    connect ─► ABORT + IDENTIFY ─► plan from the archive ─► stream windows ─► done
+    connect ─► ABORT + IDENTIFY ─► same log? ─► plan from the archive ─► stream windows ─► done
        ▲                                  idle timeout: retry ◄───┤ (ABORT first if it heard
        │                                                          │  garbage, or twice in a row)
        └──── link lost: back off, reconnect, re-plan ◄────────────┘
 
+- *Same log?*: before anything is written, the log the unit reports must be
+  the one archived for its serial (:func:`host.log_identity.log_mismatch`:
+  log id, lifetime counters, end of log, one overlapping record's CRC-32C);
+  otherwise DeviceError, or with ``new_log`` the serial's next epoch.  On a
+  reconnect the log id must not have changed.
 - *Plan*: wanted = ``[first_seq, next_seq)`` less what the archive holds,
   read from the archive a span at a time (memory stays bounded for any log).
   Seqs below ``first_seq`` never archived are recorded as evicted, not wanted.
@@ -71,6 +76,7 @@ from protocol.records import DecodedRow, crc_fields, decode_rows
 from .archive import Archive
 from .driver import DEFAULT_TIMEOUT, Client, refused
 from .errors import DeviceError, Interrupted, LinkError, PullFailed, UnknownUnit, UsageError
+from .log_identity import ReportedLog, log_mismatch, next_epoch, refusal
 from .rtt import RoundTrip
 from .session import ClientSession, Response
 from .transport import Transport
@@ -143,15 +149,32 @@ class PullProgress:
 
 @dataclass(frozen=True, slots=True)
 class PullResult:
-    """What one pull did.  ``first_seq``/``last_seq`` are the device's log bounds
-    (``last_seq`` is None for an empty log)."""
+    """What one pull did.  The seqs it accounts for are ``planned_from .. last_seq``, and
+    each of them is exactly one of added, evicted or already held::
+
+        added + evicted + already_held == last_seq - planned_from + 1
+
+    (with ``last_seq`` None, as for an empty log: 0)."""
 
     serial: str
     added: int
+    """Records this pull stored (new to the archive)."""
     first_seq: int
+    """The oldest seq the device's log held when the pull ended (a log overwritten while it
+    is pulled moves it up)."""
     last_seq: int | None
+    """The newest seq the pull asked for: the device's ``next_seq - 1`` when the pull last
+    identified it (records logged after that are for the next pull); None if there was none."""
     evicted: int
-    """Seqs newly recorded as evicted (gone from the device before they were read)."""
+    """Seqs this pull newly recorded as evicted (gone from the device before they were read)."""
+    planned_from: int
+    """The first seq the pull accounts for: where the archive's knowledge of this log ended, or
+    the device's first seq if lower (0 for a log new to the archive)."""
+    already_held: int
+    """Seqs of ``planned_from .. last_seq`` the archive held before this pull (stored, or
+    recorded as evicted by an earlier pull)."""
+    epoch: int
+    """The archive epoch of the serial the pull added to (1 unless the unit's log changed)."""
     retries: int
     """Re-requested windows, plus idle timeouts, plus reconnects."""
     bytes: int
@@ -382,8 +405,14 @@ class _Puller:
         max_attempts: int,
         commit_every: int,
         clock: Callable[[], float],
+        new_log: bool = False,
     ) -> None:
         self.archive = archive
+        self.new_log = new_log
+        self.planned_from = 0
+        self.last_planned = 0
+        """The device's next_seq at the last IDENTIFY: the pull asks for seqs below it."""
+        self.already_held = 0
         self.window = window
         self.depth = depth
         self.progress = progress
@@ -428,6 +457,8 @@ class _Puller:
         try:
             info = client.start()
             self.noisy = self.noisy or bool(client.session.damaged_frames)
+            if self.info is None:
+                self.check_log(client, info)
             plan = self.adopt(info)
             self.level = plan.level = max(self.level, level_for_noise(client.session, self.max_attempts))
             while True:
@@ -446,10 +477,45 @@ class _Puller:
         finally:
             self.bytes_done += client.session.bytes_received
 
+    def check_log(self, client: Client, info: IdentifyResponse) -> None:
+        """Refuse, before anything is written, a log that is not the one archived for the serial
+        (DeviceError); with ``new_log``, archive it as the serial's next epoch instead."""
+        archive, serial = self.archive, info.serial
+        try:
+            row = archive.unit(serial)
+        except UnknownUnit:
+            return
+        log = ReportedLog(serial, info.log_id, info.first_seq, info.next_seq, info.operating_s, info.starts,
+                          info.energy_wh)
+
+        def read_crc(seq: int) -> int | None:
+            raw = client.read_record(seq)
+            return None if raw is None else int.from_bytes(raw[-4:], "little")
+
+        problem = log_mismatch(archive, row, log, read_crc)
+        if problem is None:
+            return
+        if not self.new_log:
+            raise DeviceError(refusal(serial, row, problem))
+        epoch = next_epoch(archive, row, log)
+        archive.start_epoch(
+            serial, info.model, info.firmware, info.schema_fingerprint, log_id=info.log_id,
+            origin_seq=epoch.origin_seq, continues=epoch.continues, first_seq=epoch.origin_seq,
+            next_seq=info.next_seq, capacity_records=info.capacity_records, device_time=info.device_time,
+            operating_s=info.operating_s, starts=info.starts, trips=info.trips, energy_wh=info.energy_wh,
+        )
+
     def adopt(self, info: IdentifyResponse) -> _Plan:
-        """Take in an IDENTIFY: check it is the same unit, update the archive, mark evictions, plan."""
+        """Take in an IDENTIFY: check it is the same unit and log, update the archive, mark
+        evictions, plan."""
         if self.info is not None and info.serial != self.serial:
             raise DeviceError(f"the link now leads to unit {info.serial!r}, not {self.serial!r}")
+        if self.info is not None and info.log_id != self.info.log_id:
+            raise DeviceError(
+                f"unit {info.serial}: its log changed during the pull (id {self.info.log_id.hex()} -> "
+                f"{info.log_id.hex()}): the log was cleared or the controller replaced; what was pulled "
+                "is kept, run the pull again"
+            )
         if info.next_seq < info.first_seq:
             raise DeviceError(
                 f"unit {info.serial} reports its log from {info.first_seq} to before {info.next_seq}: "
@@ -461,12 +527,19 @@ class _Puller:
         except UnknownUnit:
             known_first = None
             self.upsert(info)  # evictions can only be noted for a unit the archive knows
+        low = 0 if known_first is None else min(known_first, info.first_seq)
         if self.info is None:
             self.serial = serial
             self.evicted_before = archive.evicted_count(serial)
+            self.planned_from = low
+            self.already_held = sum(
+                stop - start
+                for start, stop in archive.stored_ranges(serial, low, info.next_seq)
+                + archive.evicted_ranges(serial, low, info.next_seq)
+            )
         self.info = info
-        self.first_available = info.first_seq
-        low = 0 if known_first is None else min(known_first, info.first_seq)
+        self.first_available = max(self.first_available, info.first_seq)
+        self.last_planned = max(self.last_planned, info.next_seq)
         for start, stop in archive.missing_ranges(serial, low, info.first_seq):
             archive.record_evicted(serial, start, stop - start)
         if known_first is not None:
@@ -483,7 +556,7 @@ class _Puller:
             info.serial, info.model, info.firmware, info.schema_fingerprint,
             first_seq=info.first_seq, next_seq=info.next_seq, capacity_records=info.capacity_records,
             device_time=info.device_time, operating_s=info.operating_s, starts=info.starts,
-            trips=info.trips, energy_wh=info.energy_wh,
+            trips=info.trips, energy_wh=info.energy_wh, log_id=info.log_id,
         )
 
     # --- streaming -------------------------------------------------------------
@@ -696,9 +769,12 @@ class _Puller:
         return PullResult(
             serial=self.serial,
             added=self.added,
-            first_seq=info.first_seq,
-            last_seq=info.next_seq - 1 if info.next_seq > info.first_seq else None,
+            first_seq=max(self.first_available, info.first_seq),
+            last_seq=self.last_planned - 1 if self.last_planned > self.planned_from else None,
             evicted=self.archive.evicted_count(self.serial) - self.evicted_before,
+            planned_from=self.planned_from,
+            already_held=self.already_held,
+            epoch=self.archive.unit(self.serial).epoch,
             retries=self.retries + reconnects,
             bytes=self.bytes_done,
             elapsed_s=self.clock() - self.started,
@@ -722,8 +798,13 @@ def pull(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     wall: Callable[[], float] = time.time,
+    new_log: bool = False,
 ) -> PullResult:
     """Bring the archive up to date with the device that ``connect()`` reaches.
+
+    A log that is not the one archived for the unit's serial (``docs/protocol.md`` section 6,
+    step 2) is refused with DeviceError before anything is written; with *new_log* it is
+    archived as the serial's next epoch.
 
     ``connect`` opens a fresh transport.  After a link lost once the device
     has identified itself it is called again, at most *max_reconnects* times,
@@ -747,7 +828,7 @@ def pull(
     rtt = RoundTrip()
     puller = _Puller(
         archive, window=window, depth=depth, progress=progress, max_attempts=max_attempts,
-        commit_every=commit_every, clock=clock,
+        commit_every=commit_every, clock=clock, new_log=new_log,
     )
     reconnects = 0
     try:

@@ -35,7 +35,8 @@ from construct import (
     Subconstruct,
 )
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""2: IDENTIFY_RSP carries ``log_id``."""
 
 # --- frames ---------------------------------------------------------------
 
@@ -119,6 +120,8 @@ RECORD_BODIES: dict[int, Struct] = {1: SAMPLE_BODY, 2: FAULT_BODY, 3: EVENT_BODY
 
 AUTH_TAG_LEN = 16
 NONCE_LEN = 16
+LOG_ID_LEN = 8
+"""Bytes of a log's identity: random, made with a new or cleared log."""
 
 EMPTY = Struct()
 
@@ -139,6 +142,7 @@ IDENTIFY_RSP = Struct(
     "energy_wh" / Int64ul,
     "baud" / Int32ul,
     "max_window" / Int32ul,
+    "log_id" / Bytes(LOG_ID_LEN),
 )
 
 LIVE_RSP = Struct(

@@ -22,11 +22,13 @@ from construct import Bytes, Int16ul, Int32ul, Int64ul, Struct
 from .crc import crc32c
 from .errors import ImageError, LocalProtocolError
 from .fastpath import FlatLayout, flatten
+from .formats import LOG_ID_LEN
 
 # --- the chip: the image file -------------------------------------------------
 
 IMAGE_MAGIC = b"TLNORIMG"
-IMAGE_VERSION = 1
+IMAGE_VERSION = 2
+"""2: log sectors carry the log's id (sector magic "TLG2"); version 1 logs had none."""
 IMAGE_PAGE = 4096
 """``data_offset`` is the end of the erase counters rounded up to a multiple of this."""
 MIN_SECTOR_SIZE = 16
@@ -58,7 +60,7 @@ IMAGE_HEADER_SIZE: int = IMAGE_HEADER.sizeof()
 
 # --- the log: a sector's header -----------------------------------------------
 
-SECTOR_MAGIC = b"TLG1"
+SECTOR_MAGIC = b"TLG2"
 
 SECTOR_HEADER_SEALED = Struct(
     "magic" / Bytes(len(SECTOR_MAGIC)),
@@ -69,6 +71,7 @@ SECTOR_HEADER_SEALED = Struct(
     "starts" / Int32ul,
     "trips" / Int32ul,
     "energy_wh" / Int64ul,
+    "log_id" / Bytes(LOG_ID_LEN),
 )
 """The fields of a sector header that its CRC-32C covers."""
 
@@ -114,6 +117,8 @@ class SectorHeader:
     starts: int
     trips: int
     energy_wh: int
+    log_id: bytes
+    """The identity of the log the sector belongs to (IDENTIFY_RSP ``log_id``)."""
 
 
 _SECTOR_FIELDS = tuple(field.name for field in fields(SectorHeader))
@@ -175,7 +180,8 @@ def decode_image_header(raw: bytes) -> ImageHeader:
     if crc32c(raw[: _IMAGE_SEALED.size]) != values["crc"]:
         raise ImageError("flash image header is corrupt (CRC-32C mismatch)")
     if values["version"] != IMAGE_VERSION:
-        raise ImageError(f"flash image format {values['version']}, this build reads {IMAGE_VERSION}")
+        older = " (written before logs had an id)" if values["version"] < IMAGE_VERSION else ""
+        raise ImageError(f"flash image format {values['version']}{older}, this build reads {IMAGE_VERSION}")
     header = ImageHeader(values["sector_size"], values["sector_count"], values["data_offset"])
     problem = _geometry_problem(header.sector_size, header.sector_count)
     if problem is not None:

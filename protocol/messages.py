@@ -114,6 +114,8 @@ class IdentifyResponse:
     energy_wh: int
     baud: int
     max_window: int
+    log_id: bytes
+    """The log's identity: 8 random bytes the device makes with a new or cleared log."""
     MSG_TYPE: ClassVar[MsgType] = MsgType.IDENTIFY_RSP
 
 

@@ -81,7 +81,9 @@ def cobs_decode(run: bytes) -> bytes:
     return bytes(out)
 
 
-def frame_body(msg_type: int, seq: int, payload: bytes, version: int = 1, length: int | None = None) -> bytes:
+def frame_body(
+    msg_type: int, seq: int, payload: bytes, version: int = formats.PROTOCOL_VERSION, length: int | None = None
+) -> bytes:
     header = formats.FRAME_HEADER.build(
         {"version": version, "msg_type": msg_type, "seq": seq,
          "length": len(payload) if length is None else length}
@@ -290,17 +292,18 @@ FRAMES: list[dict[str, Any]] = [
      "msg_type": MsgType.AUTH_CHALLENGE, "seq": 0, "fields": {"level": 2}},
     {"name": "identify_rsp", "description": "IDENTIFY_RSP of an emulated C65", "class": "IdentifyResponse",
      "msg_type": MsgType.IDENTIFY_RSP, "seq": 100,
-     "fields": {"request_seq": 1, "protocol_version": 1,
+     "fields": {"request_seq": 1, "protocol_version": formats.PROTOCOL_VERSION,
                 "schema_fingerprint": crc32c(formats.schema_text().encode("ascii")),
                 "model": "C65", "serial": "SN-0001234", "firmware": "4.2.1-sim",
                 "capacity_records": 100_000, "first_seq": 0, "next_seq": 4_218, "device_time": T0 + 12,
                 "operating_s": 31_536_000, "starts": 1_234, "trips": 18, "energy_wh": 1_850_000_000,
-                "baud": 115_200, "max_window": 1_024}},
+                "baud": 115_200, "max_window": 1_024, "log_id": bytes.fromhex("5ee1ab1e0ddba11c")}},
     {"name": "identify_rsp_max", "description": "IDENTIFY_RSP with every string at its full length and "
                                                 "every integer at its highest value",
      "class": "IdentifyResponse", "msg_type": MsgType.IDENTIFY_RSP, "seq": 101,
      "fields": {**bound_values(formats.IDENTIFY_RSP, high=True),
-                "model": "C65-ICHP", "serial": "ABCDEFGHIJKLMNOP", "firmware": "0123456789abcdef"}},
+                "model": "C65-ICHP", "serial": "ABCDEFGHIJKLMNOP", "firmware": "0123456789abcdef",
+                "log_id": b"\xff" * formats.LOG_ID_LEN}},
     {"name": "live_rsp", "description": "LIVE_RSP at full load", "class": "LiveResponse",
      "msg_type": MsgType.LIVE_RSP, "seq": 102,
      "fields": {"request_seq": 2, "timestamp": T0 + 12, "snapshot": SNAPSHOT_AT_LOAD}},
@@ -461,8 +464,8 @@ def corrupt_streams() -> list[dict[str, Any]]:
          g1 + wire(rr_body[:7]) + g2, [e1, {"error": "FrameTruncated"}, e2]),
         ("cut_on_line", "a LIVE_RSP whose last 3 stuffed bytes were lost: its last COBS block is short",
          g1 + cut[:-3] + DELIMITER + g2, [e1, {"error": "BadStuffing"}, e2]),
-        ("wrong_version", "a frame of protocol version 2 with a good CRC",
-         g1 + wire(frame_body(MsgType.IDENTIFY, 9, b"", version=2)) + g2,
+        ("wrong_version", "a frame of protocol version 1 (before logs had an id) with a good CRC",
+         g1 + wire(frame_body(MsgType.IDENTIFY, 9, b"", version=1)) + g2,
          [e1, {"error": "UnsupportedVersion"}, e2]),
         ("length_mismatch", "a header announcing one payload byte more than the frame has, with a good CRC",
          g1 + wire(frame_body(MsgType.READ_RANGE, 9, rr_body[6:-4], length=9)) + g2,

@@ -142,7 +142,7 @@ def test_the_image_file_is_what_construct_builds(
         flash.erase(3)
         flash.erase(3)
         flash.program(sector_size + 3, b"\x12\x34")
-    fields = {"magic": b"TLNORIMG", "version": 1, "reserved1": 0, "sector_size": sector_size,
+    fields = {"magic": b"TLNORIMG", "version": 2, "reserved1": 0, "sector_size": sector_size,
               "sector_count": sector_count, "data_offset": data_offset, "reserved2": 0}
     header = IMAGE_HEADER.build({**fields, "crc": crc32c(IMAGE_HEADER_SEALED.build(fields))})
     counters = Array(sector_count, ERASE_COUNTER).build([0, 1, 0, 2] + [0] * (sector_count - 4))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from firmware_sim.flash import FlashGeometryError, NorFlash
-from firmware_sim.logstore import SECTOR_HEADER_SIZE, LogFullError, LogStore
+from firmware_sim.logstore import SECTOR_HEADER_SIZE, LogFullError, LogStore, seeded_log_ids
 from firmware_sim.nvstate import Counters, LogSink
 from protocol.crc import crc32c
 from protocol.enums import EngineState, EventKind, Severity, Subsystem
@@ -265,10 +265,12 @@ def test_a_corrupt_record_in_an_old_sector_hides_only_the_rest_of_that_sector() 
     assert recovered.next_seq == 60 and recovered.append(EventRecord(0, 0, EventKind.POWER_UP)) == 60
 
 
-def oracle_header(generation: int, base_seq: int, first_seq: int, counters: Counters) -> bytes:
+def oracle_header(
+    generation: int, base_seq: int, first_seq: int, counters: Counters, log_id: bytes = bytes(8)
+) -> bytes:
     """A sector header built by construct from its definition (the oracle)."""
     fields = {"magic": SECTOR_MAGIC, "generation": generation, "base_seq": base_seq, "first_seq": first_seq,
-              **asdict(counters)}
+              **asdict(counters), "log_id": log_id}
     return bytes(SECTOR_HEADER.build({**fields, "crc": crc32c(SECTOR_HEADER_SEALED.build(fields))}))
 
 
@@ -298,7 +300,7 @@ def write_sector(
 def test_the_sector_headers_written_are_what_construct_builds() -> None:
     flash = NorFlash(SECTOR, 4)
     store, machine = LogStore(flash), Machine(5)
-    opened: list[tuple[int, int, int, Counters]] = []
+    opened: list[tuple[int, int, int, Counters, bytes]] = []
     while len(opened) < 6:  # wraps the 4-sector ring, so evictions move first_seq; the 5th is a clear
         counters, next_seq = store.counters, store.next_seq
         if len(opened) == 4:
@@ -307,12 +309,15 @@ def test_the_sector_headers_written_are_what_construct_builds() -> None:
             store.append(machine.record())
         generation = newest_generation(flash)
         if generation == len(opened):
-            opened.append((generation, next_seq, store.first_seq, counters))
-    for generation, base_seq, first_seq, counters in opened[-4:]:
+            opened.append((generation, next_seq, store.first_seq, counters, store.log_id))
+    for generation, base_seq, first_seq, counters, log_id in opened[-4:]:
         raw = flash.read(generation % 4 * SECTOR, SECTOR_HEADER_SIZE)
-        assert raw == oracle_header(generation, base_seq, first_seq, counters)
+        assert raw == oracle_header(generation, base_seq, first_seq, counters, log_id)
     assert opened[4][1] == opened[4][2], "a clear opens a sector whose first_seq is its base_seq"
     assert opened[5][2] > 0 and opened[3][3] != NO_COUNTS
+    log_ids = [entry[4] for entry in opened]
+    assert len(set(log_ids[:4])) == 1, "a log keeps its id across sectors"
+    assert log_ids[4] == log_ids[5] != log_ids[3], "a clear makes a new log"
 
 
 def test_the_on_flash_layout_is_the_documented_one() -> None:
@@ -339,7 +344,7 @@ def test_recovery_follows_only_the_chain_of_sectors_behind_the_newest() -> None:
     assert store.read(24) == overlapped[1] and store.read(25) == newest[0]
     assert store.append(EventRecord(0, 6, EventKind.STOP)) == 26
     assert flash.read(SECTOR_HEADER_SIZE, 26) == store.read(26), "a record out of sequence closed the head"
-    assert flash.read(SECTOR, 4) == b"TLG1", "stale sector 1 is left alone until the ring reaches it"
+    assert flash.read(SECTOR, 4) == SECTOR_MAGIC, "stale sector 1 is left alone until the ring reaches it"
 
 
 @pytest.mark.parametrize("geometry", [(SECTOR, 1), (256, 16)])
@@ -356,3 +361,27 @@ def test_wear_is_even_over_ten_wraps() -> None:
         store.append(machine.record())
     counts = flash.erase_counts()
     assert max(counts) / (sum(counts) / len(counts)) <= 1.2, counts
+
+
+def test_a_log_keeps_its_id_across_power_ups_and_a_clear_makes_a_new_one() -> None:
+    flash = NorFlash(SECTOR, 4)
+    store, machine = LogStore(flash, new_log_id=seeded_log_ids("C60", "S1", 1)), Machine(3)
+    for _ in range(40):
+        store.append(machine.record())
+    first = store.log_id
+    assert LogStore(flash).log_id == first, "the id is in the flash, not in the object"
+    store.clear()
+    cleared = LogStore(flash).log_id
+    assert cleared != first and len(cleared) == 8
+    store = LogStore(flash, new_log_id=seeded_log_ids("C60", "S1", 1))
+    store.clear()
+    assert LogStore(flash).log_id not in (first, cleared), "every clear, a new id"
+
+
+def test_two_seeds_make_two_log_ids_and_one_seed_the_same() -> None:
+    def log_id(seed: int) -> bytes:
+        store = LogStore(NorFlash(SECTOR, 4), new_log_id=seeded_log_ids("C60", "C60-000001", seed))
+        store.append(Machine(seed).record())
+        return store.log_id
+
+    assert log_id(1) == log_id(1) != log_id(2)

@@ -75,6 +75,7 @@ class FakeUnit:
     firmware = "fw-1.0"
     baud = 115200
     capacity_records = 1000
+    log_id = b"log-id-1"
 
     def __init__(self, next_seq: int = 0, first_seq: int = 0, max_window: int = 500) -> None:
         self.first_seq = first_seq
@@ -186,7 +187,7 @@ def test_identify_reports_the_unit() -> None:
     (rsp,) = host.pull()
     assert rsp == IdentifyResponse(
         rseq, PROTOCOL_VERSION, SCHEMA_FINGERPRINT, "C65", "SN-0001", "fw-1.0", 1000, 10, 40,
-        unit.time, 3600, 2, 1, 65000, 115200, 500,
+        unit.time, 3600, 2, 1, 65000, 115200, 500, b"log-id-1",
     )
 
 
@@ -337,7 +338,7 @@ def test_frames_failing_verification_are_dropped_silently() -> None:
     session.receive_data(bytes(corrupt) + b"\x00\x00" + b"\x07" * 2000 + b"\x00" + good)
     assert host.pull() == [ClockResponse(host.seq, 1_700_000_000)]
     assert session.frames_dropped == 2 and session.frames_in == 1
-    body = bytearray(b"\x02\x01\x01\x00\x00\x00")  # version 2, IDENTIFY, seq 1, length 0
+    body = bytearray(b"\x03\x01\x01\x00\x00\x00")  # version 3, IDENTIFY, seq 1, length 0
     body += crc32c(bytes(body)).to_bytes(4, "little")
     session.receive_data(cobs.encode(bytes(body)) + b"\x00")
     assert not session.has_output and session.frames_dropped == 3

@@ -63,9 +63,10 @@ class ListUnit:
     firmware = "fw-test"
 
     def __init__(self, raws: list[bytes], *, serial: str = "TL-0001", baud: int = 115200,
-                 max_window: int = 4096, first_seq: int = 0) -> None:
+                 max_window: int = 4096, first_seq: int = 0, log_id: bytes = b"log-id-1") -> None:
         self.raws = raws
         self.serial = serial
+        self.log_id = log_id
         self.baud = baud
         self.max_window = max_window
         self.first_seq = first_seq

@@ -183,3 +183,51 @@ def test_a_fleet_of_many_units_adds_up(tmp_path: Path) -> None:
     assert fleet.total.mtbf.point == pytest.approx(10.0)
     assert fleet.total.availability == pytest.approx(0.7)
     assert [model.units for model in fleet.models] == [150, 150]
+
+
+def new_epoch(archive: Archive, serial: str, *, continues: bool, hours: float, starts: int) -> None:
+    archive.start_epoch(
+        serial, "C65", "fw-2.1", 0xD8247CB9, log_id=bytes([len(archive.epochs(serial))]) * 8,
+        origin_seq=9 if continues else 0, continues=continues, first_seq=9 if continues else 0, next_seq=20,
+        capacity_records=50_000, device_time=T0 + 90_000, operating_s=int(hours * H), starts=starts, trips=3,
+        energy_wh=9_500_000,
+    )
+
+
+@pytest.mark.parametrize("continues", [True, False], ids=["cleared-log", "other-controller"])
+def test_epochs_of_a_serial_add_up_without_counting_hours_twice(archive: Archive, continues: bool) -> None:
+    """A1's first log ends at 300 h.  A cleared log carries on its counters (to 340 h: 40 h more); a
+    replaced controller starts its own from 0 (to 40 h)."""
+    start = 300 if continues else 0
+    new_epoch(archive, "A1", continues=continues, hours=start + 41, starts=15)
+    store(archive, "A1", SampleRecord(9 if continues else 0, T0 + 50_000, counters(start + 20, 14, 2, 9200)),
+          FaultRecord(10, T0 + 60_000, 0x101, Severity.FAST_SHUTDOWN, Subsystem.ENGINE, 0,
+                      counters(start + 30, 15, 3, 9300)),
+          SampleRecord(11, T0 + 80_000, counters(start + 40, 15, 3, 9400)))
+    whole, first, second = (unit_summary(archive, "A1", epoch) for epoch in (None, 1, 2))
+    assert (first.counters.operating_hours, second.counters.operating_hours) == (300, start + 40)
+    assert whole.counters.operating_hours == 340 and whole.counters.starts == (15 if continues else 28)
+    assert (whole.records, whole.failures) == (first.records + second.records, 3)
+    assert whole.exposure_hours == first.exposure_hours + second.exposure_hours
+    assert [e["epoch"] for e in whole.to_json()["epochs"]] == [1, 2] and whole.counters_consistent
+    fleet = fleet_summary(archive)
+    assert fleet.total.units == 3 and fleet.total.operating_hours == pytest.approx(340 + 1004 + 42)
+    assert [(entry.epoch, entry.fault.code) for entry in fault_list(archive, "A1")] == [
+        (1, 0x101), (1, 0x202), (1, 0x101), (2, 0x101)
+    ]
+    assert [entry.epoch for entry in fault_list(archive, "A1", epoch=2)] == [2]
+    with pytest.raises(UnknownUnit, match="no epoch 3"):
+        unit_summary(archive, "A1", 3)
+
+
+def test_the_fleet_timeline_counts_a_cleared_logs_hours_once(tmp_path: Path) -> None:
+    from host.fleet_report import hours_timeline
+
+    with Archive.open(tmp_path / "a.sqlite") as opened:
+        identify(opened, "A1", "C65", 10, 1, 0, 0)
+        hourly = [SampleRecord(seq, T0 + seq * H, counters(seq, 1, 0, 0)) for seq in range(21)]
+        store(opened, "A1", *hourly[:11])
+        new_epoch(opened, "A1", continues=True, hours=20, starts=1)
+        store(opened, "A1", *hourly[11:])
+        timeline = hours_timeline(opened, points=5)
+    assert timeline.hours["C65"][-1] == pytest.approx(20)

@@ -525,3 +525,42 @@ def test_a_closed_archive_raises_archive_error(tmp_path: Path) -> None:
         opened.units()
     with pytest.raises(ArchiveError):
         opened.store_records("S1", samples(range(1)))
+
+
+def test_an_archive_of_before_epochs_is_migrated_record_for_record(tmp_path: Path) -> None:
+    """Version 3 gives a serial several logs (epochs); every unit of an older archive becomes epoch 1
+    of its serial, with every record, span, eviction and pull it had."""
+    path = tmp_path / "archive.sqlite"
+    db = sqlite3.connect(path)
+    with db:
+        archive_module.MIGRATIONS[0](db)
+        archive_module.MIGRATIONS[1](db)
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute("PRAGMA user_version = 2")
+        tables = {1: "samples", 2: "faults", 3: "events"}
+        for unit, serial in ((1, "S1"), (2, "S2")):
+            db.execute(f"INSERT INTO units VALUES ({unit}, '{serial}', 'C65', '1.0', 0, 100000, 0, 7, 0, "
+                       "7200, 3, 1, 99, 0, 7)")
+            for raw, values in decode_batch(b"".join(_mixed_log()))[0]:
+                if values[2] in tables and len(values) > 4:
+                    row = (unit, values[0], values[1], *values[4:-1], int.from_bytes(raw[-4:], "little"))
+                    db.execute(f"INSERT INTO {tables[values[2]]} VALUES ({', '.join('?' * len(row))})", row)
+                else:
+                    db.execute("INSERT INTO other_records VALUES (?, ?, ?, ?, ?)", (unit, *values[:3], raw))
+            db.execute("INSERT INTO spans VALUES (?, 0, 7)", (unit,))
+        db.execute("INSERT INTO evictions VALUES (2, 100, 5)")
+        db.execute("INSERT INTO pulls VALUES (1, 1, 1.0, 2.0, 7, 0, 0, 100)")
+    db.close()
+    with Archive.open(path) as v3:
+        for serial in ("S1", "S2"):
+            assert list(v3.iter_raw(serial)) == list(enumerate(_mixed_log()))
+            (epoch,) = v3.epochs(serial)
+            assert (epoch.epoch, epoch.log_id, epoch.operating_s, epoch.record_count) == (1, None, 7200, 7)
+        assert v3.evicted_count("S2") == 5 and v3.missing_ranges("S1", 0, 9) == [(7, 9)]
+        assert list(v3.query("SELECT unit, added FROM pulls")) == [(1, 7)]
+        assert v3.store_records("S1", scanned(*_mixed_log())) == 0
+        v3.start_epoch("S1", "C65", "fw", 0, log_id=b"12345678", origin_seq=0, continues=False, first_seq=0,
+                       next_seq=0, capacity_records=1, device_time=0, operating_s=0, starts=0, trips=0,
+                       energy_wh=0)
+        assert [e.epoch for e in v3.epochs("S1")] == [1, 2] and v3.unit("S1").record_count == 0
+        assert v3.unit("S1", epoch=1).record_count == 7

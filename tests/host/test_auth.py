@@ -220,8 +220,8 @@ def test_a_lost_answer_is_not_repeated_and_says_it_may_have_happened() -> None:
 
 
 def identify(serial: str, first: int, next_seq: int) -> IdentifyResponse:
-    return IdentifyResponse(0, 1, SCHEMA_FINGERPRINT, "C65", serial, "fw", 1000, first, next_seq,
-                            1_700_000_000, 0, 0, 0, 0, 115200, 4096)
+    return IdentifyResponse(0, 2, SCHEMA_FINGERPRINT, "C65", serial, "fw", 1000, first, next_seq,
+                            1_700_000_000, 0, 0, 0, 0, 115200, 4096, b"log-id-1")
 
 
 @pytest.fixture
@@ -255,3 +255,11 @@ def test_a_unit_never_archived_is_refused(archive: Archive) -> None:
 def test_the_archive_checked_must_be_the_units(archive: Archive) -> None:
     with pytest.raises(UsageError, match="is 'TL-0002', not 'TL-0001'"):
         ensure_archived(archive, "TL-0001", identify("TL-0002", 0, 10))
+
+
+def test_another_log_under_the_archived_serial_is_not_taken_for_archived(archive: Archive) -> None:
+    archive.upsert_unit("TL-0001", "C65", "fw", SCHEMA_FINGERPRINT, first_seq=0, next_seq=100,
+                        capacity_records=1000, device_time=0, operating_s=0, starts=0, trips=0, energy_wh=0,
+                        log_id=b"archived")
+    with pytest.raises(UsageError, match=r"its log \(id 6c6f672d69642d31\) is not the one archived"):
+        ensure_archived(archive, "TL-0001", identify("TL-0001", 0, 60))

@@ -19,6 +19,7 @@ from host.errors import DeviceError, LinkTimeout
 from host.session import ClientSession
 from protocol.crc import crc32c
 from protocol.enums import ErrorCode, MsgType
+from protocol.formats import PROTOCOL_VERSION
 from protocol.framing import MAX_STUFFED, Frame, FrameDecoder, encode_frame
 from protocol.messages import (
     SCHEMA_FINGERPRINT,
@@ -44,10 +45,11 @@ from tests.host.loopback import VirtualClock
 
 def identify_rsp(request_seq: int, **changes: object) -> IdentifyResponse:
     values: dict[str, object] = dict(
-        request_seq=request_seq, protocol_version=1, schema_fingerprint=SCHEMA_FINGERPRINT, model="C65",
+        request_seq=request_seq, protocol_version=PROTOCOL_VERSION, schema_fingerprint=SCHEMA_FINGERPRINT,
+        model="C65",
         serial="TL-0001", firmware="fw-test", capacity_records=1000, first_seq=0, next_seq=10,
         device_time=1_700_000_000, operating_s=3600, starts=2, trips=0, energy_wh=65000, baud=115200,
-        max_window=4096,
+        max_window=4096, log_id=b"log-id-1",
     )
     values.update(changes)
     return IdentifyResponse(**values)  # type: ignore[arg-type]
@@ -371,25 +373,25 @@ def test_schema_fingerprint_mismatch_says_what_differs() -> None:
 
 
 def test_protocol_version_mismatch_says_what_differs() -> None:
-    client, _, _ = client_for(lambda r, s: [identify_rsp(s, protocol_version=2)])
-    with pytest.raises(DeviceError, match="protocol version 2; this reader speaks version 1"):
+    client, _, _ = client_for(lambda r, s: [identify_rsp(s, protocol_version=3)])
+    with pytest.raises(DeviceError, match="protocol version 3; this reader speaks version 2"):
         client.identify()
 
 
-def version2_frame(msg_type: int, seq: int, payload: bytes) -> bytes:
-    body = struct.pack("<BBHH", 2, msg_type, seq, len(payload)) + payload
+def version3_frame(msg_type: int, seq: int, payload: bytes) -> bytes:
+    body = struct.pack("<BBHH", 3, msg_type, seq, len(payload)) + payload
     return cobs.encode(body + crc32c(body).to_bytes(4, "little")) + b"\x00"
 
 
 def test_frames_of_another_protocol_version_are_named() -> None:
-    def speaks_v2(request: Message, seq: int) -> list[Message]:
+    def speaks_v3(request: Message, seq: int) -> list[Message]:
         return []
 
     clock = VirtualClock()
-    transport = Scripted(speaks_v2, clock)
+    transport = Scripted(speaks_v3, clock)
     client = Client(transport, timeout=1.0, clock=clock)
-    transport._out = version2_frame(MsgType.ABORT_RSP, 0, b"\x00\x00") * 3
-    with pytest.raises(DeviceError, match="another protocol version .*version 2"):
+    transport._out = version3_frame(MsgType.ABORT_RSP, 0, b"\x00\x00") * 3
+    with pytest.raises(DeviceError, match="another protocol version .*version 3"):
         client.abort()
 
 

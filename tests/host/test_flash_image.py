@@ -175,7 +175,7 @@ def reseal(data: bytearray) -> bytes:
 @pytest.mark.parametrize(("damage", "message"), [
     (lambda d: b"SQLite format 3\x00" + bytes(d[16:]), "not a turbolog flash image"),
     (lambda d: bytes(d[:12]) + b"\x01" + bytes(d[13:]), "CRC-32C mismatch"),
-    (lambda d: reseal(bytearray(d[:8]) + struct.pack("<H", 2) + d[10:]), "format 2"),
+    (lambda d: reseal(bytearray(d[:8]) + struct.pack("<H", 1) + d[10:]), "format 1 .written before logs had"),
     (lambda d: reseal(d[:20] + struct.pack("<I", 8192) + d[24:]), "data offset 8192"),
     (lambda d: reseal(d[:16] + struct.pack("<I", 1) + d[20:]), "cannot hold a log"),
     (lambda d: bytes(d[:-1]), "its header says"),

@@ -53,7 +53,10 @@ def only_frames(items: list[Frame | FrameError]) -> list[Frame]:
     return [i for i in items if isinstance(i, Frame)]
 
 
-def raw_frame(msg_type: int, seq: int, payload: bytes, version: int = 1, length: int | None = None) -> bytes:
+def raw_frame(
+    msg_type: int, seq: int, payload: bytes, version: int = formats.PROTOCOL_VERSION,
+    length: int | None = None,
+) -> bytes:
     """Frame bytes before stuffing, with a good CRC whatever the header says."""
     body = struct.pack("<BBHH", version, msg_type, seq, len(payload) if length is None else length) + payload
     return body + crc32c(body).to_bytes(4, "little")

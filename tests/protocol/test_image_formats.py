@@ -44,7 +44,7 @@ def oracle(header: Struct, sealed: Struct, fields: dict[str, Any]) -> bytes:
 def image_fields(sector_size: int, sector_count: int) -> dict[str, Any]:
     """What docs/flash-image.md section 1 says an image header holds."""
     data_offset = -(-(32 + 4 * sector_count) // 4096) * 4096
-    return {"magic": b"TLNORIMG", "version": 1, "reserved1": 0, "sector_size": sector_size,
+    return {"magic": b"TLNORIMG", "version": 2, "reserved1": 0, "sector_size": sector_size,
             "sector_count": sector_count, "data_offset": data_offset, "reserved2": 0}
 
 
@@ -61,7 +61,7 @@ def test_the_derived_layouts_are_the_construct_ones() -> None:
         layout = flatten(construct_format)
         assert layout.size == construct_format.sizeof()
         assert layout.names == tuple(sub.name for sub in construct_format.subcons)
-    assert (fmt.IMAGE_HEADER_SIZE, fmt.SECTOR_HEADER_SIZE, fmt.ERASE_COUNTER_LAYOUT.size) == (32, 40, 4)
+    assert (fmt.IMAGE_HEADER_SIZE, fmt.SECTOR_HEADER_SIZE, fmt.ERASE_COUNTER_LAYOUT.size) == (32, 48, 4)
 
 
 @given(geometries)
@@ -89,7 +89,7 @@ def test_erase_counters_are_an_array_of_u32_after_the_header(counts: list[int]) 
     (lambda raw: b"TLNORIMX" + raw[8:], "not a turbolog flash image"),
     (lambda raw: raw[:31], "not a turbolog flash image"),
     (lambda raw: raw[:13] + b"\x01" + raw[14:], "CRC-32C mismatch"),
-    (lambda raw: reseal(raw, 8, b"\x02\x00"), "format 2"),
+    (lambda raw: reseal(raw, 8, b"\x03\x00"), "format 3"),
     (lambda raw: reseal(raw, 12, b"\x08\x00\x00\x00"), "sector_size >= 16"),
     (lambda raw: reseal(raw, 16, b"\x00\x00\x00\x00"), "sector_count >= 1"),
     (lambda raw: reseal(raw, 12, b"\x00\x00\x10\x00"), "over the 4 GiB"),
@@ -106,28 +106,30 @@ def test_an_impossible_geometry_is_not_built(geometry: tuple[int, int]) -> None:
         encode_image_header(*geometry)
 
 
-sector_headers = st.builds(SectorHeader, u32, u32, u32, u32, u32, u32, st.integers(0, 2**64 - 1))
+sector_headers = st.builds(
+    SectorHeader, u32, u32, u32, u32, u32, u32, st.integers(0, 2**64 - 1), st.binary(min_size=8, max_size=8)
+)
 
 
 @given(sector_headers)
 def test_a_sector_header_is_what_construct_builds(header: SectorHeader) -> None:
-    fields = {"magic": b"TLG1", "generation": header.generation, "base_seq": header.base_seq,
+    fields = {"magic": b"TLG2", "generation": header.generation, "base_seq": header.base_seq,
               "first_seq": header.first_seq, "operating_s": header.operating_s, "starts": header.starts,
-              "trips": header.trips, "energy_wh": header.energy_wh}
+              "trips": header.trips, "energy_wh": header.energy_wh, "log_id": header.log_id}
     raw = encode_sector_header(header)
     assert raw == oracle(SECTOR_HEADER, SECTOR_HEADER_SEALED, fields)
     assert decode_sector_header(raw) == header
     assert decode_sector_header(raw + b"\x00" * 20) == header
 
 
-@given(sector_headers, st.integers(0, 39), st.integers(0, 7))
+@given(sector_headers, st.integers(0, 47), st.integers(0, 7))
 def test_a_damaged_sector_header_is_not_valid(header: SectorHeader, where: int, bit: int) -> None:
     raw = bytearray(encode_sector_header(header))
     raw[where] ^= 1 << bit
     assert decode_sector_header(bytes(raw)) is None
 
 
-@pytest.mark.parametrize("raw", [b"\xff" * 40, bytes(40), b"TLG1"], ids=["erased", "evicted", "short"])
+@pytest.mark.parametrize("raw", [b"\xff" * 48, bytes(48), b"TLG2"], ids=["erased", "evicted", "short"])
 def test_unused_and_evicted_sectors_have_no_header(raw: bytes) -> None:
     assert decode_sector_header(raw) is None
 

@@ -385,7 +385,7 @@ def fingerprint_cases() -> list[Any]:
     wide_detail = "detail" / StringEncoded(Prefixed(FormatField("<", "H"), GreedyBytes), "utf8")
     cases.append(("ERROR.detail-prefix", lambda mp: mp.setitem(
         formats.MESSAGE_PAYLOADS, MsgType.ERROR, Struct(*formats.ERROR_RSP.subcons[:-1], wide_detail))))
-    cases.append(("PROTOCOL_VERSION", lambda mp: mp.setattr(formats, "PROTOCOL_VERSION", 2)))
+    cases.append(("PROTOCOL_VERSION", lambda mp: mp.setattr(formats, "PROTOCOL_VERSION", 3)))
     cases.append(("MAX_FRAME", lambda mp: mp.setattr(formats, "MAX_FRAME", 2048)))
     return cases
 
