@@ -107,6 +107,11 @@ MAX_STALLS = 3
 """Idle timeouts in a row without a single new record before the pull fails."""
 MAX_NOISY_STALLS = 30
 """The same, on a line that delivers damaged frames beside good ones (noisy, not dead)."""
+MAX_ANSWERED_STALLS = 120
+"""The same on a noisy line, for timeouts during which the device did answer (an ABORT_RSP, a
+RANGE_END) but no record came through: the last straggler of a log gets through about one try in
+ten at the issue's noise, so 30 such tries in a row still happen a few times in a hundred pulls,
+120 about three times in a million."""
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 PROGRESS_INTERVAL_S = 0.25
 QUIET_S = 0.05
@@ -453,13 +458,15 @@ class _Puller:
         second one in a row without a record, ABORT comes first: it ends whatever the device
         still sends, and on a silent line it asks whether the device is there at all (no
         answer: LinkTimeout, and the pull reconnects)."""
-        stalls = 0
+        stalls = answered_stalls = 0
+        frames_before = 0
         try:
             info = client.start()
             self.noisy = self.noisy or bool(client.session.damaged_frames)
             if self.info is None:
                 self.check_log(client, info)
             plan = self.adopt(info)
+            frames_before = client.session.frames_received
             self.level = plan.level = max(self.level, level_for_noise(client.session, self.max_attempts))
             while True:
                 before = self.received
@@ -467,12 +474,22 @@ class _Puller:
                     return
                 self.retries += 1
                 self.level = plan.level = min(self.level + 1, self.max_attempts)  # it did not come through
-                stalls = stalls + 1 if self.received == before else 0
-                if stalls >= (MAX_NOISY_STALLS if self.noisy else MAX_STALLS):
+                if self.received != before:
+                    stalls = answered_stalls = 0
+                elif self.noisy and client.session.frames_received != frames_before:
+                    answered_stalls += 1  # the device answers (stream, ABORT); its records come damaged
+                else:
+                    stalls += 1
+                frames_before = client.session.frames_received
+                if (
+                    stalls >= (MAX_NOISY_STALLS if self.noisy else MAX_STALLS)
+                    or answered_stalls >= MAX_ANSWERED_STALLS
+                ):
                     raise PullFailed(
-                        f"unit {self.serial} stopped sending records ({stalls} timeouts in a row without one)"
+                        f"unit {self.serial} stopped sending records "
+                        f"({stalls + answered_stalls} timeouts in a row without one)"
                     )
-                if self.garbled or stalls > 1:
+                if self.garbled or stalls + answered_stalls > 1:
                     client.abort()
         finally:
             self.bytes_done += client.session.bytes_received

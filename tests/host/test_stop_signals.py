@@ -21,6 +21,7 @@ import host.ingest
 from firmware_sim.fleet import plan_fleet, simulate_fleet
 from host.archive import Archive
 from host.cli import main
+from host.ingest import ImageResult
 from host.terminal import ProgressBar
 
 UNITS = 3
@@ -40,8 +41,8 @@ def test_a_signal_between_two_images_ends_the_ingest_cleanly(
 ) -> None:
     ingest_image = host.ingest.ingest_image
 
-    def then_signal(archive: Archive, path: str | os.PathLike[str]) -> host.ingest.ImageResult:
-        result = ingest_image(archive, path)
+    def then_signal(archive: Archive, path: str | os.PathLike[str], **options: bool) -> ImageResult:
+        result = ingest_image(archive, path, **options)
         os.kill(os.getpid(), signum)
         return result
 
