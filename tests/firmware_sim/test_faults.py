@@ -18,6 +18,8 @@ from firmware_sim.faults import (
     parse_scripted_fault,
 )
 from protocol.enums import EventFlag, GridMode, Severity, Subsystem
+from protocol.errors import ProtocolError
+from protocol.fault_codes import FaultDefinition
 
 SHUTDOWN_SEVERITIES = (Severity.NORMAL_SHUTDOWN, Severity.FAST_SHUTDOWN)
 
@@ -89,10 +91,11 @@ def test_policies_and_codes_are_validated() -> None:
         RestartPolicy(lockout=True)
     with pytest.raises(ValueError, match="delay"):
         RestartPolicy()
-    with pytest.raises(ValueError, match="four digits"):
-        FaultCode(123, "x", Subsystem.ENGINE, Severity.WARNING, RestartPolicy(delay_s=1))
+    with pytest.raises(ProtocolError, match="four digits"):
+        FaultDefinition(123, "x", Subsystem.ENGINE, Severity.WARNING, "d", "a")
+    warning = FaultDefinition(5999, "x", Subsystem.ENGINE, Severity.WARNING, "d", "a")
     with pytest.raises(ValueError, match="lock the unit out"):
-        FaultCode(1234, "x", Subsystem.ENGINE, Severity.WARNING, RestartPolicy(lockout=True, mean_repair_h=1))
+        FaultCode(warning, RestartPolicy(lockout=True, mean_repair_h=1))
 
 
 def test_unknown_codes_are_refused() -> None:
