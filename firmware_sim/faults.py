@@ -212,6 +212,10 @@ class ScriptedFault:
     def at_operating_s(self) -> int:
         return round(self.at_operating_hours * 3600)
 
+    def __str__(self) -> str:
+        """As written on the command line: ``5005@1200h``."""
+        return f"{self.code}@{self.at_operating_hours:g}h"
+
 
 _SCRIPTED = re.compile(r"\s*(\d{4})\s*@\s*(\d+(?:\.\d+)?)\s*h?\s*")
 
@@ -330,6 +334,13 @@ class FaultArrivals:
         self._warnings = _PoissonOnHours(warning_rate_per_h, _Draw(False, mode), seed, "warnings", after)
         pending = [s for s in scripted if s.at_operating_s >= operating_s]
         self._scripted = sorted(pending, key=lambda s: s.at_operating_s, reverse=True)  # next one last
+        self._passed = tuple(s for s in scripted if s.at_operating_s < operating_s)
+
+    @property
+    def scripted_unraised(self) -> tuple[ScriptedFault, ...]:
+        """The scripted faults not raised so far, in operating-hour order: those still to come, and
+        those whose hour had passed before the power-up (they never fire)."""
+        return tuple(sorted((*self._passed, *self._scripted), key=lambda s: s.at_operating_s))
 
     @property
     def next_operating_s(self) -> float:

@@ -214,3 +214,12 @@ def test_the_same_seed_gives_the_same_arrivals() -> None:
 
     assert codes(3) == codes(3)
     assert codes(3) != codes(4)
+
+
+def test_scripted_faults_not_raised_are_known() -> None:
+    early, late, later = ScriptedFault(4001, 1), ScriptedFault(5005, 50), ScriptedFault(5012, 60)
+    due = arrivals(operating_s=10 * 3600, scripted=[later, early, late])
+    assert due.scripted_unraised == (early, late, later)
+    assert due.pop().code == 5005
+    assert due.scripted_unraised == (early, later)
+    assert str(later) == "5012@60h"
