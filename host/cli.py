@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from protocol.enums import EngineState, GridMode, Severity, name_of
+from protocol.enums import EngineState, Severity, name_of
 
 from .analytics import fault_list, unit_summary
 from .archive import Archive, default_archive_path
@@ -506,50 +506,92 @@ def cmd_plot(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_live(args: argparse.Namespace, out: Output) -> int:
+    """Readings until --count or q or Ctrl-C; a lost line is reconnected (said on the screen, or on
+    stderr off a terminal), not the end; on a terminal, changed values are highlighted and space
+    pauses.  Only a first connection that fails ends the command with its error."""
+    from .errors import LinkError
+    from .live import KEYS_HELP, PAUSE_KEY, QUIT_KEYS, Keys, live_view
+
     if args.interval <= 0:
         raise UsageError(f"--interval must be positive, not {args.interval}")
     refresh = out.out.isatty() and not out.as_json
-    taken = 0
-    with connected(args) as client:
-        info = client.identify()
+    highlight = refresh and out.style.enabled
+    screen: dict[str, Any] = {"unit": None, "values": None, "previous": None}
+
+    def mark(text: str) -> str:
+        return f"\x1b[7m{text}\x1b[27m"
+
+    def draw(status: str = "") -> None:
+        if screen["values"] is None or screen["unit"] is None:
+            if status:
+                out.text(status)
+            return
+        if refresh:
+            with out.writing():
+                out.out.write("\x1b[H\x1b[2J")
+        serial, model = screen["unit"]
+        previous = screen["previous"] if highlight else None
+        out.text(live_view(serial, model, screen["values"], previous, mark=mark, status=status))
+        out.flush()
+
+    def wait(keys: Keys, seconds: float, status: str = "") -> bool:
+        """Sleep *seconds*, obeying the keys; True when the user quits."""
+        deadline = time.monotonic() + seconds
+        paused = False
+        while True:
+            key = keys.wait(3600.0 if paused else deadline - time.monotonic())
+            if key in QUIT_KEYS:
+                return True
+            if key == PAUSE_KEY:
+                paused = not paused
+                if not paused:
+                    return False
+                draw(out.style.yellow(f"paused: {KEYS_HELP}"))
+            elif key is None and not paused:
+                return False
+
+    taken, lost, connected_once = 0, 0, False
+    with Keys(sys.stdin if refresh else None) as keys:
+        help_line = out.style.dim(KEYS_HELP) if keys.enabled else ""
         while args.count is None or taken < args.count:
-            reading = client.live()
-            taken += 1
-            values: dict[str, object] = {
-                **reading.snapshot.engineering(),
-                "time": datetime.fromtimestamp(reading.timestamp, UTC).isoformat(),
-            }
-            if out.as_json:
-                out.json(values)
-            else:
+            try:
+                with connected(args) as client:
+                    info = client.identify()
+                    connected_once = True
+                    screen["unit"] = (info.serial, info.model)
+                    attempts = f"{lost} attempt{'s' if lost > 1 else ''}"
+                    status = out.style.green(f"reconnected after {attempts}") if lost and refresh else help_line
+                    if lost and not refresh:
+                        _say(f"reconnected to {args.port} after {attempts}")
+                    lost = 0
+                    while args.count is None or taken < args.count:
+                        reading = client.live()
+                        taken += 1
+                        values: dict[str, Any] = {
+                            **reading.snapshot.engineering(),
+                            "time": datetime.fromtimestamp(reading.timestamp, UTC).isoformat(),
+                        }
+                        screen["previous"], screen["values"] = screen["values"], values
+                        if out.as_json:
+                            out.json(values)
+                            out.flush()
+                        else:
+                            draw(status)
+                        status = help_line
+                        if (args.count is None or taken < args.count) and wait(keys, args.interval):
+                            return 0
+            except LinkError as exc:
+                if not connected_once:
+                    raise
+                lost += 1
+                message = f"connection lost ({exc}); reconnecting, attempt {lost}"
                 if refresh:
-                    with out.writing():
-                        out.out.write("\x1b[H\x1b[2J")
-                out.text(_live_view(info.serial, info.model, values))
-            out.flush()
-            if args.count is None or taken < args.count:
-                time.sleep(args.interval)
+                    draw(out.style.yellow(message))
+                else:
+                    _say(message)
+                if wait(keys, args.interval):
+                    return 0
     return 0
-
-
-def _live_view(serial: str, model: str, v: dict[str, Any]) -> str:
-    state = name_of(EngineState, int(v["state"]))
-    mode = name_of(GridMode, int(v["mode"]))
-    lines = [
-        f"{printable(serial)} ({printable(model)})  {v['time']}  {state}  {mode}",
-        f"  speed      {v['speed_rpm']:>9,} rpm      power      {v['power_w'] / 1000:>8.1f} kW",
-        f"  TET1/TET2  {v['tet1_c']:>6.1f} / {v['tet2_c']:.1f} °C   "
-        f"compressor in {v['compressor_inlet_c']:.1f} °C",
-        f"  ambient    {v['ambient_c']:>9.1f} °C       pressure   {v['ambient_pressure_kpa']:>8.2f} kPa",
-        f"  fuel valve {v['fuel_valve_pct']:>9.1f} %        fuel       {v['fuel_power_w'] / 1000:>8.1f} kW",
-        f"  DC bus     {v['dc_bus_v']:>9.1f} V        "
-        f"grid       {v['grid_voltage_v']:.1f} V {v['grid_freq_hz']:.3f} Hz",
-        f"  hours      {v['operating_s'] / 3600:>9,.1f}          starts     {v['starts']:>8,}   "
-        f"energy {v['energy_wh'] / 1000:,.0f} kWh",
-    ]
-    if v["active_fault"]:
-        lines.append(f"  active fault {v['active_fault']}")
-    return "\n".join(lines)
 
 
 def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
