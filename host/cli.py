@@ -54,6 +54,8 @@ examples:
   turbolog pull 'rfc2217://10.0.0.5:7001?ign_set_control'
   turbolog summary C60-000001 --json
   turbolog faults C60-000001 --since 30d --severity NORMAL_SHUTDOWN
+  turbolog faults C60-000001 --code 5005 --detail  # each with its freeze-frame
+  turbolog codes 5005                             # what a fault code means and what to do
   turbolog export C60-000001 --format csv --out c60.csv
   turbolog plot C60-000001 --out c60.png
   turbolog fleet
@@ -170,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="at or above: 2/WARNING, 3/NORMAL_SHUTDOWN, 4/FAST_SHUTDOWN, 5/EMERGENCY_STOP",
     )
     faults.add_argument("--code", type=code_type, help="only this fault code")
+    faults.add_argument(
+        "--detail", action="store_true", help="each fault followed by its freeze-frame, with units"
+    )
+    codes = command("codes", "list the fault codes, or explain one: what it means and what to do", [])
+    codes.add_argument("code", nargs="?", type=code_type, help="the fault code to explain")
+    codes.add_argument("--json", action="store_true", help="print JSON for scripts instead of text")
     exp = command(
         "export", "write a unit's records as CSV or JSON lines, or the archive as Parquet", [common]
     )
@@ -399,6 +407,8 @@ def _fmt_hours(value: float | None) -> str:
 
 
 def cmd_summary(args: argparse.Namespace, out: Output) -> int:
+    from protocol.fault_codes import fault_label, lookup
+
     with open_archive(args) as archive:
         summary = unit_summary(archive, args.serial)
     report = summary.to_json()
@@ -422,6 +432,12 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
     out.text(f"  energy           {report['kwh']:,.1f} kWh")
     severities = ", ".join(f"{k} {v}" for k, v in report["faults_by_severity"].items()) or "none"
     out.text(f"  faults           {severities}")
+    by_code = sorted(summary.faults_by_code.items(), key=lambda item: (-item[1], item[0]))
+    width = max((len(fault_label(code)) for code, _ in by_code), default=0)
+    for code, count in by_code:
+        definition = lookup(code)
+        severity = definition.severity.name if definition else ""
+        out.text(f"    {count:>6,}  {fault_label(code):<{width}}  {out.style.dim(severity)}".rstrip())
     out.text(f"  failures         {summary.failures} (shutdown-class faults)")
     point = report["mtbf_hours"]
     mtbf = f"{_fmt_hours(point)}, 90 % interval {_fmt_hours(low)} .. {_fmt_hours(high)}"
@@ -440,6 +456,10 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_faults(args: argparse.Namespace, out: Output) -> int:
+    from protocol.fault_codes import lookup
+
+    from .fault_text import freeze_frame_lines
+
     with open_archive(args) as archive:
         entries = [
             e.to_json() for e in fault_list(archive, args.serial, args.since, args.severity, args.code)
@@ -450,10 +470,13 @@ def cmd_faults(args: argparse.Namespace, out: Output) -> int:
     if not entries:
         out.text("no faults match")
         return 0
+    headers = ["time", "code", "name", "severity", "subsystem", "state", "op. hours"]
+    numeric = [False, True, False, False, False, False, True]
     rows = [
         [
             e["time"],
             e["code"],
+            e["name"] or "(unknown code)",
             e["severity"],
             e["subsystem"],
             name_of(EngineState, e["freeze"]["state"]),
@@ -461,13 +484,46 @@ def cmd_faults(args: argparse.Namespace, out: Output) -> int:
         ]
         for e in entries
     ]
-    out.text(
-        table(
-            ["time", "code", "severity", "subsystem", "state", "op. hours"],
-            rows,
-            numeric=[False, True, False, False, False, True],
-        )
-    )
+    if not args.detail:
+        out.text(table(headers, rows, numeric=numeric))
+        return 0
+    lines = table(headers, rows, numeric=numeric).splitlines()
+    out.text(lines[0])
+    out.text(lines[1])
+    for line, entry in zip(lines[2:], entries, strict=True):
+        out.text(out.style.bold(line))
+        definition = lookup(entry["code"])
+        if definition is not None:
+            out.text(f"  action: {definition.action}")
+        out.text(f"  seq {entry['seq']:,}; event flags {', '.join(entry['flags']) or 'none'}; freeze-frame:")
+        for detail in freeze_frame_lines(entry["freeze"]):
+            out.text(detail)
+    return 0
+
+
+def cmd_codes(args: argparse.Namespace, out: Output) -> int:
+    from protocol.fault_codes import FAULT_CODES, lookup
+
+    from .fault_text import explain
+
+    if args.code is not None:
+        definition = lookup(args.code)
+        if definition is None:
+            raise UsageError(
+                f"unknown fault code {args.code}: `turbolog codes` lists the {len(FAULT_CODES)} known codes"
+            )
+        if out.as_json:
+            out.json(definition.to_json())
+        else:
+            for line in explain(definition):
+                out.text(line)
+        return 0
+    if out.as_json:
+        out.json([d.to_json() for d in FAULT_CODES.values()])
+        return 0
+    rows = [[d.code, d.severity.name, d.subsystem.name, d.name] for d in FAULT_CODES.values()]
+    out.text(table(["code", "severity", "subsystem", "name"], rows, numeric=[True]))
+    out.text(out.style.dim("turbolog codes CODE explains one: what it means and what to do"))
     return 0
 
 
@@ -560,7 +616,9 @@ def cmd_live(args: argparse.Namespace, out: Output) -> int:
                     connected_once = True
                     screen["unit"] = (info.serial, info.model)
                     attempts = f"{lost} attempt{'s' if lost > 1 else ''}"
-                    status = out.style.green(f"reconnected after {attempts}") if lost and refresh else help_line
+                    status = help_line
+                    if lost and refresh:
+                        status = out.style.green(f"reconnected after {attempts}")
                     if lost and not refresh:
                         _say(f"reconnected to {args.port} after {attempts}")
                     lost = 0
@@ -709,6 +767,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
     "units": cmd_units,
     "summary": cmd_summary,
     "faults": cmd_faults,
+    "codes": cmd_codes,
     "export": cmd_export,
     "plot": cmd_plot,
     "live": cmd_live,
