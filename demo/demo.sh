@@ -33,6 +33,10 @@ turbolog summary C60-DEMO-0001 --db "$db"
 say "turbolog faults C60-DEMO-0001"
 turbolog faults C60-DEMO-0001 --db "$db"
 
+say "what fault 5005 means, and its freeze-frame"
+turbolog codes 5005
+turbolog faults C60-DEMO-0001 --code 5005 --detail --db "$db"
+
 say "exports and a plot"
 turbolog export C60-DEMO-0001 --format csv --out "$out/C60-DEMO-0001.csv" --db "$db"
 turbolog plot C60-DEMO-0001 --out "$out/C60-DEMO-0001.png" --db "$db"

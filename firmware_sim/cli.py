@@ -377,6 +377,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"ready {link.url}", flush=True)
             server.run(lambda: bool(stopping))
             unit.power_down()
+            _report_unraised(unit)
             if isinstance(link, Rfc2217Link) and (link.malformed or link.clients_dropped):
                 print(
                     f"rfc2217: dropped {link.malformed} malformed Telnet commands and "
@@ -427,7 +428,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     with unit:
         _live_history(unit, args.age_until, clock)
         unit.power_down()
+        _report_unraised(unit)
     return 0
+
+
+def _report_unraised(unit: Unit) -> None:
+    """One line on stderr naming the scripted faults (``--fault``) this run never raised."""
+    missed = unit.scripted_unraised
+    if not missed:
+        return
+    ended_s = unit.counters.operating_s
+    ahead = [str(s) for s in missed if s.at_operating_s > ended_s]
+    past = [str(s) for s in missed if s.at_operating_s <= ended_s]
+    parts = []
+    if ahead:
+        parts.append(f"{', '.join(ahead)} not reached: the run ended at operating hour {ended_s / 3600:,.1f}")
+    if past:
+        parts.append(f"{', '.join(past)} already past when the unit powered up")
+    print(f"turbosim: scripted fault never raised: {'; '.join(parts)}", file=sys.stderr)
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -1,12 +1,13 @@
 """The fault catalogue, the restart policies, and when faults arrive.
 
-:data:`CATALOGUE` lists every fault code the emulated controller can raise:
-its subsystem, severity (WARNING keeps running, NORMAL_SHUTDOWN goes through
-COOLDOWN, FAST_SHUTDOWN through WARMDOWN), the SunSpec-style event flags it
-sets, and its :class:`RestartPolicy` (clear itself after a delay, or lock the
-unit out until a technician clears it).  Codes are four digits, the thousands
-digit naming the subsystem (2 controls, 3 comms, 4 fuel, 5 engine,
-6 generator, 7 inverter, 8 grid, 9 DC bus / battery).
+:data:`CATALOGUE` lists every fault code the emulated controller can raise.
+What a code means (its name, subsystem, severity - WARNING keeps running,
+NORMAL_SHUTDOWN goes through COOLDOWN, FAST_SHUTDOWN through WARMDOWN - the
+SunSpec-style event flags it sets, description and action) is defined once,
+in :mod:`protocol.fault_codes`, which the reader uses too; this module adds
+only how the emulator simulates it: its :class:`RestartPolicy` (clear itself
+after a delay, or lock the unit out until a technician clears it) and how
+often it arrives among its class.
 
 :class:`FaultArrivals` decides when the next fault arrives, on the
 *operating-hours* clock: shutdown-class faults as a Poisson process at the
@@ -31,10 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from protocol.enums import EventFlag, GridMode, Severity, Subsystem
+from protocol.fault_codes import FAULT_CODES, FaultDefinition
 
 from .errors import ConfigError
-
-_F = EventFlag
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,91 +71,97 @@ def lockout(mean_repair_h: float) -> RestartPolicy:
 
 @dataclass(frozen=True, slots=True)
 class FaultCode:
-    """One entry of the catalogue."""
+    """One entry of the catalogue: a code's meaning (from :mod:`protocol.fault_codes`) and how
+    the emulator simulates it."""
 
-    code: int
-    title: str
-    subsystem: Subsystem
-    severity: Severity
+    meaning: FaultDefinition
     restart: RestartPolicy
-    flags: EventFlag = EventFlag.NONE
     weight: float = 1.0
     """Relative frequency among the random arrivals of its class (0: only scripted or injected)."""
     grid_connect_only: bool = False
     """Only arises with a utility to follow (never in stand-alone mode)."""
 
     def __post_init__(self) -> None:
-        if not 1000 <= self.code <= 9999:
-            raise ConfigError(f"fault code {self.code} is not four digits")
         if self.severity not in (Severity.WARNING, Severity.NORMAL_SHUTDOWN, Severity.FAST_SHUTDOWN):
             raise ConfigError(f"fault {self.code}: the catalogue does not raise severity {self.severity!r}")
         if self.severity == Severity.WARNING and self.restart.lockout:
             raise ConfigError(f"fault {self.code}: a warning cannot lock the unit out")
 
+    @property
+    def code(self) -> int:
+        return self.meaning.code
 
-_S = Subsystem
-_WARN, _NORMAL, _FAST = Severity.WARNING, Severity.NORMAL_SHUTDOWN, Severity.FAST_SHUTDOWN
+    @property
+    def title(self) -> str:
+        return self.meaning.name
+
+    @property
+    def subsystem(self) -> Subsystem:
+        return self.meaning.subsystem
+
+    @property
+    def severity(self) -> Severity:
+        return self.meaning.severity
+
+    @property
+    def flags(self) -> EventFlag:
+        return self.meaning.flags
+
 
 AMBIENT_PRESSURE_SENSOR_FAULT = 2012
 """While active, the controller shows the ISO default of 101.325 kPa for ambient pressure."""
 
-CATALOGUE: dict[int, FaultCode] = {
-    f.code: f
-    for f in (
-        FaultCode(2001, "Controller watchdog reset", _S.CONTROLS, _FAST, auto_clear(120)),
-        FaultCode(2010, "Enclosure door open", _S.CONTROLS, _NORMAL, lockout(2), _F.CABINET_OPEN, weight=0.5),
-        FaultCode(2012, "Ambient pressure sensor failed", _S.CONTROLS, _WARN, auto_clear(4 * 3600)),
-        FaultCode(2022, "Emergency stop input open", _S.CONTROLS, _FAST, lockout(2), _F.MANUAL_SHUTDOWN,
-                  weight=0.3),
-        FaultCode(2040, "Non-volatile memory checksum error", _S.CONTROLS, _WARN, auto_clear(600),
-                  _F.MEMORY_LOSS, weight=0.5),
-        FaultCode(3001, "Modem not responding", _S.COMMS, _WARN, auto_clear(3600), weight=2),
-        FaultCode(3005, "Power electronics link timeout", _S.COMMS, _FAST, auto_clear(300)),
-        FaultCode(3010, "Service port framing errors", _S.COMMS, _WARN, auto_clear(900)),
-        FaultCode(4001, "Fuel inlet pressure low", _S.FUEL, _NORMAL, auto_clear(900), weight=3),
-        FaultCode(4005, "Fuel valve position error", _S.FUEL, _FAST, lockout(8)),
-        FaultCode(4011, "Fuel pressure fluctuating", _S.FUEL, _WARN, auto_clear(1800), weight=3),
-        FaultCode(4020, "Fuel gas compressor fault", _S.FUEL, _NORMAL, lockout(10)),
-        FaultCode(5002, "Ignition failure (no light off after relight)", _S.ENGINE, _NORMAL, auto_clear(300),
-                  weight=0),
-        FaultCode(5005, "TET over-temperature", _S.ENGINE, _FAST, lockout(6), _F.OVER_TEMPERATURE),
-        FaultCode(5008, "Engine overspeed", _S.ENGINE, _FAST, lockout(12), weight=0.5),
-        FaultCode(5012, "Flameout", _S.ENGINE, _NORMAL, auto_clear(300), weight=3),
-        FaultCode(5015, "Acceleration timeout", _S.ENGINE, _NORMAL, auto_clear(600)),
-        FaultCode(5020, "TET thermocouple spread high", _S.ENGINE, _WARN, auto_clear(2 * 3600), weight=2),
-        FaultCode(5031, "Air bearing vibration high", _S.ENGINE, _NORMAL, lockout(24), weight=0.5),
-        FaultCode(6003, "Generator over-current", _S.GENERATOR, _FAST, auto_clear(900)),
-        FaultCode(6011, "Generator stator over-temperature", _S.GENERATOR, _NORMAL, auto_clear(1800),
-                  _F.OVER_TEMPERATURE),
-        FaultCode(6020, "Generator position sensor fault", _S.GENERATOR, _FAST, lockout(10),
-                  _F.HARDWARE_TEST_FAILURE, weight=0.5),
-        FaultCode(7002, "Inverter IGBT desaturation", _S.INVERTER, _FAST, lockout(16),
-                  _F.HARDWARE_TEST_FAILURE),
-        FaultCode(7011, "Inverter heatsink over-temperature", _S.INVERTER, _NORMAL, auto_clear(1200),
-                  _F.OVER_TEMPERATURE),
-        FaultCode(7015, "Inverter heatsink temperature high", _S.INVERTER, _WARN, auto_clear(3600),
-                  _F.OVER_TEMPERATURE, weight=3),
-        FaultCode(7020, "Output over-current", _S.INVERTER, _FAST, auto_clear(600), _F.AC_DISCONNECT),
-        FaultCode(8001, "Utility under-voltage", _S.GRID, _NORMAL, auto_clear(300),
-                  _F.AC_UNDER_VOLTAGE | _F.GRID_DISCONNECT, weight=4, grid_connect_only=True),
-        FaultCode(8002, "Utility over-voltage", _S.GRID, _NORMAL, auto_clear(300),
-                  _F.AC_OVER_VOLTAGE | _F.GRID_DISCONNECT, weight=2, grid_connect_only=True),
-        FaultCode(8005, "Utility under-frequency", _S.GRID, _NORMAL, auto_clear(300),
-                  _F.UNDER_FREQUENCY | _F.GRID_DISCONNECT, weight=2, grid_connect_only=True),
-        FaultCode(8006, "Utility over-frequency", _S.GRID, _NORMAL, auto_clear(300),
-                  _F.OVER_FREQUENCY | _F.GRID_DISCONNECT, grid_connect_only=True),
-        FaultCode(8010, "Loss of utility (island detected)", _S.GRID, _FAST, auto_clear(300),
-                  _F.GRID_DISCONNECT | _F.AC_DISCONNECT, weight=3, grid_connect_only=True),
-        FaultCode(8020, "Utility voltage unbalance", _S.GRID, _WARN, auto_clear(1800), weight=2,
-                  grid_connect_only=True),
-        FaultCode(8030, "Output ground fault", _S.GRID, _FAST, lockout(8), _F.GROUND_FAULT),
-        FaultCode(9001, "DC bus over-voltage", _S.DC_BUS, _FAST, auto_clear(600), _F.DC_OVER_VOLTAGE),
-        FaultCode(9005, "DC bus under-voltage", _S.DC_BUS, _NORMAL, auto_clear(600)),
-        FaultCode(9012, "Battery state of charge low", _S.DC_BUS, _WARN, auto_clear(3600), weight=2),
-        FaultCode(9020, "Battery temperature low", _S.DC_BUS, _WARN, auto_clear(2 * 3600),
-                  _F.UNDER_TEMPERATURE),
-    )
+_SIMULATION: dict[int, tuple[RestartPolicy, float, bool]] = {
+    # code: (restart policy, weight among random arrivals of its class, grid connect only)
+    2001: (auto_clear(120), 1, False),
+    2010: (lockout(2), 0.5, False),
+    2012: (auto_clear(4 * 3600), 1, False),
+    2022: (lockout(2), 0.3, False),
+    2040: (auto_clear(600), 0.5, False),
+    3001: (auto_clear(3600), 2, False),
+    3005: (auto_clear(300), 1, False),
+    3010: (auto_clear(900), 1, False),
+    4001: (auto_clear(900), 3, False),
+    4005: (lockout(8), 1, False),
+    4011: (auto_clear(1800), 3, False),
+    4020: (lockout(10), 1, False),
+    5002: (auto_clear(300), 0, False),
+    5005: (lockout(6), 1, False),
+    5008: (lockout(12), 0.5, False),
+    5012: (auto_clear(300), 3, False),
+    5015: (auto_clear(600), 1, False),
+    5020: (auto_clear(2 * 3600), 2, False),
+    5031: (lockout(24), 0.5, False),
+    6003: (auto_clear(900), 1, False),
+    6011: (auto_clear(1800), 1, False),
+    6020: (lockout(10), 0.5, False),
+    7002: (lockout(16), 1, False),
+    7011: (auto_clear(1200), 1, False),
+    7015: (auto_clear(3600), 3, False),
+    7020: (auto_clear(600), 1, False),
+    8001: (auto_clear(300), 4, True),
+    8002: (auto_clear(300), 2, True),
+    8005: (auto_clear(300), 2, True),
+    8006: (auto_clear(300), 1, True),
+    8010: (auto_clear(300), 3, True),
+    8020: (auto_clear(1800), 2, True),
+    8030: (lockout(8), 1, False),
+    9001: (auto_clear(600), 1, False),
+    9005: (auto_clear(600), 1, False),
+    9012: (auto_clear(3600), 2, False),
+    9020: (auto_clear(2 * 3600), 1, False),
 }
+"""How the emulator simulates each code of :data:`protocol.fault_codes.FAULT_CODES` (every one)."""
+if _SIMULATION.keys() != FAULT_CODES.keys():  # pragma: no cover - a table out of step fails at import
+    raise ConfigError(f"the emulator simulates {sorted(_SIMULATION.keys() ^ FAULT_CODES.keys())} "
+                      "differently from protocol.fault_codes")
+
+CATALOGUE: dict[int, FaultCode] = {
+    code: FaultCode(FAULT_CODES[code], restart, weight, grid_connect_only=grid)
+    for code, (restart, weight, grid) in _SIMULATION.items()
+}
+"""Every fault code the emulated controller can raise: protocol's meaning, with the emulator's
+restart policy and frequency."""
 
 
 START_FAILURE_SHARE = 0.2
@@ -205,6 +211,10 @@ class ScriptedFault:
     @property
     def at_operating_s(self) -> int:
         return round(self.at_operating_hours * 3600)
+
+    def __str__(self) -> str:
+        """As written on the command line: ``5005@1200h``."""
+        return f"{self.code}@{self.at_operating_hours:g}h"
 
 
 _SCRIPTED = re.compile(r"\s*(\d{4})\s*@\s*(\d+(?:\.\d+)?)\s*h?\s*")
@@ -324,6 +334,13 @@ class FaultArrivals:
         self._warnings = _PoissonOnHours(warning_rate_per_h, _Draw(False, mode), seed, "warnings", after)
         pending = [s for s in scripted if s.at_operating_s >= operating_s]
         self._scripted = sorted(pending, key=lambda s: s.at_operating_s, reverse=True)  # next one last
+        self._passed = tuple(s for s in scripted if s.at_operating_s < operating_s)
+
+    @property
+    def scripted_unraised(self) -> tuple[ScriptedFault, ...]:
+        """The scripted faults not raised so far, in operating-hour order: those still to come, and
+        those whose hour had passed before the power-up (they never fire)."""
+        return tuple(sorted((*self._passed, *self._scripted), key=lambda s: s.at_operating_s))
 
     @property
     def next_operating_s(self) -> float:

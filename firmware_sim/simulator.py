@@ -236,6 +236,11 @@ class Simulator:
         return Counters(int(operating), self._starts, self._trips, int(energy))
 
     @property
+    def scripted_unraised(self) -> tuple[ScriptedFault, ...]:
+        """The scripted faults not raised (yet): see :attr:`FaultArrivals.scripted_unraised`."""
+        return self._arrivals.scripted_unraised
+
+    @property
     def active_faults(self) -> tuple[int, ...]:
         """Codes of the faults raised and not yet cleared, oldest first."""
         return tuple(f.fault.code for f in self._active)

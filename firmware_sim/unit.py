@@ -217,6 +217,11 @@ class Unit:
     def state(self) -> EngineState:
         return self._sim.state
 
+    @property
+    def scripted_unraised(self) -> tuple[ScriptedFault, ...]:
+        """The scripted faults this run has not raised."""
+        return self._sim.scripted_unraised
+
     def iter_raw(self, start_seq: int, stop_seq: int) -> Iterator[bytes]:
         return self._store.iter_raw(start_seq, stop_seq)
 

@@ -51,6 +51,7 @@ from typing import Any, cast
 
 from protocol.enums import EventFlag, EventKind, RecordType, Severity, Subsystem, name_of
 from protocol.errors import RecordError
+from protocol.fault_codes import lookup
 from protocol.records import LAYOUTS, DecodedRow, FaultRecord, decode_record, record_from_row
 
 from .archive import Archive
@@ -550,6 +551,7 @@ class FaultEntry:
             "seq": fault.seq,
             "time": _iso(fault.timestamp),
             "code": fault.code,
+            "name": definition.name if (definition := lookup(fault.code)) else None,
             "severity": name_of(Severity, fault.severity),
             "level": fault.severity,
             "subsystem": name_of(Subsystem, fault.subsystem),

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from protocol.enums import EngineState, GridMode, Severity, name_of
+from protocol.enums import EngineState, Severity, name_of
 from protocol.messages import IdentifyResponse
 
 from .analytics import fault_list, unit_summary
@@ -58,6 +58,8 @@ examples:
   turbolog pull 'rfc2217://10.0.0.5:7001?ign_set_control'
   turbolog summary C60-000001 --json
   turbolog faults C60-000001 --since 30d --severity NORMAL_SHUTDOWN
+  turbolog faults C60-000001 --code 5005 --detail  # each with its freeze-frame
+  turbolog codes 5005                             # what a fault code means and what to do
   turbolog export C60-000001 --format csv --out c60.csv
   turbolog plot C60-000001 --out c60.png
   turbolog fleet
@@ -188,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="at or above: 2/WARNING, 3/NORMAL_SHUTDOWN, 4/FAST_SHUTDOWN, 5/EMERGENCY_STOP",
     )
     faults.add_argument("--code", type=code_type, help="only this fault code")
+    faults.add_argument(
+        "--detail", action="store_true", help="each fault followed by its freeze-frame, with units"
+    )
+    codes = command("codes", "list the fault codes, or explain one: what it means and what to do", [])
+    codes.add_argument("code", nargs="?", type=code_type, help="the fault code to explain")
+    codes.add_argument("--json", action="store_true", help="print JSON for scripts instead of text")
     exp = command(
         "export", "write a unit's records as CSV or JSON lines, or the archive as Parquet", [common, epoch]
     )
@@ -433,6 +441,8 @@ def _fmt_hours(value: float | None) -> str:
 
 
 def cmd_summary(args: argparse.Namespace, out: Output) -> int:
+    from protocol.fault_codes import fault_label, lookup
+
     with open_archive(args) as archive:
         summary = unit_summary(archive, args.serial, args.epoch)
     report = summary.to_json()
@@ -459,6 +469,12 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
     out.text(f"  energy           {report['kwh']:,.1f} kWh")
     severities = ", ".join(f"{k} {v}" for k, v in report["faults_by_severity"].items()) or "none"
     out.text(f"  faults           {severities}")
+    by_code = sorted(summary.faults_by_code.items(), key=lambda item: (-item[1], item[0]))
+    width = max((len(fault_label(code)) for code, _ in by_code), default=0)
+    for code, count in by_code:
+        definition = lookup(code)
+        severity = definition.severity.name if definition else ""
+        out.text(f"    {count:>6,}  {fault_label(code):<{width}}  {out.style.dim(severity)}".rstrip())
     out.text(f"  failures         {summary.failures} (shutdown-class faults)")
     point = report["mtbf_hours"]
     mtbf = f"{_fmt_hours(point)}, 90 % interval {_fmt_hours(low)} .. {_fmt_hours(high)}"
@@ -477,6 +493,10 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_faults(args: argparse.Namespace, out: Output) -> int:
+    from protocol.fault_codes import lookup
+
+    from .fault_text import freeze_frame_lines
+
     with open_archive(args) as archive:
         entries = [
             e.to_json()
@@ -488,10 +508,13 @@ def cmd_faults(args: argparse.Namespace, out: Output) -> int:
     if not entries:
         out.text("no faults match")
         return 0
+    headers = ["time", "code", "name", "severity", "subsystem", "state", "op. hours"]
+    numeric = [False, True, False, False, False, False, True]
     rows = [
         [
             e["time"],
             e["code"],
+            e["name"] or "(unknown code)",
             e["severity"],
             e["subsystem"],
             name_of(EngineState, e["freeze"]["state"]),
@@ -499,13 +522,46 @@ def cmd_faults(args: argparse.Namespace, out: Output) -> int:
         ]
         for e in entries
     ]
-    out.text(
-        table(
-            ["time", "code", "severity", "subsystem", "state", "op. hours"],
-            rows,
-            numeric=[False, True, False, False, False, True],
-        )
-    )
+    if not args.detail:
+        out.text(table(headers, rows, numeric=numeric))
+        return 0
+    lines = table(headers, rows, numeric=numeric).splitlines()
+    out.text(lines[0])
+    out.text(lines[1])
+    for line, entry in zip(lines[2:], entries, strict=True):
+        out.text(out.style.bold(line))
+        definition = lookup(entry["code"])
+        if definition is not None:
+            out.text(f"  action: {definition.action}")
+        out.text(f"  seq {entry['seq']:,}; event flags {', '.join(entry['flags']) or 'none'}; freeze-frame:")
+        for detail in freeze_frame_lines(entry["freeze"]):
+            out.text(detail)
+    return 0
+
+
+def cmd_codes(args: argparse.Namespace, out: Output) -> int:
+    from protocol.fault_codes import FAULT_CODES, lookup
+
+    from .fault_text import explain
+
+    if args.code is not None:
+        definition = lookup(args.code)
+        if definition is None:
+            raise UsageError(
+                f"unknown fault code {args.code}: `turbolog codes` lists the {len(FAULT_CODES)} known codes"
+            )
+        if out.as_json:
+            out.json(definition.to_json())
+        else:
+            for line in explain(definition):
+                out.text(line)
+        return 0
+    if out.as_json:
+        out.json([d.to_json() for d in FAULT_CODES.values()])
+        return 0
+    rows = [[d.code, d.severity.name, d.subsystem.name, d.name] for d in FAULT_CODES.values()]
+    out.text(table(["code", "severity", "subsystem", "name"], rows, numeric=[True]))
+    out.text(out.style.dim("turbolog codes CODE explains one: what it means and what to do"))
     return 0
 
 
@@ -546,50 +602,94 @@ def cmd_plot(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_live(args: argparse.Namespace, out: Output) -> int:
+    """Readings until --count or q or Ctrl-C; a lost line is reconnected (said on the screen, or on
+    stderr off a terminal), not the end; on a terminal, changed values are highlighted and space
+    pauses.  Only a first connection that fails ends the command with its error."""
+    from .errors import LinkError
+    from .live import KEYS_HELP, PAUSE_KEY, QUIT_KEYS, Keys, live_view
+
     if args.interval <= 0:
         raise UsageError(f"--interval must be positive, not {args.interval}")
     refresh = out.out.isatty() and not out.as_json
-    taken = 0
-    with connected(args) as client:
-        info = client.identify()
+    highlight = refresh and out.style.enabled
+    screen: dict[str, Any] = {"unit": None, "values": None, "previous": None}
+
+    def mark(text: str) -> str:
+        return f"\x1b[7m{text}\x1b[27m"
+
+    def draw(status: str = "") -> None:
+        if screen["values"] is None or screen["unit"] is None:
+            if status:
+                out.text(status)
+            return
+        if refresh:
+            with out.writing():
+                out.out.write("\x1b[H\x1b[2J")
+        serial, model = screen["unit"]
+        previous = screen["previous"] if highlight else None
+        out.text(live_view(serial, model, screen["values"], previous, mark=mark, status=status))
+        out.flush()
+
+    def wait(keys: Keys, seconds: float, status: str = "") -> bool:
+        """Sleep *seconds*, obeying the keys; True when the user quits."""
+        deadline = time.monotonic() + seconds
+        paused = False
+        while True:
+            key = keys.wait(3600.0 if paused else deadline - time.monotonic())
+            if key in QUIT_KEYS:
+                return True
+            if key == PAUSE_KEY:
+                paused = not paused
+                if not paused:
+                    return False
+                draw(out.style.yellow(f"paused: {KEYS_HELP}"))
+            elif key is None and not paused:
+                return False
+
+    taken, lost, connected_once = 0, 0, False
+    with Keys(sys.stdin if refresh else None) as keys:
+        help_line = out.style.dim(KEYS_HELP) if keys.enabled else ""
         while args.count is None or taken < args.count:
-            reading = client.live()
-            taken += 1
-            values: dict[str, object] = {
-                **reading.snapshot.engineering(),
-                "time": datetime.fromtimestamp(reading.timestamp, UTC).isoformat(),
-            }
-            if out.as_json:
-                out.json(values)
-            else:
+            try:
+                with connected(args) as client:
+                    info = client.identify()
+                    connected_once = True
+                    screen["unit"] = (info.serial, info.model)
+                    attempts = f"{lost} attempt{'s' if lost > 1 else ''}"
+                    status = help_line
+                    if lost and refresh:
+                        status = out.style.green(f"reconnected after {attempts}")
+                    if lost and not refresh:
+                        _say(f"reconnected to {args.port} after {attempts}")
+                    lost = 0
+                    while args.count is None or taken < args.count:
+                        reading = client.live()
+                        taken += 1
+                        values: dict[str, Any] = {
+                            **reading.snapshot.engineering(),
+                            "time": datetime.fromtimestamp(reading.timestamp, UTC).isoformat(),
+                        }
+                        screen["previous"], screen["values"] = screen["values"], values
+                        if out.as_json:
+                            out.json(values)
+                            out.flush()
+                        else:
+                            draw(status)
+                        status = help_line
+                        if (args.count is None or taken < args.count) and wait(keys, args.interval):
+                            return 0
+            except LinkError as exc:
+                if not connected_once:
+                    raise
+                lost += 1
+                message = f"connection lost ({exc}); reconnecting, attempt {lost}"
                 if refresh:
-                    with out.writing():
-                        out.out.write("\x1b[H\x1b[2J")
-                out.text(_live_view(info.serial, info.model, values))
-            out.flush()
-            if args.count is None or taken < args.count:
-                time.sleep(args.interval)
+                    draw(out.style.yellow(message))
+                else:
+                    _say(message)
+                if wait(keys, args.interval):
+                    return 0
     return 0
-
-
-def _live_view(serial: str, model: str, v: dict[str, Any]) -> str:
-    state = name_of(EngineState, int(v["state"]))
-    mode = name_of(GridMode, int(v["mode"]))
-    lines = [
-        f"{printable(serial)} ({printable(model)})  {v['time']}  {state}  {mode}",
-        f"  speed      {v['speed_rpm']:>9,} rpm      power      {v['power_w'] / 1000:>8.1f} kW",
-        f"  TET1/TET2  {v['tet1_c']:>6.1f} / {v['tet2_c']:.1f} °C   "
-        f"compressor in {v['compressor_inlet_c']:.1f} °C",
-        f"  ambient    {v['ambient_c']:>9.1f} °C       pressure   {v['ambient_pressure_kpa']:>8.2f} kPa",
-        f"  fuel valve {v['fuel_valve_pct']:>9.1f} %        fuel       {v['fuel_power_w'] / 1000:>8.1f} kW",
-        f"  DC bus     {v['dc_bus_v']:>9.1f} V        "
-        f"grid       {v['grid_voltage_v']:.1f} V {v['grid_freq_hz']:.3f} Hz",
-        f"  hours      {v['operating_s'] / 3600:>9,.1f}          starts     {v['starts']:>8,}   "
-        f"energy {v['energy_wh'] / 1000:,.0f} kWh",
-    ]
-    if v["active_fault"]:
-        lines.append(f"  active fault {v['active_fault']}")
-    return "\n".join(lines)
 
 
 def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
@@ -720,6 +820,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
     "units": cmd_units,
     "summary": cmd_summary,
     "faults": cmd_faults,
+    "codes": cmd_codes,
     "export": cmd_export,
     "plot": cmd_plot,
     "live": cmd_live,

@@ -1,7 +1,8 @@
 """A picture of one unit's archived log: power, speed and exhaust temperature over time.
 
 Three stacked panels share the time axis; every fault is a vertical line
-across them, coloured by severity.  Long logs are reduced, as they stream
+across them, coloured by severity; failures (shutdown-class faults) are
+labelled with their code, and a key names each code (protocol's table).  Long logs are reduced, as they stream
 past, to at most :data:`MAX_POINTS` buckets of consecutive samples, each drawn
 as its mean with a band from its minimum to its maximum, so a brief trip stays
 visible and memory stays bounded.  Every sample and fault drawn is read
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 import io
 import os
-from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO
 
 from protocol.enums import RecordType, Severity, name_of
+from protocol.fault_codes import fault_label
 from protocol.records import LAYOUTS, DecodedRow
 
 from .archive import Archive
@@ -47,6 +49,9 @@ _POWER, _SPEED, _TET1, _TET2 = (
     _SAMPLE.index(name) for name in ("power_w", "speed_rpm", "tet1_c_x10", "tet2_c_x10")
 )
 _SEVERITY = LAYOUTS[RecordType.FAULT].names.index("severity")
+_CODE = LAYOUTS[RecordType.FAULT].names.index("code")
+MAX_CODE_LABELS = 30
+"""Most failures labelled with their code on the plot (the first ones; every code is in the key)."""
 
 _SERIES: tuple[tuple[Callable[[DecodedRow], float], str, str], ...] = (
     (lambda row: row[_POWER] / 1000.0, "power (kW)", "tab:blue"),
@@ -84,7 +89,7 @@ def unit_png(archive: Archive, serial: str, epoch: int | None = None) -> bytes:
     where = "unit IN (SELECT id FROM units WHERE serial = :serial AND (:epoch IS NULL OR epoch = :epoch))"
     ((samples,),) = archive.query(f"SELECT COUNT(*) FROM samples WHERE {where}", unit)
     faults = [
-        (row[1], row[_SEVERITY]) for number in epochs
+        (row[1], row[_SEVERITY], row[_CODE]) for number in epochs
         for row in archive.iter_rows(serial, RecordType.FAULT, epoch=number)
     ]
     if not samples and not faults:
@@ -115,7 +120,7 @@ def unit_png(archive: Archive, serial: str, epoch: int | None = None) -> bytes:
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
     fault_times: dict[int, list[datetime]] = defaultdict(list)
-    for timestamp, severity in faults:
+    for timestamp, severity, _ in faults:
         fault_times[severity].append(datetime.fromtimestamp(timestamp, UTC))
     for level in sorted(fault_times):
         for ax in axes:
@@ -126,11 +131,27 @@ def unit_png(archive: Archive, serial: str, epoch: int | None = None) -> bytes:
             )
     if fault_times:
         axes[0].legend(loc="upper right", fontsize="small", title="faults")
+    failures = [(t, code) for t, level, code in faults if level >= Severity.NORMAL_SHUTDOWN]
+    for timestamp, code in failures[:MAX_CODE_LABELS]:
+        axes[0].annotate(
+            str(code), (datetime.fromtimestamp(timestamp, UTC), 1.0), xycoords=("data", "axes fraction"),
+            rotation=90, fontsize="x-small", ha="right", va="top",
+        )
+    key = failure_key(code for _, code in failures)
+    if key:
+        figure.text(0.01, 0.005, "failures: " + "; ".join(key), fontsize="x-small", wrap=True)
     axes[-1].set_xlabel("time (UTC)")
     figure.suptitle(f"{serial}: {samples} samples, {len(faults)} faults")
     png = io.BytesIO()
     figure.savefig(png, format="png", dpi=100)
     return png.getvalue()
+
+
+def failure_key(codes: Iterable[int]) -> list[str]:
+    """The failures' codes named (protocol's table), most frequent first:
+    ``"5005 TET over-temperature (2)"``."""
+    ordered = sorted(Counter(codes).items(), key=lambda item: (-item[1], item[0]))
+    return [f"{fault_label(code)} ({count})" for code, count in ordered]
 
 
 def _buckets(samples: Iterator[DecodedRow], bucket: int) -> list[tuple[float, ...]]:

@@ -14,6 +14,7 @@ specified for other implementers in ``docs/protocol.md``.
 - :mod:`protocol.messages`  request/response messages and their payloads
 - :mod:`protocol.auth`      the access-control tag both sides compute (HMAC-SHA256)
 - :mod:`protocol.enums`     names for the small integers on the wire
+- :mod:`protocol.fault_codes`  what each fault code means (name, severity, description, action)
 - :mod:`protocol.errors`    the error tree, rooted at :class:`ProtocolError`
 """
 

@@ -54,6 +54,7 @@ from construct import (
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from protocol import enums, formats
+from protocol.fault_codes import FAULT_CODES
 from protocol.messages import SCHEMA_FINGERPRINT
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
@@ -360,7 +361,19 @@ def enum_table(cls: type[enum.IntEnum] | type[enum.IntFlag]) -> str:
     return "\n".join(lines)
 
 
-BLOCKS: dict[str, str] = {"records": "RECORD_TABLES", "messages": "MESSAGE_TABLES", "errors": "ERROR_TABLE"}
+def fault_code_table() -> str:
+    """Every fault code of protocol.fault_codes, with its meaning."""
+    lines = ["| code | name | subsystem | severity | description | action |", "|---|---|---|---|---|---|"]
+    for d in FAULT_CODES.values():
+        lines.append(f"| {d.code} | {d.name} | `{d.subsystem.name}` | `{d.severity.name}` | "
+                     f"{d.description} | {d.action} |")
+    return "\n".join(lines)
+
+
+BLOCKS: dict[str, str] = {
+    "records": "RECORD_TABLES", "faults": "FAULT_CODE_TABLE", "messages": "MESSAGE_TABLES",
+    "errors": "ERROR_TABLE",
+}
 """Block marker key -> the placeholder line it replaces on the first run."""
 
 
@@ -368,7 +381,8 @@ def render(text: str) -> str:
     """*text* with every generated block (re)filled."""
     generated = Generated()
     builders: dict[str, Callable[[], str]] = {
-        "records": generated.records, "messages": generated.messages, "errors": generated.errors,
+        "records": generated.records, "faults": fault_code_table, "messages": generated.messages,
+        "errors": generated.errors,
     }
     for key, placeholder in BLOCKS.items():
         block = (f"<!-- generated:{key} by tools/gen_protocol_doc.py from protocol/; do not edit -->\n"

@@ -148,3 +148,32 @@ def test_an_abbreviated_option_is_refused_not_guessed(
         main(argv)
     assert exit_.value.code == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_a_scripted_fault_the_run_never_reaches_is_reported(tmp_path: Path) -> None:
+    image = tmp_path / "unit.img"
+    argv = [*TURBOSIM, "run", "--flash", str(image), "--history", "200h", "--seed", "3"]
+    first = subprocess.run([*argv, "--fault", "5005@90000h"], capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    lines = [line for line in first.stderr.splitlines() if "scripted" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("turbosim: scripted fault never raised: 5005@90000h not reached")
+    assert "operating hour" in lines[0]
+
+
+def test_a_scripted_fault_reached_is_not_reported(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*TURBOSIM, "run", "--flash", str(tmp_path / "u.img"), "--history", "200h", "--fault", "5012@0.01h"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "scripted" not in result.stderr
+
+
+def test_serve_reports_a_scripted_fault_it_never_reached(tmp_path: Path, served: list[Served]) -> None:
+    unit = Served(["--pty", str(tmp_path / "t"), "--history", "10h", "--fault", "4001@80000h"])
+    served.append(unit)
+    assert unit.stop() == 0
+    assert unit.process.stderr is not None
+    lines = [line for line in unit.process.stderr.read().splitlines() if "scripted" in line]
+    assert lines == [lines[0]] and "4001@80000h not reached" in lines[0]

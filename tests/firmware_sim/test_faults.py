@@ -18,6 +18,8 @@ from firmware_sim.faults import (
     parse_scripted_fault,
 )
 from protocol.enums import EventFlag, GridMode, Severity, Subsystem
+from protocol.errors import ProtocolError
+from protocol.fault_codes import FaultDefinition
 
 SHUTDOWN_SEVERITIES = (Severity.NORMAL_SHUTDOWN, Severity.FAST_SHUTDOWN)
 
@@ -89,10 +91,11 @@ def test_policies_and_codes_are_validated() -> None:
         RestartPolicy(lockout=True)
     with pytest.raises(ValueError, match="delay"):
         RestartPolicy()
-    with pytest.raises(ValueError, match="four digits"):
-        FaultCode(123, "x", Subsystem.ENGINE, Severity.WARNING, RestartPolicy(delay_s=1))
+    with pytest.raises(ProtocolError, match="four digits"):
+        FaultDefinition(123, "x", Subsystem.ENGINE, Severity.WARNING, "d", "a")
+    warning = FaultDefinition(5999, "x", Subsystem.ENGINE, Severity.WARNING, "d", "a")
     with pytest.raises(ValueError, match="lock the unit out"):
-        FaultCode(1234, "x", Subsystem.ENGINE, Severity.WARNING, RestartPolicy(lockout=True, mean_repair_h=1))
+        FaultCode(warning, RestartPolicy(lockout=True, mean_repair_h=1))
 
 
 def test_unknown_codes_are_refused() -> None:
@@ -211,3 +214,12 @@ def test_the_same_seed_gives_the_same_arrivals() -> None:
 
     assert codes(3) == codes(3)
     assert codes(3) != codes(4)
+
+
+def test_scripted_faults_not_raised_are_known() -> None:
+    early, late, later = ScriptedFault(4001, 1), ScriptedFault(5005, 50), ScriptedFault(5012, 60)
+    due = arrivals(operating_s=10 * 3600, scripted=[later, early, late])
+    assert due.scripted_unraised == (early, late, later)
+    assert due.pop().code == 5005
+    assert due.scripted_unraised == (early, later)
+    assert str(later) == "5012@60h"

@@ -81,3 +81,28 @@ def test_refusals(archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(UsageError, match="matplotlib"):
         plot.plot_unit(archive, "S1", tmp_path / "x.png")
+
+
+def test_failures_are_labelled_with_their_code_and_named_in_a_key(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+
+    drawn: list[str] = []
+    savefig = Figure.savefig
+
+    def spy(figure: Figure, *args: object, **kwargs: object) -> None:
+        drawn.extend(t.get_text() for t in figure.findobj(Text))
+        savefig(figure, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    plot.unit_png(archive, "S1")
+    assert drawn.count("257") == 2  # the two shutdown-class faults; the warning is not labelled
+    assert "failures: 257 (unknown code) (2)" in drawn
+
+
+def test_the_key_names_codes_from_protocols_table_most_frequent_first() -> None:
+    assert plot.failure_key([4001, 5005, 5005]) == [
+        "5005 TET over-temperature (2)", "4001 Fuel inlet pressure low (1)",
+    ]

@@ -1,0 +1,75 @@
+"""Fault codes and freeze-frames as text for people.
+
+What a code means comes from :mod:`protocol.fault_codes` (the table the
+emulator raises them from); this module only lays it out: the explanation of
+one code (``turbolog codes CODE``) and a fault's freeze-frame, each value
+with its unit (``turbolog faults --detail``).  It formats; it reads no
+archive and no device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from protocol.enums import EngineState, EventFlag, GridMode, Severity, name_of
+from protocol.fault_codes import FaultDefinition, fault_label
+
+SEVERITY_MEANING: Mapping[int, str] = {
+    Severity.INFO: "for information",
+    Severity.WARNING: "the unit keeps running",
+    Severity.NORMAL_SHUTDOWN: "the unit stops through COOLDOWN",
+    Severity.FAST_SHUTDOWN: "the unit stops at once through WARMDOWN",
+    Severity.EMERGENCY_STOP: "the unit stops at once",
+}
+
+
+def explain(definition: FaultDefinition) -> list[str]:
+    """``turbolog codes CODE``: the code's name, then its meaning line by line."""
+    flags = ", ".join(str(flag.name) for flag in EventFlag if flag and definition.flags & flag) or "none"
+    severity = definition.severity
+    return [
+        fault_label(definition.code),
+        f"  subsystem    {definition.subsystem.name}",
+        f"  severity     {severity.name} ({int(severity)}): {SEVERITY_MEANING.get(severity, '')}",
+        f"  event flags  {flags}",
+        f"  meaning      {definition.description}",
+        f"  action       {definition.action}",
+    ]
+
+
+def _number(spec: str, unit: str, scale: float = 1.0) -> Callable[[float], str]:
+    return lambda value: f"{format(value / scale if scale != 1.0 else value, spec)} {unit}".rstrip()
+
+
+FREEZE_FIELDS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
+    ("state", "engine state", lambda v: name_of(EngineState, int(v))),
+    ("mode", "mode", lambda v: name_of(GridMode, int(v))),
+    ("active_fault", "active fault", lambda v: fault_label(int(v)) if v else "none"),
+    ("speed_rpm", "speed", _number(",", "rpm")),
+    ("power_w", "power", _number(",.1f", "kW", 1000)),
+    ("tet1_c", "TET 1", _number(".1f", "°C")),
+    ("tet2_c", "TET 2", _number(".1f", "°C")),
+    ("compressor_inlet_c", "compressor inlet", _number(".1f", "°C")),
+    ("ambient_c", "ambient", _number(".1f", "°C")),
+    ("ambient_pressure_kpa", "ambient pressure", _number(".2f", "kPa")),
+    ("fuel_valve_pct", "fuel valve", _number(".1f", "%")),
+    ("fuel_power_w", "fuel power", _number(",.1f", "kW", 1000)),
+    ("dc_bus_v", "DC bus", _number(".1f", "V")),
+    ("grid_voltage_v", "grid voltage", _number(".1f", "V")),
+    ("grid_freq_hz", "grid frequency", _number(".3f", "Hz")),
+    ("operating_s", "operating hours", _number(",.1f", "h", 3600)),
+    ("starts", "starts", _number(",", "")),
+    ("trips", "trips", _number(",", "")),
+    ("energy_wh", "energy", _number(",.1f", "kWh", 1000)),
+)
+"""(freeze-frame key in engineering units, label, value with its unit) in display order."""
+
+
+def freeze_frame_lines(freeze: Mapping[str, float], indent: str = "    ") -> list[str]:
+    """A fault's freeze-frame (:meth:`~protocol.records.Snapshot.engineering`), one value with its
+    unit per line; a key this module does not know (a newer format) is shown as it is."""
+    known = {key for key, _, _ in FREEZE_FIELDS}
+    rows = [(label, show(freeze[key])) for key, label, show in FREEZE_FIELDS if key in freeze]
+    rows += [(key, str(value)) for key, value in freeze.items() if key not in known]
+    width = max((len(label) for label, _ in rows), default=0)
+    return [f"{indent}{label:<{width}}  {text}" for label, text in rows]
