@@ -33,6 +33,8 @@ from .output_file import STDOUT, describe, output_file
 from .pull import PullProgress, pull
 from .terminal import ProgressBar, Style, duration, human_bytes, printable, table
 from .transport import open_port
+from .window import HELP as WINDOW_HELP
+from .window import LAST_RECORD, RELATIVE_TO, Window, moment_type, resolve
 
 EXIT_CODES = """
 exit codes:
@@ -101,6 +103,25 @@ def code_type(text: str) -> int:
     return code
 
 
+def _window_options(parser: argparse.ArgumentParser) -> None:
+    """``--since``, ``--until`` and ``--relative-to`` (see :mod:`host.window`)."""
+    parser.add_argument(
+        "--since", type=moment_type, metavar="WHEN", help=f"from this moment on: {WINDOW_HELP}"
+    )
+    parser.add_argument("--until", type=moment_type, metavar="WHEN", help="up to this moment (same forms)")
+    parser.add_argument(
+        "--relative-to",
+        choices=RELATIVE_TO,
+        default=LAST_RECORD,
+        help="what an age like 30d counts back from: the unit's last archived record (default) "
+        "or now, this computer's clock",
+    )
+
+
+def _window(archive: Archive, args: argparse.Namespace) -> Window:
+    return resolve(archive, args.serial, args.since, args.until, args.relative_to)
+
+
 # --- the parser -------------------------------------------------------------------------
 
 
@@ -162,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("serial")
     faults = command("faults", "the faults of one unit", [common])
     faults.add_argument("serial")
-    faults.add_argument("--since", type=since_type, metavar="WHEN", help="ISO date or an age like 30d")
+    _window_options(faults)
     faults.add_argument(
         "--severity",
         type=severity_type,
@@ -180,9 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="output file, - for standard output (the default); for parquet, a directory (required)",
     )
+    _window_options(exp)
     plot = command("plot", "draw power, speed and exhaust temperature over time, faults marked", [common])
     plot.add_argument("serial")
-    plot.add_argument("--out", metavar="FILE.png", required=True, help="the PNG file, - for standard output")
+    plot.add_argument(
+        "--out",
+        metavar="FILE",
+        required=True,
+        help="the picture file, its format by extension (.png, .svg, .pdf ...); - for PNG on standard output",
+    )
+    _window_options(plot)
     live = command("live", "a refreshing view of the unit's live telemetry", [common, line])
     live.add_argument("--interval", type=float, default=1.0, help="seconds between readings (default 1)")
     live.add_argument("--count", type=int, help="stop after this many readings (default: until Ctrl-C)")
@@ -441,8 +469,12 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_faults(args: argparse.Namespace, out: Output) -> int:
     with open_archive(args) as archive:
+        window = _window(archive, args)
+        since = None if window.since is None else datetime.fromtimestamp(window.since, UTC)
         entries = [
-            e.to_json() for e in fault_list(archive, args.serial, args.since, args.severity, args.code)
+            e.to_json()
+            for e in fault_list(archive, args.serial, since, args.severity, args.code)
+            if window.contains(e.fault.timestamp)
         ]
     if out.as_json:
         out.json(entries)
@@ -477,31 +509,72 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
 
         if args.out is None:
             raise UsageError("--format parquet writes a directory: give it with --out DIR")
+        if args.since is not None or args.until is not None:
+            raise UsageError(
+                "--since and --until select records for csv and jsonl; a Parquet dataset holds them all "
+                "(filter on its time_utc column where you read it)"
+            )
         with open_archive(args) as archive:
             count = export_parquet(archive, args.out, args.serial)
-        print(f"{count:,} records written to the Parquet dataset {args.out}", file=out.err)
+        _wrote(out, f"{count:,} records written to the Parquet dataset {args.out}",
+               path=os.fspath(args.out), format="parquet", serial=args.serial, records=count)
         return 0
     if args.serial is None:
         raise UsageError(f"--format {args.fmt} exports one unit: name its serial number")
     target = args.out or STDOUT
+    _json_needs_a_file(out, target)
     with open_archive(args) as archive:
         archive.unit(args.serial)
+        window = _window(archive, args)
         with output_file(target, binary=EXPORTERS[args.fmt].binary, stdout=out.out) as stream:
-            count = export(archive, args.serial, args.fmt, stream)
+            count = export(archive, args.serial, args.fmt, stream, window)
     if target != STDOUT:
-        print(f"{count:,} records written to {describe(target)}", file=out.err)
+        _wrote(out, f"{count:,} records written to {describe(target)}" + _within(window),
+               path=target, format=args.fmt, serial=args.serial, records=count, **_bounds(window))
     return 0
 
 
-def cmd_plot(args: argparse.Namespace, out: Output) -> int:
-    from .plot import unit_png
+def _json_needs_a_file(out: Output, target: str) -> None:
+    """``--json`` reports what a command wrote to a file; standard output is taken by the data."""
+    if out.as_json and target == STDOUT:
+        raise UsageError("--json reports what was written: give the file with --out FILE (standard output "
+                         "carries the data itself)")
 
+
+def _within(window: Window) -> str:
+    return f" ({window.describe()})" if window.bounded else ""
+
+
+def _bounds(window: Window) -> dict[str, str | None]:
+    return {
+        name: None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
+        for name, t in (("since", window.since), ("until", window.until))
+    }
+
+
+def _wrote(out: Output, line: str, **report: Any) -> None:
+    """What an export or plot wrote: *report* as JSON on standard output with ``--json``,
+    else *line* on standard error (standard output may be the data)."""
+    if out.as_json:
+        out.json(report)
+    else:
+        print(line, file=out.err)
+
+
+def cmd_plot(args: argparse.Namespace, out: Output) -> int:
+    from .plot import format_for, unit_picture
+
+    _json_needs_a_file(out, args.out)
+    fmt = format_for(args.out)
     with open_archive(args) as archive:
-        png = unit_png(archive, args.serial)
+        window = _window(archive, args)
+        picture = unit_picture(archive, args.serial, window, fmt)
     with output_file(args.out, binary=True, stdout=out.out) as stream:
-        stream.write(png)
+        stream.write(picture.data)
     if args.out != STDOUT:
-        print(f"plot written to {describe(args.out)}", file=out.err)
+        _wrote(out, f"plot written to {describe(args.out)}" + _within(window),
+               path=args.out, format=fmt, serial=args.serial, samples=picture.samples,
+               faults=picture.faults, **_bounds(window))
     return 0
 
 

@@ -7,7 +7,8 @@ the wire names are applied, as :meth:`protocol.records.Snapshot.engineering`
 does), times as ISO-8601 UTC, named values (states, severities, subsystems,
 event kinds) by name.  A column that does not apply to a record's type is
 empty (CSV) or absent (JSON lines).  Rows are decoded from the raw bytes
-the archive kept, and streamed: memory stays bounded for any log size.
+the archive kept, and streamed: memory stays bounded for any log size.  A
+:class:`~host.window.Window` keeps only the records whose timestamps it holds.
 
 :data:`EXPORTERS` maps a format name to an :class:`Exporter`.  A new format
 is one writer function and one entry; a binary format (a later ``parquet``,
@@ -40,6 +41,7 @@ from protocol.records import (
 from .archive import Archive
 from .errors import ArchiveError, UsageError
 from .output_file import output_file
+from .window import Window
 
 Row = dict[str, Any]
 
@@ -141,17 +143,25 @@ EXPORTERS: dict[str, Exporter] = {
 }
 
 
-def _rows(archive: Archive, serial: str) -> Generator[Row, None, None]:
+def _rows(archive: Archive, serial: str, window: Window) -> Generator[Row, None, None]:
     for seq, raw in archive.iter_raw(serial):
         try:
             record = decode_record(raw)
         except RecordError as exc:
             raise ArchiveError(f"archive {archive.path}: record {seq} of {serial} is damaged: {exc}") from exc
-        yield record_row(record)
+        if window.contains(record.timestamp):
+            yield record_row(record)
 
 
-def export(archive: Archive, serial: str, fmt: str, out: IO[Any] | str | os.PathLike[str]) -> int:
-    """Write every archived record of *serial* in format *fmt* to *out*; returns the record count.
+def export(
+    archive: Archive,
+    serial: str,
+    fmt: str,
+    out: IO[Any] | str | os.PathLike[str],
+    window: Window | None = None,
+) -> int:
+    """Write every archived record of *serial* in format *fmt* to *out* (only those *window*
+    holds); returns the record count.
 
     *out* is an open stream (text, or binary for a binary format) or a
     target for :func:`host.output_file.output_file` (a path, written to a
@@ -161,21 +171,22 @@ def export(archive: Archive, serial: str, fmt: str, out: IO[Any] | str | os.Path
     OutputError when a target cannot be written; an error writing a stream
     the caller opened is the caller's, and propagates as it is.
     """
+    window = window or Window()
     exporter = EXPORTERS.get(fmt)
     if exporter is None:
         raise UsageError(f"unknown export format {fmt!r}: choose one of {', '.join(sorted(EXPORTERS))}")
     archive.unit(serial)
     if isinstance(out, (str, os.PathLike)):
         with output_file(out, binary=exporter.binary) as stream:
-            return _write(exporter, archive, serial, stream)
+            return _write(exporter, archive, serial, stream, window)
     if exporter.binary == isinstance(out, io.TextIOBase):
         kind = "binary" if exporter.binary else "text"
         raise UsageError(f"format {fmt} writes {kind}; the stream given is not {kind}")
-    return _write(exporter, archive, serial, out)
+    return _write(exporter, archive, serial, out, window)
 
 
-def _write(exporter: Exporter, archive: Archive, serial: str, out: IO[Any]) -> int:
-    rows = _rows(archive, serial)
+def _write(exporter: Exporter, archive: Archive, serial: str, out: IO[Any], window: Window) -> int:
+    rows = _rows(archive, serial, window)
     try:
         return exporter.write(rows, out)
     finally:
