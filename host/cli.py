@@ -22,14 +22,16 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from protocol.enums import EngineState, GridMode, Severity, name_of
+from protocol.messages import IdentifyResponse
 
 from .analytics import fault_list, unit_summary
 from .archive import Archive, default_archive_path
 from .auth import withhold_keys
 from .driver import Client
-from .errors import DeviceError, HostError, OutputError, UsageError
+from .errors import ArchiveError, DeviceError, HostError, OutputError, UsageError
 from .export import EXPORTERS, export
 from .output_file import STDOUT, describe, output_file
+from .pending import Pending, pending
 from .pull import PullProgress, pull
 from .terminal import ProgressBar, Style, duration, human_bytes, printable, table
 from .transport import open_port
@@ -330,9 +332,30 @@ def cmd_ports(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _pending(args: argparse.Namespace, info: IdentifyResponse) -> Pending:
+    """What a pull of the unit *info* identifies would fetch into the archive (all of its log when
+    there is no archive, or it cannot be read: then with a warning)."""
+    from .pull import DEFAULT_WINDOW
+
+    path = args.db or default_archive_path()
+    window = min(DEFAULT_WINDOW, info.max_window or DEFAULT_WINDOW)
+    archive: Archive | None = None
+    try:
+        if path.exists():
+            archive = Archive.open(path, readonly=True)
+    except ArchiveError as exc:
+        _warn(f"{exc}; counting the unit's whole log as not archived")
+    try:
+        return pending(archive, info.serial, info.first_seq, info.next_seq, args.baud, window)
+    finally:
+        if archive is not None:
+            archive.close()
+
+
 def cmd_info(args: argparse.Namespace, out: Output) -> int:
     with connected(args) as client:
         info = client.identify()
+    waiting = _pending(args, info)
     last = info.next_seq - 1 if info.next_seq > info.first_seq else None
     report = {
         "serial": info.serial,
@@ -353,11 +376,19 @@ def cmd_info(args: argparse.Namespace, out: Output) -> int:
         "max_window": info.max_window,
     }
     if out.as_json:
-        out.json(report)
+        out.json({**report, **waiting.to_json()})
     else:
         width = max(map(len, report))
         for key, value in report.items():
             out.text(f"{key.replace('_', ' '):<{width}}  {printable(value)}")
+        basis = "" if waiting.archived else ", if most are samples"
+        size = human_bytes(waiting.record_bytes)
+        out.text(
+            f"{'not archived':<{width}}  {waiting.records:,} records, about {size}: "
+            f"a pull takes about {duration(waiting.seconds)} (min:s) at {args.baud:,} baud{basis}"
+            if waiting.records
+            else f"{'not archived':<{width}}  none: the archive holds the unit's whole log"
+        )
     return 0
 
 
