@@ -241,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     set_clock.add_argument(
         "--time", type=since_type, metavar="ISO", help="the time to set, ISO 8601 (naive means UTC)"
     )
+    set_clock.add_argument(
+        "--yes",
+        action="store_true",
+        help="set it without asking even when that moves the clock by more than a day "
+        "(without a terminal to ask on, such a change is refused unless --yes)",
+    )
     ingest = command(
         "ingest", "load flash images (DIR/*.img with their .json identity) into the archive", [common]
     )
@@ -723,6 +729,8 @@ def cmd_set_clock(args: argparse.Namespace, out: Output) -> int:
     wanted = int((args.time or datetime.now(UTC)).timestamp())
     with connected(args) as client:
         before = client.clock_get()
+        if abs(wanted - before) > CONFIRM_CLOCK_CHANGE_S and not args.yes:
+            _confirm_clock_change(before, wanted)
         after = authenticate_and_set_clock(client, key, level, wanted)
     report = {
         "before": datetime.fromtimestamp(before, UTC).isoformat(),
@@ -734,6 +742,28 @@ def cmd_set_clock(args: argparse.Namespace, out: Output) -> int:
     else:
         out.text(f"device clock: {report['before']} -> {report['after']}")
     return 0
+
+
+CONFIRM_CLOCK_CHANGE_S = 86_400
+"""A clock change larger than this (a day) is asked about first: record times after it jump."""
+
+
+def _confirm_clock_change(before: int, wanted: int) -> None:
+    """Ask on the terminal before moving the unit's clock by more than a day; UsageError (exit 2)
+    unless the answer is yes, or when there is no terminal to ask on (then --yes is needed)."""
+    change = wanted - before
+    days = abs(change) / 86_400
+    way = "forward" if change > 0 else "back"
+    stamp = datetime.fromtimestamp(before, UTC).isoformat()
+    target = datetime.fromtimestamp(wanted, UTC).isoformat()
+    what = f"this moves the unit's clock {days:,.1f} days {way} ({stamp} -> {target})"
+    if not (sys.stdin is not None and sys.stdin.isatty()):
+        raise UsageError(f"{what}: confirm with --yes (there is no terminal to ask on)")
+    print(f"turbolog: warning: {what}; its records will be stamped by the new time.", file=sys.stderr)
+    print("Set the clock? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise UsageError("set-clock not confirmed: the unit's clock is unchanged")
 
 
 def cmd_ingest(args: argparse.Namespace, out: Output) -> int:

@@ -51,7 +51,7 @@ from protocol.messages import (
     LogClearResponse,
 )
 
-from .errors import DeviceError, HostError, LinkTimeout
+from .errors import DeviceError, DeviceRefused, HostError, LinkTimeout
 from .session import ClientSession, Request, Response
 from .transport import Transport
 
@@ -232,9 +232,9 @@ class Client:
         )
 
 
-def refused(request: Request, error: ErrorResponse) -> DeviceError:
+def refused(request: Request, error: ErrorResponse) -> DeviceRefused:
     """The DeviceError for an ERROR answer: request, code name and the device's detail."""
     detail = f": {error.detail}" if error.detail else ""
-    return DeviceError(
-        f"device refused {request.MSG_TYPE.name} with {name_of(ErrorCode, error.code)}{detail}"
+    return DeviceRefused(
+        f"device refused {request.MSG_TYPE.name} with {name_of(ErrorCode, error.code)}{detail}", error.code
     )

@@ -20,8 +20,9 @@ tree separates *whose fault* it was::
     │                                  records until retries ran out (not a LinkError: reconnecting
     │                                  is not the remedy, a better line is)
     └── DeviceError                 9  the peer's fault: the device speaks something else, has an
-                                       incompatible schema fingerprint, refused a request with an
-                                       ERROR code, or contradicts what the archive already holds
+        │                              incompatible schema fingerprint, refused a request with an
+        │                              ERROR code, or contradicts what the archive already holds
+        └── DeviceRefused           9  the device answered a request with ERROR (its ``code``)
 
 Exit codes: 0 is success; 1 is also what the CLI returns for an exception
 that is not a HostError at all (a bug).  Lower-layer exceptions (sqlite3,
@@ -86,3 +87,11 @@ class DeviceError(HostError):
     """The device misbehaved: wrong protocol or schema, a refusal, or a contradiction."""
 
     exit_code = 9
+
+
+class DeviceRefused(DeviceError):
+    """The device answered a request with ERROR; ``code`` is its :class:`~protocol.enums.ErrorCode`."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
