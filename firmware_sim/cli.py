@@ -165,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("turbolog")
+    except PackageNotFoundError:
+        installed = "(not installed: no package metadata)"
+    parser.add_argument("--version", action="version", version=f"turbosim {installed}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -63,6 +64,80 @@ examples:
   turbolog fleet
 """
 
+COMMAND_EXAMPLES = {
+    "ports": """
+examples:
+  turbolog ports
+  turbolog ports --json
+""",
+    "info": """
+examples:
+  turbolog info /dev/ttyUSB0                      # model, serial, log range, and what a pull would fetch
+  turbolog info /dev/ttyUSB0 --baud 57600 --db site.sqlite --json
+""",
+    "pull": """
+examples:
+  turbolog pull /dev/ttyUSB0                      # into the default archive; run again to resume or top up
+  turbolog pull /tmp/turbine --db site.sqlite     # a pty made by turbosim or socat, another archive
+  turbolog pull 'rfc2217://10.0.0.5:7001?ign_set_control' --timeout 5
+""",
+    "units": """
+examples:
+  turbolog units
+  turbolog units --db site.sqlite --json
+""",
+    "summary": """
+examples:
+  turbolog summary C60-000001
+  turbolog summary C60-000001 --db site.sqlite --json
+""",
+    "faults": """
+examples:
+  turbolog faults C60-000001 --since 30d          # the last 30 days of the unit's log (its clock)
+  turbolog faults C60-000001 --since 2024-01-01 --until 2024-02-01 --severity NORMAL_SHUTDOWN
+  turbolog faults C60-000001 --since 7d --relative-to now --json   # the last 7 days of this computer's clock
+""",
+    "export": """
+examples:
+  turbolog export C60-000001 --format csv --out c60.csv
+  turbolog export C60-000001 --format jsonl --since 12h | head     # the log's last 12 hours, to stdout
+  turbolog export C60-000001 --format csv --since 2024-05-01 --until 2024-05-31T23:59:59 --out may.csv
+  turbolog export --format parquet --out fleet.parquet/            # every unit, for Spark, Dask, DuckDB
+""",
+    "plot": """
+examples:
+  turbolog plot C60-000001 --out c60.png
+  turbolog plot C60-000001 --since 7d --out week.svg              # the log's last week, as SVG
+  turbolog plot C60-000001 --since 2024-05-01 --until 2024-06-01 --out may.pdf --json
+""",
+    "live": """
+examples:
+  turbolog live /dev/ttyUSB0                      # refreshes every second until Ctrl-C
+  turbolog live /dev/ttyUSB0 --interval 5 --count 12 --json
+""",
+    "fleet": """
+examples:
+  turbolog fleet
+  turbolog fleet --plot fleet.png --db fleet.sqlite
+""",
+    "ingest": """
+examples:
+  turbolog ingest fleet/                          # fleet/*.img, each with its .json identity
+  turbolog ingest /media/usb/images --db site.sqlite --json
+""",
+    "clear-log": """
+examples:
+  turbolog clear-log /dev/ttyUSB0 --key-file maint.key            # refused unless every record is archived
+  TURBOLOG_KEY="$(cat factory.key)" turbolog clear-log /dev/ttyUSB0 --level factory --force
+""",
+    "set-clock": """
+examples:
+  turbolog set-clock /dev/ttyUSB0 --key-file maint.key            # to this computer's UTC time
+  turbolog set-clock /dev/ttyUSB0 --key-file maint.key --time 2024-05-01T08:00:00 --yes
+""",
+}
+"""Each command's own examples, at the end of its --help."""
+
 DEFAULT_BAUD = 115_200
 EXIT_PIPE_CLOSED = 141
 """Standard output's reader went away (``| head``): 128 + SIGPIPE, what a shell shows for git or cat."""
@@ -81,6 +156,17 @@ def since_type(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is neither an ISO date nor an age like 30d") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def positive_int(text: str) -> int:
+    """A whole number of 1 or more (``--window``, ``--count``)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
 
 
 def severity_type(text: str) -> int:
@@ -139,6 +225,16 @@ class _Parser(argparse.ArgumentParser):
         super().error(withhold_keys(message))
 
 
+def _version() -> str:
+    """turbolog's version, from the installed package's metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("turbolog")
+    except PackageNotFoundError:
+        return "(not installed: no package metadata)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
@@ -150,7 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
         "port", help="device path (/dev/ttyUSB0, COM3, a pty) or URL (socket://, rfc2217://, spy://)"
     )
     line.add_argument(
-        "--baud", type=int, default=DEFAULT_BAUD, help=f"line rate, 8N1 (default {DEFAULT_BAUD})"
+        "--baud",
+        type=int,
+        default=DEFAULT_BAUD,
+        help=f"line rate in baud (bit/s), 8N1 (default {DEFAULT_BAUD})",
     )
     line.add_argument(
         "--timeout", type=float, default=2.0, help="seconds to wait for each answer (default 2)"
@@ -162,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES + EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"turbolog {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_: str, parents: Sequence[_Parser]) -> argparse.ArgumentParser:
@@ -170,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=help_,
             description=help_,
             parents=list(parents),
-            epilog=EXAMPLES + EXIT_CODES,
+            epilog=COMMAND_EXAMPLES.get(name, EXAMPLES) + EXIT_CODES,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
@@ -179,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     pull_cmd = command(
         "pull", "pull the unit's log into the archive (resumes where it stopped)", [common, line]
     )
-    pull_cmd.add_argument("--window", type=int, default=2048, help="records per request (default 2048)")
+    pull_cmd.add_argument(
+        "--window", type=positive_int, default=2048, help="records per request, 1 or more (default 2048)"
+    )
     command("units", "list the units in the archive", [common])
     summary = command("summary", "operating hours, starts, energy, faults and MTBF of one unit", [common])
     summary.add_argument("serial")
@@ -215,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     _window_options(plot)
     live = command("live", "a refreshing view of the unit's live telemetry", [common, line])
     live.add_argument("--interval", type=float, default=1.0, help="seconds between readings (default 1)")
-    live.add_argument("--count", type=int, help="stop after this many readings (default: until Ctrl-C)")
+    live.add_argument(
+        "--count", type=positive_int, help="stop after this many readings, 1 or more (default: until Ctrl-C)"
+    )
     fleet = command("fleet", "every archived unit: hours, starts, faults and MTBF per model", [common])
     fleet.add_argument(
         "--plot",
@@ -239,7 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
         "set-clock", "set the unit's clock (default: this computer's UTC time)", [common, line, auth]
     )
     set_clock.add_argument(
-        "--time", type=since_type, metavar="ISO", help="the time to set, ISO 8601 (naive means UTC)"
+        "--time",
+        type=since_type,
+        metavar="ISO",
+        help="the time to set, ISO 8601 (naive means UTC; default: this computer's clock, now)",
     )
     set_clock.add_argument(
         "--yes",
@@ -431,7 +538,8 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
         f"  transferred    {human_bytes(result.bytes)} in {duration(result.elapsed_s)}"
         f" ({human_bytes(rate)}/s)"
     )
-    out.text(out.style.dim(f"  next: turbolog summary {printable(result.serial)}"))
+    again = f" --db {shlex.quote(os.fspath(args.db))}" if args.db else ""
+    out.text(out.style.dim(f"  next: turbolog summary {shlex.quote(printable(result.serial))}{again}"))
     return 0
 
 
