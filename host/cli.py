@@ -225,14 +225,22 @@ class _Parser(argparse.ArgumentParser):
         super().error(withhold_keys(message))
 
 
-def _version() -> str:
-    """turbolog's version, from the installed package's metadata."""
-    from importlib.metadata import PackageNotFoundError, version
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked for (reading
+    package metadata takes longer than the rest of ``--help``)."""
 
-    try:
-        return version("turbolog")
-    except PackageNotFoundError:
-        return "(not installed: no package metadata)"
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("turbolog")
+        except PackageNotFoundError:
+            installed = "(not installed: no package metadata)"
+        print(f"{parser.prog} {installed}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES + EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"turbolog {_version()}")
+    parser.add_argument("--version", action=_Version, help="print turbolog's version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_: str, parents: Sequence[_Parser]) -> argparse.ArgumentParser:
