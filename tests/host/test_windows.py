@@ -276,3 +276,23 @@ def test_plot_of_a_window_with_no_records_writes_nothing(
     )
     assert status == 2 and "no samples or faults archived since" in one_line_error(err)
     assert not target.exists()
+
+
+def test_a_parquet_export_is_not_windowed_and_says_so(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "fleet.parquet"
+    status, out, err = run(
+        ["export", "--format", "parquet", "--out", str(target), "--since", "1d", "--db", str(db)], capsys
+    )
+    assert status == 2 and out == "" and not target.exists()
+    assert "time_utc" in one_line_error(err)
+
+
+def test_ages_take_fractions_and_every_unit(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    counts = {}
+    for age in ("1.5h", "90m", "5400s", "0.0625d"):
+        status, out, _ = run(["export", SERIAL, "--format", "jsonl", "--since", age, "--db", str(db)], capsys)
+        assert status == 0
+        counts[age] = len(out.splitlines())
+    assert counts == {"1.5h": 7, "90m": 7, "5400s": 7, "0.0625d": 7}
