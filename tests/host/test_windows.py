@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from firmware_sim.pytest_plugin import RunningUnit
 from host.archive import Archive
 from host.cli import build_parser, main
 from protocol.enums import Severity, Subsystem
@@ -296,3 +298,17 @@ def test_ages_take_fractions_and_every_unit(db: Path, capsys: pytest.CaptureFixt
         assert status == 0
         counts[age] = len(out.splitlines())
     assert counts == {"1.5h": 7, "90m": 7, "5400s": 7, "0.0625d": 7}
+
+
+def test_the_readmes_faults_since_30d_finds_an_emulated_units_fault(
+    turbosim_unit: Callable[..., RunningUnit], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's example as a user meets it: an emulated unit's log ends long before today."""
+    unit = turbosim_unit(link="inproc", history="300h", no_pace=True, faults=["5005@250h"])
+    db = tmp_path / "archive.sqlite"
+    assert run(["pull", unit.url, "--db", str(db)], capsys)[0] == 0
+    argv = ["faults", unit.serial, "--since", "30d", "--severity", "NORMAL_SHUTDOWN", "--db", str(db)]
+    status, out, _ = run([*argv, "--json"], capsys)
+    assert status == 0 and 5005 in [fault["code"] for fault in json.loads(out)]
+    status, out, _ = run([*argv, "--relative-to", "now", "--json"], capsys)
+    assert status == 0 and json.loads(out) == []
