@@ -18,8 +18,8 @@ trap 'kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true' 
 read -r -t 60 ready <&"${SIM[0]}" || { echo "turbosim did not become ready" >&2; exit 1; }
 echo "$ready"
 
-say "turbolog info $port"
-turbolog info "$port"
+say "turbolog info $port   (and what a pull would fetch into the demo's archive)"
+turbolog info "$port" --db "$db"
 
 say "turbolog pull $port   (paced at the line rate, 115200 baud 8N1)"
 turbolog pull "$port" --db "$db"
@@ -40,5 +40,6 @@ turbolog faults C60-DEMO-0001 --code 5005 --detail --db "$db"
 say "exports and a plot"
 turbolog export C60-DEMO-0001 --format csv --out "$out/C60-DEMO-0001.csv" --db "$db"
 turbolog plot C60-DEMO-0001 --out "$out/C60-DEMO-0001.png" --db "$db"
+turbolog plot C60-DEMO-0001 --since 7d --out "$out/C60-DEMO-0001-last-week.svg" --db "$db"   # the log's last week
 
 say "done: archive $db, export $out/C60-DEMO-0001.csv, plot $out/C60-DEMO-0001.png"

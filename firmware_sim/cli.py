@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Any, NoReturn
 
 from protocol.enums import GridMode
 
@@ -157,6 +158,23 @@ def _unit_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="line rate (default 115200, 8N1)")
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("turbolog")
+        except PackageNotFoundError:
+            installed = "(not installed: no package metadata)"
+        print(f"{parser.prog} {installed}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="turbosim",
@@ -165,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action=_Version, help="print turbosim's version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -30,12 +31,15 @@ from .analytics import fault_list, unit_summary
 from .archive import Archive, default_archive_path
 from .auth import withhold_keys
 from .driver import Client
-from .errors import DeviceError, HostError, Interrupted, OutputError, UsageError
+from .errors import ArchiveError, DeviceError, HostError, Interrupted, OutputError, UsageError
 from .export import EXPORTERS, export
 from .output_file import STDOUT, describe, output_file
+from .pending import Pending, pending
 from .pull import PullProgress, pull
 from .terminal import ProgressBar, Style, duration, human_bytes, printable, table
 from .transport import open_port
+from .window import HELP as WINDOW_HELP
+from .window import LAST_RECORD, RELATIVE_TO, Window, moment_type, resolve
 
 EXIT_CODES = """
 exit codes:
@@ -65,6 +69,80 @@ examples:
   turbolog fleet
 """
 
+COMMAND_EXAMPLES = {
+    "ports": """
+examples:
+  turbolog ports
+  turbolog ports --json
+""",
+    "info": """
+examples:
+  turbolog info /dev/ttyUSB0                      # model, serial, log range, and what a pull would fetch
+  turbolog info /dev/ttyUSB0 --baud 57600 --db site.sqlite --json
+""",
+    "pull": """
+examples:
+  turbolog pull /dev/ttyUSB0                      # into the default archive; run again to resume or top up
+  turbolog pull /tmp/turbine --db site.sqlite     # a pty made by turbosim or socat, another archive
+  turbolog pull 'rfc2217://10.0.0.5:7001?ign_set_control' --timeout 5
+""",
+    "units": """
+examples:
+  turbolog units
+  turbolog units --db site.sqlite --json
+""",
+    "summary": """
+examples:
+  turbolog summary C60-000001
+  turbolog summary C60-000001 --db site.sqlite --json
+""",
+    "faults": """
+examples:
+  turbolog faults C60-000001 --since 30d          # the last 30 days of the unit's log (its clock)
+  turbolog faults C60-000001 --since 2024-01-01 --until 2024-02-01 --severity NORMAL_SHUTDOWN
+  turbolog faults C60-000001 --since 7d --relative-to now --json   # the last 7 days of this computer's clock
+""",
+    "export": """
+examples:
+  turbolog export C60-000001 --format csv --out c60.csv
+  turbolog export C60-000001 --format jsonl --since 12h | head     # the log's last 12 hours, to stdout
+  turbolog export C60-000001 --format csv --since 2024-05-01 --until 2024-05-31T23:59:59 --out may.csv
+  turbolog export --format parquet --out fleet.parquet/            # every unit, for Spark, Dask, DuckDB
+""",
+    "plot": """
+examples:
+  turbolog plot C60-000001 --out c60.png
+  turbolog plot C60-000001 --since 7d --out week.svg              # the log's last week, as SVG
+  turbolog plot C60-000001 --since 2024-05-01 --until 2024-06-01 --out may.pdf --json
+""",
+    "live": """
+examples:
+  turbolog live /dev/ttyUSB0                      # refreshes every second until Ctrl-C
+  turbolog live /dev/ttyUSB0 --interval 5 --count 12 --json
+""",
+    "fleet": """
+examples:
+  turbolog fleet
+  turbolog fleet --plot fleet.png --db fleet.sqlite
+""",
+    "ingest": """
+examples:
+  turbolog ingest fleet/                          # fleet/*.img, each with its .json identity
+  turbolog ingest /media/usb/images --db site.sqlite --json
+""",
+    "clear-log": """
+examples:
+  turbolog clear-log /dev/ttyUSB0 --key-file maint.key            # refused unless every record is archived
+  TURBOLOG_KEY="$(cat factory.key)" turbolog clear-log /dev/ttyUSB0 --level factory --force
+""",
+    "set-clock": """
+examples:
+  turbolog set-clock /dev/ttyUSB0 --key-file maint.key            # to this computer's UTC time
+  turbolog set-clock /dev/ttyUSB0 --key-file maint.key --time 2024-05-01T08:00:00 --yes
+""",
+}
+"""Each command's own examples, at the end of its --help."""
+
 DEFAULT_BAUD = 115_200
 EXIT_PIPE_CLOSED = 141
 """Standard output's reader went away (``| head``): 128 + SIGPIPE, what a shell shows for git or cat."""
@@ -83,6 +161,17 @@ def since_type(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is neither an ISO date nor an age like 30d") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def positive_int(text: str) -> int:
+    """A whole number of 1 or more (``--window``, ``--count``)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
 
 
 def severity_type(text: str) -> int:
@@ -107,6 +196,25 @@ def code_type(text: str) -> int:
     return code
 
 
+def _window_options(parser: argparse.ArgumentParser) -> None:
+    """``--since``, ``--until`` and ``--relative-to`` (see :mod:`host.window`)."""
+    parser.add_argument(
+        "--since", type=moment_type, metavar="WHEN", help=f"from this moment on: {WINDOW_HELP}"
+    )
+    parser.add_argument("--until", type=moment_type, metavar="WHEN", help="up to this moment (same forms)")
+    parser.add_argument(
+        "--relative-to",
+        choices=RELATIVE_TO,
+        default=LAST_RECORD,
+        help="what an age like 30d counts back from: the unit's last archived record (default) "
+        "or now, this computer's clock",
+    )
+
+
+def _window(archive: Archive, args: argparse.Namespace) -> Window:
+    return resolve(archive, args.serial, args.since, args.until, args.relative_to)
+
+
 # --- the parser -------------------------------------------------------------------------
 
 
@@ -122,6 +230,24 @@ class _Parser(argparse.ArgumentParser):
         super().error(withhold_keys(message))
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked for (reading
+    package metadata takes longer than the rest of ``--help``)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("turbolog")
+        except PackageNotFoundError:
+            installed = "(not installed: no package metadata)"
+        print(f"{parser.prog} {installed}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
@@ -133,7 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
         "port", help="device path (/dev/ttyUSB0, COM3, a pty) or URL (socket://, rfc2217://, spy://)"
     )
     line.add_argument(
-        "--baud", type=int, default=DEFAULT_BAUD, help=f"line rate, 8N1 (default {DEFAULT_BAUD})"
+        "--baud",
+        type=int,
+        default=DEFAULT_BAUD,
+        help=f"line rate in baud (bit/s), 8N1 (default {DEFAULT_BAUD})",
     )
     line.add_argument(
         "--timeout", type=float, default=2.0,
@@ -147,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES + EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action=_Version, help="print turbolog's version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_: str, parents: Sequence[_Parser]) -> argparse.ArgumentParser:
@@ -155,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=help_,
             description=help_,
             parents=list(parents),
-            epilog=EXAMPLES + EXIT_CODES,
+            epilog=COMMAND_EXAMPLES.get(name, EXAMPLES) + EXIT_CODES,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
@@ -164,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     pull_cmd = command(
         "pull", "pull the unit's log into the archive (resumes where it stopped)", [common, line]
     )
-    pull_cmd.add_argument("--window", type=int, default=2048, help="records per request (default 2048)")
+    pull_cmd.add_argument(
+        "--window", type=positive_int, default=2048, help="records per request, 1 or more (default 2048)"
+    )
     pull_cmd.add_argument(
         "--new-log", action="store_true",
         help="if the unit's log is not the archived one (replaced controller, cleared log), archive it "
@@ -182,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("serial")
     faults = command("faults", "the faults of one unit", [common, epoch])
     faults.add_argument("serial")
-    faults.add_argument("--since", type=since_type, metavar="WHEN", help="ISO date or an age like 30d")
+    _window_options(faults)
     faults.add_argument(
         "--severity",
         type=severity_type,
@@ -206,14 +338,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="output file, - for standard output (the default); for parquet, a directory (required)",
     )
+    _window_options(exp)
     plot = command(
         "plot", "draw power, speed and exhaust temperature over time, faults marked", [common, epoch]
     )
     plot.add_argument("serial")
-    plot.add_argument("--out", metavar="FILE.png", required=True, help="the PNG file, - for standard output")
+    plot.add_argument(
+        "--out",
+        metavar="FILE",
+        required=True,
+        help="the picture file, its format by extension (.png, .svg, .pdf ...); - for PNG on standard output",
+    )
+    _window_options(plot)
     live = command("live", "a refreshing view of the unit's live telemetry", [common, line])
     live.add_argument("--interval", type=float, default=1.0, help="seconds between readings (default 1)")
-    live.add_argument("--count", type=int, help="stop after this many readings (default: until Ctrl-C)")
+    live.add_argument(
+        "--count", type=positive_int, help="stop after this many readings, 1 or more (default: until Ctrl-C)"
+    )
     fleet = command("fleet", "every archived unit: hours, starts, faults and MTBF per model", [common])
     fleet.add_argument(
         "--plot",
@@ -237,7 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
         "set-clock", "set the unit's clock (default: this computer's UTC time)", [common, line, auth]
     )
     set_clock.add_argument(
-        "--time", type=since_type, metavar="ISO", help="the time to set, ISO 8601 (naive means UTC)"
+        "--time",
+        type=since_type,
+        metavar="ISO",
+        help="the time to set, ISO 8601 (naive means UTC; default: this computer's clock, now)",
+    )
+    set_clock.add_argument(
+        "--yes",
+        action="store_true",
+        help="set it without asking even when that moves the clock by more than a day "
+        "(without a terminal to ask on, such a change is refused unless --yes)",
     )
     ingest = command(
         "ingest", "load flash images (DIR/*.img, or FILE.img, with their .json identity) into the archive",
@@ -335,9 +485,30 @@ def cmd_ports(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _pending(args: argparse.Namespace, info: IdentifyResponse) -> Pending:
+    """What a pull of the unit *info* identifies would fetch into the archive (all of its log when
+    there is no archive, or it cannot be read: then with a warning)."""
+    from .pull import DEFAULT_WINDOW
+
+    path = args.db or default_archive_path()
+    window = min(DEFAULT_WINDOW, info.max_window or DEFAULT_WINDOW)
+    archive: Archive | None = None
+    try:
+        if path.exists():
+            archive = Archive.open(path, readonly=True)
+    except ArchiveError as exc:
+        _warn(f"{exc}; counting the unit's whole log as not archived")
+    try:
+        return pending(archive, info.serial, info.first_seq, info.next_seq, args.baud, window)
+    finally:
+        if archive is not None:
+            archive.close()
+
+
 def cmd_info(args: argparse.Namespace, out: Output) -> int:
     with connected(args) as client:
         info = client.identify()
+    waiting = _pending(args, info)
     last = info.next_seq - 1 if info.next_seq > info.first_seq else None
     report = {
         "serial": info.serial,
@@ -359,11 +530,19 @@ def cmd_info(args: argparse.Namespace, out: Output) -> int:
         "log_id": info.log_id.hex(),
     }
     if out.as_json:
-        out.json(report)
+        out.json({**report, **waiting.to_json()})
     else:
         width = max(map(len, report))
         for key, value in report.items():
             out.text(f"{key.replace('_', ' '):<{width}}  {printable(value)}")
+        basis = "" if waiting.archived else ", if most are samples"
+        size = human_bytes(waiting.record_bytes)
+        out.text(
+            f"{'not archived':<{width}}  {waiting.records:,} records, about {size}: "
+            f"a pull takes about {duration(waiting.seconds)} (min:s) at {args.baud:,} baud{basis}"
+            if waiting.records
+            else f"{'not archived':<{width}}  none: the archive holds the unit's whole log"
+        )
     return 0
 
 
@@ -404,7 +583,8 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
         f"  transferred    {human_bytes(result.bytes)} in {duration(result.elapsed_s)}"
         f" ({human_bytes(rate)}/s)"
     )
-    out.text(out.style.dim(f"  next: turbolog summary {printable(result.serial)}"))
+    again = f" --db {shlex.quote(os.fspath(args.db))}" if args.db else ""
+    out.text(out.style.dim(f"  next: turbolog summary {shlex.quote(printable(result.serial))}{again}"))
     return 0
 
 
@@ -498,9 +678,12 @@ def cmd_faults(args: argparse.Namespace, out: Output) -> int:
     from .fault_text import freeze_frame_lines
 
     with open_archive(args) as archive:
+        window = _window(archive, args)
+        since = None if window.since is None else datetime.fromtimestamp(window.since, UTC)
         entries = [
             e.to_json()
-            for e in fault_list(archive, args.serial, args.since, args.severity, args.code, args.epoch)
+            for e in fault_list(archive, args.serial, since, args.severity, args.code, args.epoch)
+            if window.contains(e.fault.timestamp)
         ]
     if out.as_json:
         out.json(entries)
@@ -573,31 +756,72 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
             raise UsageError("--format parquet writes a directory: give it with --out DIR")
         if args.epoch is not None:
             raise UsageError("--format parquet exports every epoch (column epoch): leave out --epoch")
+        if args.since is not None or args.until is not None:
+            raise UsageError(
+                "--since and --until select records for csv and jsonl; a Parquet dataset holds them all "
+                "(filter on its time_utc column where you read it)"
+            )
         with open_archive(args) as archive:
             count = export_parquet(archive, args.out, args.serial)
-        print(f"{count:,} records written to the Parquet dataset {args.out}", file=out.err)
+        _wrote(out, f"{count:,} records written to the Parquet dataset {args.out}",
+               path=os.fspath(args.out), format="parquet", serial=args.serial, records=count)
         return 0
     if args.serial is None:
         raise UsageError(f"--format {args.fmt} exports one unit: name its serial number")
     target = args.out or STDOUT
+    _json_needs_a_file(out, target)
     with open_archive(args) as archive:
         archive.unit(args.serial, args.epoch)
+        window = _window(archive, args)
         with output_file(target, binary=EXPORTERS[args.fmt].binary, stdout=out.out) as stream:
-            count = export(archive, args.serial, args.fmt, stream, args.epoch)
+            count = export(archive, args.serial, args.fmt, stream, args.epoch, window)
     if target != STDOUT:
-        print(f"{count:,} records written to {describe(target)}", file=out.err)
+        _wrote(out, f"{count:,} records written to {describe(target)}" + _within(window),
+               path=target, format=args.fmt, serial=args.serial, records=count, **_bounds(window))
     return 0
 
 
-def cmd_plot(args: argparse.Namespace, out: Output) -> int:
-    from .plot import unit_png
+def _json_needs_a_file(out: Output, target: str) -> None:
+    """``--json`` reports what a command wrote to a file; standard output is taken by the data."""
+    if out.as_json and target == STDOUT:
+        raise UsageError("--json reports what was written: give the file with --out FILE (standard output "
+                         "carries the data itself)")
 
+
+def _within(window: Window) -> str:
+    return f" ({window.describe()})" if window.bounded else ""
+
+
+def _bounds(window: Window) -> dict[str, str | None]:
+    return {
+        name: None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
+        for name, t in (("since", window.since), ("until", window.until))
+    }
+
+
+def _wrote(out: Output, line: str, **report: Any) -> None:
+    """What an export or plot wrote: *report* as JSON on standard output with ``--json``,
+    else *line* on standard error (standard output may be the data)."""
+    if out.as_json:
+        out.json(report)
+    else:
+        print(line, file=out.err)
+
+
+def cmd_plot(args: argparse.Namespace, out: Output) -> int:
+    from .plot import format_for, unit_picture
+
+    _json_needs_a_file(out, args.out)
+    fmt = format_for(args.out)
     with open_archive(args) as archive:
-        png = unit_png(archive, args.serial, args.epoch)
+        window = _window(archive, args)
+        picture = unit_picture(archive, args.serial, window, fmt, args.epoch)
     with output_file(args.out, binary=True, stdout=out.out) as stream:
-        stream.write(png)
+        stream.write(picture.data)
     if args.out != STDOUT:
-        print(f"plot written to {describe(args.out)}", file=out.err)
+        _wrote(out, f"plot written to {describe(args.out)}" + _within(window),
+               path=args.out, format=fmt, serial=args.serial, samples=picture.samples,
+               faults=picture.faults, **_bounds(window))
     return 0
 
 
@@ -772,6 +996,8 @@ def cmd_set_clock(args: argparse.Namespace, out: Output) -> int:
     wanted = int((args.time or datetime.now(UTC)).timestamp())
     with connected(args) as client:
         before = client.clock_get()
+        if abs(wanted - before) > CONFIRM_CLOCK_CHANGE_S and not args.yes:
+            _confirm_clock_change(before, wanted)
         after = authenticate_and_set_clock(client, key, level, wanted)
     report = {
         "before": datetime.fromtimestamp(before, UTC).isoformat(),
@@ -783,6 +1009,28 @@ def cmd_set_clock(args: argparse.Namespace, out: Output) -> int:
     else:
         out.text(f"device clock: {report['before']} -> {report['after']}")
     return 0
+
+
+CONFIRM_CLOCK_CHANGE_S = 86_400
+"""A clock change larger than this (a day) is asked about first: record times after it jump."""
+
+
+def _confirm_clock_change(before: int, wanted: int) -> None:
+    """Ask on the terminal before moving the unit's clock by more than a day; UsageError (exit 2)
+    unless the answer is yes, or when there is no terminal to ask on (then --yes is needed)."""
+    change = wanted - before
+    days = abs(change) / 86_400
+    way = "forward" if change > 0 else "back"
+    stamp = datetime.fromtimestamp(before, UTC).isoformat()
+    target = datetime.fromtimestamp(wanted, UTC).isoformat()
+    what = f"this moves the unit's clock {days:,.1f} days {way} ({stamp} -> {target})"
+    if not (sys.stdin is not None and sys.stdin.isatty()):
+        raise UsageError(f"{what}: confirm with --yes (there is no terminal to ask on)")
+    print(f"turbolog: warning: {what}; its records will be stamped by the new time.", file=sys.stderr)
+    print("Set the clock? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise UsageError("set-clock not confirmed: the unit's clock is unchanged")
 
 
 def cmd_ingest(args: argparse.Namespace, out: Output) -> int:

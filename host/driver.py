@@ -58,7 +58,7 @@ from protocol.messages import (
 )
 from protocol.records import scan_records
 
-from .errors import DeviceError, HostError, LinkTimeout
+from .errors import DeviceError, DeviceRefused, HostError, LinkTimeout
 from .rtt import RoundTrip
 from .session import ClientSession, Request, Response
 from .transport import Transport
@@ -299,9 +299,9 @@ class Client:
         )
 
 
-def refused(request: Request, error: ErrorResponse) -> DeviceError:
+def refused(request: Request, error: ErrorResponse) -> DeviceRefused:
     """The DeviceError for an ERROR answer: request, code name and the device's detail."""
     detail = f": {error.detail}" if error.detail else ""
-    return DeviceError(
-        f"device refused {request.MSG_TYPE.name} with {name_of(ErrorCode, error.code)}{detail}"
+    return DeviceRefused(
+        f"device refused {request.MSG_TYPE.name} with {name_of(ErrorCode, error.code)}{detail}", error.code
     )

@@ -20,8 +20,9 @@ tree separates *whose fault* it was::
     │                                  records until retries ran out (not a LinkError: reconnecting
     │                                  is not the remedy, a better line is)
     └── DeviceError                 9  the peer's fault: the device speaks something else, has an
-                                       incompatible schema fingerprint, refused a request with an
-                                       ERROR code, or contradicts what the archive already holds
+        │                              incompatible schema fingerprint, refused a request with an
+        │                              ERROR code, or contradicts what the archive already holds
+        └── DeviceRefused           9  the device answered a request with ERROR (its ``code``)
 
 Exit codes: 0 is success; 1 is also what the CLI returns for an exception
 that is not a HostError at all (a bug).  Beside the tree, :class:`Interrupted`
@@ -117,3 +118,11 @@ class Interrupted(KeyboardInterrupt):
         if isinstance(stop, Interrupted) and kept is None:
             return stop
         return cls(getattr(stop, "signum", signal.SIGINT), kept)
+
+
+class DeviceRefused(DeviceError):
+    """The device answered a request with ERROR; ``code`` is its :class:`~protocol.enums.ErrorCode`."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code

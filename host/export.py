@@ -8,7 +8,8 @@ the wire names are applied, as :meth:`protocol.records.Snapshot.engineering`
 does), times as ISO-8601 UTC, named values (states, severities, subsystems,
 event kinds) by name.  A column that does not apply to a record's type is
 empty (CSV) or absent (JSON lines).  Rows are decoded from the raw bytes
-the archive kept, and streamed: memory stays bounded for any log size.
+the archive kept, and streamed: memory stays bounded for any log size.  A
+:class:`~host.window.Window` keeps only the records whose timestamps it holds.
 
 :data:`EXPORTERS` maps a format name to an :class:`Exporter`.  A new format
 is one writer function and one entry; a binary format (a later ``parquet``,
@@ -41,6 +42,7 @@ from protocol.records import (
 from .archive import Archive
 from .errors import ArchiveError, UsageError
 from .output_file import output_file
+from .window import Window
 
 Row = dict[str, Any]
 
@@ -144,7 +146,7 @@ EXPORTERS: dict[str, Exporter] = {
 }
 
 
-def _rows(archive: Archive, serial: str, epochs: list[int]) -> Generator[Row, None, None]:
+def _rows(archive: Archive, serial: str, epochs: list[int], window: Window) -> Generator[Row, None, None]:
     for epoch in epochs:
         for seq, raw in archive.iter_raw(serial, epoch):
             try:
@@ -153,14 +155,20 @@ def _rows(archive: Archive, serial: str, epochs: list[int]) -> Generator[Row, No
                 raise ArchiveError(
                     f"archive {archive.path}: record {seq} of {serial} is damaged: {exc}"
                 ) from exc
-            yield record_row(record, epoch)
+            if window.contains(record.timestamp):
+                yield record_row(record, epoch)
 
 
 def export(
-    archive: Archive, serial: str, fmt: str, out: IO[Any] | str | os.PathLike[str], epoch: int | None = None
+    archive: Archive,
+    serial: str,
+    fmt: str,
+    out: IO[Any] | str | os.PathLike[str],
+    epoch: int | None = None,
+    window: Window | None = None,
 ) -> int:
     """Write every archived record of *serial* (every epoch, or only *epoch*) in format *fmt* to
-    *out*; returns the record count.
+    *out* (only those *window* holds); returns the record count.
 
     *out* is an open stream (text, or binary for a binary format) or a
     target for :func:`host.output_file.output_file` (a path, written to a
@@ -170,6 +178,7 @@ def export(
     OutputError when a target cannot be written; an error writing a stream
     the caller opened is the caller's, and propagates as it is.
     """
+    window = window or Window()
     exporter = EXPORTERS.get(fmt)
     if exporter is None:
         raise UsageError(f"unknown export format {fmt!r}: choose one of {', '.join(sorted(EXPORTERS))}")
@@ -177,15 +186,17 @@ def export(
     epochs = [row.epoch for row in archive.epochs(serial) if epoch is None or row.epoch == epoch]
     if isinstance(out, (str, os.PathLike)):
         with output_file(out, binary=exporter.binary) as stream:
-            return _write(exporter, archive, serial, stream, epochs)
+            return _write(exporter, archive, serial, stream, epochs, window)
     if exporter.binary == isinstance(out, io.TextIOBase):
         kind = "binary" if exporter.binary else "text"
         raise UsageError(f"format {fmt} writes {kind}; the stream given is not {kind}")
-    return _write(exporter, archive, serial, out, epochs)
+    return _write(exporter, archive, serial, out, epochs, window)
 
 
-def _write(exporter: Exporter, archive: Archive, serial: str, out: IO[Any], epochs: list[int]) -> int:
-    rows = _rows(archive, serial, epochs)
+def _write(
+    exporter: Exporter, archive: Archive, serial: str, out: IO[Any], epochs: list[int], window: Window
+) -> int:
+    rows = _rows(archive, serial, epochs, window)
     try:
         return exporter.write(rows, out)
     finally:

@@ -11,7 +11,10 @@ after the archive's count check: an altered or deleted record is an
 ArchiveError, never a point.  A unit with no sample and no fault is refused (an
 empty picture would pass for a plot); a single sample is a dot.  matplotlib
 is imported only when a plot is made, and drawn with the Agg backend (no
-display, no pyplot global state).  This module never changes the archive.
+display, no pyplot global state).  A :class:`~host.window.Window` limits the
+plot to the records whose timestamps it holds.  The picture is PNG, or any
+format matplotlib writes, chosen by the output's extension
+(:func:`format_for`): ``.svg``, ``.pdf`` ...  This module never changes the archive.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import io
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
@@ -29,7 +33,8 @@ from protocol.records import LAYOUTS, DecodedRow
 
 from .archive import Archive
 from .errors import UsageError
-from .output_file import output_file
+from .output_file import STDOUT, output_file
+from .window import Window
 
 MAX_POINTS = 2000
 """Most buckets drawn per series."""
@@ -61,18 +66,57 @@ _SERIES: tuple[tuple[Callable[[DecodedRow], float], str, str], ...] = (
 """(value of a sample row, axis label, colour) per panel."""
 
 
+DEFAULT_FORMAT = "png"
+
+
+def _formats() -> dict[str, str]:
+    """The formats matplotlib writes: extension (no dot) -> description."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError as exc:
+        raise UsageError("plotting needs matplotlib: install turbolog[plot]") from exc
+    return dict(FigureCanvasBase.get_supported_filetypes())
+
+
+def format_for(target: str | os.PathLike[str]) -> str:
+    """The picture format for *target*, by its extension: ``x.svg`` is SVG, ``x.pdf`` PDF; standard
+    output (``-``) and a name with no extension (``/dev/stdout``, a FIFO) get PNG.  UsageError for
+    an extension matplotlib does not write."""
+    name = os.fspath(target)
+    base = os.path.basename(name)
+    if name == STDOUT or "." not in base.lstrip("."):
+        return DEFAULT_FORMAT
+    extension = base.rsplit(".", 1)[1].lower()
+    formats = _formats()
+    if extension not in formats:
+        raise UsageError(
+            f"cannot draw a plot as .{extension} ({base}): use one of "
+            f"{', '.join('.' + ext for ext in sorted(formats))}"
+        )
+    return extension
+
+
 def plot_unit(
-    archive: Archive, serial: str, out: str | os.PathLike[str] | IO[bytes], epoch: int | None = None
+    archive: Archive,
+    serial: str,
+    out: str | os.PathLike[str] | IO[bytes],
+    window: Window | None = None,
+    fmt: str | None = None,
+    epoch: int | None = None,
 ) -> None:
-    """Draw the unit's samples and faults (every epoch, or only *epoch*) into a PNG at *out*: a
-    binary stream, or a target for :func:`host.output_file.output_file` (a path, a device, ``-``).
+    """Draw the unit's samples and faults (every epoch, or only *epoch*; those *window* holds) at
+    *out*: a binary stream, or a target for :func:`host.output_file.output_file` (a path, a
+    device, ``-``); in format *fmt*, by default the one :func:`format_for` gives *out* (PNG for a
+    stream).
 
     Raises :class:`~host.errors.UnknownUnit`, UsageError when matplotlib is
-    not installed or the unit has no sample and no fault archived (nothing to
-    draw; nothing is written then), and OutputError when *out* cannot be
-    written.
+    not installed, the format is unknown, or the unit has no sample and no
+    fault archived in the window (nothing to draw; nothing is written then),
+    and OutputError when *out* cannot be written.
     """
-    png = unit_png(archive, serial, epoch)
+    if fmt is None:
+        fmt = format_for(out) if isinstance(out, (str, os.PathLike)) else DEFAULT_FORMAT
+    png = unit_png(archive, serial, window, fmt, epoch)
     if isinstance(out, (str, os.PathLike)):
         with output_file(out, binary=True) as stream:
             stream.write(png)
@@ -80,19 +124,51 @@ def plot_unit(
         out.write(png)
 
 
-def unit_png(archive: Archive, serial: str, epoch: int | None = None) -> bytes:
-    """The PNG of :func:`plot_unit`."""
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """A drawn plot: its bytes in format *fmt*, and how many samples and faults it shows."""
+
+    data: bytes
+    fmt: str
+    samples: int
+    faults: int
+
+
+def unit_png(
+    archive: Archive, serial: str, window: Window | None = None, fmt: str = DEFAULT_FORMAT,
+    epoch: int | None = None,
+) -> bytes:
+    """The picture of :func:`plot_unit`, as bytes in format *fmt* (PNG by default)."""
+    return unit_picture(archive, serial, window, fmt, epoch).data
+
+
+def unit_picture(
+    archive: Archive, serial: str, window: Window | None = None, fmt: str = DEFAULT_FORMAT,
+    epoch: int | None = None,
+) -> Picture:
+    """The :class:`Picture` of :func:`plot_unit`, in format *fmt* (PNG by default), of every epoch
+    of *serial* or only *epoch*."""
+    window = window or Window()
     archive.unit(serial, epoch)
     archive.check(serial)
     epochs = [row.epoch for row in archive.epochs(serial) if epoch is None or row.epoch == epoch]
-    unit = {"serial": serial, "epoch": epoch}
-    where = "unit IN (SELECT id FROM units WHERE serial = :serial AND (:epoch IS NULL OR epoch = :epoch))"
+    span = "(:since IS NULL OR timestamp >= :since) AND (:until IS NULL OR timestamp <= :until)"
+    bounds = {"since": window.since, "until": window.until}
+    unit = {"serial": serial, "epoch": epoch, **bounds}
+    where = (
+        "unit IN (SELECT id FROM units WHERE serial = :serial AND (:epoch IS NULL OR epoch = :epoch)) "
+        f"AND {span}"
+    )
     ((samples,),) = archive.query(f"SELECT COUNT(*) FROM samples WHERE {where}", unit)
     faults = [
         (row[1], row[_SEVERITY], row[_CODE]) for number in epochs
-        for row in archive.iter_rows(serial, RecordType.FAULT, epoch=number)
+        for row in archive.iter_rows(serial, RecordType.FAULT, span, bounds, epoch=number)
     ]
     if not samples and not faults:
+        if window.bounded:
+            raise UsageError(
+                f"unit {serial} has no samples or faults archived {window.describe()}: nothing to plot"
+            )
         raise UsageError(f"unit {serial} has no samples or faults archived yet: nothing to plot")
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -102,8 +178,8 @@ def unit_png(archive: Archive, serial: str, epoch: int | None = None) -> bytes:
 
     bucket = max(1, -(-samples // MAX_POINTS))
     rows = sorted(
-        (row for number in epochs
-         for row in _buckets(archive.iter_rows(serial, RecordType.SAMPLE, epoch=number), bucket)),
+        (row for number in epochs for row in _buckets(
+            archive.iter_rows(serial, RecordType.SAMPLE, span, bounds, epoch=number), bucket)),
         key=lambda row: row[0],
     )
 
@@ -140,11 +216,16 @@ def unit_png(archive: Archive, serial: str, epoch: int | None = None) -> bytes:
     key = failure_key(code for _, code in failures)
     if key:
         figure.text(0.01, 0.005, "failures: " + "; ".join(key), fontsize="x-small", wrap=True)
+    if window.since is not None:
+        axes[-1].set_xlim(left=datetime.fromtimestamp(window.since, UTC))
+    if window.until is not None:
+        axes[-1].set_xlim(right=datetime.fromtimestamp(window.until, UTC))
     axes[-1].set_xlabel("time (UTC)")
-    figure.suptitle(f"{serial}: {samples} samples, {len(faults)} faults")
-    png = io.BytesIO()
-    figure.savefig(png, format="png", dpi=100)
-    return png.getvalue()
+    shown = f", {window.describe()}" if window.bounded else ""
+    figure.suptitle(f"{serial}: {samples} samples, {len(faults)} faults{shown}")
+    picture = io.BytesIO()
+    figure.savefig(picture, format=fmt, dpi=100)
+    return Picture(picture.getvalue(), fmt, samples, len(faults))
 
 
 def failure_key(codes: Iterable[int]) -> list[str]:

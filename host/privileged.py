@@ -12,7 +12,10 @@ as a failed attempt towards the unit's lockout.  When the answer to an
 authorised request is lost, the request may or may not have been carried out;
 the error says so, and the caller checks (CLOCK_GET, IDENTIFY) rather than
 retrying blindly.  Refusals (ERROR UNAUTHORIZED, LOCKED_OUT) are
-:class:`~host.errors.DeviceError`; a level or time that cannot be asked for is a
+:class:`~host.errors.DeviceError`; an UNAUTHORIZED one says how many attempts are left before the
+unit locks out, as the unit's own audit record of the attempt tells (section 7.6: its failures in
+a row, read back from the end of its log; the lockout comes with the :data:`LOCKOUT_AFTER`-th,
+section 7.5), or nothing more when that record cannot be read.  A level or time that cannot be asked for is a
 :class:`~host.errors.UsageError`, raised before anything is sent, so that a
 mistake of ours never costs an attempt.
 
@@ -26,23 +29,41 @@ firmware_sim.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
-from protocol.auth import KEY_LEN, REQUIRED_LEVEL, AuthenticatedRequest, AuthRequestT, sign
-from protocol.enums import AccessLevel
+from protocol.auth import (
+    KEY_LEN,
+    REQUIRED_LEVEL,
+    AuthenticatedRequest,
+    AuthOutcome,
+    AuthRequestT,
+    AuthResult,
+    sign,
+)
+from protocol.enums import AccessLevel, ErrorCode, EventKind
+from protocol.errors import ProtocolError
 from protocol.messages import (
     ClockSet,
+    ErrorResponse,
     IdentifyResponse,
     LogClear,
+    RangeEnd,
+    ReadRange,
+    Records,
 )
+from protocol.records import EventRecord, decode_record, scan_records
 
 from .archive import Archive
 from .driver import Client
-from .errors import LinkTimeout, UnknownUnit, UsageError
+from .errors import DeviceRefused, HostError, LinkTimeout, UnknownUnit, UsageError
 
 _U32_MAX = 0xFFFFFFFF
 _LEVELS = frozenset(AccessLevel)
 _SHOWN_RANGES = 5
+LOCKOUT_AFTER = 5
+"""Failures in a row at which a unit locks out (docs/protocol.md section 7.5)."""
+_TAIL = 16
+"""Records read back from the end of the log to find the audit record of a refused attempt."""
 
 
 def authenticate_and_set_clock(client: Client, key: bytes, level: AccessLevel, t: int) -> int:
@@ -51,7 +72,7 @@ def authenticate_and_set_clock(client: Client, key: bytes, level: AccessLevel, t
     if not 0 <= t <= _U32_MAX:
         raise UsageError(f"time {t} is outside what a unit's clock holds (0 .. {_U32_MAX})")
     request = _authorise(client, key, ClockSet(t, level))
-    with _outcome_unknown_on_silence(request):
+    with _outcome_unknown_on_silence(request), _attempts_left_on_refusal(client, request):
         return client.clock_set(request.new_time, level=request.level, tag=request.tag)
 
 
@@ -63,7 +84,7 @@ def authenticate_and_clear_log(client: Client, key: bytes, level: AccessLevel) -
     ``next_seq`` up to the returned first seq.
     """
     request = _authorise(client, key, LogClear(level))
-    with _outcome_unknown_on_silence(request):
+    with _outcome_unknown_on_silence(request), _attempts_left_on_refusal(client, request):
         return client.log_clear(level=request.level, tag=request.tag)
 
 
@@ -142,3 +163,63 @@ def _outcome_unknown_on_silence(request: AuthenticatedRequest) -> Iterator[None]
             f"{exc}; the {request.MSG_TYPE.name} may or may not have been carried out (an authorised "
             "request is sent once, never repeated): check the unit before trying again"
         ) from exc
+
+
+@contextmanager
+def _attempts_left_on_refusal(client: Client, request: AuthenticatedRequest) -> Iterator[None]:
+    """An UNAUTHORIZED refusal, with how many attempts are left before the unit locks out."""
+    try:
+        yield
+    except DeviceRefused as exc:
+        if exc.code != ErrorCode.UNAUTHORIZED:
+            raise
+        failures = _failures_in_a_row(client, request)
+        if failures is None:
+            raise
+        if failures >= LOCKOUT_AFTER:
+            more = f"the unit is locked out now, after {failures} failed attempts in a row"
+        else:
+            left = LOCKOUT_AFTER - failures
+            more = f"{left} attempt{'s' if left != 1 else ''} left before the unit locks out"
+        raise DeviceRefused(f"{exc}; {more}", exc.code) from exc
+
+
+def _failures_in_a_row(client: Client, request: AuthenticatedRequest) -> int | None:
+    """The failures in a row that the unit's latest audit record of a refused *request* counts
+    (docs/protocol.md 7.6), read from the end of its log; None when it cannot be read."""
+    seq: int | None = None
+    try:
+        info = client.identify()
+        start = max(info.first_seq, info.next_seq - _TAIL)
+        if start >= info.next_seq:
+            return None
+        seq = client.send(ReadRange(start, info.next_seq - start))
+        raw = b""
+        deadline = client.clock() + client.timeout
+        ended = False
+        while not ended and (left := deadline - client.clock()) > 0:
+            for response in client.receive(left):
+                if response.request_seq != seq or isinstance(response, ErrorResponse):
+                    continue
+                if isinstance(response, Records):
+                    raw += response.records
+                ended = ended or isinstance(response, RangeEnd)
+        if not ended:
+            with suppress(HostError):
+                client.abort()
+            return None
+        records, _ = scan_records(raw)
+    except (HostError, ProtocolError):
+        return None
+    finally:
+        if seq is not None:
+            client.session.forget(seq)
+    for *_, body in reversed(records):
+        record = decode_record(body)
+        if isinstance(record, EventRecord) and record.kind == EventKind.AUTH:
+            outcome = AuthOutcome.from_event_values(record.value_a, record.value_b)
+            counted = outcome.result not in (AuthResult.ACCEPTED, AuthResult.LOCKED_OUT)
+            if outcome.msg_type != request.MSG_TYPE or not counted:
+                return None
+            return outcome.failures
+    return None

@@ -163,7 +163,7 @@ def test_set_clock_needs_the_units_key(
     key, wrong = tmp_path / "maintenance.key", tmp_path / "wrong.key"
     key.write_text(keys.stdout)
     wrong.write_text("ab" * 32)
-    when = ["--time", "2031-01-01T00:00:00", "--json"]
+    when = ["--time", "2031-01-01T00:00:00", "--json", "--yes"]
 
     status, _, err = turbolog(["set-clock", served.url, "--key-file", str(wrong), *when], capsys)
     assert status == 9 and "UNAUTHORIZED" in err, err

@@ -84,8 +84,8 @@ def test_clear_log_only_when_archived_and_only_with_the_key(
 
     wrong = tmp_path / "wrong.key"
     wrong.write_text("ab" * 32)
-    assert main(["set-clock", port, "--key-file", str(wrong), "--time", "2031-01-01"]) == 9
+    assert main(["set-clock", port, "--key-file", str(wrong), "--time", "2031-01-01", "--yes"]) == 9
     assert "UNAUTHORIZED" in capsys.readouterr().err
     monkeypatch.setenv("TURBOLOG_KEY", key_file.read_text())
-    assert main(["set-clock", port, "--time", "2031-01-01T00:00:00", "--json"]) == 0
+    assert main(["set-clock", port, "--time", "2031-01-01T00:00:00", "--json", "--yes"]) == 0
     assert json.loads(capsys.readouterr().out)["after"].startswith("2031-01-01")
