@@ -101,6 +101,14 @@ examples:
   turbolog faults C60-000001 --since 30d          # the last 30 days of the unit's log (its clock)
   turbolog faults C60-000001 --since 2024-01-01 --until 2024-02-01 --severity NORMAL_SHUTDOWN
   turbolog faults C60-000001 --since 7d --relative-to now --json   # the last 7 days of this computer's clock
+  turbolog faults C60-000001 --code 5005 --detail  # each fault, its action and its freeze-frame
+  turbolog faults C60-000001 --epoch 2            # only the serial's second archived log
+""",
+    "codes": """
+examples:
+  turbolog codes                                  # every fault code: severity, subsystem, name
+  turbolog codes 5005                             # what one code means and what to do about it
+  turbolog codes --json
 """,
     "export": """
 examples:
