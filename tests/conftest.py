@@ -22,3 +22,10 @@ def require_tool(name: str) -> str:
             pytest.fail(message + "; CI must install it")
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_users_archive(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test reads or writes the user's own archive (``$XDG_DATA_HOME/turbolog``): commands run
+    without ``--db``, in this process or in a child, find a data directory of the test run's own."""
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))

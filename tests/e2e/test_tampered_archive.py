@@ -25,14 +25,15 @@ pytestmark = pytest.mark.e2e
 def test_deleted_records_are_reported_and_pulled_again(
     turbosim_unit: Callable[..., RunningUnit], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    unit = turbosim_unit(model="C30", history="400h", no_pace=True)
+    unit = turbosim_unit(model="C30", history="400h", no_pace=True, faults=["5005@200h"])
     db = tmp_path / "archive.sqlite"
     assert main(["pull", unit.url, "--db", str(db), "--json"]) == 0
     with Archive.open(db, readonly=True) as archive:
         held = list(archive.iter_raw(unit.serial))
         (fault,) = next(archive.query("SELECT MIN(seq) FROM faults"), (None,))
+        middle = "SELECT seq FROM samples ORDER BY seq LIMIT 1 OFFSET ?"
+        (sample,) = next(archive.query(middle, (len(held) // 2,)))
     assert fault is not None, "the emulated history logged no fault"
-    sample = held[len(held) // 2][0]
     with sqlite3.connect(db) as edit:
         for table, seq in (("samples", sample), ("faults", fault)):
             assert edit.execute(f"DELETE FROM {table} WHERE seq = ?", (seq,)).rowcount == 1
