@@ -7,10 +7,12 @@ protocol.messages.decode_message, as a host would.
 
 from __future__ import annotations
 
+import json
 import random
 import struct
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cobs import cobs
@@ -317,6 +319,24 @@ def test_a_count_of_0_in_a_read_set_asks_for_nothing() -> None:
     msgs = host.ask(ReadSet(((0, 3), (20, 0), (7, 1))))
     assert seqs_of(records_of(msgs)) == [0, 1, 2, 7]
     assert msgs[-1] == RangeEnd(host.seq, 0, 1000, 4, digest_of(records_of(msgs)))
+
+
+_NEEDS_AUTH_OR_UNKNOWN = ("ClockSet", "LogClear", "UnknownMessage")
+_VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "frames.json").read_text("utf-8"))
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [v for v in _VECTORS if v["msg_type"] < 0x80 and v["class"] not in _NEEDS_AUTH_OR_UNKNOWN],
+    ids=lambda v: v["name"],
+)
+def test_every_published_read_level_request_is_accepted(vector: dict[str, object]) -> None:
+    """A request the vectors publish as valid gets its answer, never an ERROR (read_set_empty too)."""
+    _, _, host = make(next_seq=10, max_window=1 << 20)
+    host.session.receive_data(bytes.fromhex(str(vector["hex"])))
+    answers = host.pull()
+    assert answers and not any(isinstance(a, ErrorResponse) for a in answers), answers
+    assert answers[-1].request_seq == vector["seq"]  # type: ignore[union-attr]
 
 
 def test_read_set_with_more_than_160_ranges_is_malformed() -> None:
