@@ -47,7 +47,7 @@ from typing import Protocol
 from protocol.auth import REQUIRED_LEVEL, AuthenticatedRequest
 from protocol.enums import AccessLevel, ErrorCode, MsgType
 from protocol.errors import FrameError, MalformedMessage, UnsupportedVersion
-from protocol.formats import MAX_PAYLOAD, MAX_SET_RANGES, NONCE_LEN, PROTOCOL_VERSION
+from protocol.formats import MAX_PAYLOAD, NONCE_LEN, PROTOCOL_VERSION
 from protocol.framing import Frame, FrameDecoder, encode_frame
 from protocol.messages import (
     SCHEMA_FINGERPRINT,
@@ -374,11 +374,10 @@ class DeviceSession:
 
     def _start_stream(self, rseq: int, ranges: list[tuple[int, int]], max_payload: int) -> None:
         """Queue a stream of *ranges* ``(start, count)`` as READ_SET asks (READ_RANGE: one range,
-        its count checked before); a stream sends its seqs in increasing order, each once."""
+        its count checked before; more than MAX_SET_RANGES ranges never parse, MALFORMED_REQUEST);
+        a stream sends its seqs in increasing order, each once."""
         window = self._unit.max_window
-        if len(ranges) > MAX_SET_RANGES:
-            self._error(rseq, ErrorCode.OUT_OF_RANGE, f"{len(ranges)} ranges, allowed 0..{MAX_SET_RANGES}")
-        elif sum(count for _, count in ranges) > window:
+        if sum(count for _, count in ranges) > window:
             self._error(rseq, ErrorCode.OUT_OF_RANGE, f"more than max_window ({window}) records")
         elif len(self._streams) >= MAX_STREAMS:
             self._error(rseq, ErrorCode.BUSY, f"{MAX_STREAMS} streams already queued")
