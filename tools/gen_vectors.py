@@ -349,6 +349,12 @@ FRAMES: list[dict[str, Any]] = [
     {"name": "error", "description": "ERROR OUT_OF_RANGE with an ASCII detail", "class": "ErrorResponse",
      "msg_type": MsgType.ERROR, "seq": 113,
      "fields": {"request_seq": 6, "code": ErrorCode.OUT_OF_RANGE, "detail": "count 5000 > max_window 1024"}},
+    {"name": "error_unsupported_version", "description": "ERROR UNSUPPORTED_VERSION: the device's answer "
+                                                         "to the version 1 IDENTIFY (seq 9) of corrupt.json's "
+                                                         "wrong_version",
+     "class": "ErrorResponse", "msg_type": MsgType.ERROR, "seq": 119,
+     "fields": {"request_seq": 9, "code": ErrorCode.UNSUPPORTED_VERSION,
+                "detail": f"protocol version 1, this device speaks {formats.PROTOCOL_VERSION}"}},
     {"name": "error_utf8", "description": "ERROR with a UTF-8 detail (multi-byte characters)",
      "class": "ErrorResponse", "msg_type": MsgType.ERROR, "seq": 114,
      "fields": {"request_seq": 4, "code": ErrorCode.UNAUTHORIZED, "detail": "accès refusé: niveau ≥ 1"}},

@@ -339,6 +339,23 @@ def test_every_published_read_level_request_is_accepted(vector: dict[str, object
     assert answers[-1].request_seq == vector["seq"]  # type: ignore[union-attr]
 
 
+def test_the_published_wrong_version_frame_gets_the_published_answer() -> None:
+    """corrupt.json's wrong_version (a version 1 IDENTIFY) is answered as frames.json's
+    error_unsupported_version says (the good frames around it, responses, get UNKNOWN_MESSAGE)."""
+    vectors = Path(__file__).resolve().parents[1] / "vectors"
+    corrupt = json.loads((vectors / "corrupt.json").read_text("utf-8"))
+    (stream,) = [v for v in corrupt["frames"] if v["name"] == "wrong_version"]
+    (answer,) = [v for v in _VECTORS if v["name"] == "error_unsupported_version"]
+    _, _, host = make(next_seq=10)
+    host.session.receive_data(bytes.fromhex(stream["hex"]))
+    errors = [to_json_fields(a) for a in host.pull() if isinstance(a, ErrorResponse)]
+    assert [e for e in errors if e["code"] != ErrorCode.UNKNOWN_MESSAGE] == [answer["decoded"]]
+
+
+def to_json_fields(msg: ErrorResponse) -> dict[str, object]:
+    return {"request_seq": msg.request_seq, "code": int(msg.code), "detail": msg.detail}
+
+
 def test_read_set_with_more_than_160_ranges_is_malformed() -> None:
     _, _, host = make(next_seq=1000)
     payload = bytes([161]) + b"".join(struct.pack("<IH", seq, 1) for seq in range(161))
