@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from cobs import cobs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware_sim.auth import AccessControl
 from firmware_sim.keystore import UnitKeys
@@ -493,6 +495,19 @@ def test_read_set_sends_in_increasing_seq_order_each_once() -> None:
     raws = records_of(msgs)
     assert seqs_of(raws) == [0, 1, 2, 3, 4, 5, 6]
     assert msgs[-1] == RangeEnd(rseq, 0, 400, 7, digest_of(raws))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 300), st.integers(0, 40)), max_size=30))
+def test_any_read_set_streams_the_union_of_its_ranges_once_in_order(ranges: list[tuple[int, int]]) -> None:
+    _, _, host = make(next_seq=250, first_seq=30, max_window=2000)
+    (rseq,) = host.send(ReadSet(tuple(ranges)))
+    msgs = host.pull()
+    raws = records_of(msgs)
+    asked = {seq for start, count in ranges for seq in range(start, start + count)}
+    wanted = sorted(seq for seq in asked if 30 <= seq < 250)
+    assert seqs_of(raws) == wanted
+    assert msgs[-1] == RangeEnd(rseq, 30, 250, len(wanted), digest_of(raws))
 
 
 def test_streams_run_first_in_first_out() -> None:
