@@ -17,7 +17,10 @@ What goes out next, whenever a new frame is due::
                                     RANGE_END, after which it is removed
 
 Immediate responses are IDENTIFY_RSP, LIVE_RSP, CLOCK_RSP, LOG_CLEAR_RSP,
-AUTH_CHALLENGE_RSP, ABORT_RSP and every ERROR.  A frame's ``seq`` is the
+AUTH_CHALLENGE_RSP, ABORT_RSP and every ERROR (also ERROR UNSUPPORTED_VERSION for
+a request whose frame verified but carries another protocol version).  A stream
+sends the seqs it was asked for in increasing order, each once, however READ_SET
+ordered or overlapped its ranges.  A frame's ``seq`` is the
 device's frame counter, taken when the frame is built, i.e. in sending order.
 
 Access control (``docs/protocol.md`` section 7): reads need nothing.  CLOCK_SET
@@ -43,8 +46,8 @@ from typing import Protocol
 
 from protocol.auth import REQUIRED_LEVEL, AuthenticatedRequest
 from protocol.enums import AccessLevel, ErrorCode, MsgType
-from protocol.errors import FrameError, MalformedMessage
-from protocol.formats import MAX_PAYLOAD, MAX_SET_RANGES, NONCE_LEN, PROTOCOL_VERSION
+from protocol.errors import FrameError, MalformedMessage, UnsupportedVersion
+from protocol.formats import MAX_PAYLOAD, NONCE_LEN, PROTOCOL_VERSION
 from protocol.framing import Frame, FrameDecoder, encode_frame
 from protocol.messages import (
     SCHEMA_FINGERPRINT,
@@ -146,6 +149,19 @@ class UnitPort(Protocol):
     def live_snapshot(self) -> Snapshot: ...
 
 
+def _normalised(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``(start, stop)`` pairs, stop exclusive, sorted and merged, from ``(start, count)`` ranges:
+    what a stream sends, in increasing seq order and each seq once (``docs/protocol.md`` 5).
+    A count of 0 asks for nothing; none left gives one empty range (RANGE_END, sent 0)."""
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted((start, start + count) for start, count in ranges if count > 0):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return merged or [(0, 0)]
+
+
 def _seq_of(raw: bytes) -> int:
     return int.from_bytes(raw[:4], "little")
 
@@ -173,7 +189,7 @@ class _Stream:
         """Record bytes per frame: the reader's max_payload, or all that fit."""
         self._prefix = request_seq.to_bytes(_REQUEST_SEQ_SIZE, "little")
         self._ranges = ranges
-        """``(start, stop)`` pairs, stop exclusive, in the order asked."""
+        """``(start, stop)`` pairs, stop exclusive, sorted and disjoint (:func:`_normalised`)."""
         self._index = 0
         self._pos = ranges[0][0]
         self._stop = self._pos
@@ -278,7 +294,14 @@ class DeviceSession:
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the line; every complete request is handled now."""
         for item in self._decoder.feed(data):
-            if isinstance(item, FrameError):
+            if isinstance(item, UnsupportedVersion) and item.msg_type in REQUEST_TYPES:
+                self.frames_in += 1
+                if len(self._immediate) >= MAX_WAITING_ANSWERS:
+                    self.requests_dropped += 1
+                else:
+                    self._error(item.seq, ErrorCode.UNSUPPORTED_VERSION,
+                                f"protocol version {item.version}, this device speaks {PROTOCOL_VERSION}")
+            elif isinstance(item, FrameError):
                 self.frames_dropped += 1
             else:
                 self.frames_in += 1
@@ -334,7 +357,10 @@ class DeviceSession:
                 self._streams.clear()
                 self._immediate.append(AbortResponse(rseq))
             case ReadRange(start_seq=start, count=count, max_payload=max_payload):
-                self._start_stream(rseq, [(start, count)], max_payload)
+                if count < 1:
+                    self._error(rseq, ErrorCode.OUT_OF_RANGE, "READ_RANGE of 0 records")
+                else:
+                    self._start_stream(rseq, [(start, count)], max_payload)
             case ReadSet(ranges=ranges, max_payload=max_payload):
                 self._start_stream(rseq, list(ranges), max_payload)
 
@@ -347,19 +373,16 @@ class DeviceSession:
         return LogClearResponse(rseq, unit.clear_log(level=request.level))
 
     def _start_stream(self, rseq: int, ranges: list[tuple[int, int]], max_payload: int) -> None:
+        """Queue a stream of *ranges* ``(start, count)`` as READ_SET asks (READ_RANGE: one range,
+        its count checked before; more than MAX_SET_RANGES ranges never parse, MALFORMED_REQUEST);
+        a stream sends its seqs in increasing order, each once."""
         window = self._unit.max_window
-        if not 1 <= len(ranges) <= MAX_SET_RANGES:
-            self._error(rseq, ErrorCode.OUT_OF_RANGE, f"{len(ranges)} ranges, allowed 1..{MAX_SET_RANGES}")
-        elif any(count < 1 for _, count in ranges):
-            self._error(rseq, ErrorCode.OUT_OF_RANGE, "a count of 0")
-        elif sum(count for _, count in ranges) > window:
+        if sum(count for _, count in ranges) > window:
             self._error(rseq, ErrorCode.OUT_OF_RANGE, f"more than max_window ({window}) records")
         elif len(self._streams) >= MAX_STREAMS:
             self._error(rseq, ErrorCode.BUSY, f"{MAX_STREAMS} streams already queued")
         else:
-            self._streams.append(
-                _Stream(rseq, [(start, start + count) for start, count in ranges], max_payload)
-            )
+            self._streams.append(_Stream(rseq, _normalised(ranges), max_payload))
 
     def _error(self, rseq: int, code: ErrorCode, detail: str) -> None:
         text = detail.encode("utf-8")[:_MAX_DETAIL].decode("utf-8", "ignore")

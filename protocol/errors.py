@@ -61,7 +61,17 @@ class LengthMismatch(FrameError):
 
 
 class UnsupportedVersion(FrameError):
-    """The frame carries a protocol version this implementation does not speak."""
+    """The frame carries a protocol version this implementation does not speak.
+
+    Its CRC verified, so ``version``, ``msg_type`` and ``seq`` (laid out alike in every
+    version) are the sender's: a device answers it with ERROR UNSUPPORTED_VERSION.
+    """
+
+    def __init__(self, message: str, *, version: int = 0, msg_type: int = 0, seq: int = 0) -> None:
+        super().__init__(message)
+        self.version = version
+        self.msg_type = msg_type
+        self.seq = seq
 
 
 class RecordError(RemoteProtocolError):

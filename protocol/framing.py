@@ -87,7 +87,10 @@ def decode_frame(stuffed: bytes) -> Frame:
         raise FrameCrcMismatch("frame CRC-32C mismatch")
     version, msg_type, seq, length = _HEADER.unpack_from(body)
     if version != formats.PROTOCOL_VERSION:
-        raise UnsupportedVersion(f"protocol version {version}, this side speaks {formats.PROTOCOL_VERSION}")
+        raise UnsupportedVersion(
+            f"protocol version {version}, this side speaks {formats.PROTOCOL_VERSION}",
+            version=version, msg_type=msg_type, seq=seq,
+        )
     if length != len(body) - MIN_FRAME:
         raise LengthMismatch(f"header says {length} payload bytes, frame has {len(body) - MIN_FRAME}")
     return Frame(msg_type, seq, body[HEADER_SIZE:-CRC_SIZE], version)

@@ -107,14 +107,15 @@ DESCRIPTIONS: dict[str, str] = {
     "tag": "access-control tag (section 7); 16 zero bytes when not used",
     "start_seq": "first record seq asked for",
     "max_payload": "record bytes per RECORDS frame at most; 0 = as many as fit (1012)",
-    "count": "number of records from `start_seq`",
+    "count": "number of records from `start_seq` (READ_SET: 0 asks for none)",
     "ranges": "one range of records",
     "protocol_version": "protocol version the device speaks (2)",
     "schema_fingerprint": "CRC-32C of the canonical text of every format (section 8)",
     "model": "model name, ASCII, 0x00-padded",
     "serial": "serial number, ASCII, 0x00-padded",
     "firmware": "firmware version, ASCII, 0x00-padded",
-    "capacity_records": "records the log can hold",
+    "capacity_records": "SAMPLE records (68 bytes) the log is sure to keep, the newest: a lower bound, "
+                        "not the most it can hold (section 5)",
     "first_seq": "oldest record seq still in the log",
     "next_seq": "seq the next record written will get",
     "device_time": "device time, Unix seconds (UTC)",
@@ -125,7 +126,7 @@ DESCRIPTIONS: dict[str, str] = {
     "snapshot": "the machine now",
     "records": "whole records (section 3), back to back, to the end of the payload",
     "first_available": "oldest record seq in the log when the stream ended",
-    "sent": "records sent for this request",
+    "sent": "records sent for this request, each seq once",
     "digest": "CRC-32C over the 4-byte CRC fields of the records sent, in order (0 if none)",
     "nonce": "challenge nonce for the access-control exchange",
     "ERROR.code": "what went wrong, see ErrorCode",
@@ -370,9 +371,14 @@ def fault_code_table() -> str:
     return "\n".join(lines)
 
 
+def schema_block() -> str:
+    """The canonical schema text (protocol.formats.schema_text), one ``;``-separated part a line."""
+    return "```\n" + "\n".join(formats.schema_text().split(";")) + "\n```"
+
+
 BLOCKS: dict[str, str] = {
     "records": "RECORD_TABLES", "faults": "FAULT_CODE_TABLE", "messages": "MESSAGE_TABLES",
-    "errors": "ERROR_TABLE",
+    "errors": "ERROR_TABLE", "schema": "SCHEMA_TEXT",
 }
 """Block marker key -> the placeholder line it replaces on the first run."""
 
@@ -382,7 +388,7 @@ def render(text: str) -> str:
     generated = Generated()
     builders: dict[str, Callable[[], str]] = {
         "records": generated.records, "faults": fault_code_table, "messages": generated.messages,
-        "errors": generated.errors,
+        "errors": generated.errors, "schema": schema_block,
     }
     for key, placeholder in BLOCKS.items():
         block = (f"<!-- generated:{key} by tools/gen_protocol_doc.py from protocol/; do not edit -->\n"

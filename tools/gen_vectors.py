@@ -267,6 +267,12 @@ def full_records() -> bytes:
     return run + record_bytes(100 + count, T0 + count, 0x7F, bytes(range(1, filler + 1)))
 
 
+COBS_FULL_DETAIL = (
+    "249 bytes of detail: with its length byte and the frame CRC, "
+    "the frame ends on a full 254-byte COBS block "
+    + "." * 249
+)[:249]
+
 FRAMES: list[dict[str, Any]] = [
     {"name": "identify", "description": "IDENTIFY: empty payload", "class": "Identify",
      "msg_type": MsgType.IDENTIFY, "seq": 1, "fields": {}},
@@ -284,7 +290,9 @@ FRAMES: list[dict[str, Any]] = [
     {"name": "read_set", "description": "READ_SET of three scattered ranges", "class": "ReadSet",
      "msg_type": MsgType.READ_SET, "seq": 7,
      "fields": {"ranges": [[5, 1], [4_100, 20], [70_000, 0xFFFF]], "max_payload": 136}},
-    {"name": "read_set_empty", "description": "READ_SET with no range (count 0)", "class": "ReadSet",
+    {"name": "read_set_empty",
+     "description": "READ_SET with no range: valid, asks for nothing (the device answers RANGE_END, sent 0)",
+     "class": "ReadSet",
      "msg_type": MsgType.READ_SET, "seq": 8, "fields": {"ranges": [], "max_payload": 0}},
     {"name": "abort", "description": "ABORT, with the highest frame seq (the next one wraps to 0)",
      "class": "Abort", "msg_type": MsgType.ABORT, "seq": 0xFFFF, "fields": {}},
@@ -341,12 +349,23 @@ FRAMES: list[dict[str, Any]] = [
     {"name": "error", "description": "ERROR OUT_OF_RANGE with an ASCII detail", "class": "ErrorResponse",
      "msg_type": MsgType.ERROR, "seq": 113,
      "fields": {"request_seq": 6, "code": ErrorCode.OUT_OF_RANGE, "detail": "count 5000 > max_window 1024"}},
+    {"name": "error_unsupported_version", "description": "ERROR UNSUPPORTED_VERSION: the device's answer "
+                                                         "to the version 1 IDENTIFY (seq 9) of corrupt.json's "
+                                                         "wrong_version",
+     "class": "ErrorResponse", "msg_type": MsgType.ERROR, "seq": 119,
+     "fields": {"request_seq": 9, "code": ErrorCode.UNSUPPORTED_VERSION,
+                "detail": f"protocol version 1, this device speaks {formats.PROTOCOL_VERSION}"}},
     {"name": "error_utf8", "description": "ERROR with a UTF-8 detail (multi-byte characters)",
      "class": "ErrorResponse", "msg_type": MsgType.ERROR, "seq": 114,
      "fields": {"request_seq": 4, "code": ErrorCode.UNAUTHORIZED, "detail": "accès refusé: niveau ≥ 1"}},
     {"name": "error_detail_max", "description": "ERROR with the longest detail (255 bytes of UTF-8)",
      "class": "ErrorResponse", "msg_type": MsgType.ERROR, "seq": 115,
      "fields": {"request_seq": 8, "code": ErrorCode.INTERNAL, "detail": "é" * 127 + "!"}},
+    {"name": "error_cobs_full_block", "description": "ERROR whose last 254 bytes (detail length, a "
+                                                     "249-byte detail, CRC) hold no 0x00: the stuffed "
+                                                     "frame ends on a full 254-byte COBS block (code 0xFF)",
+     "class": "ErrorResponse", "msg_type": MsgType.ERROR, "seq": 118,
+     "fields": {"request_seq": 8, "code": ErrorCode.INTERNAL, "detail": COBS_FULL_DETAIL}},
     {"name": "unknown_message", "description": "a message type this version does not know: kept raw, "
                                                "not fatal",
      "class": "UnknownMessage", "msg_type": 0x42, "seq": 116,
@@ -394,6 +413,9 @@ def frames_json() -> list[dict[str, Any]]:
         check(receive(wire(body)) == expect, f"reference receiver disagrees on {vector['name']}")
         check(len(body) <= formats.MAX_FRAME, f"{vector['name']} is over the frame cap")
         check(vector["name"] != "records_full" or len(body) == formats.MAX_FRAME, "records_full is not full")
+        check(vector["name"] != "error_cobs_full_block" or (0 not in body[-254:] and body[-255] == 0
+                                                             and cobs_encode(body)[-255] == 0xFF),
+              "error_cobs_full_block does not end on a full COBS block")
         out.append(entry)
     return out
 

@@ -7,13 +7,17 @@ protocol.messages.decode_message, as a host would.
 
 from __future__ import annotations
 
+import json
 import random
 import struct
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cobs import cobs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware_sim.auth import AccessControl
 from firmware_sim.keystore import UnitKeys
@@ -292,9 +296,8 @@ def test_trailing_payload_bytes_are_ignored() -> None:
     [
         ReadRange(0, 0),
         ReadRange(0, 501),
-        ReadSet(()),
-        ReadSet(((0, 10), (20, 0))),
         ReadSet(((0, 300), (400, 201))),
+        ReadSet(((0, 300), (0, 201))),
     ],
 )
 def test_bad_counts_are_out_of_range(msg: Message) -> None:
@@ -303,6 +306,56 @@ def test_bad_counts_are_out_of_range(msg: Message) -> None:
     assert isinstance(rsp, ErrorResponse)
     assert (rsp.request_seq, rsp.code) == (host.seq, ErrorCode.OUT_OF_RANGE)
     assert session.streams == 0
+
+
+@pytest.mark.parametrize("ranges", [(), ((20, 0),), ((500, 0), (1000, 0))])
+def test_a_read_set_asking_for_nothing_ends_at_once(ranges: tuple[tuple[int, int], ...]) -> None:
+    """docs/protocol.md 5: an empty READ_SET (vector read_set_empty) or one of counts 0 is valid
+    and answered with RANGE_END, sent 0, digest 0."""
+    _, _, host = make(next_seq=1000)
+    assert host.ask(ReadSet(ranges)) == [RangeEnd(host.seq, 0, 1000, 0, 0)]
+
+
+def test_a_count_of_0_in_a_read_set_asks_for_nothing() -> None:
+    _, _, host = make(next_seq=1000)
+    msgs = host.ask(ReadSet(((0, 3), (20, 0), (7, 1))))
+    assert seqs_of(records_of(msgs)) == [0, 1, 2, 7]
+    assert msgs[-1] == RangeEnd(host.seq, 0, 1000, 4, digest_of(records_of(msgs)))
+
+
+_NEEDS_AUTH_OR_UNKNOWN = ("ClockSet", "LogClear", "UnknownMessage")
+_VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "frames.json").read_text("utf-8"))
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [v for v in _VECTORS if v["msg_type"] < 0x80 and v["class"] not in _NEEDS_AUTH_OR_UNKNOWN],
+    ids=lambda v: v["name"],
+)
+def test_every_published_read_level_request_is_accepted(vector: dict[str, object]) -> None:
+    """A request the vectors publish as valid gets its answer, never an ERROR (read_set_empty too)."""
+    _, _, host = make(next_seq=10, max_window=1 << 20)
+    host.session.receive_data(bytes.fromhex(str(vector["hex"])))
+    answers = host.pull()
+    assert answers and not any(isinstance(a, ErrorResponse) for a in answers), answers
+    assert answers[-1].request_seq == vector["seq"]  # type: ignore[union-attr]
+
+
+def test_the_published_wrong_version_frame_gets_the_published_answer() -> None:
+    """corrupt.json's wrong_version (a version 1 IDENTIFY) is answered as frames.json's
+    error_unsupported_version says (the good frames around it, responses, get UNKNOWN_MESSAGE)."""
+    vectors = Path(__file__).resolve().parents[1] / "vectors"
+    corrupt = json.loads((vectors / "corrupt.json").read_text("utf-8"))
+    (stream,) = [v for v in corrupt["frames"] if v["name"] == "wrong_version"]
+    (answer,) = [v for v in _VECTORS if v["name"] == "error_unsupported_version"]
+    _, _, host = make(next_seq=10)
+    host.session.receive_data(bytes.fromhex(stream["hex"]))
+    errors = [to_json_fields(a) for a in host.pull() if isinstance(a, ErrorResponse)]
+    assert [e for e in errors if e["code"] != ErrorCode.UNKNOWN_MESSAGE] == [answer["decoded"]]
+
+
+def to_json_fields(msg: ErrorResponse) -> dict[str, object]:
+    return {"request_seq": msg.request_seq, "code": int(msg.code), "detail": msg.detail}
 
 
 def test_read_set_with_more_than_160_ranges_is_malformed() -> None:
@@ -338,10 +391,21 @@ def test_frames_failing_verification_are_dropped_silently() -> None:
     session.receive_data(bytes(corrupt) + b"\x00\x00" + b"\x07" * 2000 + b"\x00" + good)
     assert host.pull() == [ClockResponse(host.seq, 1_700_000_000)]
     assert session.frames_dropped == 2 and session.frames_in == 1
-    body = bytearray(b"\x03\x01\x01\x00\x00\x00")  # version 3, IDENTIFY, seq 1, length 0
-    body += crc32c(bytes(body)).to_bytes(4, "little")
-    session.receive_data(cobs.encode(bytes(body)) + b"\x00")
-    assert not session.has_output and session.frames_dropped == 3
+
+
+@pytest.mark.parametrize("version", [1, 3, 0xFF])
+def test_a_request_of_another_version_is_answered_unsupported_version(version: int) -> None:
+    """docs/protocol.md 2 and 5: a verified request frame of another version gets ERROR
+    UNSUPPORTED_VERSION naming its seq (in the device's version); a response-type one is dropped."""
+    _, session, host = make()
+    for msg_type, seq in ((MsgType.IDENTIFY, 0x1234), (MsgType.IDENTIFY_RSP, 9)):
+        body = bytearray(bytes([version, msg_type]) + seq.to_bytes(2, "little") + b"\x00\x00")
+        body += crc32c(bytes(body)).to_bytes(4, "little")
+        session.receive_data(cobs.encode(bytes(body)) + b"\x00")
+    rsp = error_for(host, b"")
+    assert (rsp.request_seq, rsp.code) == (0x1234, ErrorCode.UNSUPPORTED_VERSION)
+    assert str(version) in rsp.detail
+    assert not session.has_output and session.frames_dropped == 1
 
 
 # --- streams ------------------------------------------------------------------
@@ -417,13 +481,33 @@ def test_records_written_during_a_stream_are_sent() -> None:
     assert msgs[-1].next_seq == 250  # type: ignore[union-attr]
 
 
-def test_read_set_sends_range_by_range_in_order_given() -> None:
+def test_read_set_sends_in_increasing_seq_order_each_once() -> None:
+    """docs/protocol.md 5: ranges given reversed or overlapping are sorted and merged."""
     _, _, host = make(next_seq=400, first_seq=20)
     (rseq,) = host.send(ReadSet(((300, 5), (10, 15), (390, 20), (100, 1))))
     msgs = host.pull()
     raws = records_of(msgs)
-    assert seqs_of(raws) == [300, 301, 302, 303, 304, 20, 21, 22, 23, 24] + list(range(390, 400)) + [100]
+    assert seqs_of(raws) == [20, 21, 22, 23, 24, 100, 300, 301, 302, 303, 304] + list(range(390, 400))
     assert msgs[-1] == RangeEnd(rseq, 20, 400, 21, digest_of(raws))
+    _, _, host = make(next_seq=400)
+    (rseq,) = host.send(ReadSet(((5, 2), (5, 2), (0, 2), (1, 5))))
+    msgs = host.pull()
+    raws = records_of(msgs)
+    assert seqs_of(raws) == [0, 1, 2, 3, 4, 5, 6]
+    assert msgs[-1] == RangeEnd(rseq, 0, 400, 7, digest_of(raws))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 300), st.integers(0, 40)), max_size=30))
+def test_any_read_set_streams_the_union_of_its_ranges_once_in_order(ranges: list[tuple[int, int]]) -> None:
+    _, _, host = make(next_seq=250, first_seq=30, max_window=2000)
+    (rseq,) = host.send(ReadSet(tuple(ranges)))
+    msgs = host.pull()
+    raws = records_of(msgs)
+    asked = {seq for start, count in ranges for seq in range(start, start + count)}
+    wanted = sorted(seq for seq in asked if 30 <= seq < 250)
+    assert seqs_of(raws) == wanted
+    assert msgs[-1] == RangeEnd(rseq, 30, 250, len(wanted), digest_of(raws))
 
 
 def test_streams_run_first_in_first_out() -> None:

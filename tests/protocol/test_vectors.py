@@ -187,3 +187,15 @@ def test_crc_vector(vector: dict[str, Any]) -> None:
 def test_crc_parameters_and_residue() -> None:
     assert int(CRC["algorithm"]["check"], 16) == crc32c(b"123456789")
     assert int(CRC["residue"], 16) == RESIDUE
+
+
+def test_a_vector_ends_on_a_full_254_byte_cobs_block() -> None:
+    """COBS's edge: the last block of a frame is 254 non-zero bytes (code 0xFF), no final code."""
+    (vector,) = [v for v in FRAMES if v["name"] == "error_cobs_full_block"]
+    stuffed = bytes.fromhex(vector["hex"])[1:-1]
+    assert stuffed[-255] == 0xFF and 0 not in stuffed
+    (frame,) = FrameDecoder().feed(bytes.fromhex(vector["hex"]))
+    assert isinstance(frame, Frame)
+    msg = decode_message(frame)
+    assert not isinstance(msg, UnknownMessage)
+    assert encode_message(msg, frame.seq) == bytes.fromhex(vector["hex"])
