@@ -24,9 +24,12 @@ archive and never talks to a device.  Definitions, per unit:
   one-sided lower bound of :func:`host.reliability.mtbf`.
 - **availability**: the fraction of the archived calendar span (first to last
   record timestamp) the unit was *not down for a fault*.  Down time starts at
-  a failure and ends at the next FAULT_CLEARED or START event (a unit cannot
-  start while locked out), or at the end of the span if neither came.
-  None when the span is empty.
+  a failure and ends when the unit can run again: at the next START event (a
+  unit cannot start while locked out), or once every failure raised since has
+  been cleared (EVENT FAULT_CLEARED naming its code: a warning's clear does not
+  count) and the unit is at rest in STAND_BY (its state at the fault, then each
+  EVENT STATE_CHANGE's), whichever comes first; at the end of the span if
+  neither came.  None when the span is empty.
 
 A serial number with several archived logs (epochs, :mod:`host.archive`) is
 summarised per epoch as above, then the epochs are added up like this: records,
@@ -49,7 +52,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from protocol.enums import EventFlag, EventKind, RecordType, Severity, Subsystem, name_of
+from protocol.enums import EngineState, EventFlag, EventKind, RecordType, Severity, Subsystem, name_of
 from protocol.errors import RecordError
 from protocol.fault_codes import lookup
 from protocol.records import LAYOUTS, DecodedRow, FaultRecord, decode_record, record_from_row
@@ -62,7 +65,9 @@ CONFIDENCE = 0.90
 """Confidence of every MTBF bound reported here."""
 
 _FAILURE = int(Severity.NORMAL_SHUTDOWN)
-_UP_AGAIN = (int(EventKind.START), int(EventKind.FAULT_CLEARED))
+_START, _STATE_CHANGE = int(EventKind.START), int(EventKind.STATE_CHANGE)
+_CLEARED = int(EventKind.FAULT_CLEARED)
+_AT_REST = int(EngineState.STAND_BY)
 
 
 def _iso(timestamp: int | None) -> str | None:
@@ -333,8 +338,8 @@ _COUNTER_FIELDS = ("operating_s", "starts", "trips", "energy_wh")
 _COUNTERS_AT = {
     rtype: _field_indexes(rtype, *_COUNTER_FIELDS) for rtype in (RecordType.SAMPLE, RecordType.FAULT)
 }
-_CODE, _SEVERITY = _field_indexes(RecordType.FAULT, "code", "severity")
-(_KIND,) = _field_indexes(RecordType.EVENT, "kind")
+_CODE, _SEVERITY, _FAULT_STATE = _field_indexes(RecordType.FAULT, "code", "severity", "state")
+_KIND, _STATE_TO, _CLEARED_CODE = _field_indexes(RecordType.EVENT, "kind", "state_to", "value_a")
 
 
 def _summaries(archive: Archive, serial: str | None, epoch: int | None = None) -> list[UnitSummary]:
@@ -450,16 +455,37 @@ def _ends(
 def _downtime_marks(
     archive: Archive, serial: str, faults: list[DecodedRow], epoch: int
 ) -> list[tuple[int, bool]]:
-    """In seq order: (timestamp, True) when the unit failed while up, (timestamp, False) at the
-    next START or FAULT_CLEARED event, found by reading (and verifying) the events after it."""
-    failures = [(row[0], row[1]) for row in faults if row[_SEVERITY] >= _FAILURE]
+    """In seq order: (timestamp, True) when the unit failed while up, (timestamp, False) when it
+    could run again (module docstring), found by reading (and verifying) the events after it."""
+    failures = [
+        (row[0], row[1], row[_CODE], row[_FAULT_STATE]) for row in faults if row[_SEVERITY] >= _FAILURE
+    ]
     marks: list[tuple[int, bool]] = []
     i = 0
     while i < len(failures):
-        seq, timestamp = failures[i]
+        seq, timestamp, code, state = failures[i]
         marks.append((timestamp, True))
+        outstanding, at_rest = {code}, state == _AT_REST
+        i += 1
         events = archive.iter_rows(serial, RecordType.EVENT, "seq > :after", {"after": seq}, epoch=epoch)
-        up = next((row for row in events if row[_KIND] in _UP_AGAIN), None)
+        up = None
+        for event in events:
+            while i < len(failures) and failures[i][0] < event[0]:  # failed again while down
+                outstanding.add(failures[i][2])
+                i += 1
+            kind = event[_KIND]
+            if kind == _START:
+                up = event
+                break
+            if kind == _STATE_CHANGE:
+                at_rest = event[_STATE_TO] == _AT_REST
+            elif kind == _CLEARED:
+                outstanding.discard(event[_CLEARED_CODE])
+            else:
+                continue
+            if at_rest and not outstanding:
+                up = event
+                break
         events.close()
         if up is None:
             break
