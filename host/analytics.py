@@ -14,21 +14,28 @@ archive and never talks to a device.  Definitions, per unit:
   The IDENTIFY counters are reported beside, and ``counters_consistent`` says
   whether they are at or above the records' (counters never go backwards, so
   anything else means a reset or another controller under the same serial).
-- **failures**: archived faults of severity NORMAL_SHUTDOWN or above
-  (:attr:`protocol.enums.Severity.is_failure`).
+- **failures**: archived faults that the failure policy counts
+  (:mod:`host.failures`; by default ``trips``, every fault of severity
+  NORMAL_SHUTDOWN or above, :attr:`protocol.enums.Severity.is_failure`).
 - **exposure**: operating hours between the earliest and the latest archived
   records that carry counters: the hours in which the archived failures could
   have happened.  It is the unit's whole life when the archive holds its log
   from the start; records missing inside that span bias MTBF upward.
-- **MTBF**: exposure / failures, with the 90 % two-sided interval and the 90 %
-  one-sided lower bound of :func:`host.reliability.mtbf`.
+- **coverage**: exposure / the lifetime operating hours of the counters: the
+  share of the unit's life the archive covers.
+- **MTBF**: exposure / failures (hours basis ``archive``, the default), with the
+  90 % two-sided interval and the 90 % one-sided lower bound of
+  :func:`host.reliability.mtbf`.  With hours basis ``lifetime`` (only with the
+  ``trips`` policy: the device counts nothing else) it is the counters'
+  operating hours / their trips instead, and says so (``mtbf_from``).
 - **availability**: the fraction of the archived calendar span (first to last
   record timestamp) the unit was *not down for a fault*.  Down time starts at
-  a failure and ends when the unit can run again: at the next START event (a
-  unit cannot start while locked out), or once every failure raised since has
-  been cleared (EVENT FAULT_CLEARED naming its code: a warning's clear does not
-  count) and the unit is at rest in STAND_BY (its state at the fault, then each
-  EVENT STATE_CHANGE's), whichever comes first; at the end of the span if
+  a trip (whatever the failure policy: every trip stops the unit) and ends
+  when the unit can run again: at the next START event (a unit cannot start
+  while locked out), or once every trip raised since has been cleared (EVENT
+  FAULT_CLEARED naming its code: a warning's clear does not count) and the unit
+  is at rest in STAND_BY (its state at the fault, then each EVENT
+  STATE_CHANGE's), whichever comes first; at the end of the span if
   neither came.  None when the span is empty.
 
 A serial number with several archived logs (epochs, :mod:`host.archive`) is
@@ -59,6 +66,7 @@ from protocol.records import LAYOUTS, DecodedRow, FaultRecord, decode_record, re
 
 from .archive import Archive
 from .errors import ArchiveError, UsageError
+from .failures import TRIPS, FailurePolicy
 from .reliability import MtbfEstimate, availability, mtbf
 
 CONFIDENCE = 0.90
@@ -119,11 +127,44 @@ class Counters:
         }
 
 
-def _mtbf_json(estimate: MtbfEstimate) -> dict[str, Any]:
+BASES = ("archive", "lifetime")
+"""Hours (and failures) MTBF is computed over: the archive's exposure and the policy's failures,
+or the device's lifetime counters (operating hours, trips)."""
+
+
+def check_basis(basis: str, policy: FailurePolicy) -> None:
+    """UsageError unless MTBF can be computed over *basis* under *policy*."""
+    if basis not in BASES:
+        raise UsageError(f"--hours: {basis!r} is neither archive nor lifetime")
+    if basis == "lifetime" and policy.name != "trips":
+        raise UsageError(
+            f"--hours lifetime counts the device's trips counter: it cannot apply the {policy.label} "
+            "policy (use --hours archive)"
+        )
+
+
+def _estimate(basis: str, exposure: float, failures: int, counters: Counters) -> MtbfEstimate:
+    if basis == "lifetime":
+        return mtbf(counters.operating_hours, counters.trips, CONFIDENCE)
+    return mtbf(exposure, failures, CONFIDENCE)
+
+
+def _coverage(exposure: float, lifetime: float) -> float | None:
+    return round(min(exposure / lifetime, 1.0), 4) if lifetime > 0 else None
+
+
+def _mtbf_json(estimate: MtbfEstimate, basis: str = "archive") -> dict[str, Any]:
     def finite(value: float | None) -> float | None:
         return None if value is None or value == float("inf") else _hours(value)
 
     return {
+        "mtbf_from": {
+            "basis": basis,
+            "hours": _hours(estimate.hours),
+            "failures": estimate.failures,
+            "source": "lifetime counters (operating hours, trips)" if basis == "lifetime"
+            else "archived records (exposure, failures under the policy)",
+        },
         "mtbf_hours": finite(estimate.point),
         "mtbf_lower90": finite(estimate.lower_one_sided),
         "mtbf_ci90": [finite(estimate.ci_low), finite(estimate.ci_high)],
@@ -163,6 +204,15 @@ class UnitSummary:
     """Whether this epoch's counters carry on from the epoch before."""
     parts: tuple[UnitSummary, ...] = ()
     """The epochs added up here (empty for one epoch)."""
+    policy: FailurePolicy = TRIPS
+    basis: str = "archive"
+    failures_by_code: dict[int, int] = field(default_factory=dict)
+    """Failures (under the policy) per fault code."""
+
+    @property
+    def coverage(self) -> float | None:
+        """The share of the unit's lifetime operating hours the archive covers."""
+        return _coverage(self.exposure_hours, self.counters.operating_hours)
 
     @property
     def availability(self) -> float | None:
@@ -203,12 +253,20 @@ class UnitSummary:
             "counters_consistent": self.counters_consistent,
             "faults_by_severity": _severity_json(self.faults_by_severity),
             "faults_by_code": {str(code): self.faults_by_code[code] for code in sorted(self.faults_by_code)},
+            "failures_policy": self.policy.to_json(),
             "failures": self.failures,
+            "failures_by_code": _by_code_json(self.failures_by_code),
             "exposure_hours": _hours(self.exposure_hours),
-            **_mtbf_json(self.mtbf),
+            "coverage": self.coverage,
+            **_mtbf_json(self.mtbf, self.basis),
             "downtime_hours": _hours(self.downtime_s / 3600),
             "availability": self.availability,
         }
+
+
+def _by_code_json(counts: dict[int, int]) -> dict[str, int]:
+    """Counts per code, most first (Pareto order), then by code."""
+    return {str(code): count for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,31 +286,53 @@ class ModelSummary:
     mtbf: MtbfEstimate
     downtime_s: int
     span_s: int
+    policy: FailurePolicy = TRIPS
+    basis: str = "archive"
+    failures_by_code: dict[int, int] = field(default_factory=dict)
 
     @classmethod
-    def pool(cls, model: str, units: Iterable[UnitSummary]) -> ModelSummary:
+    def pool(
+        cls, model: str, units: Iterable[UnitSummary], policy: FailurePolicy = TRIPS, basis: str = "archive"
+    ) -> ModelSummary:
         members = list(units)
         severity: dict[int, int] = defaultdict(int)
+        by_code: dict[int, int] = defaultdict(int)
         for unit in members:
             for level, count in unit.faults_by_severity.items():
                 severity[level] += count
+            for code, count in unit.failures_by_code.items():
+                by_code[code] += count
         exposure = sum(unit.exposure_hours for unit in members)
         failures = sum(unit.failures for unit in members)
+        lifetime = Counters(
+            sum(unit.counters.operating_hours for unit in members),
+            sum(unit.counters.starts for unit in members),
+            sum(unit.counters.kwh for unit in members),
+            sum(unit.counters.trips for unit in members),
+        )
         return cls(
             model=model,
             units=len(members),
-            operating_hours=sum(unit.counters.operating_hours for unit in members),
-            starts=sum(unit.counters.starts for unit in members),
-            kwh=sum(unit.counters.kwh for unit in members),
-            trips=sum(unit.counters.trips for unit in members),
+            operating_hours=lifetime.operating_hours,
+            starts=lifetime.starts,
+            kwh=lifetime.kwh,
+            trips=lifetime.trips,
             records=sum(unit.records for unit in members),
             faults_by_severity=dict(severity),
             failures=failures,
             exposure_hours=exposure,
-            mtbf=mtbf(exposure, failures, CONFIDENCE),
+            mtbf=_estimate(basis, exposure, failures, lifetime),
             downtime_s=sum(unit.downtime_s for unit in members),
             span_s=sum(unit.span_s for unit in members),
+            policy=policy,
+            basis=basis,
+            failures_by_code=dict(by_code),
         )
+
+    @property
+    def coverage(self) -> float | None:
+        """The share of the units' lifetime operating hours the archive covers."""
+        return _coverage(self.exposure_hours, self.operating_hours)
 
     @property
     def availability(self) -> float | None:
@@ -268,9 +348,12 @@ class ModelSummary:
             "trips": self.trips,
             "records": self.records,
             "faults_by_severity": _severity_json(self.faults_by_severity),
+            "failures_policy": self.policy.to_json(),
             "failures": self.failures,
+            "failures_by_code": _by_code_json(self.failures_by_code),
             "exposure_hours": _hours(self.exposure_hours),
-            **_mtbf_json(self.mtbf),
+            "coverage": self.coverage,
+            **_mtbf_json(self.mtbf, self.basis),
             "downtime_hours": _hours(self.downtime_s / 3600),
             "availability": self.availability,
         }
@@ -292,23 +375,29 @@ class FleetSummary:
         }
 
 
-def unit_summary(archive: Archive, serial: str, epoch: int | None = None) -> UnitSummary:
-    """Summary of one unit, every epoch of it or only *epoch*; raises
-    :class:`~host.errors.UnknownUnit` if it (or that epoch) is not archived."""
+def unit_summary(
+    archive: Archive, serial: str, epoch: int | None = None, *,
+    policy: FailurePolicy = TRIPS, basis: str = "archive",
+) -> UnitSummary:
+    """Summary of one unit, every epoch of it or only *epoch*, failures counted by *policy* and
+    MTBF over *basis* (:data:`BASES`); raises :class:`~host.errors.UnknownUnit` if it (or that
+    epoch) is not archived, UsageError for a basis the policy cannot use."""
+    check_basis(basis, policy)
     archive.unit(serial, epoch)
-    (summary,) = _summaries(archive, serial, epoch)
+    (summary,) = _summaries(archive, serial, epoch, policy, basis)
     return summary
 
 
-def fleet_summary(archive: Archive) -> FleetSummary:
+def fleet_summary(archive: Archive, *, policy: FailurePolicy = TRIPS, basis: str = "archive") -> FleetSummary:
     """Summaries of every unit (all its epochs), pooled per model and over the fleet."""
-    units = _summaries(archive, None)
+    check_basis(basis, policy)
+    units = _summaries(archive, None, None, policy, basis)
     by_model: dict[str, list[UnitSummary]] = defaultdict(list)
     for unit in units:
         by_model[unit.model].append(unit)
     return FleetSummary(
-        total=ModelSummary.pool("all", units),
-        models=tuple(ModelSummary.pool(model, by_model[model]) for model in sorted(by_model)),
+        total=ModelSummary.pool("all", units, policy, basis),
+        models=tuple(ModelSummary.pool(model, by_model[model], policy, basis) for model in sorted(by_model)),
         units=tuple(units),
     )
 
@@ -338,15 +427,21 @@ _COUNTER_FIELDS = ("operating_s", "starts", "trips", "energy_wh")
 _COUNTERS_AT = {
     rtype: _field_indexes(rtype, *_COUNTER_FIELDS) for rtype in (RecordType.SAMPLE, RecordType.FAULT)
 }
-_CODE, _SEVERITY, _FAULT_STATE = _field_indexes(RecordType.FAULT, "code", "severity", "state")
+_CODE, _SEVERITY, _SUBSYSTEM, _FLAGS, _FAULT_STATE = _field_indexes(
+    RecordType.FAULT, "code", "severity", "subsystem", "flags", "state"
+)
 _KIND, _STATE_TO, _CLEARED_CODE = _field_indexes(RecordType.EVENT, "kind", "state_to", "value_a")
 
 
-def _summaries(archive: Archive, serial: str | None, epoch: int | None = None) -> list[UnitSummary]:
+def _summaries(
+    archive: Archive, serial: str | None, epoch: int | None, policy: FailurePolicy, basis: str
+) -> list[UnitSummary]:
     """Summaries of the unit *serial* (all its epochs, or *epoch*), or of every unit when it is None."""
     by_serial: dict[str, list[UnitSummary]] = defaultdict(list)
-    for summary in _epoch_summaries(archive, serial, epoch):
-        by_serial[summary.serial].append(summary)
+    for summary in _epoch_summaries(archive, serial, epoch, policy):
+        by_serial[summary.serial].append(replace(summary, basis=basis, mtbf=_estimate(
+            basis, summary.exposure_hours, summary.failures, summary.counters
+        )))
     return [_combine(parts) for parts in by_serial.values()]
 
 
@@ -359,11 +454,14 @@ def _combine(parts: list[UnitSummary]) -> UnitSummary:
         counters = counters.plus(part.counters, before.counters if before and part.continues else None)
     by_severity: dict[int, int] = defaultdict(int)
     by_code: dict[int, int] = defaultdict(int)
+    failed_by_code: dict[int, int] = defaultdict(int)
     for part in parts:
         for level, count in part.faults_by_severity.items():
             by_severity[level] += count
         for code, count in part.faults_by_code.items():
             by_code[code] += count
+        for code, count in part.failures_by_code.items():
+            failed_by_code[code] += count
     firsts = [part.first_record for part in parts if part.first_record is not None]
     lasts = [part.last_record for part in parts if part.last_record is not None]
     exposure = sum(part.exposure_hours for part in parts)
@@ -384,14 +482,19 @@ def _combine(parts: list[UnitSummary]) -> UnitSummary:
         faults_by_code=dict(by_code),
         failures=failures,
         exposure_hours=exposure,
-        mtbf=mtbf(exposure, failures, CONFIDENCE),
+        mtbf=_estimate(latest.basis, exposure, failures, counters),
         downtime_s=sum(part.downtime_s for part in parts),
         span_s=sum(part.span_s for part in parts),
         parts=tuple(parts),
+        policy=latest.policy,
+        basis=latest.basis,
+        failures_by_code=dict(failed_by_code),
     )
 
 
-def _epoch_summaries(archive: Archive, serial: str | None, epoch: int | None) -> list[UnitSummary]:
+def _epoch_summaries(
+    archive: Archive, serial: str | None, epoch: int | None, policy: FailurePolicy
+) -> list[UnitSummary]:
     """One summary per archived epoch, by serial then epoch."""
     archive.check(serial)
     which = (
@@ -415,10 +518,17 @@ def _epoch_summaries(archive: Archive, serial: str | None, epoch: int | None) ->
         faults = list(archive.iter_rows(serial_, RecordType.FAULT, epoch=number))
         ends = _ends(archive, unit, serial_, faults, number)
         by_kind = [(fault[_SEVERITY], fault[_CODE], 1) for fault in faults]
+        failed: dict[int, int] = defaultdict(int)
+        for fault in faults:
+            if policy.counts(fault[_CODE], fault[_SEVERITY], fault[_SUBSYSTEM], fault[_FLAGS]):
+                failed[fault[_CODE]] += 1
         marks = _downtime_marks(archive, serial_, faults, number)
-        summary = _summarise(row[:9], ends, by_kind, evicted.get(unit, 0), marks)
+        summary = _summarise(row[:9], ends, by_kind, evicted.get(unit, 0), marks, sum(failed.values()))
         log_id = None if row[10] is None else bytes(row[10])
-        summaries.append(replace(summary, epoch=number, log_id=log_id, continues=bool(row[11])))
+        summaries.append(replace(
+            summary, epoch=number, log_id=log_id, continues=bool(row[11]), policy=policy,
+            failures_by_code=dict(failed),
+        ))
     return summaries
 
 
@@ -516,6 +626,7 @@ def _summarise(
     faults: list[tuple[int, int, int]],
     evicted: int,
     marks: list[tuple[int, bool]],
+    failures: int,
 ) -> UnitSummary:
     _, serial, model, firmware, record_count, operating_s, starts, trips, energy_wh = unit
     identify = Counters.from_wire(operating_s, starts, trips, energy_wh)
@@ -535,7 +646,6 @@ def _summarise(
     for level, code, count in faults:
         by_severity[level] += count
         by_code[code] += count
-    failures = sum(count for level, count in by_severity.items() if level >= _FAILURE)
     return UnitSummary(
         serial=serial,
         model=model,
