@@ -28,6 +28,13 @@ archive and never talks to a device.  Definitions, per unit:
   :func:`host.reliability.mtbf`.  With hours basis ``lifetime`` (only with the
   ``trips`` policy: the device counts nothing else) it is the counters'
   operating hours / their trips instead, and says so (``mtbf_from``).
+- **breakdowns**: failures per fault code and per subsystem (Pareto order: most
+  first), each with its MTBF over the same exposure; failures per 1,000 starts,
+  over the starts the archive covers (between the same records as exposure).
+- **planned down time**: the durations of the EVENT SERVICE records (logged
+  when a planned service or overhaul ends, its downtime in ``value_b``), clipped
+  to the archived span.  ``availability`` counts forced down time only (below);
+  ``availability_with_planned`` counts both.
 - **availability**: the fraction of the archived calendar span (first to last
   record timestamp) the unit was *not down for a fault*.  Down time starts at
   a trip (whatever the failure policy: every trip stops the unit) and ends
@@ -74,7 +81,7 @@ CONFIDENCE = 0.90
 
 _FAILURE = int(Severity.NORMAL_SHUTDOWN)
 _START, _STATE_CHANGE = int(EventKind.START), int(EventKind.STATE_CHANGE)
-_CLEARED = int(EventKind.FAULT_CLEARED)
+_CLEARED, _SERVICE = int(EventKind.FAULT_CLEARED), int(EventKind.SERVICE)
 _AT_REST = int(EngineState.STAND_BY)
 
 
@@ -208,6 +215,15 @@ class UnitSummary:
     basis: str = "archive"
     failures_by_code: dict[int, int] = field(default_factory=dict)
     """Failures (under the policy) per fault code."""
+    failures_by_subsystem: dict[int, int] = field(default_factory=dict)
+    exposure_starts: int = 0
+    """Starts between the records exposure is measured between."""
+    planned_s: int = 0
+    """Planned (service) down time within the span."""
+
+    @property
+    def availability_with_planned(self) -> float | None:
+        return _with_planned(self.span_s, self.downtime_s, self.planned_s)
 
     @property
     def coverage(self) -> float | None:
@@ -260,8 +276,50 @@ class UnitSummary:
             "coverage": self.coverage,
             **_mtbf_json(self.mtbf, self.basis),
             "downtime_hours": _hours(self.downtime_s / 3600),
+            "planned_downtime_hours": _hours(self.planned_s / 3600),
             "availability": self.availability,
+            "availability_with_planned": self.availability_with_planned,
+            "breakdown": breakdown_json(
+                self.failures_by_code, self.failures_by_subsystem, self.exposure_hours, self.exposure_starts
+            ),
         }
+
+
+def _with_planned(span_s: int, forced_s: int, planned_s: int) -> float | None:
+    return availability(span_s, min(forced_s + planned_s, span_s)) if span_s > 0 else None
+
+
+def _pareto(counts: dict[int, int]) -> list[tuple[int, int]]:
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def breakdown_json(
+    failures_by_code: dict[int, int], failures_by_subsystem: dict[int, int], exposure: float, starts: int
+) -> dict[str, Any]:
+    """Failures per code and per subsystem (Pareto order) with their MTBF over *exposure*, and
+    failures per 1,000 of the *starts* in it."""
+    total = sum(failures_by_code.values())
+
+    def row(count: int) -> dict[str, Any]:
+        return {
+            "failures": count,
+            "share": round(count / total, 4) if total else None,
+            **_mtbf_json(mtbf(exposure, count, CONFIDENCE)),
+        }
+
+    return {
+        "exposure_hours": _hours(exposure),
+        "exposure_starts": starts,
+        "failures_per_1000_starts": round(1000 * total / starts, 3) if starts else None,
+        "by_code": [
+            {"code": code, "name": definition.name if (definition := lookup(code)) else None, **row(count)}
+            for code, count in _pareto(failures_by_code)
+        ],
+        "by_subsystem": [
+            {"subsystem": name_of(Subsystem, subsystem), **row(count)}
+            for subsystem, count in _pareto(failures_by_subsystem)
+        ],
+    }
 
 
 def _by_code_json(counts: dict[int, int]) -> dict[str, int]:
@@ -289,6 +347,13 @@ class ModelSummary:
     policy: FailurePolicy = TRIPS
     basis: str = "archive"
     failures_by_code: dict[int, int] = field(default_factory=dict)
+    failures_by_subsystem: dict[int, int] = field(default_factory=dict)
+    exposure_starts: int = 0
+    planned_s: int = 0
+
+    @property
+    def availability_with_planned(self) -> float | None:
+        return _with_planned(self.span_s, self.downtime_s, self.planned_s)
 
     @classmethod
     def pool(
@@ -297,11 +362,14 @@ class ModelSummary:
         members = list(units)
         severity: dict[int, int] = defaultdict(int)
         by_code: dict[int, int] = defaultdict(int)
+        by_subsystem: dict[int, int] = defaultdict(int)
         for unit in members:
             for level, count in unit.faults_by_severity.items():
                 severity[level] += count
             for code, count in unit.failures_by_code.items():
                 by_code[code] += count
+            for subsystem, count in unit.failures_by_subsystem.items():
+                by_subsystem[subsystem] += count
         exposure = sum(unit.exposure_hours for unit in members)
         failures = sum(unit.failures for unit in members)
         lifetime = Counters(
@@ -327,6 +395,9 @@ class ModelSummary:
             policy=policy,
             basis=basis,
             failures_by_code=dict(by_code),
+            failures_by_subsystem=dict(by_subsystem),
+            exposure_starts=sum(unit.exposure_starts for unit in members),
+            planned_s=sum(unit.planned_s for unit in members),
         )
 
     @property
@@ -355,7 +426,12 @@ class ModelSummary:
             "coverage": self.coverage,
             **_mtbf_json(self.mtbf, self.basis),
             "downtime_hours": _hours(self.downtime_s / 3600),
+            "planned_downtime_hours": _hours(self.planned_s / 3600),
             "availability": self.availability,
+            "availability_with_planned": self.availability_with_planned,
+            "breakdown": breakdown_json(
+                self.failures_by_code, self.failures_by_subsystem, self.exposure_hours, self.exposure_starts
+            ),
         }
 
 
@@ -430,7 +506,9 @@ _COUNTERS_AT = {
 _CODE, _SEVERITY, _SUBSYSTEM, _FLAGS, _FAULT_STATE = _field_indexes(
     RecordType.FAULT, "code", "severity", "subsystem", "flags", "state"
 )
-_KIND, _STATE_TO, _CLEARED_CODE = _field_indexes(RecordType.EVENT, "kind", "state_to", "value_a")
+_KIND, _STATE_TO, _CLEARED_CODE, _DURATION = _field_indexes(
+    RecordType.EVENT, "kind", "state_to", "value_a", "value_b"
+)
 
 
 def _summaries(
@@ -455,7 +533,10 @@ def _combine(parts: list[UnitSummary]) -> UnitSummary:
     by_severity: dict[int, int] = defaultdict(int)
     by_code: dict[int, int] = defaultdict(int)
     failed_by_code: dict[int, int] = defaultdict(int)
+    failed_by_subsystem: dict[int, int] = defaultdict(int)
     for part in parts:
+        for subsystem, count in part.failures_by_subsystem.items():
+            failed_by_subsystem[subsystem] += count
         for level, count in part.faults_by_severity.items():
             by_severity[level] += count
         for code, count in part.faults_by_code.items():
@@ -489,6 +570,9 @@ def _combine(parts: list[UnitSummary]) -> UnitSummary:
         policy=latest.policy,
         basis=latest.basis,
         failures_by_code=dict(failed_by_code),
+        failures_by_subsystem=dict(failed_by_subsystem),
+        exposure_starts=sum(part.exposure_starts for part in parts),
+        planned_s=sum(part.planned_s for part in parts),
     )
 
 
@@ -519,15 +603,18 @@ def _epoch_summaries(
         ends = _ends(archive, unit, serial_, faults, number)
         by_kind = [(fault[_SEVERITY], fault[_CODE], 1) for fault in faults]
         failed: dict[int, int] = defaultdict(int)
+        failed_subsystem: dict[int, int] = defaultdict(int)
         for fault in faults:
             if policy.counts(fault[_CODE], fault[_SEVERITY], fault[_SUBSYSTEM], fault[_FLAGS]):
                 failed[fault[_CODE]] += 1
+                failed_subsystem[fault[_SUBSYSTEM]] += 1
         marks = _downtime_marks(archive, serial_, faults, number)
         summary = _summarise(row[:9], ends, by_kind, evicted.get(unit, 0), marks, sum(failed.values()))
         log_id = None if row[10] is None else bytes(row[10])
         summaries.append(replace(
             summary, epoch=number, log_id=log_id, continues=bool(row[11]), policy=policy,
-            failures_by_code=dict(failed),
+            failures_by_code=dict(failed), failures_by_subsystem=dict(failed_subsystem),
+            planned_s=_planned(archive, serial_, number, summary.first_record, summary.last_record),
         ))
     return summaries
 
@@ -605,6 +692,16 @@ def _downtime_marks(
     return marks
 
 
+def _planned(archive: Archive, serial: str, epoch: int, first: int | None, last: int | None) -> int:
+    """Seconds of planned down time (EVENT SERVICE, its duration in value_b) within [first, last]."""
+    if first is None or last is None:
+        return 0
+    services = archive.iter_rows(serial, RecordType.EVENT, "kind = :kind", {"kind": _SERVICE}, epoch=epoch)
+    return sum(
+        max(min(row[1], last) - max(row[1] - row[_DURATION], first), 0) for row in services
+    )
+
+
 def _downtime(marks: list[tuple[int, bool]], span_end: int) -> int:
     """Seconds down: from each failure to the next time the unit was up again (or *span_end*)."""
     down = 0
@@ -635,8 +732,9 @@ def _summarise(
         first, last = with_counters[0], with_counters[-1]
         counters, counters_from = Counters.from_wire(*last[2:]), "records"
         exposure = (last[2] - first[2]) / 3600
+        exposure_starts = last[3] - first[3]
     else:
-        counters, counters_from, exposure = identify, "identify", 0.0
+        counters, counters_from, exposure, exposure_starts = identify, "identify", 0.0, 0
     stamps = sorted(end[1:3] for end in ends)
     first_record = stamps[0][1] if stamps else None
     last_record = stamps[-1][1] if stamps else None
@@ -664,6 +762,7 @@ def _summarise(
         mtbf=mtbf(exposure, failures, CONFIDENCE),
         downtime_s=min(max(_downtime(marks, last_record), 0), span) if last_record is not None else 0,
         span_s=span,
+        exposure_starts=max(exposure_starts, 0),
     )
 
 

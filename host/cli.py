@@ -385,6 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also draw MTBF per model with its interval, and fleet hours over time "
         "(- for standard output, instead of the table)",
     )
+    fleet.add_argument(
+        "--breakdown", action="store_true",
+        help="also failures per 1,000 starts, forced and planned down time per model, and failures "
+        "by subsystem and by code, most first, each with its MTBF (--json always has them)",
+    )
     auth = _Parser(add_help=False)
     auth.add_argument(
         "--key-file",
@@ -706,8 +711,15 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
     elif point is None:
         mtbf = f"no failures yet; lower bound (90 %) {_fmt_hours(report['mtbf_lower90'])}"
     out.text(f"  MTBF             {mtbf}")
+    if summary.exposure_starts:
+        per = 1000 * summary.failures / summary.exposure_starts
+        out.text(f"  per 1,000 starts {per:,.2f} failures ({summary.exposure_starts:,} archived starts)")
     if report["availability"] is not None:
-        out.text(f"  availability     {100 * report['availability']:.2f} %")
+        planned = (
+            f"; {100 * report['availability_with_planned']:.2f} % with "
+            f"{report['planned_downtime_hours']:,.1f} h planned service"
+        )
+        out.text(f"  availability     {100 * report['availability']:.2f} % (forced outages){planned}")
     if summary.evicted:
         out.text(
             out.style.yellow(f"  {summary.evicted:,} records were evicted on the unit before they were read")
@@ -960,7 +972,7 @@ def cmd_live(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
-    from .fleet_report import fleet_png, fleet_table
+    from .fleet_report import breakdown_text, fleet_png, fleet_table
 
     png: bytes | None = None
     left_out: tuple[str, ...] = ()
@@ -979,6 +991,8 @@ def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
             out.json(report.to_json())
         else:
             out.text(report.to_text())
+            if args.breakdown:
+                out.text("\n" + breakdown_text(report))
     if args.plot and args.plot != STDOUT:
         print(f"plot written to {describe(args.plot)}", file=out.err)
     if left_out:

@@ -132,8 +132,53 @@ class FleetReport:
         return "\n".join(lines)
 
 
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
+def _table(rows: list[list[str]]) -> list[str]:
+    """Rows of cells, the first column left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join([row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(row[1:], widths[1:],
+                                                                                      strict=True))]).rstrip()
+        for row in rows
+    ]
+
+
+def breakdown_text(report: FleetReport) -> str:
+    """Failures per 1,000 starts and availability per model, then the fleet's failures by subsystem
+    and by code in Pareto order, each with its MTBF over the fleet's exposure."""
+    percent = f"{CONFIDENCE:.0%}"
+    lines = [f"failures ({report.policy.name}) per 1,000 starts, and availability "
+             "(forced outages; with planned service too)"]
+    rows = [["model", "archived starts", "failures", "per 1,000 starts", "forced down h", "planned down h",
+             "availability", "with planned"]]
+    for summary in (*report.models, report.total):
+        perk = 1000 * summary.failures / summary.exposure_starts if summary.exposure_starts else None
+        rows.append([
+            summary.model, f"{summary.exposure_starts:,}", f"{summary.failures:,}",
+            "-" if perk is None else f"{perk:,.2f}", f"{summary.downtime_s / 3600:,.0f}",
+            f"{summary.planned_s / 3600:,.0f}", _percent(summary.availability, 2),
+            _percent(summary.availability_with_planned, 2),
+        ])
+    lines += _table(rows)
+    breakdown = report.total.to_json()["breakdown"]
+    for key, title in (("by_subsystem", "subsystem"), ("by_code", "code")):
+        lines += ["", f"failures by {title}, all models (most first), MTBF over "
+                  f"{report.total.exposure_hours:,.0f} h"]
+        rows = [[title, "failures", "share", "cumulative", "MTBF h", f"{percent} interval h"]]
+        cumulative = 0.0
+        for entry in breakdown[key]:
+            cumulative += entry["share"]
+            label = entry["subsystem"].lower() if key == "by_subsystem" else (
+                f"{entry['code']} {entry['name'] or '(unknown code)'}"
+            )
+            low, high = entry["mtbf_ci90"]
+            rows.append([label, f"{entry['failures']:,}", _percent(entry["share"]), _percent(cumulative),
+                         _number(entry["mtbf_hours"]), f"[{_number(low)}, {_number(high)}]"])
+        lines += _table(rows) if len(rows) > 1 else ["  no failures"]
+    return "\n".join(lines)
+
+
+def _percent(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}%}"
 
 
 def fleet_table(archive: Archive, *, policy: FailurePolicy = TRIPS, basis: str = "archive") -> FleetReport:
