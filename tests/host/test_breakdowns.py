@@ -127,3 +127,23 @@ def test_the_fleet_breakdown_in_pareto_order(db: Path, capsys: pytest.CaptureFix
     assert rows == [["engine", "4"], ["grid", "2"]]
     total = next(line for line in lines if line.startswith("all") and "150.00" in line)
     assert "99.00%" in total and "95.50%" in total
+
+
+def test_an_emulated_units_services_are_its_planned_down_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A baseload C60 over 17,000 h passes 8,000 and 16,000 operating hours: two services of 48 h
+    each (docs/simulation.md section 6), 96 h of planned down time, none of it counted as forced."""
+    from firmware_sim.cli import main as turbosim
+
+    image, db = tmp_path / "s.img", tmp_path / "a.sqlite"
+    assert turbosim(["run", "--flash", str(image), "--history", "17000h", "--seed", "5",
+                     "--sample-interval", "1h"]) == 0
+    assert main(["ingest", str(image), "--db", str(db)]) == 0
+    _, out = run(["summary", "C60-000005", "--db", str(db), "--json"], capsys)
+    report = json.loads(out)
+    assert 16_000 < report["operating_hours"] < 17_000
+    assert report["planned_downtime_hours"] == 96.0
+    assert report["downtime_hours"] < 48
+    span_h = 96 / (report["availability"] - report["availability_with_planned"])
+    assert span_h == pytest.approx(17_000, rel=0.01)
