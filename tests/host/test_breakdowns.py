@@ -147,3 +147,16 @@ def test_an_emulated_units_services_are_its_planned_down_time(
     assert report["downtime_hours"] < 48
     span_h = 96 / (report["availability"] - report["availability_with_planned"])
     assert span_h == pytest.approx(17_000, rel=0.01)
+
+
+def test_each_breakdowns_bounds_match_scipy(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every MTBF bound of the breakdown, against SciPy's chi-square quantiles (an independent oracle)."""
+    chi2 = pytest.importorskip("scipy.stats").chi2
+    _, out = run(["fleet", "--db", str(db), "--json"], capsys)
+    breakdown = json.loads(out)["total"]["breakdown"]
+    two_t = 2 * breakdown["exposure_hours"]
+    for entry in breakdown["by_code"] + breakdown["by_subsystem"]:
+        r = entry["failures"]
+        assert entry["mtbf_lower90"] == pytest.approx(two_t / chi2.ppf(0.90, 2 * r + 2), abs=1e-3)
+        assert entry["mtbf_ci90"][0] == pytest.approx(two_t / chi2.ppf(0.95, 2 * r + 2), abs=1e-3)
+        assert entry["mtbf_ci90"][1] == pytest.approx(two_t / chi2.ppf(0.05, 2 * r), abs=1e-3)
