@@ -14,19 +14,36 @@ archive and never talks to a device.  Definitions, per unit:
   The IDENTIFY counters are reported beside, and ``counters_consistent`` says
   whether they are at or above the records' (counters never go backwards, so
   anything else means a reset or another controller under the same serial).
-- **failures**: archived faults of severity NORMAL_SHUTDOWN or above
-  (:attr:`protocol.enums.Severity.is_failure`).
+- **failures**: archived faults that the failure policy counts
+  (:mod:`host.failures`; by default ``trips``, every fault of severity
+  NORMAL_SHUTDOWN or above, :attr:`protocol.enums.Severity.is_failure`).
 - **exposure**: operating hours between the earliest and the latest archived
   records that carry counters: the hours in which the archived failures could
   have happened.  It is the unit's whole life when the archive holds its log
   from the start; records missing inside that span bias MTBF upward.
-- **MTBF**: exposure / failures, with the 90 % two-sided interval and the 90 %
-  one-sided lower bound of :func:`host.reliability.mtbf`.
+- **coverage**: exposure / the lifetime operating hours of the counters: the
+  share of the unit's life the archive covers.
+- **MTBF**: exposure / failures (hours basis ``archive``, the default), with the
+  90 % two-sided interval and the 90 % one-sided lower bound of
+  :func:`host.reliability.mtbf`.  With hours basis ``lifetime`` (only with the
+  ``trips`` policy: the device counts nothing else) it is the counters'
+  operating hours / their trips instead, and says so (``mtbf_from``).
+- **breakdowns**: failures per fault code and per subsystem (Pareto order: most
+  first), each with its MTBF over the same exposure; failures per 1,000 starts,
+  over the starts the archive covers (between the same records as exposure).
+- **planned down time**: the durations of the EVENT SERVICE records (logged
+  when a planned service or overhaul ends, its downtime in ``value_b``), clipped
+  to the archived span.  ``availability`` counts forced down time only (below);
+  ``availability_with_planned`` counts both.
 - **availability**: the fraction of the archived calendar span (first to last
   record timestamp) the unit was *not down for a fault*.  Down time starts at
-  a failure and ends at the next FAULT_CLEARED or START event (a unit cannot
-  start while locked out), or at the end of the span if neither came.
-  None when the span is empty.
+  a trip (whatever the failure policy: every trip stops the unit) and ends
+  when the unit can run again: at the next START event (a unit cannot start
+  while locked out), or once every trip raised since has been cleared (EVENT
+  FAULT_CLEARED naming its code: a warning's clear does not count) and the unit
+  is at rest in STAND_BY (its state at the fault, then each EVENT
+  STATE_CHANGE's), whichever comes first; at the end of the span if
+  neither came.  None when the span is empty.
 
 A serial number with several archived logs (epochs, :mod:`host.archive`) is
 summarised per epoch as above, then the epochs are added up like this: records,
@@ -49,20 +66,23 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from protocol.enums import EventFlag, EventKind, RecordType, Severity, Subsystem, name_of
+from protocol.enums import EngineState, EventFlag, EventKind, RecordType, Severity, Subsystem, name_of
 from protocol.errors import RecordError
 from protocol.fault_codes import lookup
 from protocol.records import LAYOUTS, DecodedRow, FaultRecord, decode_record, record_from_row
 
 from .archive import Archive
 from .errors import ArchiveError, UsageError
+from .failures import TRIPS, FailurePolicy
 from .reliability import MtbfEstimate, availability, mtbf
 
 CONFIDENCE = 0.90
 """Confidence of every MTBF bound reported here."""
 
 _FAILURE = int(Severity.NORMAL_SHUTDOWN)
-_UP_AGAIN = (int(EventKind.START), int(EventKind.FAULT_CLEARED))
+_START, _STATE_CHANGE = int(EventKind.START), int(EventKind.STATE_CHANGE)
+_CLEARED, _SERVICE = int(EventKind.FAULT_CLEARED), int(EventKind.SERVICE)
+_AT_REST = int(EngineState.STAND_BY)
 
 
 def _iso(timestamp: int | None) -> str | None:
@@ -114,11 +134,44 @@ class Counters:
         }
 
 
-def _mtbf_json(estimate: MtbfEstimate) -> dict[str, Any]:
+BASES = ("archive", "lifetime")
+"""Hours (and failures) MTBF is computed over: the archive's exposure and the policy's failures,
+or the device's lifetime counters (operating hours, trips)."""
+
+
+def check_basis(basis: str, policy: FailurePolicy) -> None:
+    """UsageError unless MTBF can be computed over *basis* under *policy*."""
+    if basis not in BASES:
+        raise UsageError(f"--hours: {basis!r} is neither archive nor lifetime")
+    if basis == "lifetime" and policy.name != "trips":
+        raise UsageError(
+            f"--hours lifetime counts the device's trips counter: it cannot apply the {policy.label} "
+            "policy (use --hours archive)"
+        )
+
+
+def _estimate(basis: str, exposure: float, failures: int, counters: Counters) -> MtbfEstimate:
+    if basis == "lifetime":
+        return mtbf(counters.operating_hours, counters.trips, CONFIDENCE)
+    return mtbf(exposure, failures, CONFIDENCE)
+
+
+def _coverage(exposure: float, lifetime: float) -> float | None:
+    return round(min(exposure / lifetime, 1.0), 4) if lifetime > 0 else None
+
+
+def _mtbf_json(estimate: MtbfEstimate, basis: str = "archive") -> dict[str, Any]:
     def finite(value: float | None) -> float | None:
         return None if value is None or value == float("inf") else _hours(value)
 
     return {
+        "mtbf_from": {
+            "basis": basis,
+            "hours": _hours(estimate.hours),
+            "failures": estimate.failures,
+            "source": "lifetime counters (operating hours, trips)" if basis == "lifetime"
+            else "archived records (exposure, failures under the policy)",
+        },
         "mtbf_hours": finite(estimate.point),
         "mtbf_lower90": finite(estimate.lower_one_sided),
         "mtbf_ci90": [finite(estimate.ci_low), finite(estimate.ci_high)],
@@ -158,6 +211,24 @@ class UnitSummary:
     """Whether this epoch's counters carry on from the epoch before."""
     parts: tuple[UnitSummary, ...] = ()
     """The epochs added up here (empty for one epoch)."""
+    policy: FailurePolicy = TRIPS
+    basis: str = "archive"
+    failures_by_code: dict[int, int] = field(default_factory=dict)
+    """Failures (under the policy) per fault code."""
+    failures_by_subsystem: dict[int, int] = field(default_factory=dict)
+    exposure_starts: int = 0
+    """Starts between the records exposure is measured between."""
+    planned_s: int = 0
+    """Planned (service) down time within the span."""
+
+    @property
+    def availability_with_planned(self) -> float | None:
+        return _with_planned(self.span_s, self.downtime_s, self.planned_s)
+
+    @property
+    def coverage(self) -> float | None:
+        """The share of the unit's lifetime operating hours the archive covers."""
+        return _coverage(self.exposure_hours, self.counters.operating_hours)
 
     @property
     def availability(self) -> float | None:
@@ -198,12 +269,62 @@ class UnitSummary:
             "counters_consistent": self.counters_consistent,
             "faults_by_severity": _severity_json(self.faults_by_severity),
             "faults_by_code": {str(code): self.faults_by_code[code] for code in sorted(self.faults_by_code)},
+            "failures_policy": self.policy.to_json(),
             "failures": self.failures,
+            "failures_by_code": _by_code_json(self.failures_by_code),
             "exposure_hours": _hours(self.exposure_hours),
-            **_mtbf_json(self.mtbf),
+            "coverage": self.coverage,
+            **_mtbf_json(self.mtbf, self.basis),
             "downtime_hours": _hours(self.downtime_s / 3600),
+            "planned_downtime_hours": _hours(self.planned_s / 3600),
             "availability": self.availability,
+            "availability_with_planned": self.availability_with_planned,
+            "breakdown": breakdown_json(
+                self.failures_by_code, self.failures_by_subsystem, self.exposure_hours, self.exposure_starts
+            ),
         }
+
+
+def _with_planned(span_s: int, forced_s: int, planned_s: int) -> float | None:
+    return availability(span_s, min(forced_s + planned_s, span_s)) if span_s > 0 else None
+
+
+def _pareto(counts: dict[int, int]) -> list[tuple[int, int]]:
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def breakdown_json(
+    failures_by_code: dict[int, int], failures_by_subsystem: dict[int, int], exposure: float, starts: int
+) -> dict[str, Any]:
+    """Failures per code and per subsystem (Pareto order) with their MTBF over *exposure*, and
+    failures per 1,000 of the *starts* in it."""
+    total = sum(failures_by_code.values())
+
+    def row(count: int) -> dict[str, Any]:
+        return {
+            "failures": count,
+            "share": round(count / total, 4) if total else None,
+            **_mtbf_json(mtbf(exposure, count, CONFIDENCE)),
+        }
+
+    return {
+        "exposure_hours": _hours(exposure),
+        "exposure_starts": starts,
+        "failures_per_1000_starts": round(1000 * total / starts, 3) if starts else None,
+        "by_code": [
+            {"code": code, "name": definition.name if (definition := lookup(code)) else None, **row(count)}
+            for code, count in _pareto(failures_by_code)
+        ],
+        "by_subsystem": [
+            {"subsystem": name_of(Subsystem, subsystem), **row(count)}
+            for subsystem, count in _pareto(failures_by_subsystem)
+        ],
+    }
+
+
+def _by_code_json(counts: dict[int, int]) -> dict[str, int]:
+    """Counts per code, most first (Pareto order), then by code."""
+    return {str(code): count for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,31 +344,66 @@ class ModelSummary:
     mtbf: MtbfEstimate
     downtime_s: int
     span_s: int
+    policy: FailurePolicy = TRIPS
+    basis: str = "archive"
+    failures_by_code: dict[int, int] = field(default_factory=dict)
+    failures_by_subsystem: dict[int, int] = field(default_factory=dict)
+    exposure_starts: int = 0
+    planned_s: int = 0
+
+    @property
+    def availability_with_planned(self) -> float | None:
+        return _with_planned(self.span_s, self.downtime_s, self.planned_s)
 
     @classmethod
-    def pool(cls, model: str, units: Iterable[UnitSummary]) -> ModelSummary:
+    def pool(
+        cls, model: str, units: Iterable[UnitSummary], policy: FailurePolicy = TRIPS, basis: str = "archive"
+    ) -> ModelSummary:
         members = list(units)
         severity: dict[int, int] = defaultdict(int)
+        by_code: dict[int, int] = defaultdict(int)
+        by_subsystem: dict[int, int] = defaultdict(int)
         for unit in members:
             for level, count in unit.faults_by_severity.items():
                 severity[level] += count
+            for code, count in unit.failures_by_code.items():
+                by_code[code] += count
+            for subsystem, count in unit.failures_by_subsystem.items():
+                by_subsystem[subsystem] += count
         exposure = sum(unit.exposure_hours for unit in members)
         failures = sum(unit.failures for unit in members)
+        lifetime = Counters(
+            sum(unit.counters.operating_hours for unit in members),
+            sum(unit.counters.starts for unit in members),
+            sum(unit.counters.kwh for unit in members),
+            sum(unit.counters.trips for unit in members),
+        )
         return cls(
             model=model,
             units=len(members),
-            operating_hours=sum(unit.counters.operating_hours for unit in members),
-            starts=sum(unit.counters.starts for unit in members),
-            kwh=sum(unit.counters.kwh for unit in members),
-            trips=sum(unit.counters.trips for unit in members),
+            operating_hours=lifetime.operating_hours,
+            starts=lifetime.starts,
+            kwh=lifetime.kwh,
+            trips=lifetime.trips,
             records=sum(unit.records for unit in members),
             faults_by_severity=dict(severity),
             failures=failures,
             exposure_hours=exposure,
-            mtbf=mtbf(exposure, failures, CONFIDENCE),
+            mtbf=_estimate(basis, exposure, failures, lifetime),
             downtime_s=sum(unit.downtime_s for unit in members),
             span_s=sum(unit.span_s for unit in members),
+            policy=policy,
+            basis=basis,
+            failures_by_code=dict(by_code),
+            failures_by_subsystem=dict(by_subsystem),
+            exposure_starts=sum(unit.exposure_starts for unit in members),
+            planned_s=sum(unit.planned_s for unit in members),
         )
+
+    @property
+    def coverage(self) -> float | None:
+        """The share of the units' lifetime operating hours the archive covers."""
+        return _coverage(self.exposure_hours, self.operating_hours)
 
     @property
     def availability(self) -> float | None:
@@ -263,11 +419,19 @@ class ModelSummary:
             "trips": self.trips,
             "records": self.records,
             "faults_by_severity": _severity_json(self.faults_by_severity),
+            "failures_policy": self.policy.to_json(),
             "failures": self.failures,
+            "failures_by_code": _by_code_json(self.failures_by_code),
             "exposure_hours": _hours(self.exposure_hours),
-            **_mtbf_json(self.mtbf),
+            "coverage": self.coverage,
+            **_mtbf_json(self.mtbf, self.basis),
             "downtime_hours": _hours(self.downtime_s / 3600),
+            "planned_downtime_hours": _hours(self.planned_s / 3600),
             "availability": self.availability,
+            "availability_with_planned": self.availability_with_planned,
+            "breakdown": breakdown_json(
+                self.failures_by_code, self.failures_by_subsystem, self.exposure_hours, self.exposure_starts
+            ),
         }
 
 
@@ -287,23 +451,29 @@ class FleetSummary:
         }
 
 
-def unit_summary(archive: Archive, serial: str, epoch: int | None = None) -> UnitSummary:
-    """Summary of one unit, every epoch of it or only *epoch*; raises
-    :class:`~host.errors.UnknownUnit` if it (or that epoch) is not archived."""
+def unit_summary(
+    archive: Archive, serial: str, epoch: int | None = None, *,
+    policy: FailurePolicy = TRIPS, basis: str = "archive",
+) -> UnitSummary:
+    """Summary of one unit, every epoch of it or only *epoch*, failures counted by *policy* and
+    MTBF over *basis* (:data:`BASES`); raises :class:`~host.errors.UnknownUnit` if it (or that
+    epoch) is not archived, UsageError for a basis the policy cannot use."""
+    check_basis(basis, policy)
     archive.unit(serial, epoch)
-    (summary,) = _summaries(archive, serial, epoch)
+    (summary,) = _summaries(archive, serial, epoch, policy, basis)
     return summary
 
 
-def fleet_summary(archive: Archive) -> FleetSummary:
+def fleet_summary(archive: Archive, *, policy: FailurePolicy = TRIPS, basis: str = "archive") -> FleetSummary:
     """Summaries of every unit (all its epochs), pooled per model and over the fleet."""
-    units = _summaries(archive, None)
+    check_basis(basis, policy)
+    units = _summaries(archive, None, None, policy, basis)
     by_model: dict[str, list[UnitSummary]] = defaultdict(list)
     for unit in units:
         by_model[unit.model].append(unit)
     return FleetSummary(
-        total=ModelSummary.pool("all", units),
-        models=tuple(ModelSummary.pool(model, by_model[model]) for model in sorted(by_model)),
+        total=ModelSummary.pool("all", units, policy, basis),
+        models=tuple(ModelSummary.pool(model, by_model[model], policy, basis) for model in sorted(by_model)),
         units=tuple(units),
     )
 
@@ -333,15 +503,23 @@ _COUNTER_FIELDS = ("operating_s", "starts", "trips", "energy_wh")
 _COUNTERS_AT = {
     rtype: _field_indexes(rtype, *_COUNTER_FIELDS) for rtype in (RecordType.SAMPLE, RecordType.FAULT)
 }
-_CODE, _SEVERITY = _field_indexes(RecordType.FAULT, "code", "severity")
-(_KIND,) = _field_indexes(RecordType.EVENT, "kind")
+_CODE, _SEVERITY, _SUBSYSTEM, _FLAGS, _FAULT_STATE = _field_indexes(
+    RecordType.FAULT, "code", "severity", "subsystem", "flags", "state"
+)
+_KIND, _STATE_TO, _CLEARED_CODE, _DURATION = _field_indexes(
+    RecordType.EVENT, "kind", "state_to", "value_a", "value_b"
+)
 
 
-def _summaries(archive: Archive, serial: str | None, epoch: int | None = None) -> list[UnitSummary]:
+def _summaries(
+    archive: Archive, serial: str | None, epoch: int | None, policy: FailurePolicy, basis: str
+) -> list[UnitSummary]:
     """Summaries of the unit *serial* (all its epochs, or *epoch*), or of every unit when it is None."""
     by_serial: dict[str, list[UnitSummary]] = defaultdict(list)
-    for summary in _epoch_summaries(archive, serial, epoch):
-        by_serial[summary.serial].append(summary)
+    for summary in _epoch_summaries(archive, serial, epoch, policy):
+        by_serial[summary.serial].append(replace(summary, basis=basis, mtbf=_estimate(
+            basis, summary.exposure_hours, summary.failures, summary.counters
+        )))
     return [_combine(parts) for parts in by_serial.values()]
 
 
@@ -354,11 +532,17 @@ def _combine(parts: list[UnitSummary]) -> UnitSummary:
         counters = counters.plus(part.counters, before.counters if before and part.continues else None)
     by_severity: dict[int, int] = defaultdict(int)
     by_code: dict[int, int] = defaultdict(int)
+    failed_by_code: dict[int, int] = defaultdict(int)
+    failed_by_subsystem: dict[int, int] = defaultdict(int)
     for part in parts:
+        for subsystem, count in part.failures_by_subsystem.items():
+            failed_by_subsystem[subsystem] += count
         for level, count in part.faults_by_severity.items():
             by_severity[level] += count
         for code, count in part.faults_by_code.items():
             by_code[code] += count
+        for code, count in part.failures_by_code.items():
+            failed_by_code[code] += count
     firsts = [part.first_record for part in parts if part.first_record is not None]
     lasts = [part.last_record for part in parts if part.last_record is not None]
     exposure = sum(part.exposure_hours for part in parts)
@@ -379,14 +563,22 @@ def _combine(parts: list[UnitSummary]) -> UnitSummary:
         faults_by_code=dict(by_code),
         failures=failures,
         exposure_hours=exposure,
-        mtbf=mtbf(exposure, failures, CONFIDENCE),
+        mtbf=_estimate(latest.basis, exposure, failures, counters),
         downtime_s=sum(part.downtime_s for part in parts),
         span_s=sum(part.span_s for part in parts),
         parts=tuple(parts),
+        policy=latest.policy,
+        basis=latest.basis,
+        failures_by_code=dict(failed_by_code),
+        failures_by_subsystem=dict(failed_by_subsystem),
+        exposure_starts=sum(part.exposure_starts for part in parts),
+        planned_s=sum(part.planned_s for part in parts),
     )
 
 
-def _epoch_summaries(archive: Archive, serial: str | None, epoch: int | None) -> list[UnitSummary]:
+def _epoch_summaries(
+    archive: Archive, serial: str | None, epoch: int | None, policy: FailurePolicy
+) -> list[UnitSummary]:
     """One summary per archived epoch, by serial then epoch."""
     archive.check(serial)
     which = (
@@ -410,10 +602,20 @@ def _epoch_summaries(archive: Archive, serial: str | None, epoch: int | None) ->
         faults = list(archive.iter_rows(serial_, RecordType.FAULT, epoch=number))
         ends = _ends(archive, unit, serial_, faults, number)
         by_kind = [(fault[_SEVERITY], fault[_CODE], 1) for fault in faults]
+        failed: dict[int, int] = defaultdict(int)
+        failed_subsystem: dict[int, int] = defaultdict(int)
+        for fault in faults:
+            if policy.counts(fault[_CODE], fault[_SEVERITY], fault[_SUBSYSTEM], fault[_FLAGS]):
+                failed[fault[_CODE]] += 1
+                failed_subsystem[fault[_SUBSYSTEM]] += 1
         marks = _downtime_marks(archive, serial_, faults, number)
-        summary = _summarise(row[:9], ends, by_kind, evicted.get(unit, 0), marks)
+        summary = _summarise(row[:9], ends, by_kind, evicted.get(unit, 0), marks, sum(failed.values()))
         log_id = None if row[10] is None else bytes(row[10])
-        summaries.append(replace(summary, epoch=number, log_id=log_id, continues=bool(row[11])))
+        summaries.append(replace(
+            summary, epoch=number, log_id=log_id, continues=bool(row[11]), policy=policy,
+            failures_by_code=dict(failed), failures_by_subsystem=dict(failed_subsystem),
+            planned_s=_planned(archive, serial_, number, summary.first_record, summary.last_record),
+        ))
     return summaries
 
 
@@ -450,16 +652,37 @@ def _ends(
 def _downtime_marks(
     archive: Archive, serial: str, faults: list[DecodedRow], epoch: int
 ) -> list[tuple[int, bool]]:
-    """In seq order: (timestamp, True) when the unit failed while up, (timestamp, False) at the
-    next START or FAULT_CLEARED event, found by reading (and verifying) the events after it."""
-    failures = [(row[0], row[1]) for row in faults if row[_SEVERITY] >= _FAILURE]
+    """In seq order: (timestamp, True) when the unit failed while up, (timestamp, False) when it
+    could run again (module docstring), found by reading (and verifying) the events after it."""
+    failures = [
+        (row[0], row[1], row[_CODE], row[_FAULT_STATE]) for row in faults if row[_SEVERITY] >= _FAILURE
+    ]
     marks: list[tuple[int, bool]] = []
     i = 0
     while i < len(failures):
-        seq, timestamp = failures[i]
+        seq, timestamp, code, state = failures[i]
         marks.append((timestamp, True))
+        outstanding, at_rest = {code}, state == _AT_REST
+        i += 1
         events = archive.iter_rows(serial, RecordType.EVENT, "seq > :after", {"after": seq}, epoch=epoch)
-        up = next((row for row in events if row[_KIND] in _UP_AGAIN), None)
+        up = None
+        for event in events:
+            while i < len(failures) and failures[i][0] < event[0]:  # failed again while down
+                outstanding.add(failures[i][2])
+                i += 1
+            kind = event[_KIND]
+            if kind == _START:
+                up = event
+                break
+            if kind == _STATE_CHANGE:
+                at_rest = event[_STATE_TO] == _AT_REST
+            elif kind == _CLEARED:
+                outstanding.discard(event[_CLEARED_CODE])
+            else:
+                continue
+            if at_rest and not outstanding:
+                up = event
+                break
         events.close()
         if up is None:
             break
@@ -467,6 +690,16 @@ def _downtime_marks(
         while i < len(failures) and failures[i][0] < up[0]:
             i += 1
     return marks
+
+
+def _planned(archive: Archive, serial: str, epoch: int, first: int | None, last: int | None) -> int:
+    """Seconds of planned down time (EVENT SERVICE, its duration in value_b) within [first, last]."""
+    if first is None or last is None:
+        return 0
+    services = archive.iter_rows(serial, RecordType.EVENT, "kind = :kind", {"kind": _SERVICE}, epoch=epoch)
+    return sum(
+        max(min(row[1], last) - max(row[1] - row[_DURATION], first), 0) for row in services
+    )
 
 
 def _downtime(marks: list[tuple[int, bool]], span_end: int) -> int:
@@ -490,6 +723,7 @@ def _summarise(
     faults: list[tuple[int, int, int]],
     evicted: int,
     marks: list[tuple[int, bool]],
+    failures: int,
 ) -> UnitSummary:
     _, serial, model, firmware, record_count, operating_s, starts, trips, energy_wh = unit
     identify = Counters.from_wire(operating_s, starts, trips, energy_wh)
@@ -498,8 +732,9 @@ def _summarise(
         first, last = with_counters[0], with_counters[-1]
         counters, counters_from = Counters.from_wire(*last[2:]), "records"
         exposure = (last[2] - first[2]) / 3600
+        exposure_starts = last[3] - first[3]
     else:
-        counters, counters_from, exposure = identify, "identify", 0.0
+        counters, counters_from, exposure, exposure_starts = identify, "identify", 0.0, 0
     stamps = sorted(end[1:3] for end in ends)
     first_record = stamps[0][1] if stamps else None
     last_record = stamps[-1][1] if stamps else None
@@ -509,7 +744,6 @@ def _summarise(
     for level, code, count in faults:
         by_severity[level] += count
         by_code[code] += count
-    failures = sum(count for level, count in by_severity.items() if level >= _FAILURE)
     return UnitSummary(
         serial=serial,
         model=model,
@@ -528,6 +762,7 @@ def _summarise(
         mtbf=mtbf(exposure, failures, CONFIDENCE),
         downtime_s=min(max(_downtime(marks, last_record), 0), span) if last_record is not None else 0,
         span_s=span,
+        exposure_starts=max(exposure_starts, 0),
     )
 
 

@@ -316,8 +316,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--epoch", type=int, metavar="N",
         help="only the unit's Nth archived log (default: every log of the serial)",
     )
+    reliability = _Parser(add_help=False)
+    reliability.add_argument(
+        "--failures", default="trips", metavar="POLICY",
+        help="what counts as a failure: trips (default: every shutdown-class fault), equipment "
+        "(trips less grid disturbances, E-stops, enclosure doors), service-calls (trips the "
+        "controller latches: a technician's visit), or CODE,SUBSYSTEM,... (e.g. 5005,inverter)",
+    )
+    reliability.add_argument(
+        "--hours", default="archive", metavar="BASIS",
+        help="MTBF over: archive (default: the hours the archived records cover and the failures "
+        "in them) or lifetime (the device's counters: operating hours and trips; trips policy only)",
+    )
     summary = command(
-        "summary", "operating hours, starts, energy, faults and MTBF of one unit", [common, epoch]
+        "summary", "operating hours, starts, energy, faults and MTBF of one unit",
+        [common, epoch, reliability],
     )
     summary.add_argument("serial")
     faults = command("faults", "the faults of one unit", [common, epoch])
@@ -363,12 +376,19 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--count", type=positive_int, help="stop after this many readings, 1 or more (default: until Ctrl-C)"
     )
-    fleet = command("fleet", "every archived unit: hours, starts, faults and MTBF per model", [common])
+    fleet = command(
+        "fleet", "every archived unit: hours, starts, faults and MTBF per model", [common, reliability]
+    )
     fleet.add_argument(
         "--plot",
         metavar="FILE.png",
         help="also draw MTBF per model with its interval, and fleet hours over time "
         "(- for standard output, instead of the table)",
+    )
+    fleet.add_argument(
+        "--breakdown", action="store_true",
+        help="also failures per 1,000 starts, forced and planned down time per model, and failures "
+        "by subsystem and by code, most first, each with its MTBF (--json always has them)",
     )
     auth = _Parser(add_help=False)
     auth.add_argument(
@@ -631,8 +651,11 @@ def _fmt_hours(value: float | None) -> str:
 def cmd_summary(args: argparse.Namespace, out: Output) -> int:
     from protocol.fault_codes import fault_label, lookup
 
+    from .failures import parse_policy
+
+    policy = parse_policy(args.failures)
     with open_archive(args) as archive:
-        summary = unit_summary(archive, args.serial, args.epoch)
+        summary = unit_summary(archive, args.serial, args.epoch, policy=policy, basis=args.hours)
     report = summary.to_json()
     if out.as_json:
         out.json(report)
@@ -652,7 +675,13 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
     if len(report["epochs"]) > 1 or args.epoch is not None:
         shown = ", ".join(f"{e['epoch']} ({e['operating_hours']:,.1f} h)" for e in report["epochs"])
         out.text(f"  archived logs    {shown}; hours of each counted once")
-    out.text(f"  operating hours  {report['operating_hours']:,.1f}")
+    out.text(
+        f"  operating hours  {report['operating_hours']:,.1f} (lifetime, from the {summary.counters_from})"
+    )
+    if summary.coverage is not None:
+        out.text(
+            f"  archive covers   {summary.exposure_hours:,.1f} h of them ({summary.coverage:.1%})"
+        )
     out.text(f"  starts           {report['starts']:,}")
     out.text(f"  energy           {report['kwh']:,.1f} kWh")
     severities = ", ".join(f"{k} {v}" for k, v in report["faults_by_severity"].items()) or "none"
@@ -663,16 +692,34 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
         definition = lookup(code)
         severity = definition.severity.name if definition else ""
         out.text(f"    {count:>6,}  {fault_label(code):<{width}}  {out.style.dim(severity)}".rstrip())
-    out.text(f"  failures         {summary.failures} (shutdown-class faults)")
+    out.text(f"  failures         {summary.failures} in {summary.exposure_hours:,.1f} archived h")
+    out.text(f"  policy           {summary.policy.name}: {summary.policy.definition}")
     point = report["mtbf_hours"]
+    basis = report["mtbf_from"]
     mtbf = f"{_fmt_hours(point)}, 90 % interval {_fmt_hours(low)} .. {_fmt_hours(high)}"
-    if summary.exposure_hours <= 0:
+    if args.hours == "lifetime":
+        out.text(
+            "  " + out.style.yellow(
+                f"MTBF over the lifetime counters, not the archive: {basis['hours']:,.1f} h, "
+                f"{basis['failures']} trips"
+            )
+        )
+        if point is None:
+            mtbf = f"no trips yet; lower bound (90 %) {_fmt_hours(report['mtbf_lower90'])}"
+    elif summary.exposure_hours <= 0:
         mtbf = "unknown: no operating hours between archived records yet"
     elif point is None:
         mtbf = f"no failures yet; lower bound (90 %) {_fmt_hours(report['mtbf_lower90'])}"
     out.text(f"  MTBF             {mtbf}")
+    if summary.exposure_starts:
+        per = 1000 * summary.failures / summary.exposure_starts
+        out.text(f"  per 1,000 starts {per:,.2f} failures ({summary.exposure_starts:,} archived starts)")
     if report["availability"] is not None:
-        out.text(f"  availability     {100 * report['availability']:.2f} %")
+        planned = (
+            f"; {100 * report['availability_with_planned']:.2f} % with "
+            f"{report['planned_downtime_hours']:,.1f} h planned service"
+        )
+        out.text(f"  availability     {100 * report['availability']:.2f} % (forced outages){planned}")
     if summary.evicted:
         out.text(
             out.style.yellow(f"  {summary.evicted:,} records were evicted on the unit before they were read")
@@ -925,14 +972,17 @@ def cmd_live(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
-    from .fleet_report import fleet_png, fleet_table
+    from .fleet_report import breakdown_text, fleet_png, fleet_table
 
     png: bytes | None = None
     left_out: tuple[str, ...] = ()
+    from .failures import parse_policy
+
+    policy = parse_policy(args.failures)
     with open_archive(args) as archive:
-        report = fleet_table(archive)
+        report = fleet_table(archive, policy=policy, basis=args.hours)
         if args.plot:
-            png, left_out = fleet_png(archive)
+            png, left_out = fleet_png(archive, policy=policy, basis=args.hours)
     if png is not None:
         with output_file(args.plot, binary=True, stdout=out.out) as stream:
             stream.write(png)
@@ -941,6 +991,8 @@ def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
             out.json(report.to_json())
         else:
             out.text(report.to_text())
+            if args.breakdown:
+                out.text("\n" + breakdown_text(report))
     if args.plot and args.plot != STDOUT:
         print(f"plot written to {describe(args.plot)}", file=out.err)
     if left_out:

@@ -36,6 +36,7 @@ from protocol.records import LAYOUTS
 from .analytics import CONFIDENCE, ModelSummary, fleet_summary
 from .archive import Archive
 from .errors import UsageError
+from .failures import TRIPS, FailurePolicy
 from .output_file import output_file
 
 HOURS_PER_YEAR = 8766
@@ -71,6 +72,8 @@ class FleetReport:
     """Unix time of the oldest archived record of any unit."""
     last_record: int | None
     """Unix time of the newest: the date the table stands for."""
+    policy: FailurePolicy = TRIPS
+    basis: str = "archive"
 
     @property
     def unit_years(self) -> float:
@@ -81,6 +84,8 @@ class FleetReport:
             "as_of": _iso(self.last_record),
             "first_record": _iso(self.first_record),
             "confidence": CONFIDENCE,
+            "failures_policy": self.policy.to_json(),
+            "hours_basis": self.basis,
             "unit_years": round(self.unit_years, 1),
             "total": self.total.to_json(),
             "models": [model.to_json() for model in self.models],
@@ -94,20 +99,28 @@ class FleetReport:
             f"fleet{' on ' + as_of[:10] if as_of else ''}: {total.units:,} units, "
             f"{total.operating_hours:,.0f} documented operating hours ({self.unit_years:,.0f} unit-years), "
             f"{total.starts:,} starts",
+            f"failures ({self.policy.name}): {self.policy.definition}",
+            "MTBF over: " + (
+                "the devices' lifetime counters (operating hours, trips), not the archive"
+                if self.basis == "lifetime" else
+                "the operating hours the archive covers (exposure) and the failures in them"
+            ),
             "",
         ]
         levels = sorted(total.faults_by_severity)
         percent = f"{CONFIDENCE:.0%}"
         header = ["model", "units", "operating h", "starts",
                   *(name_of(Severity, level).lower() for level in levels),
-                  "failures", "MTBF h", f"{percent} interval h", f"MTBF > ({percent})"]
+                  "failures", "exposure h", "coverage", "MTBF h", f"{percent} interval h",
+                  f"MTBF > ({percent})"]
         rows = [header]
         for summary in (*self.models, total):
             estimate = summary.mtbf
             rows.append([
                 summary.model, f"{summary.units:,}", f"{summary.operating_hours:,.0f}", f"{summary.starts:,}",
                 *(f"{summary.faults_by_severity.get(level, 0):,}" for level in levels),
-                f"{summary.failures:,}", _number(estimate.point),
+                f"{summary.failures:,}", f"{summary.exposure_hours:,.0f}", _percent(summary.coverage),
+                _number(estimate.point),
                 f"[{_number(estimate.ci_low)}, {_number(estimate.ci_high)}]",
                 _number(estimate.lower_one_sided),
             ])
@@ -119,9 +132,58 @@ class FleetReport:
         return "\n".join(lines)
 
 
-def fleet_table(archive: Archive) -> FleetReport:
-    """The fleet table of every unit in *archive*."""
-    summary = fleet_summary(archive)
+def _table(rows: list[list[str]]) -> list[str]:
+    """Rows of cells, the first column left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join([row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(row[1:], widths[1:],
+                                                                                      strict=True))]).rstrip()
+        for row in rows
+    ]
+
+
+def breakdown_text(report: FleetReport) -> str:
+    """Failures per 1,000 starts and availability per model, then the fleet's failures by subsystem
+    and by code in Pareto order, each with its MTBF over the fleet's exposure."""
+    percent = f"{CONFIDENCE:.0%}"
+    lines = [f"failures ({report.policy.name}) per 1,000 starts, and availability "
+             "(forced outages; with planned service too)"]
+    rows = [["model", "archived starts", "failures", "per 1,000 starts", "forced down h", "planned down h",
+             "availability", "with planned"]]
+    for summary in (*report.models, report.total):
+        perk = 1000 * summary.failures / summary.exposure_starts if summary.exposure_starts else None
+        rows.append([
+            summary.model, f"{summary.exposure_starts:,}", f"{summary.failures:,}",
+            "-" if perk is None else f"{perk:,.2f}", f"{summary.downtime_s / 3600:,.0f}",
+            f"{summary.planned_s / 3600:,.0f}", _percent(summary.availability, 2),
+            _percent(summary.availability_with_planned, 2),
+        ])
+    lines += _table(rows)
+    breakdown = report.total.to_json()["breakdown"]
+    for key, title in (("by_subsystem", "subsystem"), ("by_code", "code")):
+        lines += ["", f"failures by {title}, all models (most first), MTBF over "
+                  f"{report.total.exposure_hours:,.0f} h"]
+        rows = [[title, "failures", "share", "cumulative", "MTBF h", f"{percent} interval h"]]
+        cumulative = 0.0
+        for entry in breakdown[key]:
+            cumulative += entry["share"]
+            label = entry["subsystem"].lower() if key == "by_subsystem" else (
+                f"{entry['code']} {entry['name'] or '(unknown code)'}"
+            )
+            low, high = entry["mtbf_ci90"]
+            rows.append([label, f"{entry['failures']:,}", _percent(entry["share"]), _percent(cumulative),
+                         _number(entry["mtbf_hours"]), f"[{_number(low)}, {_number(high)}]"])
+        lines += _table(rows) if len(rows) > 1 else ["  no failures"]
+    return "\n".join(lines)
+
+
+def _percent(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}%}"
+
+
+def fleet_table(archive: Archive, *, policy: FailurePolicy = TRIPS, basis: str = "archive") -> FleetReport:
+    """The fleet table of every unit in *archive*, failures counted by *policy*, MTBF over *basis*."""
+    summary = fleet_summary(archive, policy=policy, basis=basis)
     firsts = [unit.first_record for unit in summary.units if unit.first_record is not None]
     lasts = [unit.last_record for unit in summary.units if unit.last_record is not None]
     return FleetReport(
@@ -129,6 +191,8 @@ def fleet_table(archive: Archive) -> FleetReport:
         models=summary.models,
         first_record=min(firsts, default=None),
         last_record=max(lasts, default=None),
+        policy=policy,
+        basis=basis,
     )
 
 
@@ -225,9 +289,12 @@ def plot_fleet(archive: Archive, out: str | os.PathLike[str] | IO[bytes]) -> tup
     return empty
 
 
-def fleet_png(archive: Archive) -> tuple[bytes, tuple[str, ...]]:
-    """The PNG of :func:`plot_fleet`, and the serials it leaves out."""
-    report = fleet_table(archive)
+def fleet_png(
+    archive: Archive, *, policy: FailurePolicy = TRIPS, basis: str = "archive"
+) -> tuple[bytes, tuple[str, ...]]:
+    """The PNG of :func:`plot_fleet` (failures counted by *policy*, MTBF over *basis*), and the
+    serials it leaves out."""
+    report = fleet_table(archive, policy=policy, basis=basis)
     if not report.models:
         raise UsageError(f"archive {archive.path} holds no unit: nothing to plot")
     empty = tuple(serial for (serial,) in archive.query(
@@ -268,7 +335,9 @@ def _draw_mtbf(ax: Any, report: FleetReport) -> None:
     models = [m for m in report.models if m.exposure_hours > 0]
     percent = f"{CONFIDENCE:.0%}"
     ax.set_title(
-        f"MTBF per model: point, {percent} two-sided interval (bar), {percent} lower bound (red)",
+        f"MTBF per model: point, {percent} two-sided interval (bar), {percent} lower bound (red)\n"
+        f"failures: {report.policy.label}; hours: "
+        + ("lifetime counters" if report.basis == "lifetime" else "those the archive covers"),
         fontsize="medium",
     )
     if not models:
@@ -289,7 +358,7 @@ def _draw_mtbf(ax: Any, report: FleetReport) -> None:
         if estimate.point is not None:
             ax.plot(x, estimate.point, marker="o", color="tab:blue")
         ax.annotate(
-            f"{_number(estimate.point)} h\n{model.failures:,} failures in {model.exposure_hours:,.0f} h",
+            f"{_number(estimate.point)} h\n{estimate.failures:,} failures in {estimate.hours:,.0f} h",
             (x, top), textcoords="offset points", xytext=(14, 0), va="top", fontsize="small",
         )
     ax.set_xticks(range(len(models)), [model.model for model in models])

@@ -1,7 +1,8 @@
 """What each fault code means: the one table both the emulator and the reader use.
 
 :data:`FAULT_CODES` holds, per code, a frozen :class:`FaultDefinition`: its
-name, subsystem, severity, the SunSpec-style event flags it sets, a one-line
+name, subsystem, severity, the SunSpec-style event flags it sets, whether the
+controller latches it (a lockout: no automatic restart), a one-line
 description of what the controller saw, and the action a technician should
 take.  Codes are four digits, the thousands digit naming the subsystem
 (2 controls, 3 comms, 4 fuel, 5 engine, 6 generator, 7 inverter, 8 grid,
@@ -49,6 +50,9 @@ class FaultDefinition:
     action: str
     """What a technician should do, one line."""
     flags: EventFlag = EventFlag.NONE
+    lockout: bool = False
+    """The controller latches it: the unit stays in FAULT_LOCKOUT until a technician clears it
+    (no automatic restart)."""
 
     def __post_init__(self) -> None:
         if not 1000 <= self.code <= 9999:
@@ -57,6 +61,8 @@ class FaultDefinition:
             raise LocalProtocolError(
                 f"fault code {self.code}: its thousands digit does not name {self.subsystem.name}"
             )
+        if self.lockout and self.severity < Severity.NORMAL_SHUTDOWN:
+            raise LocalProtocolError(f"fault code {self.code}: a warning cannot lock the unit out")
         for text in (self.name, self.description, self.action):
             if not text or "\n" in text:
                 raise LocalProtocolError(
@@ -71,6 +77,7 @@ class FaultDefinition:
             "severity": self.severity.name,
             "level": int(self.severity),
             "flags": [flag.name for flag in EventFlag if flag and self.flags & flag],
+            "lockout": self.lockout,
             "description": self.description,
             "action": self.action,
         }
@@ -86,14 +93,15 @@ FAULT_CODES: Mapping[int, FaultDefinition] = MappingProxyType({
            "Restarts by itself; if it repeats, check the controller's supply and replace the board."),
         _D(2010, "Enclosure door open", _S.CONTROLS, _NORMAL,
            "A door interlock opened while the unit was enabled.",
-           "Close and latch the doors, check the interlock switch, then clear the fault.", _F.CABINET_OPEN),
+           "Close and latch the doors, check the interlock switch, then clear the fault.", _F.CABINET_OPEN,
+           lockout=True),
         _D(2012, "Ambient pressure sensor failed", _S.CONTROLS, _WARN,
            "The barometric sensor reads out of range; the ISO default 101.325 kPa is used instead.",
            "Check the sensor's wiring and replace the sensor; ratings are estimated until then."),
         _D(2022, "Emergency stop input open", _S.CONTROLS, _FAST,
            "The emergency-stop loop opened: a button was pressed or the loop is broken.",
            "Find out why it was pressed, reset the button, check the loop wiring, then clear.",
-           _F.MANUAL_SHUTDOWN),
+           _F.MANUAL_SHUTDOWN, lockout=True),
         _D(2040, "Non-volatile memory checksum error", _S.CONTROLS, _WARN,
            "The settings memory failed its checksum at power-up; defaults were loaded.",
            "Check and re-enter the site settings; replace the controller if it recurs.", _F.MEMORY_LOSS),
@@ -111,23 +119,23 @@ FAULT_CODES: Mapping[int, FaultDefinition] = MappingProxyType({
            "Check the gas supply, the inlet valve and the filter; restarts when pressure is back."),
         _D(4005, "Fuel valve position error", _S.FUEL, _FAST,
            "The fuel metering valve did not reach the commanded position.",
-           "Inspect the fuel valve and its actuator wiring; replace the valve if it sticks."),
+           "Inspect the fuel valve and its actuator wiring; replace the valve if it sticks.", lockout=True),
         _D(4011, "Fuel pressure fluctuating", _S.FUEL, _WARN,
            "Fuel inlet pressure swings more than the controller can compensate.",
            "Check the site regulator and the supply line sizing."),
         _D(4020, "Fuel gas compressor fault", _S.FUEL, _NORMAL,
            "The fuel gas booster compressor reported a failure.",
-           "Service the fuel gas compressor (oil, belts, motor), then clear."),
+           "Service the fuel gas compressor (oil, belts, motor), then clear.", lockout=True),
         _D(5002, "Ignition failure (no light off after relight)", _S.ENGINE, _NORMAL,
            "The combustor did not light, nor on the relight attempt.",
            "Check the igniter and the fuel supply at start; restarts by itself."),
         _D(5005, "TET over-temperature", _S.ENGINE, _FAST,
            "Turbine exit temperature went above its limit.",
            "Inspect the thermocouples, the air inlet and the recuperator before clearing.",
-           _F.OVER_TEMPERATURE),
+           _F.OVER_TEMPERATURE, lockout=True),
         _D(5008, "Engine overspeed", _S.ENGINE, _FAST,
            "Shaft speed went above its limit.",
-           "Check the speed sensor and the fuel valve; inspect the engine before clearing."),
+           "Check the speed sensor and the fuel valve; inspect the engine before clearing.", lockout=True),
         _D(5012, "Flameout", _S.ENGINE, _NORMAL,
            "The combustor flame went out while running.",
            "Check fuel quality and pressure; restarts by itself."),
@@ -139,7 +147,7 @@ FAULT_CODES: Mapping[int, FaultDefinition] = MappingProxyType({
            "Check both thermocouples and their connectors at the next visit."),
         _D(5031, "Air bearing vibration high", _S.ENGINE, _NORMAL,
            "Shaft vibration on the air bearings went above its limit.",
-           "Do not restart: inspect the engine core and bearings, then clear."),
+           "Do not restart: inspect the engine core and bearings, then clear.", lockout=True),
         _D(6003, "Generator over-current", _S.GENERATOR, _FAST,
            "Generator phase current went above its limit.",
            "Check the load and the generator wiring; restarts by itself."),
@@ -149,11 +157,11 @@ FAULT_CODES: Mapping[int, FaultDefinition] = MappingProxyType({
         _D(6020, "Generator position sensor fault", _S.GENERATOR, _FAST,
            "The rotor position sensor signal is missing or implausible.",
            "Check the position sensor and its cable; replace the sensor, then clear.",
-           _F.HARDWARE_TEST_FAILURE),
+           _F.HARDWARE_TEST_FAILURE, lockout=True),
         _D(7002, "Inverter IGBT desaturation", _S.INVERTER, _FAST,
            "An inverter power switch left saturation (a short or a failed IGBT).",
            "Do not restart: test the inverter power module and replace it if failed.",
-           _F.HARDWARE_TEST_FAILURE),
+           _F.HARDWARE_TEST_FAILURE, lockout=True),
         _D(7011, "Inverter heatsink over-temperature", _S.INVERTER, _NORMAL,
            "The inverter heatsink went above its shutdown temperature.",
            "Check the inverter's fans and air filters; restarts when cool.", _F.OVER_TEMPERATURE),
@@ -188,7 +196,8 @@ FAULT_CODES: Mapping[int, FaultDefinition] = MappingProxyType({
            "Ask the utility or the site electrician to check the phases."),
         _D(8030, "Output ground fault", _S.GRID, _FAST,
            "Current leaks to ground on the output side.",
-           "Do not restart: isolate the output and test its insulation, then clear.", _F.GROUND_FAULT),
+           "Do not restart: isolate the output and test its insulation, then clear.", _F.GROUND_FAULT,
+           lockout=True),
         _D(9001, "DC bus over-voltage", _S.DC_BUS, _FAST,
            "The internal DC bus voltage went above its limit (often a sudden load drop).",
            "Check for load rejections; restarts by itself; if repeated, test the brake resistor.",

@@ -61,7 +61,7 @@ def archive(tmp_path: Path) -> Archive:
             FaultRecord(3, T0 + 1000, 0x101, Severity.FAST_SHUTDOWN, Subsystem.ENGINE,
                         EventFlag.OVER_TEMPERATURE, counters(150, 11, 1, 6000)),
             FaultRecord(4, T0 + 1100, 0x202, Severity.WARNING, Subsystem.GRID, 0, counters(150, 11, 1, 6000)),
-            EventRecord(5, T0 + 4600, EventKind.FAULT_CLEARED),
+            EventRecord(5, T0 + 4600, EventKind.FAULT_CLEARED, level=Severity.FAST_SHUTDOWN, value_a=0x101),
             EventRecord(6, T0 + 4700, EventKind.START),
             FaultRecord(7, T0 + 8000, 0x101, Severity.NORMAL_SHUTDOWN, Subsystem.ENGINE, 0,
                         counters(290, 13, 2, 8800)),
@@ -175,7 +175,7 @@ def test_a_fleet_of_many_units_adds_up(tmp_path: Path) -> None:
                 opened, serial,
                 SampleRecord(0, T0, counters(0, 0, 0, 0)),
                 FaultRecord(1, T0 + 50, 7, Severity.FAST_SHUTDOWN, Subsystem.FUEL, 0, counters(5, 1, 1, 50)),
-                EventRecord(2, T0 + 80, EventKind.FAULT_CLEARED),
+                EventRecord(2, T0 + 80, EventKind.FAULT_CLEARED, level=Severity.FAST_SHUTDOWN, value_a=7),
                 SampleRecord(3, T0 + 100, counters(10, 2, 1, 100)),
             )
         fleet = fleet_summary(opened)

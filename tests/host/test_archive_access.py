@@ -55,8 +55,8 @@ LOG = [
     EventRecord(1, T0 + 10, EventKind.START),
     SampleRecord(2, T0 + 100, counters(7000, 10)),
     FaultRecord(3, T0 + 1000, 0x101, Severity.FAST_SHUTDOWN, Subsystem.ENGINE, 0, counters(7500, 11)),
-    EventRecord(4, T0 + 1100, EventKind.STATE_CHANGE, 3, 4),
-    EventRecord(5, T0 + 4600, EventKind.FAULT_CLEARED),
+    EventRecord(4, T0 + 1100, EventKind.STATE_CHANGE, 6, 0),  # WARMDOWN -> STAND_BY
+    EventRecord(5, T0 + 4600, EventKind.FAULT_CLEARED, level=Severity.FAST_SHUTDOWN, value_a=0x101),
     EventRecord(6, T0 + 4700, EventKind.START),
     SampleRecord(7, T0 + 9000, counters(7900, 13)),
     SampleRecord(8, T0 + 10_000, counters(7994, 13)),
