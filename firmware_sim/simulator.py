@@ -59,6 +59,7 @@ touch I/O: the log sink does that.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Sequence
@@ -80,7 +81,7 @@ from .faults import (
     get_fault,
     start_failure_probability,
 )
-from .models import ModelProfile
+from .models import ModelProfile, trip_limits
 from .nvstate import Counters, LogSink
 from .service import SERVICE_INTERVAL_H, WEAR_STEP_H, ServiceKind, next_service_s, service_at, wear_at
 
@@ -107,6 +108,29 @@ class LastSeen:
     timestamp: int
     state: EngineState
     tet_c: float | None = None
+
+
+_CHANNEL_SCALE = {"speed_rpm": 1, "grid_voltage_v": 10, "grid_freq_hz": 1000, "dc_bus_v": 10}
+
+
+def _channel(snapshot: Snapshot, channel: str) -> float:
+    """A freeze-frame channel in engineering units (``tet_avg_c`` or a scaled field)."""
+    if channel == "tet_avg_c":
+        return snapshot.tet_avg_c
+    scale = _CHANNEL_SCALE[channel]
+    field = channel if scale == 1 else f"{channel}_x{scale}"
+    return float(getattr(snapshot, field)) / scale
+
+
+def _with_channel(snapshot: Snapshot, channel: str, value: float) -> Snapshot:
+    """*snapshot* with *channel* (engineering units) set to *value*; both thermocouples for TET."""
+    if channel == "tet_avg_c":
+        spread = (snapshot.tet1_c_x10 - snapshot.tet2_c_x10) // 2
+        mid = round(value * 10)
+        return dataclasses.replace(snapshot, tet1_c_x10=mid + spread, tet2_c_x10=mid - spread)
+    scale = _CHANNEL_SCALE[channel]
+    field = channel if scale == 1 else f"{channel}_x{scale}"
+    return dataclasses.replace(snapshot, **{field: round(value * scale)})
 
 
 class _ActiveFault:
@@ -171,6 +195,7 @@ class Simulator:
             scripted=scripted_faults,
         )
         self._seed = seed
+        self._trip_limits = trip_limits(profile)
         ambient_c, _ = self._climate.conditions(start_time)
         downtime = max(0, start_time - last_seen.timestamp) if last_seen is not None else 0
         tet_c = None
@@ -485,7 +510,7 @@ class Simulator:
         self._faults_changed()
         self._log.append(
             FaultRecord(0, int(t), fault.code, int(fault.severity), int(fault.subsystem), int(fault.flags),
-                        self._snapshot_at(t))
+                        self._caused(fault.code, self._snapshot_at(t), t))
         )
         if not active.is_failure:
             active.clear_at = t + fault.restart.delay_s
@@ -496,6 +521,18 @@ class Simulator:
             self._fire(trigger, t)
         elif self._engine.state == EngineState.STAND_BY:
             self._come_to_rest(t)
+
+    def _caused(self, code: int, snapshot: Snapshot, t: float) -> Snapshot:
+        """*snapshot* with the channel whose crossing of its limit raised *code* beyond it: the
+        freeze-frame shows the cause (1-5 % past the limit, drawn from the seed and the time)."""
+        limit = self._trip_limits.get(code)
+        if limit is None:
+            return snapshot
+        if limit.crossed(_channel(snapshot, limit.channel)):
+            return snapshot
+        past = 1 + random.Random(f"{self._seed}:cause:{code}:{int(t)}").uniform(0.01, 0.05)
+        value = limit.limit * past if limit.above else limit.limit / past
+        return _with_channel(snapshot, limit.channel, value)
 
     def _on_clear(self, t: float) -> None:
         due = min(self._active, key=lambda f: f.clear_at)
