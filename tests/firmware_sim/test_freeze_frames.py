@@ -21,7 +21,7 @@ from firmware_sim.models import C30, C60, ModelProfile, site_profile, trip_limit
 from firmware_sim.simulator import Simulator
 from protocol.enums import EngineState
 from protocol.fault_codes import FAULT_CODES
-from protocol.records import FaultRecord, Record, Snapshot
+from protocol.records import FaultRecord, Record, SampleRecord, Snapshot
 
 HOUR = 3600
 JAN_1_2024 = 1_704_067_200
@@ -84,3 +84,18 @@ def test_a_life_of_faults_shows_every_cause_and_fails_starts_while_starting() ->
         assert limit.crossed(value(fault.freeze, limit.channel)), (fault.code, fault.freeze)
         if fault.code in START_FAULTS:
             assert fault.freeze.state in (EngineState.LIGHT_OFF, EngineState.RELIGHT, EngineState.ACCEL)
+
+
+def test_tet_drifts_up_to_its_limit_over_the_minutes_before_an_over_temperature_trip() -> None:
+    sink = Sink()
+    sim = Simulator(C60, seed=5, start_time=JAN_1_2024, log=sink, sample_interval_s=60,
+                    scripted_faults=[ScriptedFault(5005, 3.0)])
+    sim.advance_to(JAN_1_2024 + 4 * HOUR)
+    trip = next(f for f in sink.faults() if f.code == 5005)
+    before = [r.snapshot.tet_avg_c for r in sink.records
+              if isinstance(r, SampleRecord) and trip.timestamp - 1200 <= r.timestamp < trip.timestamp]
+    quiet, drift = before[:10], before[10:]
+    assert max(quiet) - min(quiet) < 2 and max(quiet) < C60.tet_limit_c - 20
+    assert len(drift) == 10 and drift == sorted(drift)
+    assert drift[-1] > C60.tet_limit_c - 10 and drift[0] < drift[-1] - 20
+    assert trip.freeze.tet_avg_c > C60.tet_limit_c
