@@ -1,15 +1,17 @@
 """The press-release fleet: 4,000 units and 15 million operating hours, simulated, ingested, queried.
 
-Plans the fleet of the manufacturer's May 2007 press release (4,000 units,
-C30:0.6,C60:0.4, 3,750 operating hours each on average: 15,000,000 hours,
-an hourly sample plus every fault and event), simulates it into flash
+Plans the fleet of the manufacturer's May 2007 press release on its
+timeline (4,000 units shipped from December 1998, C30:0.6,C60:0.4, each
+documenting its share of its life: about 15,000,000 operating hours, 3,750
+per unit, an hourly sample plus every fault and event), simulates it into flash
 images on every core (``firmware_sim.fleet``), ingests the images into a
 fresh archive (``host.ingest``), and times the fleet table
 (``host.fleet_report.fleet_table``, median of 3).  Everything is written
 under a temporary directory, removed afterwards (about 1.3 GB of images and
 the archive).
 
-``TURBOLOG_FLEET_UNITS`` scales the fleet down (same mean hours) for a quick
+``TURBOLOG_FLEET_UNITS`` scales the fleet down (the same timeline, hours
+scaled with the units) for a quick
 run; the time and size targets scale with it, the query target does not.
 Beside each time is the CPU it took, since the machine is shared.
 """
@@ -19,9 +21,11 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
-from firmware_sim.fleet import parse_mix, plan_fleet, simulate_fleet
+from firmware_sim.fleet import MILESTONES, UnitPlan, documented_hours, parse_mix, plan_fleet, simulate_fleet
 from host.archive import Archive
 from host.fleet_report import fleet_table
 from host.ingest import ingest_dir
@@ -29,7 +33,6 @@ from host.ingest import ingest_dir
 from .figures import Figure, median_of, timed
 
 UNITS = 4000
-HOURS = 3750
 MIX = "C30:0.6,C60:0.4"
 SEED = 2007
 
@@ -49,7 +52,7 @@ def run() -> list[Figure]:
     units = int(os.environ.get("TURBOLOG_FLEET_UNITS", UNITS))
     scale = units / UNITS
     scaled = f"target scaled x{scale:g} from {UNITS:,} units" if scale != 1 else ""
-    plans = plan_fleet(units, parse_mix(MIX), HOURS, SEED)
+    plans = plan_fleet(units, parse_mix(MIX), None, SEED)
     with tempfile.TemporaryDirectory(prefix="turbolog-fleet-") as tmp:
         images, archive_path = Path(tmp) / "images", Path(tmp) / "archive.sqlite"
         cpu, wall = _cpu(children=True), time.perf_counter()
@@ -79,8 +82,18 @@ def run() -> list[Figure]:
                _note(f"{size / records:.0f} bytes per record", scaled)),
         Figure("fleet: fleet table query", query_s, "s", QUERY_BUDGET_S, False, f"{units:,} units"),
         Figure("fleet: documented operating hours", hours, "h", None,
-               reference=f"fleet table: {report.total.operating_hours:,.0f} h, {records:,} records"),
+               reference=f"fleet table: {report.total.operating_hours:,.0f} h, {records:,} records; "
+               f"planned by milestone: {_milestones(plans, scale)}"),
     ]
+
+
+def _milestones(plans: Sequence[UnitPlan], scale: float) -> str:
+    """The plan's documented hours at each press-release milestone beside its scaled target."""
+    return ", ".join(
+        f"{datetime.fromtimestamp(at, UTC):%b %Y} {documented_hours(plans, at) / 1e6:.2f} M "
+        f"(target {target * scale / 1e6:.2f} M)"
+        for at, target in MILESTONES
+    )
 
 
 def _note(*parts: str) -> str:

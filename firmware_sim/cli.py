@@ -38,7 +38,8 @@ from .duty import DUTY_PROFILES
 from .errors import ConfigError, SimulatorError
 from .faults import ScriptedFault, parse_scripted_fault
 from .flash import NorFlash
-from .fleet import DEFAULT_AS_OF, UnitResult, parse_mix, plan_fleet, simulate_fleet
+from .fleet import DEFAULT_AS_OF, UnitResult, age_summary, parse_mix, plan_fleet, simulate_fleet
+from .fleet import DEFAULT_START as FLEET_START
 from .impairment import Impairment, LineFaults
 from .inproc import Line, WallClock
 from .keystore import KeyStore, UnitKeys, existing_key_chip, key_chip_path
@@ -59,7 +60,8 @@ examples:
   turbosim run --flash unit.img --model C65 --history 8000h
   turbosim info --flash unit.img
   turbosim keys --flash unit.img --level maintenance > maintenance.key
-  turbosim fleet --units 4000 --mix C30:0.6,C60:0.4 --hours 3750 --seed 1 --out fleet/
+  turbosim fleet --units 4000 --mix C30:0.6,C60:0.4 --seed 1 --out fleet/
+  turbosim fleet --units 200 --start 2001-01-01 --end 2004-01-01 --out fleet/
 """
 
 SERVE_TICK_SAMPLES = 64
@@ -254,9 +256,12 @@ def _fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "fleet",
         allow_abbrev=False,
         help="simulate a fleet into flash images (DIR/<serial>.img and .json), one process per core",
-        description="Simulate a growing fleet: each unit with its own serial number, commissioning date, "
-        "duty profile and climate site, logging an hourly sample and every fault and event into a flash "
-        "image big enough for its whole history (docs/flash-image.md).",
+        description="Simulate a growing fleet on the press release's timeline (shipments from December 1998 "
+        "to about 4,000 units in May 2007, documented hours about 3 M by December 2002, 10 M by "
+        "November 2005 and 15 M by May 2007), scaled to --units: each unit with its own serial number, "
+        "shipment date, duty profile and climate site, logging an hourly sample and every fault and event "
+        "of its documented window into a flash image big enough for it (docs/flash-image.md, "
+        "docs/simulation.md).",
     )
     fleet.add_argument("--units", type=int, required=True, help="number of units")
     fleet.add_argument(
@@ -264,13 +269,19 @@ def _fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         help="models and their shares (default C30:0.6,C60:0.4)",
     )
     fleet.add_argument(
-        "--hours", type=float, required=True, help="mean operating hours per unit at the read-out date"
+        "--hours", type=float,
+        help="mean documented operating hours per unit at the read-out date (default: the timeline's, "
+        "3,750 h from 1998-12-01 to 2007-05-01)",
     )
     fleet.add_argument("--seed", type=int, default=1, help="fleet seed (default 1)")
     fleet.add_argument("--out", required=True, metavar="DIR", help="directory for the images")
     fleet.add_argument(
-        "--as-of", type=parse_start, default=float(DEFAULT_AS_OF), metavar="DATE",
-        help="read-out date, when every unit's history ends (default 2007-05-01)",
+        "--start", type=parse_start, default=float(FLEET_START), metavar="DATE",
+        help="first shipment; the timeline is stretched from it to the read-out (default 1998-12-01)",
+    )
+    fleet.add_argument(
+        "--end", "--as-of", dest="as_of", type=parse_start, default=float(DEFAULT_AS_OF), metavar="DATE",
+        help="read-out date, when every unit's history ends at the latest (default 2007-05-01)",
     )
     fleet.add_argument("--workers", type=int, help="processes (default: one per core)")
 
@@ -497,7 +508,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_fleet(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {args.workers}")
-    plans = plan_fleet(args.units, args.mix, args.hours, args.seed, int(args.as_of))
+    plans = plan_fleet(args.units, args.mix, args.hours, args.seed, int(args.as_of), int(args.start))
+    print(age_summary(plans), file=sys.stderr)
     began = time.monotonic()
     done: list[UnitResult] = []
 

@@ -128,8 +128,8 @@ _SIMULATION: dict[int, tuple[RestartPolicy, float, bool]] = {
     5002: (auto_clear(300), 0, False),
     5005: (lockout(6), 1, False),
     5008: (lockout(12), 0.5, False),
-    5012: (auto_clear(300), 3, False),
-    5015: (auto_clear(600), 1, False),
+    5012: (auto_clear(300), 0, False),
+    5015: (auto_clear(600), 0, False),
     5020: (auto_clear(2 * 3600), 2, False),
     5031: (lockout(24), 0.5, False),
     6003: (auto_clear(900), 1, False),
@@ -295,6 +295,10 @@ class _PoissonOnHours:
     def next_s(self) -> float:
         return self._due[-1][0] if self._due else math.inf
 
+    @property
+    def next_code(self) -> int:
+        return self._due[-1][1].code
+
     def pop(self) -> FaultCode:
         at, fault = self._due.pop()
         self._fill(at)
@@ -347,6 +351,17 @@ class FaultArrivals:
         """Lifetime operating seconds at which the next fault arrives (``inf`` if none will)."""
         scripted = self._scripted[-1].at_operating_s if self._scripted else math.inf
         return min(scripted, self._failures.next_s, self._warnings.next_s)
+
+    @property
+    def next_code(self) -> int | None:
+        """The code :meth:`pop` will return next (None if no fault will arrive)."""
+        due = self.next_operating_s
+        if math.isinf(due):
+            return None
+        if self._scripted and self._scripted[-1].at_operating_s == due:
+            return self._scripted[-1].code
+        source = self._failures if self._failures.next_s == due else self._warnings
+        return source.next_code
 
     def pop(self) -> FaultCode:
         """The fault due at :attr:`next_operating_s`; the next one from its source follows it."""

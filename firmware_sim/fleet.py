@@ -2,16 +2,22 @@
 
 :func:`plan_fleet` decides, from one seed, who the units are: serial number,
 model (by the mix asked for), duty profile, climate site, grid mode, the
-unit's own simulation seed, and when it was commissioned.  The fleet grew
-the way a young product's does: shipments rise by ``e ** FLEET_GROWTH``
-(about 7x) from the oldest unit to the newest, so most units are young and a
-few are old.  Each unit's share of the mean operating hours follows from its
-age; its calendar life is that share divided by how much of the day its duty
-runs it, so the planned mean is exactly the hours asked for and the units'
-own logs come out close to it (faults and repairs cost a little).
+unit's own simulation seed, when it was shipped and which part of its life
+is documented.  The fleet follows the press release's timeline (``SHIPMENTS``:
+commercial shipments from December 1998, about 4,000 units by May 2007,
+scaled to the units asked for and stretched to the dates asked for): each
+unit's shipment date is a stratified draw from that curve.  Every shipped
+unit documents the same share of its calendar life (``DOCUMENTED_SHARE``, as
+the manufacturer counts hours only from units it has contact with), so the
+fleet's documented hours grow with its installed base and reach the
+milestones of ``MILESTONES``.  A unit's image holds its documented window:
+a stretch of its life between shipment and the read-out date, placed along
+its life by a low-discrepancy sequence so that every instant of every life
+is documented with the same probability (``DOCUMENTED_SHARE`` over the
+duty's utilisation).
 
-:func:`simulate_unit` lives one unit's history from commissioning to the
-read-out date (``as_of``): a runtime sample every hour, and every fault and
+:func:`simulate_unit` lives one unit's documented window, from its power-up
+(``commissioned``) to its last read-out (``as_of``): a runtime sample every hour, and every fault and
 event.  The records are kept in memory until the end, so that the flash can
 be sized to hold all of them (plus one spare sector): nothing is evicted.
 It then writes them through the controller's own :class:`LogStore` into
@@ -33,6 +39,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -57,11 +64,72 @@ from .unit import DEFAULT_SECTOR_SIZE, FIRMWARE_VERSION
 SAMPLE_INTERVAL_S = 3600
 """Fleet units log one runtime sample per hour."""
 
-DEFAULT_AS_OF = int(datetime(2007, 5, 1, tzinfo=UTC).timestamp())
+def _day(year: int, month: int, day: int = 1) -> int:
+    return int(datetime(year, month, day, tzinfo=UTC).timestamp())
+
+
+DEFAULT_START = _day(1998, 12, 1)
+"""Commercial shipments began in December 1998 (REF)."""
+
+DEFAULT_AS_OF = _day(2007, 5, 1)
 """The read-out date: the month of the manufacturer's fleet press release."""
 
-FLEET_GROWTH = 2.0
-"""Shipments grow by e ** FLEET_GROWTH from the oldest unit's commissioning to the newest's."""
+PRESS_RELEASE_UNITS = 4000
+"""Units shipped by May 2007 (REF: more than 4,000)."""
+
+SHIPMENTS: tuple[tuple[int, float], ...] = (
+    (DEFAULT_START, 0.0),
+    (_day(2000, 12, 1), 500.0),
+    (_day(2002, 12, 1), 2400.0),
+    (DEFAULT_AS_OF, 4000.0),
+)
+"""Cumulative units shipped (of 4,000), linear between the dates: Dec 2002 and May 2007 are REF's
+(> 2,400, > 4,000); Dec 2000 is fitted so that the documented hours meet ``MILESTONES``."""
+
+MILESTONES: tuple[tuple[int, float], ...] = (
+    (_day(2002, 12, 1), 3e6), (_day(2005, 11, 1), 10e6), (DEFAULT_AS_OF, 15e6),
+)
+"""Cumulative documented operating hours of the 4,000-unit fleet (REF)."""
+
+
+def shipped_share(t: float, start: float = DEFAULT_START, end: float = DEFAULT_AS_OF) -> float:
+    """Share of the fleet shipped by *t*, on ``SHIPMENTS`` stretched from [Dec 1998, May 2007]
+    onto [*start*, *end*]."""
+    x = DEFAULT_START + (t - start) * (DEFAULT_AS_OF - DEFAULT_START) / (end - start)
+    total = SHIPMENTS[-1][1]
+    if x <= SHIPMENTS[0][0]:
+        return 0.0
+    for (t0, s0), (t1, s1) in zip(SHIPMENTS, SHIPMENTS[1:], strict=False):
+        if x <= t1:
+            return (s0 + (s1 - s0) * (x - t0) / (t1 - t0)) / total
+    return 1.0
+
+
+def shipment_time(share: float, start: float = DEFAULT_START, end: float = DEFAULT_AS_OF) -> float:
+    """When the fleet's *share* (0..1) had been shipped: the inverse of :func:`shipped_share`."""
+    target = share * SHIPMENTS[-1][1]
+    x = float(SHIPMENTS[-1][0])
+    for (t0, s0), (t1, s1) in zip(SHIPMENTS, SHIPMENTS[1:], strict=False):
+        if target <= s1:
+            x = t0 + (t1 - t0) * (target - s0) / (s1 - s0)
+            break
+    return start + (x - DEFAULT_START) * (end - start) / (DEFAULT_AS_OF - DEFAULT_START)
+
+
+def _mean_age_s() -> float:
+    """Mean age at May 2007 of a unit shipped on ``SHIPMENTS`` (exact for a piecewise-linear curve)."""
+    total = SHIPMENTS[-1][1]
+    return sum(
+        (s1 - s0) / total * (DEFAULT_AS_OF - (t0 + t1) / 2)
+        for (t0, s0), (t1, s1) in zip(SHIPMENTS, SHIPMENTS[1:], strict=False)
+    )
+
+
+DOCUMENTED_SHARE = MILESTONES[-1][1] / PRESS_RELEASE_UNITS * 3600 / _mean_age_s()
+"""Operating hours documented per calendar hour since shipment, the same for every unit:
+15 M h over 4,000 units of the curve's mean age (about 0.10)."""
+
+_GOLDEN = (math.sqrt(5) - 1) / 2
 
 DUTY_MIX: tuple[tuple[str, float], ...] = (("baseload", 0.5), ("load-following", 0.3), ("peak-shaving", 0.2))
 UTILISATION: dict[str, float] = {
@@ -89,9 +157,18 @@ class UnitPlan:
     site: str
     mode: GridMode
     commissioned: int
-    """Unix seconds: power-up at the site."""
+    """Unix seconds: the first power-up of its documented window (its image's first record)."""
     as_of: int
-    """Unix seconds: the end of the simulated history, when the flash is read out."""
+    """Unix seconds: the end of its documented window, when the flash was last read out."""
+    shipped: int
+    """Unix seconds: when the unit was shipped (at or before ``commissioned``)."""
+    read_out: int
+    """Unix seconds: the fleet's read-out date, at or after ``as_of``."""
+
+    @property
+    def age_s(self) -> int:
+        """The unit's age at the fleet's read-out date."""
+        return self.read_out - self.shipped
 
     @property
     def calendar_s(self) -> int:
@@ -145,57 +222,96 @@ def _counts(mix: dict[str, float], units: int) -> dict[str, int]:
     return counts
 
 
-def _age_shares(rng: random.Random, units: int) -> list[float]:
-    """Each unit's age as a multiple of the fleet's mean age (the list averages exactly 1).
-
-    Commissioning times of a fleet whose shipments grow exponentially: the
-    age on [0, 1] has density proportional to exp(-FLEET_GROWTH * age).
-    """
-    k = FLEET_GROWTH
-    ages = [-math.log(1 - rng.random() * (1 - math.exp(-k))) / k for _ in range(units)]
-    mean = sum(ages) / units
-    return [age / mean for age in ages]
-
-
 def _choose(rng: random.Random, weighted: Sequence[tuple[str, float]]) -> str:
     return rng.choices([name for name, _ in weighted], [weight for _, weight in weighted])[0]
 
 
 def plan_fleet(
-    units: int, mix: dict[str, float], hours: float, seed: int, as_of: int = DEFAULT_AS_OF
+    units: int,
+    mix: dict[str, float],
+    hours: float | None,
+    seed: int,
+    as_of: int = DEFAULT_AS_OF,
+    start: int = DEFAULT_START,
 ) -> tuple[UnitPlan, ...]:
     """*units* units of the models in *mix* (model -> share, as :func:`parse_mix` gives
-    it), averaging *hours* operating hours each at *as_of* (Unix seconds).
+    it), shipped along ``SHIPMENTS`` stretched onto [*start*, *as_of*] (Unix seconds),
+    each documenting its window of the operating hours.
 
-    The same arguments always give the same plan.  Serial numbers are
-    ``<model>-<nnnnnn>``, numbered from 1 in commissioning order.
+    *hours* is the mean documented operating hours per unit at *as_of*; None
+    takes ``DOCUMENTED_SHARE`` of each unit's age (3,750 h on the default
+    timeline: 15 M h over 4,000 units).  The same arguments always give the
+    same plan.  Serial numbers are ``<model>-<nnnnnn>``, numbered from 1 in
+    shipment order.
     """
     if units < 1:
         raise ConfigError(f"a fleet needs at least one unit, not {units}")
-    if not hours > 0 or math.isinf(hours):
+    if hours is not None and (not hours > 0 or math.isinf(hours)):
         raise ConfigError(f"mean operating hours must be a positive number, not {hours}")
     if not mix or set(mix) - set(PROFILES) or not all(share > 0 for share in mix.values()):
         raise ConfigError(f"model mix {mix!r} must give models among {', '.join(PROFILES)} positive shares")
-    if not 0 < as_of < 2**32:
-        raise ConfigError(f"read-out time {as_of} is outside 32-bit Unix time")
+    for name, moment in (("read-out", as_of), ("first shipment", start)):
+        if not 0 <= moment < 2**32:
+            raise ConfigError(f"{name} time {moment} is outside 32-bit Unix time")
+    if start >= as_of:
+        raise ConfigError(
+            f"the first shipment ({_date(start)}) must come before the read-out ({_date(as_of)})"
+        )
     rng = random.Random(f"fleet:{seed}")
     total = sum(mix.values())
     shares = {model: share / total for model, share in mix.items()}
     models = [model for model, count in _counts(shares, units).items() for _ in range(count)]
     rng.shuffle(models)
-    lives = []
-    for model, share in zip(models, _age_shares(rng, units), strict=True):
+    shipped = [round(shipment_time((k + rng.random()) / units, start, as_of)) for k in range(units)]
+    ages = [as_of - moment for moment in shipped]
+    share = DOCUMENTED_SHARE if hours is None else hours * 3600 * units / sum(ages)
+    offset = rng.random()
+    plans = []
+    for number, (model, moment, age) in enumerate(zip(models, shipped, ages, strict=True), start=1):
         duty = _choose(rng, DUTY_MIX)
         site = _choose(rng, SITE_MIX)
         mode = GridMode.STAND_ALONE if rng.random() < STAND_ALONE_SHARE else GridMode.GRID_CONNECT
-        commissioned = as_of - round(hours * share * 3600 / UTILISATION[duty])
-        if commissioned < 0:
-            raise ConfigError(f"{hours:g} h on average reaches back before 1970 from the read-out time")
-        lives.append((commissioned, model, rng.getrandbits(48), duty, site, mode))
-    lives.sort(key=lambda life: life[0])
-    return tuple(
-        UnitPlan(f"{model}-{number:06d}", model, unit_seed, duty, site, mode, commissioned, as_of)
-        for number, (commissioned, model, unit_seed, duty, site, mode) in enumerate(lives, start=1)
+        cover = share / UTILISATION[duty]
+        if cover >= 1:
+            raise ConfigError(
+                f"{share * sum(ages) / units / 3600:g} h on average is more than units shipped "
+                f"from {_date(start)} can run by {_date(as_of)}"
+            )
+        # A window of cover * age / (1 - cover) slid along the life, overhanging
+        # either end by up to its length and clipped to the life, covers every
+        # instant of the life with the same probability, cover: the fleet's
+        # documented hours then grow exactly with its installed base.
+        window = cover * age / (1 - cover)
+        slide = moment - window + ((offset + number * _GOLDEN) % 1.0) * (age + window)
+        begin = max(moment, min(round(slide), as_of - SAMPLE_INTERVAL_S))
+        end = min(as_of, max(round(slide + window), begin + SAMPLE_INTERVAL_S))
+        plans.append(UnitPlan(
+            f"{model}-{number:06d}", model, rng.getrandbits(48), duty, site, mode,
+            begin, end, moment, as_of,
+        ))
+    return tuple(plans)
+
+
+def _date(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).date().isoformat()
+
+
+def documented_hours(plans: Sequence[UnitPlan], at: float) -> float:
+    """The operating hours *plans* mean to document by *at*: each unit's window up to *at*
+    at its duty's utilisation (what the simulated logs then hold, less faults and service)."""
+    return sum(
+        max(0, min(at, plan.as_of) - plan.commissioned) * UTILISATION[plan.duty] for plan in plans
+    ) / 3600
+
+
+def age_summary(plans: Sequence[UnitPlan]) -> str:
+    """One line: the fleet's ages at its read-out date, by whole years, and their median."""
+    years = sorted(plan.age_s / (365.25 * 86400) for plan in plans)
+    counts = Counter(int(age) for age in years)
+    spread = ", ".join(f"{age}-{age + 1} y: {counts[age]:,}" for age in range(int(years[-1]) + 1))
+    return (
+        f"fleet ages at {_date(plans[0].read_out)}: median {years[len(years) // 2]:.1f} y, "
+        f"oldest {years[-1]:.1f} y; {spread}"
     )
 
 
@@ -239,6 +355,7 @@ def _simulated(plan: UnitPlan) -> dict[str, object]:
         "duty": plan.duty,
         "site": plan.site,
         "mode": "standalone" if plan.mode == GridMode.STAND_ALONE else "grid",
+        "shipped": datetime.fromtimestamp(plan.shipped, UTC).isoformat(),
         "commissioned": datetime.fromtimestamp(plan.commissioned, UTC).isoformat(),
         "sample_interval_s": SAMPLE_INTERVAL_S,
     }

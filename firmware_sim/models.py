@@ -55,6 +55,8 @@ class ModelProfile:
     """TET in LOAD at zero setpoint: the bottom of the load line."""
     tet_limit_c: float = 680.0
     """TET at which the controller trips the engine."""
+    overspeed_rpm: int = 100_800
+    """Shaft speed at which the controller trips the engine (105 % of full speed, our assumption)."""
     dc_bus_v: float = 760.0
     grid_voltage_v: float = 480.0
     grid_freq_hz: float = 60.0
@@ -86,6 +88,8 @@ class ModelProfile:
             raise ConfigError(f"{self.name}: the load ramp must be positive, not {self.ramp_w_per_s}")
         if not 0 < self.liftoff_rpm < self.idle_rpm < self.full_rpm:
             raise ConfigError(f"{self.name}: speeds must rise from lift off to idle to full")
+        if not self.full_rpm < self.overspeed_rpm:
+            raise ConfigError(f"{self.name}: the overspeed limit must be above full speed")
         if not self.tet_light_off_c < self.tet_idle_c < self.tet_full_c < self.tet_limit_c:
             raise ConfigError(f"{self.name}: TETs must rise from light off to idle to full to the limit")
         if (self.grid_voltage_v, self.grid_freq_hz) not in GRID_STANDARDS:
@@ -143,6 +147,53 @@ C65 = ModelProfile(
 )
 
 PROFILES: dict[str, ModelProfile] = {p.name: p for p in (C30, C60, C65)}
+
+GRID_VOLTAGE_BAND = (0.88, 1.10)
+"""Utility voltage, as a share of nominal, outside which a grid-connected unit trips
+(IEEE 1547's under- and over-voltage limits; our choice of standard)."""
+GRID_FREQUENCY_BAND_HZ = (-0.7, 0.5)
+"""Utility frequency, off nominal, outside which it trips (IEEE 1547: 59.3 and 60.5 Hz at 60 Hz)."""
+DC_BUS_BAND = (0.85, 1.10)
+"""DC bus voltage, as a share of its set point, outside which the power electronics trip (assumption)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TripLimit:
+    """The limit whose crossing raises a fault with a physical cause: ``channel`` (a
+    :meth:`Snapshot.engineering` name, ``tet_avg_c`` the average of the two thermocouples) is
+    beyond ``limit`` when above it (``above``) or below it."""
+
+    channel: str
+    limit: float
+    above: bool
+
+    def crossed(self, value: float) -> bool:
+        return value > self.limit if self.above else value < self.limit
+
+
+def trip_limits(profile: ModelProfile) -> dict[int, TripLimit]:
+    """Fault code -> the limit of *profile* (wired for its grid) that its cause crosses.
+
+    Over-temperature and overspeed: TET and speed above the trip limits; the
+    utility's voltage and frequency out of the grid-connect band; the DC bus out
+    of its band; a start that fails: ignition failure and flameout with TET under
+    the light-off temperature (no flame), acceleration timeout with the shaft
+    short of idle speed.  Other codes have no channel in the freeze-frame.
+    """
+    v, hz, dc = profile.grid_voltage_v, profile.grid_freq_hz, profile.dc_bus_v
+    return {
+        5002: TripLimit("tet_avg_c", profile.tet_light_off_c, above=False),
+        5005: TripLimit("tet_avg_c", profile.tet_limit_c, above=True),
+        5008: TripLimit("speed_rpm", profile.overspeed_rpm, above=True),
+        5012: TripLimit("tet_avg_c", profile.tet_light_off_c, above=False),
+        5015: TripLimit("speed_rpm", profile.idle_rpm, above=False),
+        8001: TripLimit("grid_voltage_v", v * GRID_VOLTAGE_BAND[0], above=False),
+        8002: TripLimit("grid_voltage_v", v * GRID_VOLTAGE_BAND[1], above=True),
+        8005: TripLimit("grid_freq_hz", hz + GRID_FREQUENCY_BAND_HZ[0], above=False),
+        8006: TripLimit("grid_freq_hz", hz + GRID_FREQUENCY_BAND_HZ[1], above=True),
+        9001: TripLimit("dc_bus_v", dc * DC_BUS_BAND[1], above=True),
+        9005: TripLimit("dc_bus_v", dc * DC_BUS_BAND[0], above=False),
+    }
 
 
 def site_profile(name: str, site: Site) -> ModelProfile:

@@ -59,6 +59,7 @@ touch I/O: the log sink does that.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Sequence
@@ -69,7 +70,15 @@ from protocol.records import EventRecord, FaultRecord, SampleRecord, Snapshot
 
 from .climate import DEFAULT_SITE, Climate, Site
 from .duty import make_duty
-from .engine import REST_TET_TAU_S, RUNNING_STATES, STATE_DURATION_S, TURNING_STATES, Engine, Trigger
+from .engine import (
+    REST_TET_TAU_S,
+    RUNNING_STATES,
+    STATE_DURATION_S,
+    TURNING_STATES,
+    Engine,
+    Point,
+    Trigger,
+)
 from .errors import ConfigError
 from .faults import (
     AMBIENT_PRESSURE_SENSOR_FAULT,
@@ -80,7 +89,7 @@ from .faults import (
     get_fault,
     start_failure_probability,
 )
-from .models import ModelProfile
+from .models import ModelProfile, trip_limits
 from .nvstate import Counters, LogSink
 from .service import SERVICE_INTERVAL_H, WEAR_STEP_H, ServiceKind, next_service_s, service_at, wear_at
 
@@ -107,6 +116,35 @@ class LastSeen:
     timestamp: int
     state: EngineState
     tet_c: float | None = None
+
+
+_CHANNEL_SCALE = {"speed_rpm": 1, "grid_voltage_v": 10, "grid_freq_hz": 1000, "dc_bus_v": 10}
+
+
+def _channel(snapshot: Snapshot, channel: str) -> float:
+    """A freeze-frame channel in engineering units (``tet_avg_c`` or a scaled field)."""
+    if channel == "tet_avg_c":
+        return snapshot.tet_avg_c
+    scale = _CHANNEL_SCALE[channel]
+    field = channel if scale == 1 else f"{channel}_x{scale}"
+    return float(getattr(snapshot, field)) / scale
+
+
+def _with_channel(snapshot: Snapshot, channel: str, value: float) -> Snapshot:
+    """*snapshot* with *channel* (engineering units) set to *value*; both thermocouples for TET."""
+    if channel == "tet_avg_c":
+        spread = (snapshot.tet1_c_x10 - snapshot.tet2_c_x10) // 2
+        mid = round(value * 10)
+        return dataclasses.replace(snapshot, tet1_c_x10=mid + spread, tet2_c_x10=mid - spread)
+    scale = _CHANNEL_SCALE[channel]
+    field = channel if scale == 1 else f"{channel}_x{scale}"
+    return dataclasses.replace(snapshot, **{field: round(value * scale)})
+
+
+OVER_TEMPERATURE = 5005
+OVER_TEMPERATURE_DRIFT_S = 600.0
+"""TET drifts from where the load puts it up to the trip limit over the 10 minutes before an
+over-temperature trip (a fouled recuperator, a hot day, a failing thermocouple; assumption)."""
 
 
 class _ActiveFault:
@@ -171,6 +209,7 @@ class Simulator:
             scripted=scripted_faults,
         )
         self._seed = seed
+        self._trip_limits = trip_limits(profile)
         ambient_c, _ = self._climate.conditions(start_time)
         downtime = max(0, start_time - last_seen.timestamp) if last_seen is not None else 0
         tet_c = None
@@ -198,6 +237,7 @@ class Simulator:
         self._switched_off = False
         self._start_failure_p = start_failure_probability(profile.mtbf_h)
         self._start_fault_at = math.inf
+        self._drift_from = math.inf
         self._start_fault_coin = 0.0
         self._service_due_s = next_service_s(self._op_s)
         self._wear_due_s = (int(self._op_s) // _WEAR_STEP_S + 1) * _WEAR_STEP_S
@@ -301,6 +341,8 @@ class Simulator:
             self._hours_at = t + (min(self._service_due_s, self._wear_due_s) - self._op_s)
         else:
             self._arrival_at = self._hours_at = math.inf
+        heating = self._arrival_at < math.inf and self._arrivals.next_code == OVER_TEMPERATURE
+        self._drift_from = self._arrival_at - OVER_TEMPERATURE_DRIFT_S if heating else math.inf
         self._clear_at = min((f.clear_at for f in self._active), default=math.inf)
         self._next_at = min(
             engine.deadline, self._clear_at, self._repair_at, self._arrival_at, self._start_fault_at,
@@ -345,9 +387,12 @@ class Simulator:
         state, mode, code = int(engine.state), int(self.mode), self._active_code
         starts, trips = self._starts, self._trips
         t_i, operating, energy, p_i = self._t_i, self._op_s, self._energy_wh, self._p_i
+        drift_from = self._drift_from
         while t < limit:
             ambient_c, pressure_kpa = conditions(t)
             values = point(t, ambient_c, pressure_kpa, setpoint(t))
+            if t >= drift_from:
+                values = self._drifted(values, t)
             dt = t - t_i
             if turning:
                 operating += dt
@@ -365,12 +410,26 @@ class Simulator:
         engine = self._engine
         ambient_c, pressure_kpa = self._climate.conditions(t)
         values = engine.point(t, ambient_c, pressure_kpa, self._duty.setpoint(t))
+        if t >= self._drift_from:
+            values = self._drifted(values, t)
         dt = t - self._t_i
         operating = self._op_s + dt if engine.turning else self._op_s
         energy = self._energy_wh + self._p_i * dt / 3600
         return Snapshot(
             int(engine.state), int(self.mode), self._active_code, *values,
             int(operating), self._starts, self._trips, int(energy),
+        )
+
+    def _drifted(self, values: Point, t: float) -> Point:
+        """*values* (the Snapshot's measured ones) with both TETs moved toward the trip limit, the
+        share of the way that *t* has gone into the drift before an over-temperature trip."""
+        share = min(1.0, (t - self._drift_from) / OVER_TEMPERATURE_DRIFT_S)
+        limit_x10 = self.profile.tet_limit_c * 10
+        speed, power, tet1, tet2, *rest = values
+        a, b, c, d, e, f, g, h = rest
+        return (
+            speed, power, round(tet1 + share * (limit_x10 - tet1)), round(tet2 + share * (limit_x10 - tet2)),
+            a, b, c, d, e, f, g, h,
         )
 
     # --- what happens at an event ------------------------------------------------
@@ -485,7 +544,7 @@ class Simulator:
         self._faults_changed()
         self._log.append(
             FaultRecord(0, int(t), fault.code, int(fault.severity), int(fault.subsystem), int(fault.flags),
-                        self._snapshot_at(t))
+                        self._caused(fault.code, self._snapshot_at(t), t))
         )
         if not active.is_failure:
             active.clear_at = t + fault.restart.delay_s
@@ -496,6 +555,18 @@ class Simulator:
             self._fire(trigger, t)
         elif self._engine.state == EngineState.STAND_BY:
             self._come_to_rest(t)
+
+    def _caused(self, code: int, snapshot: Snapshot, t: float) -> Snapshot:
+        """*snapshot* with the channel whose crossing of its limit raised *code* beyond it: the
+        freeze-frame shows the cause (1-5 % past the limit, drawn from the seed and the time)."""
+        limit = self._trip_limits.get(code)
+        if limit is None:
+            return snapshot
+        if limit.crossed(_channel(snapshot, limit.channel)):
+            return snapshot
+        past = 1 + random.Random(f"{self._seed}:cause:{code}:{int(t)}").uniform(0.01, 0.05)
+        value = limit.limit * past if limit.above else limit.limit / past
+        return _with_channel(snapshot, limit.channel, value)
 
     def _on_clear(self, t: float) -> None:
         due = min(self._active, key=lambda f: f.clear_at)

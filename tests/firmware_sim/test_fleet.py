@@ -20,6 +20,7 @@ from firmware_sim.errors import ConfigError
 from firmware_sim.flash import NorFlash
 from firmware_sim.fleet import (
     DEFAULT_AS_OF,
+    DEFAULT_START,
     SAMPLE_INTERVAL_S,
     UTILISATION,
     UnitPlan,
@@ -53,19 +54,20 @@ def test_the_plan_follows_the_mix_and_the_mean_hours() -> None:
     assert Counter(plan.model for plan in plans) == {"C30": 300, "C60": 200}
     assert len({plan.serial for plan in plans}) == 500
     planned = [plan.calendar_s * UTILISATION[plan.duty] / 3600 for plan in plans]
-    assert sum(planned) / len(planned) == pytest.approx(3750, rel=1e-6)
+    # windows clipped at either end of a life make the mean a random one: 500 units hold it to 3 %
+    assert sum(planned) / len(planned) == pytest.approx(3750, rel=0.03)
     assert {plan.duty for plan in plans} == set(UTILISATION)
     assert {plan.site for plan in plans} == {"temperate", "desert", "cold"}
-    assert all(plan.as_of == DEFAULT_AS_OF for plan in plans)
+    assert all(plan.read_out == DEFAULT_AS_OF >= plan.as_of for plan in plans)
+    assert all(plan.shipped <= plan.commissioned < plan.as_of for plan in plans)
 
 
-def test_a_growing_fleet_has_many_young_units_and_a_few_old_ones() -> None:
-    plans = plan_fleet(1000, MIX, 3750, seed=4)
-    hours = sorted(plan.calendar_s * UTILISATION[plan.duty] / 3600 for plan in plans)
-    median, oldest = hours[len(hours) // 2], hours[-1]
-    assert median < 3750 < oldest
-    assert oldest > 2.5 * 3750
-    assert [plan.commissioned for plan in plans] == sorted(plan.commissioned for plan in plans)
+def test_units_are_numbered_in_shipment_order_from_december_1998() -> None:
+    plans = plan_fleet(1000, MIX, None, seed=4)
+    shipped = [plan.shipped for plan in plans]
+    assert shipped == sorted(shipped)
+    assert DEFAULT_START <= shipped[0] < DEFAULT_START + 120 * 86400
+    assert DEFAULT_AS_OF - 30 * 86400 < shipped[-1] <= DEFAULT_AS_OF
 
 
 def test_the_same_seed_gives_the_same_plan_and_another_seed_another() -> None:
