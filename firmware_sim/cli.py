@@ -175,8 +175,19 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _RaisingParser(argparse.ArgumentParser):
+    """A parser for options given in code (the pytest plugin's in-process unit): a mistake raises
+    ConfigError with argparse's message instead of printing usage and exiting the caller's process."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def build_parser(
+    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    """The command's parser; *parser_class* is also the subcommands' parsers' class."""
+    parser = parser_class(
         prog="turbosim",
         allow_abbrev=False,
         description="An emulated microturbine controller that answers on a serial line.",
@@ -420,7 +431,7 @@ def inproc_line(argv: Sequence[str]) -> tuple[Unit, Line]:
     lived, on an in-process line on the wall clock: what the pytest plugin's ``link="inproc"``
     serves.  The caller closes the unit.  A cut (``--impair cut=N``) happens once, as in serve.
     """
-    args = build_parser().parse_args(["serve", "--port", "inproc", *argv])  # the link is ignored
+    args = build_parser(_RaisingParser).parse_args(["serve", "--port", "inproc", *argv])  # link ignored
     if args.speed <= 0:
         raise ConfigError(f"--speed must be positive, not {args.speed}")
     unit, clock = _make_unit(args, args.speed)
