@@ -6,7 +6,6 @@ import dataclasses
 import math
 import random
 import statistics
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -467,29 +466,6 @@ def test_invalid_settings_and_calls_are_refused() -> None:
         sim.advance_to(JAN_1_2024 + 99)
     with pytest.raises(ValueError, match="unknown fault code"):
         sim.inject_fault(1)
-
-
-class EncodingSink:
-    """A LogSink that encodes every record and keeps only counts."""
-
-    def __init__(self) -> None:
-        self.count = self.size = 0
-
-    def append(self, record: Record) -> int:
-        self.size += len(encode_record(record))
-        self.count += 1
-        return self.count - 1
-
-
-@pytest.mark.slow
-def test_a_unit_year_of_minute_samples_takes_well_under_30_s() -> None:
-    sink = EncodingSink()
-    sim = Simulator(C65, seed=1, start_time=JAN_1_2024, log=sink, sample_interval_s=60)
-    began = time.perf_counter()
-    sim.advance_to(JAN_1_2024 + 365 * DAY)
-    elapsed = time.perf_counter() - began
-    assert sink.count >= 365 * 24 * 60
-    assert elapsed < 30, f"{elapsed:.1f} s"
 
 
 # --- fault statistics ------------------------------------------------------------
