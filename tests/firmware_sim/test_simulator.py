@@ -127,6 +127,7 @@ def test_a_start_is_logged_as_start_and_state_changes() -> None:
 # --- physics over a month, for every model --------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("duty", ["baseload", "peak-shaving", "load-following"])
 @pytest.mark.parametrize("profile", PROFILES.values(), ids=PROFILES)
 def test_physics_stays_within_bounds_over_a_month(profile: ModelProfile, duty: str) -> None:
@@ -527,6 +528,7 @@ def test_measured_mtbf_falls_inside_its_90_percent_interval() -> None:
     assert total_h / expected > C60.mtbf_h
 
 
+@pytest.mark.slow
 def test_starts_wear_units_that_start_daily_fail_more_per_hour() -> None:
     """Sixteen C60 units peak-shaving against sixteen baseload ones, 2,500 days each.  Fixed seeds; the
     comparison of the two Poisson rates (conditional binomial, one-sided) has a false-alarm
