@@ -5,7 +5,11 @@ sectors of 64 KiB (room for the year's 525,600 samples and its events) lives
 8,760 hours at once (``fast_forward``), as ``turbosim run`` does.  The limit
 beside it, in the same run: the log alone, appending the same records to a
 fresh :class:`~firmware_sim.logstore.LogStore` on the same kind of flash
-(encoding and programming, no simulation).
+(encoding and programming, no simulation).  Beside it, the simulation alone:
+a C60 :class:`~firmware_sim.simulator.Simulator` living the same year into a
+sink that only encodes each record (no flash, no log), under the same target
+(once a timed assertion in tests/firmware_sim/test_simulator.py), its
+"÷ limit" the share of the whole unit-year it takes.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import time
 
 from firmware_sim.flash import NorFlash
 from firmware_sim.logstore import LogStore
+from firmware_sim.models import C60
+from firmware_sim.simulator import Simulator
 from firmware_sim.unit import Unit, build_unit
-from protocol.records import Record, decode_record
+from protocol.records import Record, decode_record, encode_record
 
 from .figures import Figure
 
@@ -44,11 +50,37 @@ def append_alone(records: list[Record]) -> float:
     return time.perf_counter() - started
 
 
+class _EncodingSink:
+    """A log sink that encodes each record and keeps only the count."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def append(self, record: Record) -> int:
+        encode_record(record)
+        self.count += 1
+        return self.count - 1
+
+
+def simulate_alone() -> tuple[float, int]:
+    """Seconds the simulation alone takes for the year, and the records it made."""
+    sink = _EncodingSink()
+    sim = Simulator(C60, seed=1, start_time=START, log=sink, sample_interval_s=SAMPLE_INTERVAL_S)
+    started = time.perf_counter()
+    sim.advance_to(START + HOURS * 3600)
+    seconds = time.perf_counter() - started
+    if sink.count < HOURS * 3600 // SAMPLE_INTERVAL_S:
+        raise AssertionError(f"{sink.count:,} records in {HOURS:,} h: fewer than one sample a minute")
+    return seconds, sink.count
+
+
 def run(repeats: int = 3) -> list[Figure]:
-    times = []
+    times, alone = [], []
     for _ in range(repeats):
         seconds, unit = live_a_year()
         times.append(seconds)
+        alone_s, alone_count = simulate_alone()
+        alone.append(alone_s)
         count, first, hours = unit.next_seq, unit.first_seq, unit.counters.operating_s / 3600
         records = [decode_record(raw) for raw in unit.iter_raw(first, unit.next_seq)]
         unit.close()
@@ -61,4 +93,9 @@ def run(repeats: int = 3) -> list[Figure]:
                reference=f"the log alone (LogStore.append of the same records): {floor:.1f} s; "
                          f"{count:,} records, {hours:,.0f} operating h, median of {repeats}",
                limit=floor),
+        Figure("emulator: the simulation alone, one unit-year", statistics.median(alone), "s", TARGET_S,
+               False,
+               reference=f"share of the whole unit-year above ({value:.1f} s); {alone_count:,} records "
+                         f"encoded into no log, median of {repeats}",
+               limit=value),
     ]

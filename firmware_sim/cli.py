@@ -177,8 +177,19 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _RaisingParser(argparse.ArgumentParser):
+    """A parser for options given in code (the pytest plugin's in-process unit): a mistake raises
+    ConfigError with argparse's message instead of printing usage and exiting the caller's process."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def build_parser(
+    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    """The command's parser; *parser_class* is also the subcommands' parsers' class."""
+    parser = parser_class(
         prog="turbosim",
         allow_abbrev=False,
         description="An emulated microturbine controller that answers on a serial line.",
@@ -214,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--impair",
         type=parse_impairment,
         metavar="SPEC",
-        help="impair the line, e.g. ber=1e-5,drop=0.001,insert=0.001,burst=1e-6,latency=0.02,cut=5000",
+        help="impair the line, e.g. ber=1e-5,drop=0.001,insert=0.001,burst=1e-6,latency=0.02,cut=5000 "
+        "(bytes both ways; latency: the round trip, on the replies; cut: once, after N bytes to the host)",
     )
     line.add_argument("--impair-seed", type=int, default=0, help="seed of the impairment (default 0)")
 
@@ -373,7 +385,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         try:
             _live_history(unit, args.age_until, clock)
             unit.max_tick_s = SERVE_TICK_SAMPLES * max(1, int(args.sample_interval))
-            if getattr(link, "exposed", False):
+            if link.exposed:
                 print(
                     f"warning: {link.url} is reachable from other machines: anyone who reaches it can "
                     "read the log; setting the clock or clearing the log needs the unit's keys "
@@ -383,16 +395,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             impair_out = impair_in = None
             if args.impair is not None:
                 impair_out = Impairment(args.impair, seed=args.impair_seed)
-                impair_in = Impairment(
-                    LineFaults(
-                        args.impair.bit_error_rate,
-                        args.impair.drop_rate,
-                        args.impair.insert_rate,
-                        args.impair.burst_rate,
-                        args.impair.burst_length,
-                    ),
-                    seed=args.impair_seed + 1,
-                )
+                impair_in = Impairment(_per_byte(args.impair), seed=args.impair_seed + 1)
             server = Server(
                 link,
                 lambda: DeviceSession(unit),
@@ -419,11 +422,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inbound(faults: LineFaults) -> LineFaults:
-    """The damage a line does towards the device: *faults* without its latency and cut."""
-    return LineFaults(
-        faults.bit_error_rate, faults.drop_rate, faults.insert_rate, faults.burst_rate, faults.burst_length
-    )
+def _per_byte(faults: LineFaults) -> LineFaults:
+    """*faults*' damage to bytes alone (errors, drops, inserts, bursts), without its latency and cut.
+
+    ``--impair`` damages the bytes of both directions (each with its own seed), but its latency
+    and its cut are properties of the whole line, so each is applied once, in one place:
+
+    - ``latency`` is the round trip (USB batching, OS buffers), so it delays one direction only:
+      serve holds the device's replies that long (:class:`~firmware_sim.serve.Server`), the
+      in-process line holds the host's writes (:class:`~firmware_sim.inproc.Line`); delaying
+      both would double every round trip.
+    - ``cut=N`` counts the bytes towards the host (where a pull's stream flows) and then drops
+      the peer once; the line works again for the next connection.  An :class:`Impairment`
+      given a cut swallows every byte after it for good, and nothing watches the inbound one,
+      so a cut there would leave the unit deaf instead of cutting the line.
+    """
+    return replace(faults, latency_s=0.0, disconnect_after=None)
 
 
 def inproc_line(argv: Sequence[str]) -> tuple[Unit, Line]:
@@ -431,7 +445,7 @@ def inproc_line(argv: Sequence[str]) -> tuple[Unit, Line]:
     lived, on an in-process line on the wall clock: what the pytest plugin's ``link="inproc"``
     serves.  The caller closes the unit.  A cut (``--impair cut=N``) happens once, as in serve.
     """
-    args = build_parser().parse_args(["serve", "--port", "inproc", *argv])  # the link is ignored
+    args = build_parser(_RaisingParser).parse_args(["serve", "--port", "inproc", *argv])  # link ignored
     if args.speed <= 0:
         raise ConfigError(f"--speed must be positive, not {args.speed}")
     unit, clock = _make_unit(args, args.speed)
@@ -442,8 +456,8 @@ def inproc_line(argv: Sequence[str]) -> tuple[Unit, Line]:
         cut = None if faults is None else faults.disconnect_after
         line = Line(
             unit, clock=WallClock(), baud=None if args.no_pace else args.baud,
-            to_host=None if faults is None else replace(faults, disconnect_after=None, latency_s=0.0),
-            to_device=None if faults is None else _inbound(faults),
+            to_host=None if faults is None else _per_byte(faults),
+            to_device=None if faults is None else _per_byte(faults),
             cuts=[] if cut is None else [cut], latency_s=0.0 if faults is None else faults.latency_s,
             seed=args.impair_seed, tick=unit.tick,
         )

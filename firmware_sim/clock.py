@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .errors import ConfigError
+
 
 class SimClock:
     """Simulated Unix seconds: ``start + speed * (wall() - wall0) + skipped - lost``.
@@ -24,7 +26,7 @@ class SimClock:
 
     def __init__(self, start: float, speed: float = 1.0, *, wall: Callable[[], float]) -> None:
         if speed <= 0:
-            raise ValueError(f"speed must be positive, not {speed}")
+            raise ConfigError(f"speed must be positive, not {speed}")
         self._start = start
         self._speed = speed
         self._wall = wall
@@ -43,11 +45,11 @@ class SimClock:
     def skip(self, seconds: float) -> None:
         """Jump forward by *seconds* of simulated time (history fast-forward)."""
         if seconds < 0:
-            raise ValueError(f"the clock only skips forward, not by {seconds} s")
+            raise ConfigError(f"the clock only skips forward, not by {seconds} s")
         self._skipped += seconds
 
     def lose(self, seconds: float) -> None:
         """Take back *seconds* of simulated time that were not lived (the simulation fell behind)."""
         if seconds < 0:
-            raise ValueError(f"cannot lose a negative time, {seconds} s")
+            raise ConfigError(f"cannot lose a negative time, {seconds} s")
         self._lost += seconds

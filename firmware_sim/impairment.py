@@ -12,6 +12,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class LineFaults:
@@ -31,11 +33,11 @@ class LineFaults:
         for name in ("bit_error_rate", "drop_rate", "insert_rate", "burst_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, not {value}")
+                raise ConfigError(f"{name} must be between 0 and 1, not {value}")
         if self.burst_length < 1 or self.latency_s < 0:
-            raise ValueError("burst_length must be >= 1 and latency_s >= 0")
+            raise ConfigError("burst_length must be >= 1 and latency_s >= 0")
         if self.disconnect_after is not None and self.disconnect_after < 0:
-            raise ValueError("disconnect_after must be >= 0")
+            raise ConfigError("disconnect_after must be >= 0")
 
     @property
     def is_clean(self) -> bool:
@@ -53,12 +55,12 @@ class LineFaults:
         for item in filter(None, (part.strip() for part in text.split(","))):
             key, sep, raw = item.partition("=")
             if not sep or key not in keys:
-                raise ValueError(f"bad impairment {item!r}; use {', '.join(k + '=N' for k in keys)}")
+                raise ConfigError(f"bad impairment {item!r}; use {', '.join(k + '=N' for k in keys)}")
             try:
                 field = keys[key]
                 values[field] = int(raw) if field in ("burst_length", "disconnect_after") else float(raw)
             except ValueError as exc:
-                raise ValueError(f"bad number in impairment {item!r}") from exc
+                raise ConfigError(f"bad number in impairment {item!r}") from exc
         return cls(**values)  # type: ignore[arg-type]
 
 

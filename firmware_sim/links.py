@@ -48,6 +48,8 @@ class Link:
     """Base: no fds, nothing to read, everything written is dropped."""
 
     url: str = ""
+    exposed: bool = False
+    """Whether hosts on other machines can reach the link (a listener on a non-loopback address)."""
 
     def __init__(self) -> None:
         self._events: list[LinkEvent] = []

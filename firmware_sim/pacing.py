@@ -8,6 +8,8 @@ caller passes in; it never reads a clock itself.
 
 from __future__ import annotations
 
+from .errors import ConfigError
+
 BITS_PER_BYTE_8N1 = 10
 
 
@@ -20,7 +22,7 @@ class Pacer:
 
     def __init__(self, baud: int | None, now: float, burst_s: float = 0.02) -> None:
         if baud is not None and baud <= 0:
-            raise ValueError(f"baud must be positive, not {baud}")
+            raise ConfigError(f"baud must be positive, not {baud}")
         self._burst_s = burst_s
         self._credit = 0.0
         self._last = now
@@ -34,7 +36,7 @@ class Pacer:
         """Change the rate (an RFC 2217 client asked for another baud)."""
         self.allowance(now)
         if baud is not None and baud <= 0:
-            raise ValueError(f"baud must be positive, not {baud}")
+            raise ConfigError(f"baud must be positive, not {baud}")
         self.baud = baud
 
     def allowance(self, now: float) -> int:

@@ -50,6 +50,7 @@ from typing import Literal
 import pytest
 
 from . import inproc
+from .errors import ConfigError
 from .impairment import LineFaults
 from .unit import Unit
 
@@ -113,9 +114,9 @@ class RunningUnit:
 
     @property
     def pid(self) -> int:
-        """The unit's process id, which is also its process group id (ValueError for inproc)."""
+        """The unit's process id, which is also its process group id (ConfigError for inproc)."""
         if self.process is None:
-            raise ValueError("an in-process unit has no process of its own")
+            raise ConfigError("an in-process unit has no process of its own")
         return self.process.pid
 
     @property
@@ -206,10 +207,10 @@ class Turbosim:
         number = len(self.units)
         if link == "port":
             if port is None:
-                raise ValueError("link='port' needs port=<device path>")
+                raise ConfigError("link='port' needs port=<device path>")
             where = ["--port", port]
         elif port is not None:
-            raise ValueError(f"port= is only for link='port', not link={link!r}")
+            raise ConfigError(f"port= is only for link='port', not link={link!r}")
         elif link == "pty":
             where = ["--pty", str(self.workdir / f"turbine-{number}")]
         elif link in ("tcp", "rfc2217"):
@@ -217,7 +218,7 @@ class Turbosim:
         elif link == "inproc":
             where = []
         else:
-            raise ValueError(f"unknown link {link!r}: use pty, tcp, rfc2217, port or inproc")
+            raise ConfigError(f"unknown link {link!r}: use pty, tcp, rfc2217, port or inproc")
         serial = serial or f"{model}-{seed:06d}"
         argv = [
             "--model", model, "--serial", serial, "--seed", str(seed), "--history", str(history),

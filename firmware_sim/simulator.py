@@ -288,7 +288,7 @@ class Simulator:
     def advance_to(self, t: float) -> None:
         """Run forward to simulated time *t*, appending every record due up to and including *t*."""
         if t < self.now:
-            raise ValueError(f"cannot go back in time from {self.now} to {t}")
+            raise ConfigError(f"cannot go back in time from {self.now} to {t}")
         while self._next_at <= t:
             event_at = self._next_at
             self._emit_samples(event_at)

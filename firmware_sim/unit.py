@@ -296,7 +296,7 @@ class Unit:
         return self._sim.snapshot()
 
     def inject_fault(self, code: int) -> None:
-        """Raise catalogue fault *code* now; ValueError for an unknown code."""
+        """Raise catalogue fault *code* now; ConfigError for an unknown code."""
         self.tick()
         self._sim.inject_fault(code)
 

@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export", "write a unit's records as CSV or JSON lines, or the archive as Parquet", [common, epoch]
     )
     exp.add_argument("serial", nargs="?", help="the unit (optional for parquet: all units)")
-    exp.add_argument("--format", required=True, choices=[*sorted(EXPORTERS), "parquet"], dest="fmt")
+    exp.add_argument("--format", required=True, choices=sorted(EXPORTERS), dest="fmt")
     exp.add_argument(
         "--out",
         metavar="PATH",
@@ -804,22 +804,20 @@ def cmd_codes(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: Output) -> int:
-    if args.fmt == "parquet":
-        from .export_parquet import export_parquet
-
+    if EXPORTERS[args.fmt].write_directory is not None:
         if args.out is None:
-            raise UsageError("--format parquet writes a directory: give it with --out DIR")
+            raise UsageError(f"--format {args.fmt} writes a directory: give it with --out DIR")
         if args.epoch is not None:
-            raise UsageError("--format parquet exports every epoch (column epoch): leave out --epoch")
+            raise UsageError(f"--format {args.fmt} exports every epoch (column epoch): leave out --epoch")
         if args.since is not None or args.until is not None:
             raise UsageError(
                 "--since and --until select records for csv and jsonl; a Parquet dataset holds them all "
                 "(filter on its time_utc column where you read it)"
             )
         with open_archive(args) as archive:
-            count = export_parquet(archive, args.out, args.serial)
-        _wrote(out, f"{count:,} records written to the Parquet dataset {args.out}",
-               path=os.fspath(args.out), format="parquet", serial=args.serial, records=count)
+            count = export(archive, args.serial, args.fmt, args.out)
+        _wrote(out, f"{count:,} records written to the {args.fmt.capitalize()} dataset {args.out}",
+               path=os.fspath(args.out), format=args.fmt, serial=args.serial, records=count)
         return 0
     if args.serial is None:
         raise UsageError(f"--format {args.fmt} exports one unit: name its serial number")

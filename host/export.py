@@ -11,9 +11,11 @@ empty (CSV) or absent (JSON lines).  Rows are decoded from the raw bytes
 the archive kept, and streamed: memory stays bounded for any log size.  A
 :class:`~host.window.Window` keeps only the records whose timestamps it holds.
 
-:data:`EXPORTERS` maps a format name to an :class:`Exporter`.  A new format
-is one writer function and one entry; a binary format (a later ``parquet``,
-``binary=True``) gets a binary stream.  This module never changes the archive.
+:data:`EXPORTERS` maps a format name to an :class:`Exporter`, as python-can's
+io registry maps a suffix to its writer.  A new format is one writer function
+and one entry; a binary format (``binary=True``) gets a binary stream, and a
+directory format (``parquet``: :mod:`host.export_parquet`) writes the archive,
+every unit or one, to a directory instead.  This module never changes the archive.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from protocol.records import (
 
 from .archive import Archive
 from .errors import ArchiveError, UsageError
+from .export_parquet import export_parquet
 from .output_file import output_file
 from .window import Window
 
@@ -134,15 +137,21 @@ class Exporter:
     name: str
     suffix: str
     description: str
-    write: Callable[[Iterable[Row], IO[Any]], int]
-    """Writes the rows, returns how many."""
+    write: Callable[[Iterable[Row], IO[Any]], int] | None
+    """Writes one unit's rows to a stream, returns how many (None for a directory format)."""
     binary: bool = False
     """True when :attr:`write` takes a binary stream."""
+    write_directory: Callable[[Archive, str | os.PathLike[str], str | None], int] | None = None
+    """Writes the records of every unit, or of the one named, as a directory; returns how many."""
 
 
 EXPORTERS: dict[str, Exporter] = {
     "csv": Exporter("csv", ".csv", "comma-separated values, one header line, every column", _write_csv),
     "jsonl": Exporter("jsonl", ".jsonl", "one JSON object per record, only its own columns", _write_jsonl),
+    "parquet": Exporter(
+        "parquet", "", "a Parquet dataset (a directory) of every unit or one, partitioned by model and year",
+        None, binary=True, write_directory=export_parquet,
+    ),
 }
 
 
@@ -161,7 +170,7 @@ def _rows(archive: Archive, serial: str, epochs: list[int], window: Window) -> G
 
 def export(
     archive: Archive,
-    serial: str,
+    serial: str | None,
     fmt: str,
     out: IO[Any] | str | os.PathLike[str],
     epoch: int | None = None,
@@ -173,15 +182,25 @@ def export(
     *out* is an open stream (text, or binary for a binary format) or a
     target for :func:`host.output_file.output_file` (a path, written to a
     temporary file beside it and renamed into place only when complete; a
-    device or FIFO, written in place; ``-``, standard output).  Raises
-    UsageError for an unknown format, :class:`~host.errors.UnknownUnit`, and
-    OutputError when a target cannot be written; an error writing a stream
-    the caller opened is the caller's, and propagates as it is.
+    device or FIFO, written in place; ``-``, standard output).  A directory
+    format takes the directory's path, and *serial* None for every unit.
+    Raises UsageError for an unknown format, a missing serial or an out of
+    the wrong kind, :class:`~host.errors.UnknownUnit`, and OutputError when a
+    target cannot be written; an error writing a stream the caller opened is
+    the caller's, and propagates as it is.
     """
     window = window or Window()
     exporter = EXPORTERS.get(fmt)
     if exporter is None:
         raise UsageError(f"unknown export format {fmt!r}: choose one of {', '.join(sorted(EXPORTERS))}")
+    if exporter.write_directory is not None:
+        if not isinstance(out, (str, os.PathLike)):
+            raise UsageError(f"format {fmt} writes a directory: give its path, not a stream")
+        if epoch is not None or window.bounded:
+            raise UsageError(f"format {fmt} writes every epoch and every record: no epoch or window")
+        return exporter.write_directory(archive, out, serial)
+    if serial is None:
+        raise UsageError(f"format {fmt} exports one unit: name its serial number")
     archive.unit(serial, epoch)
     epochs = [row.epoch for row in archive.epochs(serial) if epoch is None or row.epoch == epoch]
     if isinstance(out, (str, os.PathLike)):
@@ -196,6 +215,7 @@ def export(
 def _write(
     exporter: Exporter, archive: Archive, serial: str, out: IO[Any], epochs: list[int], window: Window
 ) -> int:
+    assert exporter.write is not None  # a directory format never gets here
     rows = _rows(archive, serial, epochs, window)
     try:
         return exporter.write(rows, out)

@@ -48,7 +48,7 @@ def well_formed(figures: list[Figure], count: int) -> None:
         (lambda: decode.run(repeats=1), 1),
         (lambda: unpaced.run(repeats=1), 3),
         (lambda: memory.run(repeats=1), 2),
-        (lambda: emulator.run(repeats=1), 1),
+        (lambda: emulator.run(repeats=1), 2),
         (latency.run, 2),
         (link.run, 2),
         (fleet.run, 6),

@@ -19,6 +19,7 @@ import random
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -34,6 +35,8 @@ from host.archive import Archive
 from host.errors import LinkError
 from host.pull import pull
 from tests.host.loopback import Line
+
+pytestmark = pytest.mark.slow
 
 SERIAL = "C60-SM-0001"
 START = 1_704_067_200

@@ -32,7 +32,11 @@ from tests.e2e.chain import NullModem, Ser2net, archived, flash_log, pull_json, 
 
 pytestmark = pytest.mark.e2e
 
-LINKS = ["inproc", "pty", "tcp", "rfc2217", "socat", "ser2net"]
+LINKS = [
+    "inproc", "pty", "tcp",
+    *(pytest.param(kind, marks=pytest.mark.slow) for kind in ("rfc2217", "socat", "ser2net")),
+]
+"""The links through a tool or a chain are slow (make test runs them; each also has its own fast file)."""
 HISTORY = "200h"
 CUT_AFTER = 20_000
 """Bytes towards the host after which the interrupted pull's line is cut (the log is about 55 kB)."""

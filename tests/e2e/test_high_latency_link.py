@@ -28,6 +28,7 @@ def turbolog_json(*argv: str) -> dict[str, object]:
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("round_trip_s", [3.0, 0.5])
 def test_a_pull_over_a_slow_link_gets_every_record(
     turbosim_unit: Callable[..., RunningUnit], tmp_path: Path, round_trip_s: float

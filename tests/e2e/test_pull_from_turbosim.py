@@ -69,6 +69,7 @@ def json_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, ob
     return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 def test_pull_interrupted_resumed_complete_and_consistent(
     unit: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

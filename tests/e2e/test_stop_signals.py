@@ -74,6 +74,7 @@ def drain(terminal: int) -> bytes:
     return drawn
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_signal_mid_pull_keeps_the_windows_in_flight_and_the_rerun_fetches_only_the_rest(
     turbosim_unit: Callable[..., RunningUnit], tmp_path: Path, signum: int, code: int

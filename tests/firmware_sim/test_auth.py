@@ -326,6 +326,7 @@ def tamper(rng: random.Random, nonce: bytes, accepted: list[AuthenticatedRequest
     return replace(good, tag=rng.randbytes(16))
 
 
+@pytest.mark.slow
 def test_ten_thousand_replayed_or_tampered_commands_are_refused() -> None:
     unit, host = make(next_seq=5)
     rng = random.Random(2024)
@@ -633,6 +634,7 @@ def audit_trail(store: LogStore) -> list[Step]:
     return logged
 
 
+@pytest.mark.slow
 def test_audit_records_acknowledged_before_a_power_cut_survive_it() -> None:
     """A cut (torn three ways) at every flash operation of a run of attempts, clears among them."""
     answered, _, counted = run_audited(NorFlash(512, 64), None)

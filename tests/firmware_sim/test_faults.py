@@ -150,6 +150,7 @@ def test_failures_arrive_as_a_poisson_process_at_the_mtbf() -> None:
     assert statistics.stdev(gaps) / mean == pytest.approx(1.0, abs=0.06)
 
 
+@pytest.mark.slow
 def test_failures_are_shutdown_class_and_warnings_are_warnings() -> None:
     failures = [f for _, f in draw(arrivals(), 500)]
     assert all(f.severity in SHUTDOWN_SEVERITIES for f in failures)

@@ -98,6 +98,7 @@ def binomial_two_sided_p(k: int, n: int, p: float) -> float:
     return sum(q for q in probs if q <= probs[k] * (1 + 1e-9))
 
 
+@pytest.mark.slow
 def test_twenty_power_ups_of_1000_h_fail_like_one_run_of_20000_h() -> None:
     """Failure counts per unit: 61 images each run as 20 x 1,000 h against 61 others run at once.
 

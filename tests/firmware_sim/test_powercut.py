@@ -20,6 +20,7 @@ import random
 from collections import Counter as Tally
 from dataclasses import dataclass, field, replace
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -152,6 +153,7 @@ def cut_each_operation_of_an_append(flash: NorFlash, oracle: Oracle, rng: random
             return cuts
 
 
+@pytest.mark.slow
 def test_power_cut_at_every_operation_of_a_wrapping_workload() -> None:
     flash = NorFlash(SECTOR_SIZE, SECTOR_COUNT)
     store = LogStore(flash)
@@ -203,6 +205,7 @@ def test_power_cut_at_every_operation_of_a_wrapping_workload() -> None:
     assert second_cuts >= kinds.total() // SECOND_CUT_EVERY
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),

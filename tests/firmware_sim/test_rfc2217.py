@@ -125,6 +125,7 @@ TELNET_PIECES = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pieces=st.lists(TELNET_PIECES, max_size=30), cuts=st.lists(st.integers(0, 400), max_size=8))
 def test_fuzz_nothing_a_client_sends_is_fatal_or_grows_without_bound(

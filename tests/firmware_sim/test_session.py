@@ -619,6 +619,7 @@ def test_idle_session_sends_nothing() -> None:
     assert session.data_to_send(0) == b"" and session.has_output
 
 
+@pytest.mark.slow
 def test_a_100k_record_stream_uses_bounded_memory() -> None:
     count = 100_000
     _, session, host = make(next_seq=count, max_window=count)

@@ -6,7 +6,6 @@ import dataclasses
 import math
 import random
 import statistics
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -130,6 +129,7 @@ def test_a_start_is_logged_as_start_and_state_changes() -> None:
 # --- physics over a month, for every model --------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("duty", ["baseload", "peak-shaving", "load-following"])
 @pytest.mark.parametrize("profile", PROFILES.values(), ids=PROFILES)
 def test_physics_stays_within_bounds_over_a_month(profile: ModelProfile, duty: str) -> None:
@@ -471,29 +471,6 @@ def test_invalid_settings_and_calls_are_refused() -> None:
         sim.inject_fault(1)
 
 
-class EncodingSink:
-    """A LogSink that encodes every record and keeps only counts."""
-
-    def __init__(self) -> None:
-        self.count = self.size = 0
-
-    def append(self, record: Record) -> int:
-        self.size += len(encode_record(record))
-        self.count += 1
-        return self.count - 1
-
-
-@pytest.mark.slow
-def test_a_unit_year_of_minute_samples_takes_well_under_30_s() -> None:
-    sink = EncodingSink()
-    sim = Simulator(C65, seed=1, start_time=JAN_1_2024, log=sink, sample_interval_s=60)
-    began = time.perf_counter()
-    sim.advance_to(JAN_1_2024 + 365 * DAY)
-    elapsed = time.perf_counter() - began
-    assert sink.count >= 365 * 24 * 60
-    assert elapsed < 30, f"{elapsed:.1f} s"
-
-
 # --- fault statistics ------------------------------------------------------------
 
 
@@ -553,6 +530,7 @@ def test_measured_mtbf_falls_inside_its_90_percent_interval() -> None:
     assert total_h / expected > C60.mtbf_h
 
 
+@pytest.mark.slow
 def test_starts_wear_units_that_start_daily_fail_more_per_hour() -> None:
     """Sixteen C60 units peak-shaving against sixteen baseload ones, 2,500 days each.  Fixed seeds; the
     comparison of the two Poisson rates (conditional binomial, one-sided) has a false-alarm

@@ -37,6 +37,7 @@ def full_pull_bytes(tmp_path: Path) -> int:
     return line.bytes_to_host
 
 
+@pytest.mark.slow
 def test_200_cut_pulls_resume_to_the_whole_log_resending_at_most_one_window(tmp_path: Path) -> None:
     """Figure held: 200/200 final archives == the device's log; every resume re-sends <= 512 records
     (one window) and fetches no verified record twice."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -157,3 +158,39 @@ def test_a_format_is_one_registry_entry_and_a_failure_leaves_no_file(
         export(archive, "S1", "broken", tmp_path / "broken.txt")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["archive.sqlite", "archive.sqlite-shm",
                                                                 "archive.sqlite-wal", "seqs.txt"]
+
+
+def test_parquet_is_a_registry_entry_that_writes_a_directory(archive: Archive, tmp_path: Path) -> None:
+    """Before: export() refused "parquet" as an unknown format; only the CLI knew the Parquet module."""
+    parquet = pytest.importorskip("pyarrow.parquet")
+    assert export(archive, None, "parquet", tmp_path / "every") == len(RECORDS)
+    assert export(archive, "S1", "parquet", tmp_path / "one") == len(RECORDS)
+    assert parquet.read_table(tmp_path / "one" / "units.parquet").column("serial").to_pylist() == ["S1"]
+    with pytest.raises(UsageError, match="writes a directory: give its path"):
+        export(archive, "S1", "parquet", io.BytesIO())
+    with pytest.raises(UsageError, match="exports one unit"):
+        export(archive, None, "csv", io.StringIO())
+
+
+def test_the_cli_exports_a_directory_format_through_the_registry(
+    archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A directory format registered in EXPORTERS is offered and run by `turbolog export` unchanged."""
+    from host.cli import main
+
+    def write_serials(opened: Archive, out: str | os.PathLike[str], serial: str | None) -> int:
+        Path(out).mkdir()
+        (Path(out) / "serials.txt").write_text(serial or "every unit")
+        return 7
+
+    monkeypatch.setitem(
+        EXPORTERS, "serials", Exporter("serials", "", "serial names", None, write_directory=write_serials)
+    )
+    db = str(archive.path)
+    assert main(["export", "--format", "serials", "--out", str(tmp_path / "all"), "--db", db]) == 0
+    assert (tmp_path / "all" / "serials.txt").read_text() == "every unit"
+    assert "7 records written to the Serials dataset" in capsys.readouterr().err
+    assert main(["export", "S1", "--format", "serials", "--out", str(tmp_path / "s1"), "--db", db]) == 0
+    assert (tmp_path / "s1" / "serials.txt").read_text() == "S1"
+    assert main(["export", "--format", "serials", "--db", db]) == 2
+    assert "--format serials writes a directory: give it with --out DIR" in capsys.readouterr().err

@@ -191,6 +191,7 @@ def test_bad_options_are_usage_errors(archive: Archive) -> None:
 # --- interruption and resume ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_interrupted_pulls_resume_without_loss_or_duplicates(tmp_path: Path) -> None:
     total_bytes = 204_000
     cuts = [0, 1, 20, 150, 300] + [random.Random(seed).randrange(total_bytes) for seed in range(20)]

@@ -214,18 +214,21 @@ def check_damage(frames: list[Frame], hits: list[Hit]) -> None:
         assert len(out) > len(decoded), "frames were lost without an error being reported"
 
 
+@pytest.mark.slow
 @given(damaged_streams(("flip",)))
 @settings(max_examples=400)
 def test_flipped_bits_never_yield_a_frame_that_was_not_sent(case: tuple[list[Frame], list[Hit]]) -> None:
     check_damage(*case)
 
 
+@pytest.mark.slow
 @given(damaged_streams(("drop", "insert")))
 @settings(max_examples=400)
 def test_dropped_and_inserted_bytes_cost_only_the_frames_hit(case: tuple[list[Frame], list[Hit]]) -> None:
     check_damage(*case)
 
 
+@pytest.mark.slow
 @given(damaged_streams(("flip", "drop", "insert")))
 @settings(max_examples=400)
 def test_mixed_damage_costs_only_the_frames_hit(case: tuple[list[Frame], list[Hit]]) -> None:

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from cobs import cobs
 
 from protocol import formats
@@ -204,6 +205,7 @@ class Checks:
         self.outcomes[fast.__name__ if isinstance(fast, type) else type(fast).__name__] += 1
 
 
+@pytest.mark.slow
 def test_fuzz_decoders_with_100k_inputs() -> None:
     rng = random.Random(SEED)
     wires, payloads, records = corpus()
