@@ -35,7 +35,7 @@ from .errors import ArchiveError, DeviceError, HostError, Interrupted, OutputErr
 from .export import EXPORTERS, export
 from .output_file import STDOUT, describe, output_file
 from .pending import Pending, pending
-from .pull import PullProgress, pull
+from .pull import PullProgress, Resume, pull
 from .terminal import ProgressBar, Style, duration, human_bytes, printable, table
 from .transport import open_port
 from .window import HELP as WINDOW_HELP
@@ -559,7 +559,17 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
     bar = ProgressBar(out.err)
 
     def progress(p: PullProgress) -> None:
-        bar.show(p.done, p.total, f"{human_bytes(p.bytes_per_s)}/s  ETA {duration(p.eta_s)}")
+        if p.reconnecting:
+            down = f"link lost, reconnecting ({p.reconnecting}/{p.reconnects_max})"
+            bar.show(p.done, p.total, down, now=True)
+        else:
+            bar.show(p.done, p.total, f"{human_bytes(p.bytes_per_s)}/s  ETA {duration(p.eta_s)}")
+
+    def resuming(r: Resume) -> None:
+        bar.close()
+        with suppress(OSError):
+            print(f"resuming: {r.held:,} of {r.records:,} records archived, fetching from seq {r.from_seq}",
+                  file=out.err)
 
     with open_archive(args) as archive:
         try:
@@ -570,6 +580,7 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
                 progress=progress,
                 timeout=args.timeout,
                 new_log=args.new_log,
+                on_resume=resuming,
             )
         finally:
             bar.close()
