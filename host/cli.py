@@ -1009,7 +1009,7 @@ def cmd_clear_log(args: argparse.Namespace, out: Output) -> int:
         info = client.identify()
         if not args.force:
             with open_archive(args) as archive:
-                ensure_archived(archive, info.serial, info)
+                ensure_archived(archive, info.serial, info, client.read_record)
         first = authenticate_and_clear_log(client, key, level)
         try:
             after: IdentifyResponse | None = client.identify()
