@@ -908,6 +908,19 @@ class Archive:
             )
         ]
 
+    def holding(self, serial: str, epoch: int, start: int, stop: int) -> tuple[int | None, int | None, int]:
+        """What the archive holds of *serial*'s *epoch*, by its ``spans`` bookkeeping: the lowest
+        and highest stored seq (None, None when it holds none) and how many stored seqs lie within
+        ``[start, stop)`` (the device's log, say)."""
+        unit = self._unit_id(serial, epoch)
+        ((low, top, within),) = self.query(
+            """SELECT MIN(first_seq), MAX(first_seq + count) - 1,
+                      COALESCE(SUM(MAX(0, MIN(first_seq + count, :stop) - MAX(first_seq, :start))), 0)
+               FROM spans WHERE unit = :unit""",
+            {"unit": unit, "start": start, "stop": stop},
+        )
+        return low, top, int(within)
+
     def evicted_ranges(self, serial: str, start: int, stop: int) -> list[tuple[int, int]]:
         """Maximal ranges ``[a, b)`` of seqs recorded as evicted within ``[start, stop)``, ascending."""
         unit = self._unit_id(serial)

@@ -35,7 +35,7 @@ from .errors import ArchiveError, DeviceError, HostError, Interrupted, OutputErr
 from .export import EXPORTERS, export
 from .output_file import STDOUT, describe, output_file
 from .pending import Pending, pending
-from .pull import PullProgress, pull
+from .pull import PullProgress, Resume, pull
 from .terminal import ProgressBar, Style, duration, human_bytes, printable, table
 from .transport import open_port
 from .window import HELP as WINDOW_HELP
@@ -579,7 +579,17 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
     bar = ProgressBar(out.err)
 
     def progress(p: PullProgress) -> None:
-        bar.show(p.done, p.total, f"{human_bytes(p.bytes_per_s)}/s  ETA {duration(p.eta_s)}")
+        if p.reconnecting:
+            down = f"link lost, reconnecting ({p.reconnecting}/{p.reconnects_max})"
+            bar.show(p.done, p.total, down, now=True)
+        else:
+            bar.show(p.done, p.total, f"{human_bytes(p.bytes_per_s)}/s  ETA {duration(p.eta_s)}")
+
+    def resuming(r: Resume) -> None:
+        bar.close()
+        with suppress(OSError):
+            print(f"resuming: {r.held:,} of {r.records:,} records archived, fetching from seq {r.from_seq}",
+                  file=out.err)
 
     with open_archive(args) as archive:
         try:
@@ -590,6 +600,7 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
                 progress=progress,
                 timeout=args.timeout,
                 new_log=args.new_log,
+                on_resume=resuming,
             )
         finally:
             bar.close()
@@ -616,10 +627,32 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _seqs(first: int | None, last: int | None) -> str:
+    return "-" if first is None or last is None or last < first else f"{first}..{last}"
+
+
+def _unit_differs(row: dict[str, Any]) -> str | None:
+    """Where the device's log (at its last IDENTIFY) and what the archive holds of it differ."""
+    device_first, device_next = row["first_seq"], row["next_seq"]
+    low = row["first_archived_seq"]
+    said = []
+    if row["not_archived"]:
+        said.append(f"{row['not_archived']:,} of its {device_next - device_first:,} records are not archived "
+                    "(turbolog pull PORT fetches them)")
+    if low is not None and low < device_first:
+        said.append(f"the archive keeps {low}..{device_first - 1}, which the device has since overwritten")
+    if not said:
+        return None
+    where = f"{printable(row['serial'])} (epoch {row['epoch']})"
+    return f"{where}: the device's log ran {_seqs(device_first, device_next - 1)} at its last contact; " + \
+        "; ".join(said)
+
+
 def cmd_units(args: argparse.Namespace, out: Output) -> int:
     with open_archive(args) as archive:
         units = archive.units()
-    rows = [
+        held = [archive.holding(u.serial, u.epoch, u.first_seq, u.next_seq) for u in units]
+    rows: list[dict[str, Any]] = [
         {
             "serial": u.serial,
             "epoch": u.epoch,
@@ -630,15 +663,30 @@ def cmd_units(args: argparse.Namespace, out: Output) -> int:
             "operating_hours": round(u.operating_s / 3600, 1),
             "starts": u.starts,
             "log_id": None if u.log_id is None else u.log_id.hex(),
+            "records": u.record_count,
+            "first_archived_seq": low,
+            "last_archived_seq": top,
+            "not_archived": max(0, u.next_seq - u.first_seq - within),
+            "last_contact": datetime.fromtimestamp(u.updated, UTC).isoformat(timespec="seconds"),
         }
-        for u in units
+        for u, (low, top, within) in zip(units, held, strict=True)
     ]
     if out.as_json:
         out.json(rows)
     elif rows:
-        numeric = [False, True, False, False, True, True, True, True, False]
-        shown = [["-" if value is None else value for value in r.values()] for r in rows]
-        out.text(table(list(rows[0]), shown, numeric=numeric))
+        headers = ["serial", "epoch", "model", "firmware", "records", "archived", "device log",
+                   "last contact", "operating_hours", "starts", "log_id"]
+        numeric = [False, True, False, False, True, True, True, False, True, True, False]
+        shown = [
+            [r["serial"], r["epoch"], r["model"], r["firmware"], f"{r['records']:,}",
+             _seqs(r["first_archived_seq"], r["last_archived_seq"]), _seqs(r["first_seq"], r["next_seq"] - 1),
+             r["last_contact"].replace("T", " ").replace("+00:00", " UTC"), r["operating_hours"], r["starts"],
+             "-" if r["log_id"] is None else r["log_id"]]
+            for r in rows
+        ]
+        out.text(table(headers, shown, numeric=numeric))
+        for note in filter(None, map(_unit_differs, rows)):
+            out.text(out.style.yellow(note))
     else:
         out.text("the archive holds no units yet: turbolog pull PORT")
     return 0
@@ -1011,7 +1059,7 @@ def cmd_clear_log(args: argparse.Namespace, out: Output) -> int:
         info = client.identify()
         if not args.force:
             with open_archive(args) as archive:
-                ensure_archived(archive, info.serial, info)
+                ensure_archived(archive, info.serial, info, client.read_record)
         first = authenticate_and_clear_log(client, key, level)
         try:
             after: IdentifyResponse | None = client.identify()

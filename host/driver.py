@@ -288,6 +288,11 @@ class Client:
                 f"(last problem: {session.last_error}): "
                 "wrong baud rate or port, or not a turbolog controller?"
             )
+        if session.echoes and session.echoes == session.frames_received:
+            return DeviceError(
+                f"the port echoes what it is sent: a loopback, or a modem in command mode? "
+                f"({session.echoes} of our requests came back in {waited}, no answer)"
+            )
         if not session.bytes_received:
             return LinkTimeout(
                 f"no answer to {name} in {waited}: is the controller connected and powered, "

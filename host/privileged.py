@@ -28,7 +28,7 @@ firmware_sim.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 from protocol.auth import (
@@ -88,10 +88,19 @@ def authenticate_and_clear_log(client: Client, key: bytes, level: AccessLevel) -
         return client.log_clear(level=request.level, tag=request.tag)
 
 
-def ensure_archived(archive: Archive, serial: str, identify: IdentifyResponse) -> None:
+def ensure_archived(
+    archive: Archive,
+    serial: str,
+    identify: IdentifyResponse,
+    read: Callable[[int], bytes | None] | None = None,
+) -> None:
     """Refuse (:class:`UsageError`) unless every record the unit's log holds is in *archive*:
     the seqs ``[first_seq, next_seq)`` that *identify* (the unit's IDENTIFY_RSP) reports,
-    stored under *serial* in the epoch of that very log (its log id)."""
+    stored under *serial* in the epoch of that very log (its log id).
+
+    With *read* (a client's ``read_record``), a short tail the unit logged since the last pull
+    (at most :data:`_TAIL` records after archived ones: the audit records of a wrong key, say) is
+    read and archived here instead of refused."""
     if identify.serial != serial:
         raise UsageError(f"the unit on the port is {identify.serial!r}, not {serial!r}")
     first, stop = identify.first_seq, identify.next_seq
@@ -105,6 +114,8 @@ def ensure_archived(archive: Archive, serial: str, identify: IdentifyResponse) -
                 f"{archived_id.hex()}): pull it first (turbolog pull --new-log), or clear anyway with --force"
             )
         missing = archive.missing_ranges(serial, first, stop)
+        if read is not None and _archive_tail(archive, serial, missing, first, stop, read):
+            missing = archive.missing_ranges(serial, first, stop)
     except UnknownUnit:
         missing = [(first, stop)]
     if not missing:
@@ -116,6 +127,26 @@ def ensure_archived(archive: Archive, serial: str, identify: IdentifyResponse) -
         f"unit {serial}: {count:,} of the {stop - first:,} records in its log are not in the archive "
         f"(seqs {shown}{more}): pull them first, or clear anyway with --force"
     )
+
+
+def _archive_tail(
+    archive: Archive,
+    serial: str,
+    missing: list[tuple[int, int]],
+    first: int,
+    stop: int,
+    read: Callable[[int], bytes | None],
+) -> bool:
+    """Read and store the records of *missing* when they are one short tail after archived ones;
+    whether it did."""
+    if len(missing) != 1 or missing[0][1] != stop or missing[0][0] <= first or stop - missing[0][0] > _TAIL:
+        return False
+    raws = [read(seq) for seq in range(missing[0][0], stop)]
+    if any(raw is None for raw in raws):
+        return False
+    records, _ = scan_records(b"".join(raw for raw in raws if raw is not None))
+    archive.store_records(serial, records)
+    return True
 
 
 def start_epoch_after_clear(

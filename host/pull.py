@@ -62,7 +62,7 @@ import time
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from math import log, sqrt
 from operator import itemgetter
 
@@ -150,6 +150,23 @@ class PullProgress:
     bytes_per_s: float
     eta_s: float | None
     retries: int
+    reconnecting: int = 0
+    """The reconnect under way after the link was lost: this pull's 1st, 2nd, ... of at most
+    ``reconnects_max``; 0 while records stream.  While it is not 0 there is no ETA."""
+    reconnects_max: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """What the archive already held when a pull found it had a part of the device's log."""
+
+    serial: str
+    held: int
+    """Records of the device's log (``first_seq .. next_seq``) already archived."""
+    records: int
+    """Records the device's log holds."""
+    from_seq: int
+    """The first seq of the device's log not archived: where fetching starts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,8 +428,10 @@ class _Puller:
         commit_every: int,
         clock: Callable[[], float],
         new_log: bool = False,
+        on_resume: Callable[[Resume], None] | None = None,
     ) -> None:
         self.archive = archive
+        self.on_resume = on_resume
         self.new_log = new_log
         self.planned_from = 0
         self.last_planned = 0
@@ -440,6 +459,7 @@ class _Puller:
         self.total = 0
         self.first_available = 0
         self.last_progress = self.started
+        self.last_report: PullProgress | None = None
         self.level = 0
         self.fruitless = 0
         self.noisy = False
@@ -493,6 +513,16 @@ class _Puller:
                     client.abort()
         finally:
             self.bytes_done += client.session.bytes_received
+
+    def tell_resume(self, info: IdentifyResponse) -> None:
+        """Tell ``on_resume`` where this pull takes up a log the archive holds a part of (not when
+        it holds none of it, nor all of it)."""
+        assert self.on_resume is not None
+        start, stop = info.first_seq, info.next_seq
+        missing = self.archive.missing_ranges(info.serial, start, stop)
+        held = (stop - start) - sum(b - a for a, b in missing)
+        if held > 0 and missing:
+            self.on_resume(Resume(info.serial, held, stop - start, missing[0][0]))
 
     def check_log(self, client: Client, info: IdentifyResponse) -> None:
         """Refuse, before anything is written, a log that is not the one archived for the serial
@@ -554,7 +584,10 @@ class _Puller:
                 for start, stop in archive.stored_ranges(serial, low, info.next_seq)
                 + archive.evicted_ranges(serial, low, info.next_seq)
             )
+        first_pass = self.info is None
         self.info = info
+        if first_pass and self.on_resume is not None:
+            self.tell_resume(info)
         self.first_available = max(self.first_available, info.first_seq)
         self.last_planned = max(self.last_planned, info.next_seq)
         for start, stop in archive.missing_ranges(serial, low, info.first_seq):
@@ -771,14 +804,25 @@ class _Puller:
         done, total = self.received, max(self.total, self.received)
         received_bytes = self.bytes_done + client.session.bytes_received
         rate = done / elapsed
-        self.progress(PullProgress(
+        self.last_report = PullProgress(
             done=done,
             total=total,
             bytes=received_bytes,
             bytes_per_s=received_bytes / elapsed,
             eta_s=(total - done) / rate if rate > 0 else None,
             retries=self.retries,
-        ))
+        )
+        self.progress(self.last_report)
+
+    def tell_reconnecting(self, attempt: int, limit: int) -> None:
+        """Progress while the link is down: the counts so far, no ETA, which reconnect is tried."""
+        if self.progress is None:
+            return
+        done = self.received
+        last = self.last_report or PullProgress(done, max(self.total, done), self.bytes_done, 0.0, None, 0)
+        self.progress(
+            replace(last, eta_s=None, retries=self.retries, reconnecting=attempt, reconnects_max=limit)
+        )
 
     def result(self, reconnects: int) -> PullResult:
         assert self.info is not None
@@ -816,6 +860,7 @@ def pull(
     sleep: Callable[[float], None] = time.sleep,
     wall: Callable[[], float] = time.time,
     new_log: bool = False,
+    on_resume: Callable[[Resume], None] | None = None,
 ) -> PullResult:
     """Bring the archive up to date with the device that ``connect()`` reaches.
 
@@ -845,7 +890,7 @@ def pull(
     rtt = RoundTrip()
     puller = _Puller(
         archive, window=window, depth=depth, progress=progress, max_attempts=max_attempts,
-        commit_every=commit_every, clock=clock, new_log=new_log,
+        commit_every=commit_every, clock=clock, new_log=new_log, on_resume=on_resume,
     )
     reconnects = 0
     try:
@@ -864,7 +909,9 @@ def pull(
             except LinkError as lost:
                 if puller.info is None:
                     raise  # never reached the device: reconnecting would only repeat that
-                transport, reconnects = _reconnect(connect, lost, reconnects, max_reconnects, sleep)
+                transport, reconnects = _reconnect(
+                    connect, lost, reconnects, max_reconnects, sleep, puller.tell_reconnecting
+                )
     except KeyboardInterrupt as stop:
         raise Interrupted.of(stop, kept=puller.added) from None
     result = puller.result(reconnects)
@@ -875,10 +922,17 @@ def pull(
 
 
 def _reconnect(
-    connect: Callable[[], Transport], lost: LinkError, done: int, limit: int, sleep: Callable[[float], None]
+    connect: Callable[[], Transport],
+    lost: LinkError,
+    done: int,
+    limit: int,
+    sleep: Callable[[float], None],
+    trying: Callable[[int, int], None] = lambda attempt, limit: None,
 ) -> tuple[Transport, int]:
-    """A new transport after *lost*, and the reconnects used so far; backs off between tries."""
+    """A new transport after *lost*, and the reconnects used so far; backs off between tries,
+    telling *trying* each try's number (and the limit) before it."""
     while done < limit:
+        trying(done + 1, limit)
         sleep(BACKOFF_S[min(done, len(BACKOFF_S) - 1)])
         done += 1
         try:

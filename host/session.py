@@ -21,7 +21,8 @@ Everything else is dropped and counted, never raised: frames that fail
 verification (``frame_errors``), verified frames of a type this version does
 not know (``unknown_messages``), payloads that do not parse (``malformed``) and
 responses to nothing pending, such as the tail of a stream a previous host
-left running (``unexpected``).
+left running (``unexpected``); of those, requests, which only our own echo brings, are also
+counted as ``echoes``.
 
 It does no I/O, reads no clock and never blocks.  Nothing the device sends
 makes it grow: the frame decoder holds at most one frame, and the pending
@@ -77,6 +78,12 @@ ANSWERS: dict[MsgType, frozenset[MsgType]] = {
 """Which responses (besides ERROR, which answers anything) each request accepts."""
 
 
+def is_echo(frame: Frame) -> bool:
+    """Whether *frame* is a request (a type only a reader sends): on a line to a device, only
+    our own requests sent back."""
+    return frame.msg_type in ANSWERS
+
+
 class ClientSession:
     """Sans-I/O client state: frame numbering, pending requests, counters."""
 
@@ -93,6 +100,9 @@ class ClientSession:
         self.malformed = 0
         self.unexpected = 0
         self.aborts_answered = 0
+        self.echoes = 0
+        """Of ``unexpected``, verified frames carrying a request, which a device never sends: what
+        this side sent, come back (a loopback plug, a modem in command mode)."""
         """ABORT_RSPs received for pending ABORTs: the device has ended every stream."""
         self.last_error: ProtocolError | None = None
         """The most recent frame or payload that failed, for error messages."""
@@ -143,6 +153,10 @@ class ClientSession:
                 self.last_error = item
                 continue
             verified += 1
+            if is_echo(item):
+                self.echoes += 1
+                self.unexpected += 1
+                continue
             try:
                 message = decode_message(item)
             except MalformedMessage as exc:

@@ -92,10 +92,19 @@ def duration(seconds: float | None) -> str:
 
 
 class ProgressBar:
-    """One self-overwriting line on a terminal; silent anywhere else."""
+    """One self-overwriting line on a terminal; silent anywhere else.
+
+    The line never reaches the terminal's last column (a line that fills it wraps, and every
+    redraw then leaves a line behind): at each draw it is fitted to the width the terminal has
+    then; the bar goes first, then the detail, then the counts are cut."""
 
     def __init__(
-        self, stream: TextIO, *, min_interval: float = 0.1, clock: Callable[[], float] = time.monotonic
+        self,
+        stream: TextIO,
+        *,
+        min_interval: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+        columns: Callable[[], int] | None = None,
     ) -> None:
         self._stream = stream
         self._enabled = stream.isatty()
@@ -103,19 +112,39 @@ class ProgressBar:
         self._clock = clock
         self._min_interval = min_interval
         self._drawn = False
+        self._columns = columns or self._terminal_columns
 
-    def show(self, done: int, total: int, detail: str) -> None:
+    def _terminal_columns(self) -> int:
+        try:
+            return os.get_terminal_size(self._stream.fileno()).columns or 80
+        except (OSError, ValueError):
+            return 80
+
+    def line(self, done: int, total: int, detail: str, columns: int) -> str:
+        """The line for *columns* columns: at most ``columns - 1`` characters."""
+        room = max(columns - 1, 1)
+        percent = 100.0 if total <= 0 else min(100.0, 100.0 * done / total)
+        counts = f"{percent:5.1f}%  {done:,}/{total:,} records"
+        for bar_width in (28, 20, 10):
+            filled = bar_width if total <= 0 else min(bar_width, int(bar_width * done / total))
+            candidate = f"{'█' * filled}{'·' * (bar_width - filled)} {counts}  {detail}"
+            if len(candidate) <= room:
+                return candidate
+        for candidate in (f"{counts}  {detail}", detail, counts):
+            if len(candidate) <= room:
+                return candidate
+        return counts[:room]
+
+    def show(self, done: int, total: int, detail: str, *, now: bool = False) -> None:
+        """Draw; at most once per ``min_interval`` unless done, or *now* (a change of state)."""
         if not self._enabled:
             return
-        now = self._clock()
-        if now - self._last < self._min_interval and done < total:
+        at = self._clock()
+        if not now and at - self._last < self._min_interval and done < total:
             return
-        self._last = now
-        width = 28
-        filled = width if total <= 0 else min(width, int(width * done / total))
-        percent = 100.0 if total <= 0 else min(100.0, 100.0 * done / total)
-        bar = "█" * filled + "·" * (width - filled)
-        self._stream.write(f"\r{bar} {percent:5.1f}%  {done:,}/{total:,} records  {detail}\x1b[K")
+        self._last = at
+        text = self.line(done, total, printable(detail, 200), self._columns())
+        self._stream.write(f"\r{text}\x1b[K")
         self._stream.flush()
         self._drawn = True
 

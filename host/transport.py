@@ -76,6 +76,48 @@ def _errno_of(exc: BaseException) -> int | None:
     return None
 
 
+def holders(port: str, *, proc: str = "/proc", locks: str = "/var/lock") -> list[tuple[int, str]]:
+    """The processes (pid, name) that hold *port* open, where the OS can tell: on Linux the open
+    files under *proc*, and a UUCP lock file ``LCK..NAME`` in *locks* (as minicom and picocom
+    leave); none where neither says (another OS, or another user's processes).  Not this one."""
+    try:
+        device = os.path.realpath(port)
+    except (OSError, ValueError):
+        return []
+    found: dict[int, str] = {}
+    with contextlib.suppress(OSError):
+        pids = [int(entry) for entry in os.listdir(proc) if entry.isdigit()]
+        for pid in pids:
+            if pid == os.getpid():
+                continue
+            fds = os.path.join(proc, str(pid), "fd")
+            with contextlib.suppress(OSError):
+                if any(_points_to(os.path.join(fds, fd), device) for fd in os.listdir(fds)):
+                    found[pid] = _process_name(proc, pid)
+    with contextlib.suppress(OSError, ValueError, UnicodeDecodeError):
+        with open(os.path.join(locks, f"LCK..{os.path.basename(device)}"), "rb") as lock:
+            raw = lock.read(64)
+        pid = int(raw.strip() or b"0") if raw.strip().isdigit() else int.from_bytes(raw[:4], "little")
+        if pid > 0 and pid != os.getpid() and os.path.isdir(os.path.join(proc, str(pid))):
+            found.setdefault(pid, _process_name(proc, pid))
+    return sorted(found.items())
+
+
+def _points_to(link: str, device: str) -> bool:
+    try:
+        return os.readlink(link) == device
+    except OSError:
+        return False
+
+
+def _process_name(proc: str, pid: int) -> str:
+    try:
+        with open(os.path.join(proc, str(pid), "comm"), encoding="utf-8", errors="replace") as comm:
+            return comm.read().strip() or "?"
+    except OSError:
+        return "?"
+
+
 def link_error(port: str, exc: BaseException, *, opening: bool = False) -> LinkError:
     """The :class:`LinkError` a user reads for a link's *exc*: the one translation of link errors.
 
@@ -89,7 +131,9 @@ def link_error(port: str, exc: BaseException, *, opening: bool = False) -> LinkE
     if number in _MISSING:
         return LinkError(f"port {port} does not exist")
     if number in _BUSY:
-        return LinkError(f"port {port} is busy (another program has it open)")
+        held = ", ".join(f"{name} (pid {pid})" for pid, name in holders(port))
+        by = f"held by {held}" if held else "another program has it open"
+        return LinkError(f"port {port} is busy: {by}")
     if number in _DENIED:
         return LinkError(f"no permission to open port {port} (is your user in the dialout group?)")
     if number in _REFUSED:

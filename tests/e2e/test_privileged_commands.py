@@ -89,3 +89,28 @@ def test_clear_log_only_when_archived_and_only_with_the_key(
     monkeypatch.setenv("TURBOLOG_KEY", key_file.read_text())
     assert main(["set-clock", port, "--time", "2031-01-01T00:00:00", "--json", "--yes"]) == 0
     assert json.loads(capsys.readouterr().out)["after"].startswith("2031-01-01")
+
+
+def test_a_wrong_keys_audit_record_does_not_make_clear_log_refuse(
+    unit: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The unit logs each refused attempt (section 7.6) after the pull: clear-log archives that short
+    tail itself instead of refusing with 'not in the archive'; nothing cleared is lost."""
+    port, image = unit
+    db = str(tmp_path / "a.sqlite")
+    key_file, wrong = tmp_path / "maint.key", tmp_path / "wrong.key"
+    key_file.write_text(maintenance_key(image) + "\n")
+    wrong.write_text("ab" * 32)
+    assert main(["pull", port, "--db", db, "--json"]) == 0
+    pulled = json.loads(capsys.readouterr().out)
+
+    assert main(["clear-log", port, "--db", db, "--key-file", str(wrong)]) == 9
+    assert "attempts left" in capsys.readouterr().err
+    status = main(["clear-log", port, "--db", db, "--key-file", str(key_file), "--json"])
+    assert status == 0, capsys.readouterr()
+    cleared = json.loads(capsys.readouterr().out)
+    assert cleared["new_first_seq"] > pulled["last_seq"] + 1, "the audit record came after the pull"
+    assert cleared["cleared_after_check"] == 0
+    assert main(["units", "--db", db, "--json"]) == 0
+    first_epoch = json.loads(capsys.readouterr().out)[0]
+    assert first_epoch["last_archived_seq"] == cleared["new_first_seq"] - 1, "every cleared record archived"
