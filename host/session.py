@@ -100,10 +100,10 @@ class ClientSession:
         self.malformed = 0
         self.unexpected = 0
         self.aborts_answered = 0
+        """ABORT_RSPs received for pending ABORTs: the device has ended every stream."""
         self.echoes = 0
         """Of ``unexpected``, verified frames carrying a request, which a device never sends: what
         this side sent, come back (a loopback plug, a modem in command mode)."""
-        """ABORT_RSPs received for pending ABORTs: the device has ended every stream."""
         self.last_error: ProtocolError | None = None
         """The most recent frame or payload that failed, for error messages."""
 
