@@ -30,6 +30,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from protocol.enums import GridMode
+from protocol.records import scan_records
 
 from .auth import MAX_FAILURES
 from .climate import SITES
@@ -316,7 +317,10 @@ def _image_times(path: str | None) -> tuple[float | None, float | None]:
 
 
 def _timestamp(raw: bytes | None) -> float | None:
-    return None if raw is None else float(int.from_bytes(raw[4:8], "little"))
+    if raw is None:
+        return None
+    good, _ = scan_records(raw)  # the record header as protocol defines it
+    return float(good[0][1]) if good else None
 
 
 def _make_unit(args: argparse.Namespace, speed: float) -> tuple[Unit, SimClock]:

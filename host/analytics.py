@@ -182,8 +182,26 @@ def _severity_json(counts: dict[int, int]) -> dict[str, int]:
     return {name_of(Severity, level): counts[level] for level in sorted(counts)}
 
 
+class _Availability:
+    """Availability of a span, forced down time alone and with planned (service) down time:
+    what a unit and a model summary both show."""
+
+    __slots__ = ()
+    span_s: int
+    downtime_s: int
+    planned_s: int
+
+    @property
+    def availability(self) -> float | None:
+        return availability(self.span_s, self.downtime_s) if self.span_s > 0 else None
+
+    @property
+    def availability_with_planned(self) -> float | None:
+        return _with_planned(self.span_s, self.downtime_s, self.planned_s)
+
+
 @dataclass(frozen=True, slots=True)
-class UnitSummary:
+class UnitSummary(_Availability):
     """One unit, as its archived records describe it (definitions in the module docstring)."""
 
     serial: str
@@ -222,17 +240,9 @@ class UnitSummary:
     """Planned (service) down time within the span."""
 
     @property
-    def availability_with_planned(self) -> float | None:
-        return _with_planned(self.span_s, self.downtime_s, self.planned_s)
-
-    @property
     def coverage(self) -> float | None:
         """The share of the unit's lifetime operating hours the archive covers."""
         return _coverage(self.exposure_hours, self.counters.operating_hours)
-
-    @property
-    def availability(self) -> float | None:
-        return availability(self.span_s, self.downtime_s) if self.span_s > 0 else None
 
     @property
     def counters_consistent(self) -> bool:
@@ -328,7 +338,7 @@ def _by_code_json(counts: dict[int, int]) -> dict[str, int]:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelSummary:
+class ModelSummary(_Availability):
     """Units of one model added up (``model`` is "all" for the whole fleet)."""
 
     model: str
@@ -350,10 +360,6 @@ class ModelSummary:
     failures_by_subsystem: dict[int, int] = field(default_factory=dict)
     exposure_starts: int = 0
     planned_s: int = 0
-
-    @property
-    def availability_with_planned(self) -> float | None:
-        return _with_planned(self.span_s, self.downtime_s, self.planned_s)
 
     @classmethod
     def pool(
@@ -404,10 +410,6 @@ class ModelSummary:
     def coverage(self) -> float | None:
         """The share of the units' lifetime operating hours the archive covers."""
         return _coverage(self.exposure_hours, self.operating_hours)
-
-    @property
-    def availability(self) -> float | None:
-        return availability(self.span_s, self.downtime_s) if self.span_s > 0 else None
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -532,7 +532,6 @@ class Archive:
             raise ArchiveError(f"cannot open archive {path}: {exc}") from exc
 
     @classmethod
-    @classmethod
     def _open_readonly(cls, path: Path, clock: Callable[[], float]) -> Archive:
         """Open the existing archive at *path* with SQLite's read-only mode (``mode=ro``).
 

@@ -192,7 +192,8 @@ class Client:
         at all; use with no stream pending."""
         request = ReadRange(seq, 1)
         timeout = self.answer_timeout
-        for _ in range(self.noisy_tries if self.session.damaged_frames else self.tries):
+        tries = self.noisy_tries if self.session.damaged_frames else self.tries
+        for _ in range(tries):
             rseq = self.send(request)
             found: bytes | None = None
             deadline = self.clock() + timeout
@@ -212,7 +213,7 @@ class Client:
                             deadline = 0.0  # it was sent but came damaged: ask again
             finally:
                 self.session.forget(rseq)
-        raise self._silence(request, self.tries, 0, self.tries * timeout, timeout)
+        raise self._silence(request, tries, 0, tries * timeout, timeout)
 
     def _exchange(
         self, request: Request, answer: type[R], *, tries: int | None = None, abort_first: bool = False

@@ -298,7 +298,7 @@ def fleet_png(
     if not report.models:
         raise UsageError(f"archive {archive.path} holds no unit: nothing to plot")
     empty = tuple(serial for (serial,) in archive.query(
-        "SELECT serial FROM units WHERE record_count = 0 ORDER BY serial"
+        "SELECT serial FROM units GROUP BY serial HAVING SUM(record_count) = 0 ORDER BY serial"
     ))
     if len(empty) == report.total.units:
         raise UsageError(f"no unit in the archive {archive.path} has records yet: nothing to plot")

@@ -116,6 +116,11 @@ def ingest_dir(
     """
     folder = Path(directory)
     if folder.is_file():
+        if folder.suffix != ".img":
+            raise UsageError(
+                f"{folder} is not a flash image: give NAME.img (its identity sidecar NAME.json beside it) "
+                "or a directory of them"
+            )
         paths = [folder]
     elif folder.is_dir():
         paths = sorted(folder.glob("*.img"))

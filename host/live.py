@@ -21,6 +21,7 @@ import select
 import sys
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -124,7 +125,8 @@ class Keys:
         if self._fd is not None and self._saved is not None:
             import termios
 
-            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+            with suppress(termios.error, OSError):  # a terminal that hung up has nothing to restore
+                termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
 
     def wait(self, seconds: float) -> str | None:
         """The first key pressed within *seconds* (then at once), or None when the time is up."""

@@ -116,7 +116,7 @@ def pending(
 
 def _mean_record_size(archive: Archive, serial: str) -> float | None:
     """The mean size of *serial*'s archived records, or None when none is archived."""
-    where = "unit = (SELECT id FROM units WHERE serial = :serial)"
+    where = "unit IN (SELECT id FROM units WHERE serial = :serial)"  # every epoch of the serial
     arms = [
         f"SELECT COUNT(*) AS n, COUNT(*) * {size} AS b FROM {table} WHERE {where}"
         for table, size in _SIZE_OF_TABLE.items()

@@ -58,7 +58,7 @@ def moment_type(text: str) -> Moment:
 def last_record_time(archive: Archive, serial: str) -> int | None:
     """The timestamp of *serial*'s last archived record (timestamps never go backwards,
     docs/protocol.md 6.5: the largest is the last), or None when none is archived."""
-    where = "unit = (SELECT id FROM units WHERE serial = :serial)"
+    where = "unit IN (SELECT id FROM units WHERE serial = :serial)"  # every epoch of the serial
     arms = " UNION ALL ".join(
         f"SELECT MAX(timestamp) AS t FROM {table} WHERE {where}"
         for table in ("samples", "faults", "events", "other_records")

@@ -85,9 +85,7 @@ class FaultDefinition:
 
 _D = FaultDefinition
 
-FAULT_CODES: Mapping[int, FaultDefinition] = MappingProxyType({
-    d.code: d
-    for d in (
+_DEFINITIONS = (
         _D(2001, "Controller watchdog reset", _S.CONTROLS, _FAST,
            "The controller's watchdog expired and reset the processor.",
            "Restarts by itself; if it repeats, check the controller's supply and replace the board."),
@@ -211,9 +209,11 @@ FAULT_CODES: Mapping[int, FaultDefinition] = MappingProxyType({
         _D(9020, "Battery temperature low", _S.DC_BUS, _WARN,
            "The battery is too cold to deliver full power.",
            "Check the enclosure heater.", _F.UNDER_TEMPERATURE),
-    )
-})
+)
+FAULT_CODES: Mapping[int, FaultDefinition] = MappingProxyType({d.code: d for d in _DEFINITIONS})
 """Every fault code a controller raises, by code."""
+if len(FAULT_CODES) != len(_DEFINITIONS):
+    raise RuntimeError("protocol.fault_codes: a fault code is defined twice")
 
 
 def lookup(code: int) -> FaultDefinition | None:

@@ -231,3 +231,16 @@ def test_the_fleet_timeline_counts_a_cleared_logs_hours_once(tmp_path: Path) -> 
         store(opened, "A1", *hourly[11:])
         timeline = hours_timeline(opened, points=5)
     assert timeline.hours["C65"][-1] == pytest.approx(20)
+
+
+def test_windows_count_back_from_the_last_record_of_every_epoch(archive: Archive) -> None:
+    """``--since 30d`` counts back from the serial's last archived record, in whichever epoch it is:
+    after a clear-log, the new log's."""
+    from host.window import last_record_time
+
+    before = last_record_time(archive, "A1")
+    assert before is not None and before < T0 + 80_000
+    new_epoch(archive, "A1", continues=False, hours=41, starts=15)
+    assert last_record_time(archive, "A1") == before  # an empty new epoch changes nothing
+    store(archive, "A1", SampleRecord(0, T0 + 80_000, counters(40, 15, 3, 9400)))
+    assert last_record_time(archive, "A1") == T0 + 80_000

@@ -152,3 +152,10 @@ def dump(archive: Archive) -> dict[str, list[tuple[object, ...]]]:
         "record_count FROM units"
     ))
     return tables
+
+
+def test_a_file_that_is_not_an_image_is_refused_by_name(tmp_path: Path, archive: Archive) -> None:
+    sidecar = tmp_path / "unit.json"
+    sidecar.write_text("{}")
+    with pytest.raises(UsageError, match=r"not a flash image: give NAME\.img"):
+        ingest_dir(archive, sidecar)
