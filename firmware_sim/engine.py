@@ -161,6 +161,21 @@ _Values = tuple[float, float, float, float]
 """speed (rpm), power (W), TET average (degC), fuel power (W)."""
 _Core = Callable[[float, float, float, float], _Values]
 
+_CORE_OF: dict[EngineState, str] = {
+    _S.STAND_BY: "_at_rest",
+    _S.SHUTDOWN: "_at_rest",
+    _S.FAULT_LOCKOUT: "_at_rest",
+    _S.LIFT_OFF: "_lift_off",
+    _S.LIGHT_OFF: "_light_off",
+    _S.RELIGHT: "_light_off",
+    _S.ACCEL: "_accel",
+    _S.LOAD: "_load",
+    _S.COOLDOWN: "_cooldown",
+    _S.WARMDOWN: "_warmdown",
+    _S.SETDOWN: "_setdown",
+}
+"""The method giving the physics of each state (speed, power, TET, fuel)."""
+
 
 class Engine:
     """One engine: its state, when it entered it, and its operating point at any instant.
@@ -212,19 +227,6 @@ class Engine:
         self._grid_hz = p.grid_freq_hz
         rectified_grid_v = p.grid_voltage_v * math.sqrt(2)
         self._standby_dc_x10 = round((rectified_grid_v if mode == GridMode.GRID_CONNECT else p.dc_bus_v) * 10)
-        self._cores: dict[EngineState, _Core] = {
-            _S.STAND_BY: self._at_rest,
-            _S.SHUTDOWN: self._at_rest,
-            _S.FAULT_LOCKOUT: self._at_rest,
-            _S.LIFT_OFF: self._lift_off,
-            _S.LIGHT_OFF: self._light_off,
-            _S.RELIGHT: self._light_off,
-            _S.ACCEL: self._accel,
-            _S.LOAD: self._load,
-            _S.COOLDOWN: self._cooldown,
-            _S.WARMDOWN: self._warmdown,
-            _S.SETDOWN: self._setdown,
-        }
         self._enter(_S.STAND_BY, t, 0.0, ambient_c if tet_c is None else tet_c)
 
     # --- the state machine -------------------------------------------------
@@ -238,16 +240,29 @@ class Engine:
         self.turning = state in TURNING_STATES
         self._entry_speed = speed
         self._entry_tet = tet
-        self._core = self._cores[state]
         if state == _S.LOAD:
             ramp, cap = self.profile.ramp_w_per_s, WARM_UP_CAP * self._rated
             capped = min(cap / ramp, WARM_UP_S)
             full = WARM_UP_S + (self._rated - min(ramp * WARM_UP_S, cap)) / ramp
             self._bends = tuple(t + x for x in sorted({capped, float(WARM_UP_S), full}))
             self._ramped_at = self._bends[-1]
-        self._grid = self._utility if self.mode == GridMode.GRID_CONNECT else (
-            self._own_grid if state == _S.LOAD else self._no_grid
+        self._bind()
+
+    def _bind(self) -> None:
+        """Point the physics of the state (and of the grid in this mode) at this engine's methods."""
+        self._core: _Core = getattr(self, _CORE_OF[self.state])
+        grid = "_utility" if self.mode == GridMode.GRID_CONNECT else (
+            "_own_grid" if self.state == _S.LOAD else "_no_grid"
         )
+        self._grid: Callable[[float, float], tuple[float, float]] = getattr(self, grid)
+
+    def __copy__(self) -> Engine:
+        """A twin of the engine as it is now: its :meth:`point` gives this engine's values until
+        this one changes state, wear or sensors (a pre-trigger buffer looks back through twins)."""
+        twin = object.__new__(Engine)
+        twin.__dict__.update(self.__dict__)
+        twin._bind()
+        return twin
 
     def accepts(self, trigger: Trigger) -> bool:
         """True when *trigger* leads somewhere from the current state."""

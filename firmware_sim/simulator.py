@@ -18,7 +18,9 @@ in between.  It never integrates second by second.  Records go to a
 - EVENT START (``value_a`` = starts) and STOP (``value_a`` = the fault code,
   0 for a commanded stop; ``level`` = its severity);
 - EVENT STATE_CHANGE (``state_from``, ``state_to``) on every transition;
-- FAULT with its freeze-frame for every fault raised;
+- FAULT with its freeze-frame for every fault raised, and after a shutdown-class
+  one its pre-trigger buffer: a RUNUP record per key channel, the last minute up
+  to the freeze-frame (:mod:`firmware_sim.runup`);
 - EVENT FAULT_CLEARED (``value_a`` = code, ``level`` = severity,
   ``value_b`` = when it was raised) when a fault clears.
 
@@ -66,6 +68,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from protocol.enums import EngineState, EventKind, GridMode, Severity
+from protocol.formats import RUNUP_POINTS
 from protocol.records import EventRecord, FaultRecord, SampleRecord, Snapshot
 
 from .climate import DEFAULT_SITE, Climate, Site
@@ -91,6 +94,7 @@ from .faults import (
 )
 from .models import ModelProfile, trip_limits
 from .nvstate import Counters, LogSink
+from .runup import RUNUP_INTERVAL_S, Lookback, runup_records
 from .service import SERVICE_INTERVAL_H, WEAR_STEP_H, ServiceKind, next_service_s, service_at, wear_at
 
 _LIGHT_OFF_AFTER_S = STATE_DURATION_S[EngineState.LIFT_OFF]
@@ -245,6 +249,7 @@ class Simulator:
         """The service due (kind, planned downtime) from when its hour comes until it is done."""
         self._service_end_at = math.inf
         self._engine.set_wear(wear_at(self._op_s))
+        self._lookback = Lookback()
 
         self._event(start_time, EventKind.POWER_UP, state_to=int(EngineState.STAND_BY))
         if last_seen is not None and last_seen.state in TURNING_STATES:
@@ -348,6 +353,7 @@ class Simulator:
             engine.deadline, self._clear_at, self._repair_at, self._arrival_at, self._start_fault_at,
             self._hours_at, self._service_end_at, self._duty_next, engine.bend_at(t),
         )
+        self._lookback.note(t, engine, self._drift_from)
 
     def _handle(self, t: float) -> None:
         """Handle the one event due at *t* that comes first."""
@@ -392,7 +398,7 @@ class Simulator:
             ambient_c, pressure_kpa = conditions(t)
             values = point(t, ambient_c, pressure_kpa, setpoint(t))
             if t >= drift_from:
-                values = self._drifted(values, t)
+                values = self._drifted(values, t, drift_from)
             dt = t - t_i
             if turning:
                 operating += dt
@@ -411,7 +417,7 @@ class Simulator:
         ambient_c, pressure_kpa = self._climate.conditions(t)
         values = engine.point(t, ambient_c, pressure_kpa, self._duty.setpoint(t))
         if t >= self._drift_from:
-            values = self._drifted(values, t)
+            values = self._drifted(values, t, self._drift_from)
         dt = t - self._t_i
         operating = self._op_s + dt if engine.turning else self._op_s
         energy = self._energy_wh + self._p_i * dt / 3600
@@ -420,10 +426,11 @@ class Simulator:
             int(operating), self._starts, self._trips, int(energy),
         )
 
-    def _drifted(self, values: Point, t: float) -> Point:
+    def _drifted(self, values: Point, t: float, drift_from: float) -> Point:
         """*values* (the Snapshot's measured ones) with both TETs moved toward the trip limit, the
-        share of the way that *t* has gone into the drift before an over-temperature trip."""
-        share = min(1.0, (t - self._drift_from) / OVER_TEMPERATURE_DRIFT_S)
+        share of the way that *t* has gone into the drift (from *drift_from*) before an
+        over-temperature trip."""
+        share = min(1.0, (t - drift_from) / OVER_TEMPERATURE_DRIFT_S)
         limit_x10 = self.profile.tet_limit_c * 10
         speed, power, tet1, tet2, *rest = values
         a, b, c, d, e, f, g, h = rest
@@ -542,19 +549,41 @@ class Simulator:
             cutoff = t - self._restart_window_s
             self._recent_trips = [x for x in self._recent_trips if x > cutoff] + [t]
         self._faults_changed()
-        self._log.append(
-            FaultRecord(0, int(t), fault.code, int(fault.severity), int(fault.subsystem), int(fault.flags),
-                        self._caused(fault.code, self._snapshot_at(t), t))
+        freeze = self._caused(fault.code, self._snapshot_at(t), t)
+        fault_seq = self._log.append(
+            FaultRecord(
+                0, int(t), fault.code, int(fault.severity), int(fault.subsystem), int(fault.flags), freeze
+            )
         )
         if not active.is_failure:
             active.clear_at = t + fault.restart.delay_s
             return
+        for record in runup_records(int(t), fault_seq, freeze, self._earlier(int(t))):
+            self._log.append(record)
         trigger = _SHUTDOWN_TRIGGER[fault.severity]
         if self._engine.accepts(trigger):
             self._event(t, EventKind.STOP, level=int(fault.severity), value_a=fault.code)
             self._fire(trigger, t)
         elif self._engine.state == EngineState.STAND_BY:
             self._come_to_rest(t)
+
+    def _earlier(self, end: int) -> list[Snapshot | None]:
+        """The measured values of the seconds of the pre-trigger buffer before *end*, oldest
+        first; None for a second before the controller was up."""
+        earlier: list[Snapshot | None] = []
+        for back in range(RUNUP_POINTS - 1, 0, -1):
+            t = end - back * RUNUP_INTERVAL_S
+            stretch = self._lookback.at(t)
+            if stretch is None:
+                earlier.append(None)
+                continue
+            twin, drift_from = stretch
+            ambient_c, pressure_kpa = self._climate.conditions(t)
+            values = twin.point(t, ambient_c, pressure_kpa, self._duty.setpoint(t))
+            if t >= drift_from:
+                values = self._drifted(values, t, drift_from)
+            earlier.append(Snapshot(0, 0, 0, *values, 0, 0, 0, 0))
+        return earlier
 
     def _caused(self, code: int, snapshot: Snapshot, t: float) -> Snapshot:
         """*snapshot* with the channel whose crossing of its limit raised *code* beyond it: the

@@ -38,7 +38,15 @@ from types import TracebackType
 
 from protocol.auth import AuthOutcome
 from protocol.enums import EngineState, EventKind, GridMode
-from protocol.records import EventRecord, FaultRecord, Record, SampleRecord, Snapshot, decode_record
+from protocol.records import (
+    EventRecord,
+    FaultRecord,
+    Record,
+    RunupRecord,
+    SampleRecord,
+    Snapshot,
+    decode_record,
+)
 
 from .auth import AccessControl
 from .climate import DEFAULT_SITE, Site
@@ -107,6 +115,8 @@ def last_seen(store: LogStore) -> LastSeen | None:
         if raw is None:
             continue
         record = decode_record(raw)
+        if isinstance(record, RunupRecord):
+            continue  # a fault's run-up: the fault, just before it, shows the state
         newest = newest or record
         if isinstance(record, SampleRecord | FaultRecord):
             tet_c = (record.snapshot if isinstance(record, SampleRecord) else record.freeze).tet_avg_c

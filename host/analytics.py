@@ -66,10 +66,27 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from protocol.enums import EngineState, EventFlag, EventKind, RecordType, Severity, Subsystem, name_of
+from protocol.enums import (
+    EngineState,
+    EventFlag,
+    EventKind,
+    RecordType,
+    RunupChannel,
+    Severity,
+    Subsystem,
+    name_of,
+)
 from protocol.errors import RecordError
 from protocol.fault_codes import lookup
-from protocol.records import LAYOUTS, DecodedRow, FaultRecord, decode_record, record_from_row
+from protocol.records import (
+    LAYOUTS,
+    RUNUP_CHANNELS,
+    DecodedRow,
+    FaultRecord,
+    RunupRecord,
+    decode_record,
+    record_from_row,
+)
 
 from .archive import Archive
 from .errors import ArchiveError, UsageError
@@ -779,6 +796,9 @@ class FaultEntry:
     fault: FaultRecord
     epoch: int = 1
     """The archived log (epoch) of the serial the fault is in."""
+    runups: tuple[RunupRecord, ...] = ()
+    """Its pre-trigger buffer, one record per channel (none for a warning, or a log from
+    firmware that wrote none)."""
 
     def to_json(self) -> dict[str, Any]:
         fault = self.fault
@@ -794,7 +814,22 @@ class FaultEntry:
             "subsystem": name_of(Subsystem, fault.subsystem),
             "flags": [flag.name for flag in EventFlag if flag and fault.flags & flag],
             "freeze": fault.freeze.engineering(),
+            "runup": [_runup_json(runup) for runup in self.runups],
         }
+
+
+def _runup_json(runup: RunupRecord) -> dict[str, Any]:
+    """One channel of a fault's run-up: its measured values, oldest first, the last at the fault."""
+    spec = RUNUP_CHANNELS.get(runup.channel)
+    series = runup.series()
+    return {
+        "channel": name_of(RunupChannel, runup.channel),
+        "key": spec.key if spec is not None else None,
+        "unit": spec.unit if spec is not None else None,
+        "interval_s": runup.interval_s,
+        "start": _iso(series[0][0]) if series else None,
+        "values": [value for _, value in series],
+    }
 
 
 def fault_list(
@@ -830,11 +865,22 @@ def fault_list(
         wanted.append(lambda row: row[_CODE] == code)
     archive.check(serial)
     return (  # filtered after their CRC is checked
-        FaultEntry(serial, cast(FaultRecord, record_from_row(row)), number)
+        FaultEntry(serial, fault, number, runups.get(fault.seq, ()))
         for number in epochs
+        for runups in (_runups_by_fault(archive, serial, number),)
         for row in archive.iter_rows(serial, RecordType.FAULT, epoch=number)
         if all(test(row) for test in wanted)
+        for fault in (cast(FaultRecord, record_from_row(row)),)
     )
+
+
+def _runups_by_fault(archive: Archive, serial: str, epoch: int) -> dict[int, tuple[RunupRecord, ...]]:
+    """The run-up records of one epoch of *serial*, by the seq of their fault, channels in seq order."""
+    found: defaultdict[int, list[RunupRecord]] = defaultdict(list)
+    for row in archive.iter_rows(serial, RecordType.RUNUP, epoch=epoch):
+        runup = cast(RunupRecord, record_from_row(row))
+        found[runup.fault_seq].append(runup)
+    return {seq: tuple(runups) for seq, runups in found.items()}
 
 
 def _severity_level(severity: int | str) -> int:

@@ -22,8 +22,10 @@ The file::
                    <every Snapshot field: the freeze-frame>, crc
     events         unit, seq, timestamp, kind, state_from, state_to, level,
                    value_a, value_b, crc
+    runups         unit, seq, timestamp, fault_seq, channel, interval_s, points,
+                   value_0 .. value_59, crc            pre-trigger buffers (version 4)
     other_records  unit, seq, timestamp, type, raw       unknown types and lengths
-    records        VIEW: unit, seq, timestamp, type over the four tables above
+    records        VIEW: unit, seq, timestamp, type over the five tables above
     spans          unit, first_seq, count                disjoint ranges of stored seqs
     evictions      unit, first_seq, count                disjoint ranges reported evicted
     pulls          unit, started, finished, added, evicted, retries, bytes
@@ -81,6 +83,7 @@ from __future__ import annotations
 import heapq
 import os
 import sqlite3
+import struct
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
@@ -304,8 +307,53 @@ def _migrate_to_v3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE units_v3 RENAME TO units")
 
 
+_V4_RUNUP_VALUES = 60
+"""Values in a run-up record when version 4 was made (protocol.formats.RUNUP_POINTS then)."""
+_V4_RUNUP = struct.Struct(f"<IIBBIBBB{_V4_RUNUP_VALUES}hI")
+"""A whole RUNUP record (header, body, CRC) as version 4 was made: the step is frozen with it."""
+
+
+def _migrate_to_v4(db: sqlite3.Connection) -> None:
+    """Version 4: ``runups``, the pre-trigger buffers (RUNUP records, type 4) in columns like the
+    other known types (``value_0`` .. ``value_59`` for the record's ``values``), and the
+    ``records`` view over it too.  A RUNUP record that an earlier version kept whole in
+    ``other_records`` (an unknown type then) moves into it."""
+    values = ", ".join(f"value_{i} INTEGER NOT NULL" for i in range(_V4_RUNUP_VALUES))
+    db.execute(
+        f"""CREATE TABLE runups (
+               unit INTEGER NOT NULL REFERENCES units(id),
+               seq INTEGER NOT NULL,
+               timestamp INTEGER NOT NULL,
+               fault_seq INTEGER NOT NULL,
+               channel INTEGER NOT NULL,
+               interval_s INTEGER NOT NULL,
+               points INTEGER NOT NULL,
+               {values},
+               crc INTEGER NOT NULL,
+               PRIMARY KEY (unit, seq)
+           ) WITHOUT ROWID"""
+    )
+    kept = db.execute(
+        "SELECT unit, raw FROM other_records WHERE type = 4 AND length(raw) = ?", (_V4_RUNUP.size,)
+    ).fetchall()
+    params = ", ".join("?" * (_V4_RUNUP_VALUES + 8))
+    for unit, raw in kept:
+        seq, timestamp, _, _, *body = _V4_RUNUP.unpack(raw)
+        db.execute(f"INSERT INTO runups VALUES ({params})", (unit, seq, timestamp, *body))
+        db.execute("DELETE FROM other_records WHERE unit = ? AND seq = ?", (unit, seq))
+    db.execute("DROP VIEW records")
+    db.execute(
+        """CREATE VIEW records (unit, seq, timestamp, type) AS
+               SELECT unit, seq, timestamp, 1 FROM samples
+               UNION ALL SELECT unit, seq, timestamp, 2 FROM faults
+               UNION ALL SELECT unit, seq, timestamp, 3 FROM events
+               UNION ALL SELECT unit, seq, timestamp, 4 FROM runups
+               UNION ALL SELECT unit, seq, timestamp, type FROM other_records"""
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _migrate_to_v1, _migrate_to_v2, _migrate_to_v3,
+    _migrate_to_v1, _migrate_to_v2, _migrate_to_v3, _migrate_to_v4,
 )
 """Schema steps in order: ``MIGRATIONS[v]`` takes a file from version v to v + 1.
 
@@ -315,7 +363,10 @@ _DECODED_TABLES: dict[int, str] = {
     RecordType.SAMPLE: "samples",
     RecordType.FAULT: "faults",
     RecordType.EVENT: "events",
+    RecordType.RUNUP: "runups",
 }
+RECORD_TABLES: tuple[str, ...] = (*_DECODED_TABLES.values(), "other_records")
+"""Every table holding records: one per known type, then the rest."""
 
 
 def default_archive_path() -> Path:
@@ -385,15 +436,18 @@ _seq_of = itemgetter(0)
 _type_of = itemgetter(2)
 
 
-def _column_of(field: str) -> str:
-    """The archive column of a layout field: a fault's ``freeze.x`` is column ``x``."""
+def column_of(field: str) -> str:
+    """The archive column of a layout field: a fault's ``freeze.x`` is column ``x``, a run-up's
+    ``values.i`` column ``value_i``."""
+    if field.startswith("values."):
+        return "value_" + field.removeprefix("values.")
     return field.removeprefix("freeze.")
 
 
 def _decoded_select_sql(rtype: int, table: str, layout: FlatLayout) -> str:
     """SELECT of *table*'s rows as DecodedRows of *layout*, ``{where}`` to be filled in."""
     constants = {"type": str(rtype), "length": str(layout.size - _HEADER.size - CRC_SIZE)}
-    columns = ", ".join(constants.get(name, _column_of(name)) for name in layout.names)
+    columns = ", ".join(constants.get(name, column_of(name)) for name in layout.names)
     return f"SELECT {columns} FROM {table} WHERE {{where}} ORDER BY seq"
 
 
@@ -405,7 +459,7 @@ def _decoded_insert_sql(db: sqlite3.Connection, table: str, names: tuple[str, ..
     Columns are matched to layout fields by name (a fault's ``freeze.x`` fills
     column ``x``), so the statement follows the schema the file actually has.
     """
-    fields = [_column_of(name) for name in names]
+    fields = [column_of(name) for name in names]
     columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
     params = []
     for column in columns:
@@ -713,7 +767,7 @@ class Archive:
         """The CRC-32C of record *seq* of the latest epoch of *serial* as archived, or None."""
         unit = self._unit_id(serial)
         params = {"unit": unit, "seq": seq}
-        for table in ("samples", "faults", "events"):
+        for table in _DECODED_TABLES.values():
             for (crc,) in self.query(f"SELECT crc FROM {table} WHERE unit = :unit AND seq = :seq", params):
                 return int(crc)
         for (raw,) in self.query("SELECT raw FROM other_records WHERE unit = :unit AND seq = :seq", params):
@@ -884,7 +938,7 @@ class Archive:
         unit = self._unit_id(serial)
         arms = " UNION ALL ".join(
             f"SELECT MAX(seq) AS seq FROM {table} WHERE unit = :unit"
-            for table in ("samples", "faults", "events", "other_records")
+            for table in RECORD_TABLES
         )
         with self._translate():
             (top,) = self._ro.execute(f"SELECT MAX(seq) FROM ({arms})", {"unit": unit}).fetchone()
@@ -1005,7 +1059,7 @@ class Archive:
     def _stored_runs(db: sqlite3.Connection, unit: int) -> list[tuple[int, int]]:
         """Maximal runs ``[a, b)`` of the seqs that have a row, from the rows themselves."""
         streams = [db.execute(f"SELECT seq FROM {table} WHERE unit = ? ORDER BY seq", (unit,))
-                   for table in _RECORD_TABLES]
+                   for table in RECORD_TABLES]
         runs: list[tuple[int, int]] = []
         for (seq,) in heapq.merge(*streams):
             if runs and runs[-1][1] >= seq:
@@ -1156,15 +1210,14 @@ def _unit_row(row: tuple[Any, ...]) -> UnitRow:
     return UnitRow(*values)
 
 
-_RECORD_TABLES = ("samples", "faults", "events", "other_records")
 _TALLY_SQL = (
-    "SELECT " + " + ".join(f"(SELECT COUNT(*) FROM {table} WHERE unit = :unit)" for table in _RECORD_TABLES)
+    "SELECT " + " + ".join(f"(SELECT COUNT(*) FROM {table} WHERE unit = :unit)" for table in RECORD_TABLES)
     + ", (SELECT record_count FROM units WHERE id = :unit)"
     + ", (SELECT COALESCE(SUM(count), 0) FROM spans WHERE unit = :unit)"
 )
 """``(rows, units.record_count, seqs in spans)`` of one unit."""
 _TOTALS_SQL = (
-    "SELECT " + " + ".join(f"(SELECT COUNT(*) FROM {table})" for table in _RECORD_TABLES)
+    "SELECT " + " + ".join(f"(SELECT COUNT(*) FROM {table})" for table in RECORD_TABLES)
     + ", (SELECT COALESCE(SUM(record_count), 0) FROM units)"
     + ", (SELECT COALESCE(SUM(count), 0) FROM spans)"
 )

@@ -101,7 +101,7 @@ examples:
   turbolog faults C60-000001 --since 30d          # the last 30 days of the unit's log (its clock)
   turbolog faults C60-000001 --since 2024-01-01 --until 2024-02-01 --severity NORMAL_SHUTDOWN
   turbolog faults C60-000001 --since 7d --relative-to now --json   # the last 7 days of this computer's clock
-  turbolog faults C60-000001 --code 5005 --detail  # each fault, its action and its freeze-frame
+  turbolog faults C60-000001 --code 5005 --detail  # each fault, its action, freeze-frame and run-up
   turbolog faults C60-000001 --epoch 2            # only the serial's second archived log
 """,
     "codes": """
@@ -344,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     faults.add_argument("--code", type=code_type, help="only this fault code")
     faults.add_argument(
-        "--detail", action="store_true", help="each fault followed by its freeze-frame, with units"
+        "--detail", action="store_true",
+        help="each fault followed by its freeze-frame, with units, and its run-up (a trip's last minute)"
     )
     codes = command("codes", "list the fault codes, or explain one: what it means and what to do", [])
     codes.add_argument("code", nargs="?", type=code_type, help="the fault code to explain")
@@ -778,7 +779,7 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
 def cmd_faults(args: argparse.Namespace, out: Output) -> int:
     from protocol.fault_codes import lookup
 
-    from .fault_text import freeze_frame_lines
+    from .fault_text import freeze_frame_lines, runup_lines
 
     with open_archive(args) as archive:
         window = _window(archive, args)
@@ -822,6 +823,13 @@ def cmd_faults(args: argparse.Namespace, out: Output) -> int:
         out.text(f"  seq {entry['seq']:,}; event flags {', '.join(entry['flags']) or 'none'}; freeze-frame:")
         for detail in freeze_frame_lines(entry["freeze"]):
             out.text(detail)
+        runup = [channel for channel in entry["runup"] if channel["values"]]
+        if runup:
+            first = runup[0]
+            out.text(f"  run-up: {len(first['values'])} values {first['interval_s']} s apart, "
+                     f"from {first['start']} to the fault:")
+            for detail in runup_lines(runup):
+                out.text(detail)
     return 0
 
 

@@ -29,13 +29,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from protocol.enums import EngineState, EventKind, GridMode, RecordType, Severity, Subsystem, name_of
+from protocol.enums import (
+    EngineState,
+    EventKind,
+    GridMode,
+    RecordType,
+    RunupChannel,
+    Severity,
+    Subsystem,
+    name_of,
+)
 from protocol.errors import RecordError
 from protocol.records import (
+    RUNUP_CHANNELS,
     SNAPSHOT_FIELDS,
     EventRecord,
     FaultRecord,
     Record,
+    RunupRecord,
     SampleRecord,
     Snapshot,
     decode_record,
@@ -66,12 +77,20 @@ COLUMNS: tuple[str, ...] = (
     "event_level",
     "event_value_a",
     "event_value_b",
+    "runup_fault_seq",
+    "runup_channel",
+    "runup_unit",
+    "runup_interval_s",
+    "runup_values",
     "body_hex",
     "epoch",
 )
 """Every export column, in order.  Samples fill the snapshot columns; faults
 fill them with their freeze-frame plus the ``fault_`` columns; events fill the
-``event_`` columns; records of an unknown type or length fill ``body_hex``."""
+``event_`` columns; run-ups (pre-trigger buffers) fill the ``runup_`` columns:
+``runup_values`` are the measured values, oldest first, in ``runup_unit``, the last
+at the record's time (a list in JSON lines, space-separated in CSV); records of an
+unknown type or length fill ``body_hex``."""
 
 
 def _snapshot_row(snapshot: Snapshot) -> Row:
@@ -105,6 +124,14 @@ def record_row(record: Record, epoch: int = 1) -> Row:
         row["event_level"] = record.level
         row["event_value_a"] = record.value_a
         row["event_value_b"] = record.value_b
+    elif isinstance(record, RunupRecord):
+        row["type"] = RecordType.RUNUP.name
+        row["runup_fault_seq"] = record.fault_seq
+        row["runup_channel"] = name_of(RunupChannel, record.channel)
+        spec = RUNUP_CHANNELS.get(record.channel)
+        row["runup_unit"] = spec.unit if spec is not None else ""
+        row["runup_interval_s"] = record.interval_s
+        row["runup_values"] = [value for _, value in record.series()]
     else:
         row["type"] = name_of(RecordType, record.type)
         row["body_hex"] = record.body.hex()
@@ -117,6 +144,9 @@ def _write_csv(rows: Iterable[Row], out: IO[str]) -> int:
     writer.writeheader()
     count = 0
     for row in rows:
+        values = row.get("runup_values")
+        if values is not None:
+            row = {**row, "runup_values": " ".join(map(str, values))}
         writer.writerow(row)
         count += 1
     return count

@@ -9,13 +9,15 @@
     OUT/samples/model=C60/year=2006/part-0.parquet   one row per record, Hive-partitioned by
     OUT/faults/model=.../year=.../...                model and by the UTC year of the record
     OUT/events/...
+    OUT/runups/...                                 pre-trigger buffers: ``value_0`` .. ``value_59``
     OUT/other_records/...                          unknown types and lengths: header and raw bytes
 
 Record rows carry ``serial``, ``epoch`` (which archived log of the serial), ``seq``,
 ``timestamp`` (UTC) and then
 every field of their format in wire units and wire types, named as in the
 archive (``tet1_c_x10`` is tenths of a degree; a fault's freeze-frame fields
-drop the ``freeze.`` prefix), and the record's own ``crc`` (CRC-32C), so any
+drop the ``freeze.`` prefix; a run-up's ``values`` are ``value_0`` .. ``value_59``, in steps of
+its channel's unit, :data:`protocol.records.RUNUP_CHANNELS`), and the record's own ``crc`` (CRC-32C), so any
 row can be packed back into the record's bytes and verified.  Rows come
 from :meth:`~host.archive.Archive.iter_rows` (unknown records: decoded from
 their raw bytes by :func:`protocol.records.decode_batch`), which checks every
@@ -44,7 +46,7 @@ from typing import Any
 from protocol.enums import RecordType
 from protocol.records import LAYOUTS, decode_batch
 
-from .archive import Archive
+from .archive import Archive, column_of
 from .errors import ArchiveError, OutputError, UsageError
 
 ROWS_PER_GROUP = 1 << 17
@@ -54,6 +56,7 @@ DATASETS: dict[str, int | None] = {
     "samples": RecordType.SAMPLE,
     "faults": RecordType.FAULT,
     "events": RecordType.EVENT,
+    "runups": RecordType.RUNUP,
     "other_records": None,
 }
 """Dataset directory -> the record type whose archive table of the same name it holds (None: the rest)."""
@@ -78,8 +81,7 @@ def _field_types(rtype: int) -> list[tuple[str, str]]:
     layout = LAYOUTS[rtype]
     codes = [code for count, code in re.findall(r"(\d*)([a-zA-Z])", layout.struct.format) for _ in
              range(int(count or 1))]
-    return [(name.removeprefix("freeze."), _STRUCT_TYPES[code]) for name, code in
-            zip(layout.names, codes, strict=True)]
+    return [(column_of(name), _STRUCT_TYPES[code]) for name, code in zip(layout.names, codes, strict=True)]
 
 
 def _pyarrow() -> tuple[Any, Any, Any]:

@@ -1,15 +1,17 @@
-"""Fault codes and freeze-frames as text for people.
+"""Fault codes, freeze-frames and run-ups as text for people.
 
 What a code means comes from :mod:`protocol.fault_codes` (the table the
 emulator raises them from); this module only lays it out: the explanation of
-one code (``turbolog codes CODE``) and a fault's freeze-frame, each value
-with its unit (``turbolog faults --detail``).  It formats; it reads no
+one code (``turbolog codes CODE``), a fault's freeze-frame, each value
+with its unit, and its run-up (the pre-trigger buffer), a sparkline per
+channel (``turbolog faults --detail``).  It formats; it reads no
 archive and no device.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from protocol.enums import EngineState, EventFlag, GridMode, Severity, name_of
 from protocol.fault_codes import FaultDefinition, fault_label
@@ -71,5 +73,44 @@ def freeze_frame_lines(freeze: Mapping[str, float], indent: str = "    ") -> lis
     known = {key for key, _, _ in FREEZE_FIELDS}
     rows = [(label, show(freeze[key])) for key, label, show in FREEZE_FIELDS if key in freeze]
     rows += [(key, str(value)) for key, value in freeze.items() if key not in known]
+    width = max((len(label) for label, _ in rows), default=0)
+    return [f"{indent}{label:<{width}}  {text}" for label, text in rows]
+
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+_RUNUP_SHOW: dict[str, tuple[str, Callable[[float], str]]] = {
+    **{key: (label, show) for key, label, show in FREEZE_FIELDS},
+    "tet_avg_c": ("TET average", _number(".1f", "°C")),
+    "speed_rpm": ("speed", _number(",.0f", "rpm")),
+}
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """One block character per value, from the lowest (▁) to the highest (█); a flat line is ▁."""
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    if high == low:
+        return _SPARKS[0] * len(values)
+    top = len(_SPARKS) - 1
+    return "".join(_SPARKS[round((value - low) / (high - low) * top)] for value in values)
+
+
+def runup_lines(runup: Sequence[Mapping[str, Any]], indent: str = "    ") -> list[str]:
+    """A fault's run-up (:class:`~host.analytics.FaultEntry`'s JSON ``runup``): per channel, a
+    sparkline of its values (oldest first, the last at the fault), then first -> last and the
+    range, each with its unit; an unknown channel is shown by name, values as they are."""
+    rows = []
+    for channel in runup:
+        label, show = _RUNUP_SHOW.get(channel["key"] or "", (str(channel["channel"]), str))
+        values = channel["values"]
+        if not values:
+            continue
+        low, high = min(values), max(values)
+        if low == high:
+            rows.append((label, f"{sparkline(values)}  steady at {show(low)}"))
+            continue
+        span = f"{show(values[0])} -> {show(values[-1])}  (min {show(low)}, max {show(high)})"
+        rows.append((label, f"{sparkline(values)}  {span}"))
     width = max((len(label) for label, _ in rows), default=0)
     return [f"{indent}{label:<{width}}  {text}" for label, text in rows]

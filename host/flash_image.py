@@ -43,7 +43,7 @@ from protocol.image_formats import (
     decode_sector_header,
     erase_counter_offset,
 )
-from protocol.messages import SCHEMA_FINGERPRINT
+from protocol.messages import EARLIER_FINGERPRINTS, READABLE_FINGERPRINTS, SCHEMA_FINGERPRINT
 from protocol.records import LAYOUTS, DecodedRow, decode_rows, row_bytes
 
 from .errors import DeviceError
@@ -114,7 +114,8 @@ def parse_identity(text: str, image_name: str) -> UnitIdentity:
     """The identity in sidecar *text*, for the image file called *image_name*.
 
     Raises DeviceError for text that is not a version-1 identity, names
-    another image, or has another schema fingerprint than this reader's.
+    another image, or has a schema fingerprint whose logs this reader cannot read (its own and
+    :data:`~protocol.messages.EARLIER_FINGERPRINTS`).
     """
     try:
         doc: Any = json.loads(text)
@@ -138,10 +139,11 @@ def parse_identity(text: str, image_name: str) -> UnitIdentity:
         raise DeviceError(
             f"identity of {image_name} names unit {doc['serial']!r} and image {doc.get('image')!r}"
         )
-    if fingerprint != SCHEMA_FINGERPRINT:
+    if fingerprint not in READABLE_FINGERPRINTS:
         raise DeviceError(
             f"unit {doc['serial']} (firmware {doc['firmware']}) wrote its log with schema fingerprint "
-            f"0x{fingerprint:08X}, this reader knows 0x{SCHEMA_FINGERPRINT:08X}: the formats differ, "
+            f"0x{fingerprint:08X}, this reader knows 0x{SCHEMA_FINGERPRINT:08X} and the earlier "
+            f"{', '.join(f'0x{f:08X}' for f in EARLIER_FINGERPRINTS)}: the formats differ, "
             "so its log cannot be read safely"
         )
     return UnitIdentity(doc["serial"], doc["model"], doc["firmware"], fingerprint)

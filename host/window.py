@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .archive import Archive
+from .archive import RECORD_TABLES, Archive
 from .errors import UsageError
 
 LAST_RECORD = "last-record"
@@ -61,7 +61,7 @@ def last_record_time(archive: Archive, serial: str) -> int | None:
     where = "unit IN (SELECT id FROM units WHERE serial = :serial)"  # every epoch of the serial
     arms = " UNION ALL ".join(
         f"SELECT MAX(timestamp) AS t FROM {table} WHERE {where}"
-        for table in ("samples", "faults", "events", "other_records")
+        for table in RECORD_TABLES
     )
     ((top,),) = archive.query(f"SELECT MAX(t) FROM ({arms})", {"serial": serial})
     return None if top is None else int(top)

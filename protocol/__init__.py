@@ -8,7 +8,7 @@ specified for other implementers in ``docs/protocol.md``.
 
 - :mod:`protocol.formats`   every format, declared once with construct
 - :mod:`protocol.fastpath`  ``struct`` layouts derived from those formats
-- :mod:`protocol.records`   log records (sample, fault, event) and their bytes
+- :mod:`protocol.records`   log records (sample, fault, event, run-up) and their bytes
 - :mod:`protocol.image_formats`  the flash image's headers (docs/flash-image.md), declared once
 - :mod:`protocol.framing`   COBS framing, CRC-32C, the streaming frame decoder
 - :mod:`protocol.messages`  request/response messages and their payloads
@@ -27,6 +27,7 @@ from .enums import (
     GridMode,
     MsgType,
     RecordType,
+    RunupChannel,
     Severity,
     Subsystem,
 )
@@ -38,6 +39,7 @@ from .records import (
     EventRecord,
     FaultRecord,
     Record,
+    RunupRecord,
     SampleRecord,
     Snapshot,
     UnknownRecord,
@@ -56,6 +58,7 @@ __all__ = [
     "GridMode",
     "MsgType",
     "RecordType",
+    "RunupChannel",
     "Severity",
     "Subsystem",
     "LocalProtocolError",
@@ -73,6 +76,7 @@ __all__ = [
     "EventRecord",
     "FaultRecord",
     "Record",
+    "RunupRecord",
     "SampleRecord",
     "Snapshot",
     "UnknownRecord",

@@ -91,6 +91,26 @@ class RecordType(IntEnum):
     """Fault with a freeze-frame snapshot."""
     EVENT = 3
     """Start, stop, state change, power-up, clear, clock set, configuration, auth."""
+    RUNUP = 4
+    """Pre-trigger buffer: the last seconds of one key channel before a shutdown-class fault,
+    written right after that fault's record (one record per channel, see RunupChannel)."""
+
+
+class RunupChannel(IntEnum):
+    """The channel of a RUNUP record, and the unit of one step of its ``values``."""
+
+    TET_AVG = 1
+    """Turbine exit temperature, the average of TET #1 and #2: steps of 0.1 °C."""
+    SPEED = 2
+    """Shaft speed: steps of 10 rpm."""
+    POWER = 3
+    """Generator output power: steps of 100 W."""
+    GRID_VOLTAGE = 4
+    """Grid voltage, line to line: steps of 0.1 V."""
+    GRID_FREQ = 5
+    """Grid frequency: steps of 0.01 Hz."""
+    DC_BUS = 6
+    """DC bus voltage: steps of 0.1 V."""
 
 
 class EventKind(IntEnum):

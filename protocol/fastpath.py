@@ -5,8 +5,9 @@ under one.  The hot decode path therefore uses layouts *generated* from
 :mod:`protocol.formats`, never written by hand: a field added there appears
 here by itself, and the tests check on every record that both paths agree.
 
-Only fixed-size formats made of integer fields, fixed byte strings and nested
-Structs of those can be derived; anything else raises
+Only fixed-size formats made of integer fields, fixed byte strings, arrays of
+a fixed count of integers (one leaf per element, ``values.0``, ``values.1``,
+...) and nested Structs of those can be derived; anything else raises
 :class:`~protocol.errors.LocalProtocolError` at import time, where a developer
 sees it, rather than silently falling back to a slow path.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from construct import Bytes, Construct, FormatField, Renamed, Struct
+from construct import Array, Bytes, Construct, FormatField, Renamed, Struct
 
 from .errors import LocalProtocolError
 
@@ -52,6 +53,8 @@ def _leaves(fmt: Construct, prefix: str) -> list[tuple[str, str]]:
         return [(name, fmt.fmtstr[1:])]
     if isinstance(fmt, Bytes) and isinstance(fmt.length, int):
         return [(name, f"{fmt.length}s")]
+    if isinstance(fmt, Array) and isinstance(fmt.count, int) and isinstance(fmt.subcon, FormatField):
+        return [leaf for i in range(fmt.count) for leaf in _leaves(fmt.subcon, f"{name}.{i}.")]
     raise LocalProtocolError(f"{name}: {type(fmt).__name__} has no fixed struct layout")
 
 

@@ -113,7 +113,23 @@ EVENT_BODY = Struct(
     "value_b" / Int32ul,
 )
 
-RECORD_BODIES: dict[int, Struct] = {1: SAMPLE_BODY, 2: FAULT_BODY, 3: EVENT_BODY}
+RUNUP_POINTS = 60
+"""Values in a RUNUP record: 60 s at 1 s."""
+
+RUNUP_BODY = Struct(
+    "fault_seq" / Int32ul,
+    "channel" / Int8ul,
+    "interval_s" / Int8ul,
+    "points" / Int8ul,
+    "values" / Array(RUNUP_POINTS, Int16sl),
+)
+"""The pre-trigger buffer of one channel (:class:`protocol.enums.RunupChannel`, which gives the
+unit of a step) before the fault whose seq is ``fault_seq``: ``values[RUNUP_POINTS - 1]`` is the
+value at the record's timestamp (the fault's, its freeze-frame's value), each one before it
+``interval_s`` earlier.  Only the last ``points`` values were measured; the ones before read 0
+(the controller had been up for less than the buffer's length)."""
+
+RECORD_BODIES: dict[int, Struct] = {1: SAMPLE_BODY, 2: FAULT_BODY, 3: EVENT_BODY, 4: RUNUP_BODY}
 """Body format by :class:`protocol.enums.RecordType` value."""
 
 # --- message payloads -----------------------------------------------------

@@ -29,6 +29,17 @@ from .records import SNAPSHOT_FIELDS, Snapshot
 SCHEMA_FINGERPRINT: int = crc32c(formats.schema_text().encode("ascii"))
 """CRC-32C of the canonical text of every format: changes with any format."""
 
+EARLIER_FINGERPRINTS: dict[int, str] = {
+    0xF2447F55: "protocol 2 before RUNUP records (type 4)",
+}
+"""Schemas of earlier firmware whose logs this version reads in full, with what they lacked:
+each is this schema less record types that its logs then never hold, so every record it wrote
+decodes here as it did there.  A reader of logs (a flash image) accepts these; a live device
+must still match :data:`SCHEMA_FINGERPRINT` (its messages are this version's)."""
+
+READABLE_FINGERPRINTS: frozenset[int] = frozenset({SCHEMA_FINGERPRINT, *EARLIER_FINGERPRINTS})
+"""Schemas whose logs this version reads: its own and :data:`EARLIER_FINGERPRINTS`."""
+
 NO_TAG = bytes(formats.AUTH_TAG_LEN)
 
 

@@ -30,7 +30,7 @@ from construct import ConstructError
 
 from . import formats
 from .crc import RAW_KERNEL, RESIDUE, crc32c
-from .enums import RecordType
+from .enums import RecordType, RunupChannel
 from .errors import LocalProtocolError, RecordCrcMismatch, RecordError, RecordTruncated
 from .fastpath import FlatLayout, flatten
 
@@ -150,6 +150,67 @@ class EventRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RunupChannelSpec:
+    """What a RUNUP channel holds: the key of its value in :meth:`Snapshot.engineering` (and
+    ``tet_avg_c``), that value's unit, and the size of one step of the record's ``values``."""
+
+    key: str
+    unit: str
+    step: float
+
+
+RUNUP_CHANNELS: dict[int, RunupChannelSpec] = {
+    RunupChannel.TET_AVG: RunupChannelSpec("tet_avg_c", "°C", 0.1),
+    RunupChannel.SPEED: RunupChannelSpec("speed_rpm", "rpm", 10.0),
+    RunupChannel.POWER: RunupChannelSpec("power_w", "W", 100.0),
+    RunupChannel.GRID_VOLTAGE: RunupChannelSpec("grid_voltage_v", "V", 0.1),
+    RunupChannel.GRID_FREQ: RunupChannelSpec("grid_freq_hz", "Hz", 0.01),
+    RunupChannel.DC_BUS: RunupChannelSpec("dc_bus_v", "V", 0.1),
+}
+"""Every RUNUP channel, in the order a controller writes them after a fault."""
+
+
+def channel_value(snapshot: Snapshot, channel: int) -> float:
+    """*snapshot*'s value of a RUNUP *channel*, in engineering units."""
+    key = RUNUP_CHANNELS[channel].key
+    return snapshot.tet_avg_c if key == "tet_avg_c" else snapshot.engineering()[key]
+
+
+@dataclass(frozen=True, slots=True)
+class RunupRecord:
+    """The pre-trigger buffer of one channel before a shutdown-class fault (the record of seq
+    ``fault_seq``, whose timestamp this record shares): ``values`` in steps of the channel's
+    :data:`RUNUP_CHANNELS` step, the last at the fault, each earlier one ``interval_s`` before
+    the next; only the last ``points`` were measured."""
+
+    seq: int
+    timestamp: int
+    fault_seq: int
+    channel: int
+    interval_s: int
+    points: int
+    values: tuple[int, ...]
+
+    TYPE = RecordType.RUNUP
+
+    def __post_init__(self) -> None:
+        if len(self.values) != formats.RUNUP_POINTS:
+            raise LocalProtocolError(f"a run-up holds {formats.RUNUP_POINTS} values, not {len(self.values)}")
+
+    def series(self) -> list[tuple[int, float]]:
+        """``(device time, value in engineering units)`` of the measured points, oldest first
+        (an unknown channel's values unscaled; a ``points`` over the buffer's length counts as
+        all of it)."""
+        spec = RUNUP_CHANNELS.get(self.channel)
+        step = spec.step if spec is not None else 1.0
+        size = formats.RUNUP_POINTS
+        return [
+            (self.timestamp - (size - 1 - i) * self.interval_s, round(self.values[i] * step, 6))
+            for i in range(size - min(self.points, size), size)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownRecord:
     """A verified record of a type this version does not know; kept raw."""
 
@@ -159,7 +220,7 @@ class UnknownRecord:
     body: bytes
 
 
-Record = SampleRecord | FaultRecord | EventRecord | UnknownRecord
+Record = SampleRecord | FaultRecord | EventRecord | RunupRecord | UnknownRecord
 
 _S = len(SNAPSHOT_FIELDS)
 
@@ -181,6 +242,8 @@ def _body_values(record: Record) -> tuple[object, ...]:
         )
     if isinstance(record, EventRecord):
         return tuple(_event_values(record))
+    if isinstance(record, RunupRecord):
+        return (record.fault_seq, record.channel, record.interval_s, record.points, *record.values)
     raise LocalProtocolError(f"cannot encode {type(record).__name__}")
 
 
@@ -213,6 +276,9 @@ def _from_values(values: tuple[int, ...]) -> Record:
     if rtype == RecordType.FAULT:
         code, severity, subsystem, flags = values[4:8]
         return FaultRecord(seq, timestamp, code, severity, subsystem, flags, Snapshot(*values[8 : 8 + _S]))
+    if rtype == RecordType.RUNUP:
+        fault_seq, channel, interval_s, points = values[4:8]
+        return RunupRecord(seq, timestamp, fault_seq, channel, interval_s, points, tuple(values[8:-1]))
     return EventRecord(seq, timestamp, *values[4:-1])
 
 
@@ -267,6 +333,11 @@ def parse_record(raw: bytes) -> Record:
             parsed.subsystem,
             parsed.flags,
             _snapshot_from(parsed.freeze),
+        )
+    if head.type == RecordType.RUNUP:
+        return RunupRecord(
+            head.seq, head.timestamp, parsed.fault_seq, parsed.channel, parsed.interval_s, parsed.points,
+            tuple(parsed["values"]),
         )
     return EventRecord(
         head.seq, head.timestamp, **{sub.name: parsed[sub.name] for sub in formats.EVENT_BODY.subcons}

@@ -100,6 +100,13 @@ DESCRIPTIONS: dict[str, str] = {
                    "see AccessLevel",
     "value_a": "kind-specific; CLOCK_SET: device time before the set",
     "value_b": "kind-specific; CLOCK_SET: device time after the set",
+    # Run-up body (the pre-trigger buffer).
+    "fault_seq": "seq of the FAULT record whose run-up this is (written just before this record)",
+    "channel": "which channel, see RunupChannel (it gives the unit of one step)",
+    "interval_s": "seconds between two values",
+    "points": "how many of the last values were measured; the ones before read 0",
+    "values": "the channel, oldest first; the last at the record's timestamp (the fault's), in "
+              "steps of the channel's unit",
     # Message payloads.
     "request_seq": "frame `seq` of the request this answers",
     "new_time": "device time to set, Unix seconds (UTC)",
@@ -217,6 +224,9 @@ class Walker:
             return [self.row(offset, path, INT_TYPES[con.fmtstr[1:]])], offset + con.sizeof()
         if isinstance(con, Bytes) and isinstance(con.length, int):
             return [self.row(offset, path, f"bytes[{con.length}]")], offset + con.length
+        if isinstance(con, Array) and isinstance(con.count, int) and isinstance(con.subcon, FormatField):
+            kind = INT_TYPES[con.subcon.fmtstr[1:]]
+            return [self.row(offset, path, f"{kind}[{con.count}]")], offset + con.sizeof()
         if con is GreedyBytes:
             return [self.row(offset, path, f"bytes[length - {offset}]")], offset.plus("rest")
         if isinstance(con, Struct):
@@ -300,7 +310,7 @@ class Generated:
                     f"{size_text(end + formats.RECORD_OVERHEAD)})", "", table(rows)]
         out += ["", "### Record field values"]
         for cls in (enums.RecordType, enums.EngineState, enums.GridMode, enums.Severity, enums.Subsystem,
-                    enums.EventFlag, enums.EventKind):
+                    enums.EventFlag, enums.EventKind, enums.RunupChannel):
             out += ["", enum_table(cls)]
         return "\n".join(out)
 

@@ -53,6 +53,28 @@ def test_faults_names_each_fault_and_detail_shows_the_freeze_frame_with_units(
     assert [entry["name"] for entry in json.loads(as_json)] == [TET.name]
 
 
+def test_detail_shows_the_run_up_to_the_trip_and_json_carries_it(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, detail, _ = run(["faults", SERIAL, "--db", db, "--code", "5005", "--detail"], capsys)
+    assert status == 0
+    lines = detail.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  run-up: 60 values 1 s apart"))
+    runup = lines[start + 1 : start + 7]
+    assert [line.strip().split("  ")[0] for line in runup] == [
+        "TET average", "speed", "power", "grid voltage", "grid frequency", "DC bus"
+    ]
+    assert "°C -> " in runup[0] and "steady at 96,000 rpm" in runup[1]
+    status, as_json, _ = run(["faults", SERIAL, "--db", db, "--code", "5005", "--json"], capsys)
+    (entry,) = json.loads(as_json)
+    tet = next(channel for channel in entry["runup"] if channel["channel"] == "TET_AVG")
+    limit = 680.0  # C60's TET trip limit (docs/simulation.md)
+    assert tet["unit"] == "°C" and len(tet["values"]) == 60
+    assert tet["values"][0] < limit < tet["values"][-1]
+    freeze_tet = (entry["freeze"]["tet1_c"] + entry["freeze"]["tet2_c"]) / 2
+    assert tet["values"][-1] == pytest.approx(freeze_tet, abs=0.1)
+
+
 def test_summary_names_the_codes_it_counts(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(["summary", SERIAL, "--db", db], capsys)
     assert status == 0

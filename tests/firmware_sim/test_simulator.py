@@ -23,7 +23,15 @@ from firmware_sim.models import C30, C60, C65, PROFILES, ModelProfile, trip_limi
 from firmware_sim.nvstate import Counters
 from firmware_sim.simulator import Simulator
 from protocol.enums import EngineState, EventKind, GridMode, Severity
-from protocol.records import EventRecord, FaultRecord, Record, SampleRecord, Snapshot, encode_record
+from protocol.records import (
+    EventRecord,
+    FaultRecord,
+    Record,
+    RunupRecord,
+    SampleRecord,
+    Snapshot,
+    encode_record,
+)
 
 S = EngineState
 DAY = 86_400
@@ -309,7 +317,8 @@ def test_a_scripted_fault_fires_at_its_operating_hour() -> None:
     assert fault.freeze.state == S.LOAD and fault.freeze.active_fault == 5005
     spec = CATALOGUE[5005]
     assert (fault.severity, fault.subsystem, fault.flags) == (spec.severity, spec.subsystem, spec.flags)
-    after = [r for r in sink.records if r.timestamp >= fault.timestamp and not isinstance(r, SampleRecord)]
+    after = [r for r in sink.records
+             if r.timestamp >= fault.timestamp and not isinstance(r, SampleRecord | RunupRecord)]
     assert isinstance(after[1], EventRecord) and after[1].kind == EventKind.STOP and after[1].value_a == 5005
     assert [(f, t) for ts, f, t in sink.transitions() if ts >= fault.timestamp][:5] == [
         (S.LOAD, S.WARMDOWN), (S.WARMDOWN, S.SETDOWN), (S.SETDOWN, S.SHUTDOWN),

@@ -13,18 +13,21 @@ from hypothesis import strategies as st
 from host import archive as archive_module
 from host.archive import APPLICATION_ID, MIGRATIONS, Archive, default_archive_path
 from host.errors import ArchiveError, DeviceError, HostError, UnknownUnit, UsageError
-from protocol.enums import EventKind, Severity, Subsystem
+from protocol.enums import EventKind, RecordType, Severity, Subsystem
 from protocol.records import (
     LAYOUTS,
+    RUNUP_CHANNELS,
     SNAPSHOT_FIELDS,
     EventRecord,
     FaultRecord,
+    RunupRecord,
     SampleRecord,
     Snapshot,
     UnknownRecord,
     decode_batch,
     decode_rows,
     encode_record,
+    record_from_row,
     row_bytes,
     scan_records,
 )
@@ -564,3 +567,63 @@ def test_an_archive_of_before_epochs_is_migrated_record_for_record(tmp_path: Pat
                        energy_wh=0)
         assert [e.epoch for e in v3.epochs("S1")] == [1, 2] and v3.unit("S1").record_count == 0
         assert v3.unit("S1", epoch=1).record_count == 7
+
+
+def _log_with_runups() -> list[bytes]:
+    """The mixed log, then the run-up of its fault (seq 3): one record per channel."""
+    return [*_mixed_log(), *(
+        encode_record(RunupRecord(7 + i, T0 + 3, 3, channel, 1, 60, tuple(range(6400 + i, 6460 + i))))
+        for i, channel in enumerate(RUNUP_CHANNELS)
+    )]
+
+
+@pytest.mark.parametrize("store", ["store_records", "store_decoded"])
+def test_run_ups_are_kept_in_their_own_table_and_come_back_byte_for_byte(
+    archive: Archive, store: str
+) -> None:
+    add_unit(archive)
+    raws = _log_with_runups()
+    batch = scanned(*raws) if store == "store_records" else rows(*raws)
+    assert getattr(archive, store)("S1", batch) == len(raws)
+    assert list(archive.iter_raw("S1")) == list(enumerate(raws))
+    runups = [record_from_row(row) for row in archive.iter_rows("S1", RecordType.RUNUP)]
+    assert [(r.seq, r.fault_seq, r.channel) for r in runups if isinstance(r, RunupRecord)] == [
+        (7 + i, 3, channel) for i, channel in enumerate(RUNUP_CHANNELS)
+    ]
+    assert list(archive.query("SELECT COUNT(*) FROM other_records")) == [(2,)]  # the two unknown ones
+    assert list(archive.query("SELECT COUNT(*) FROM records WHERE type = 4")) == [(len(RUNUP_CHANNELS),)]
+    assert archive.max_seq("S1") == len(raws) - 1
+    archive.check("S1")
+
+
+def test_a_version_3_archive_moves_the_run_ups_it_kept_whole_into_their_table(tmp_path: Path) -> None:
+    """Before version 4 a RUNUP record was of an unknown type, kept whole in other_records."""
+    path = tmp_path / "archive.sqlite"
+    raws = _log_with_runups()
+    db = sqlite3.connect(path)
+    with db:
+        for step in archive_module.MIGRATIONS[:3]:
+            step(db)
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute("PRAGMA user_version = 3")
+        db.execute(
+            "INSERT INTO units (id, serial, model, firmware, schema_fingerprint, capacity_records, "
+            "first_seq, next_seq, device_time, operating_s, starts, trips, energy_wh, updated, "
+            "record_count) "
+            f"VALUES (1, 'S1', 'C65', '1.0', 0, 100000, 0, {len(raws)}, 0, 7200, 3, 1, 99, 0, {len(raws)})"
+        )
+        tables = {1: "samples", 2: "faults", 3: "events"}
+        for raw, values in decode_batch(b"".join(raws))[0]:
+            if values[2] in tables and len(values) > 4:
+                row = (1, values[0], values[1], *values[4:-1], int.from_bytes(raw[-4:], "little"))
+                db.execute(f"INSERT INTO {tables[values[2]]} VALUES ({', '.join('?' * len(row))})", row)
+            else:
+                db.execute("INSERT INTO other_records VALUES (1, ?, ?, ?, ?)", (*values[:3], raw))
+        db.execute(f"INSERT INTO spans VALUES (1, 0, {len(raws)})")
+    db.close()
+    with Archive.open(path) as v4:
+        assert list(v4.iter_raw("S1")) == list(enumerate(raws))
+        assert len(list(v4.iter_rows("S1", RecordType.RUNUP))) == len(RUNUP_CHANNELS)
+        assert list(v4.query("SELECT COUNT(*) FROM other_records")) == [(2,)]
+        assert v4.store_records("S1", scanned(*raws)) == 0
+        v4.check("S1")

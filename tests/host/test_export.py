@@ -14,11 +14,12 @@ import pytest
 from host.archive import Archive
 from host.errors import OutputError, UnknownUnit, UsageError
 from host.export import COLUMNS, EXPORTERS, Exporter, export, record_row
-from protocol.enums import EventKind, Severity, Subsystem
+from protocol.enums import EventKind, RunupChannel, Severity, Subsystem
 from protocol.records import (
     SNAPSHOT_FIELDS,
     EventRecord,
     FaultRecord,
+    RunupRecord,
     SampleRecord,
     Snapshot,
     UnknownRecord,
@@ -194,3 +195,47 @@ def test_the_cli_exports_a_directory_format_through_the_registry(
     assert (tmp_path / "s1" / "serials.txt").read_text() == "S1"
     assert main(["export", "--format", "serials", "--db", db]) == 2
     assert "--format serials writes a directory: give it with --out DIR" in capsys.readouterr().err
+
+
+TET_RISING = tuple([0] * 10 + [6_700 + i for i in range(49)] + [7_102])
+"""A run-up of TET in 0.1 degC steps: 50 measured values climbing to 710.2 degC."""
+
+
+@pytest.fixture
+def tripped(tmp_path: Path) -> Archive:
+    """A unit whose fault (seq 0) is followed by the run-up of TET (seq 1)."""
+    records = [
+        FaultRecord(0, T0, 5005, Severity.FAST_SHUTDOWN, Subsystem.ENGINE, 0x40, snapshot(0)),
+        RunupRecord(1, T0, 0, RunupChannel.TET_AVG, 1, 50, TET_RISING),
+    ]
+    with Archive.open(tmp_path / "tripped.sqlite") as opened:
+        opened.upsert_unit(
+            "S1", "C65", "fw", 1, first_seq=0, next_seq=2, capacity_records=100, device_time=T0,
+            operating_s=0, starts=0, trips=1, energy_wh=0,
+        )
+        opened.store_records("S1", scan_records(b"".join(encode_record(r) for r in records))[0])
+        yield opened
+
+
+def test_a_run_up_exports_its_values_in_their_unit(tripped: Archive) -> None:
+    out = io.StringIO()
+    assert export(tripped, "S1", "jsonl", out) == 2
+    runup = [json.loads(line) for line in out.getvalue().splitlines()][1]
+    assert (runup["type"], runup["runup_fault_seq"], runup["runup_channel"]) == ("RUNUP", 0, "TET_AVG")
+    assert (runup["runup_unit"], runup["runup_interval_s"]) == ("°C", 1)
+    assert runup["runup_values"] == [round(v / 10, 1) for v in TET_RISING[10:]]
+    out = io.StringIO()
+    export(tripped, "S1", "csv", out)
+    row = list(csv.DictReader(io.StringIO(out.getvalue())))[1]
+    assert [float(v) for v in row["runup_values"].split()] == runup["runup_values"]
+    assert row["speed_rpm"] == "" and row["body_hex"] == ""
+
+
+def test_a_run_up_goes_to_the_parquet_runups_dataset_in_wire_units(tripped: Archive, tmp_path: Path) -> None:
+    parquet = pytest.importorskip("pyarrow.parquet")
+    assert export(tripped, "S1", "parquet", tmp_path / "out") == 2
+    table = parquet.read_table(tmp_path / "out" / "runups")
+    assert table.num_rows == 1
+    (row,) = table.to_pylist()
+    assert (row["fault_seq"], row["channel"], row["points"]) == (0, RunupChannel.TET_AVG, 50)
+    assert tuple(row[f"value_{i}"] for i in range(60)) == TET_RISING

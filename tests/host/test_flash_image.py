@@ -22,7 +22,7 @@ from host.errors import DeviceError
 from host.flash_image import FlashImage, LogCounters, UnitIdentity, parse_identity, parse_image
 from protocol.crc import crc32c
 from protocol.enums import EventKind
-from protocol.messages import SCHEMA_FINGERPRINT
+from protocol.messages import EARLIER_FINGERPRINTS, SCHEMA_FINGERPRINT
 from protocol.records import (
     EventRecord,
     FaultRecord,
@@ -201,6 +201,12 @@ def test_a_sidecar_names_the_unit() -> None:
     assert parse_identity(identity(), "C60-000001.img") == UnitIdentity(
         "C60-000001", "C60", "turbosim-1.0", SCHEMA_FINGERPRINT
     )
+
+
+def test_a_sidecar_of_an_earlier_schema_whose_logs_this_reader_reads_is_accepted() -> None:
+    earlier = next(iter(EARLIER_FINGERPRINTS))
+    parsed = parse_identity(identity(schema_fingerprint=earlier), "C60-000001.img")
+    assert parsed.schema_fingerprint == earlier
 
 
 @pytest.mark.parametrize(("text", "message"), [

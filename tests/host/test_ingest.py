@@ -24,7 +24,7 @@ from host.archive import Archive
 from host.errors import UsageError
 from host.ingest import ImageResult, ingest_dir
 from host.pull import pull
-from protocol.messages import SCHEMA_FINGERPRINT
+from protocol.messages import EARLIER_FINGERPRINTS, SCHEMA_FINGERPRINT
 from tests.host.loopback import Line
 
 MIX = {"C30": 0.5, "C60": 0.5}
@@ -159,3 +159,24 @@ def test_a_file_that_is_not_an_image_is_refused_by_name(tmp_path: Path, archive:
     sidecar.write_text("{}")
     with pytest.raises(UsageError, match=r"not a flash image: give NAME\.img"):
         ingest_dir(archive, sidecar)
+
+
+def test_an_image_written_before_run_up_records_is_ingested(fleet_dir: Path, tmp_path: Path) -> None:
+    """A unit whose firmware predates RUNUP records (an earlier schema fingerprint) logged
+    nothing this reader does not decode: its image is ingested as it is."""
+    older = tmp_path / "older"
+    older.mkdir()
+    images = {}
+    for image in sorted(fleet_dir.glob("*.img")):
+        store, flash = log_of(image)
+        with flash:
+            images[image] = all(raw[8] != 4 for raw in store.iter_raw(0, store.next_seq)), store.next_seq
+    image, (_, records) = next((image, seen) for image, seen in images.items() if seen[0])  # never tripped
+    shutil.copy(image, older / image.name)
+    sidecar = json.loads(image.with_suffix(".json").read_text())
+    sidecar["schema_fingerprint"] = next(iter(EARLIER_FINGERPRINTS))
+    (older / image.name).with_suffix(".json").write_text(json.dumps(sidecar))
+    with Archive.open(tmp_path / "archive.sqlite") as opened:
+        result = ingest_dir(opened, older)
+        assert result.failed == () and result.added == records
+        assert opened.unit(image.stem).schema_fingerprint == sidecar["schema_fingerprint"]

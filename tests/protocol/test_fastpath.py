@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from construct import BitsInteger, Bytes, FormatField, GreedyBytes, Int8ul, Int16ub, Struct
+from construct import Array, BitsInteger, Bytes, FormatField, GreedyBytes, Int8ul, Int16ub, Struct
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,6 +25,7 @@ from protocol.records import (
     EventRecord,
     FaultRecord,
     Record,
+    RunupRecord,
     SampleRecord,
     UnknownRecord,
     decode_batch,
@@ -49,6 +50,9 @@ def oracle_build(record: Record) -> bytes:
         rtype, body = RecordType.FAULT, formats.FAULT_BODY.build(
             {"code": record.code, "severity": record.severity, "subsystem": record.subsystem,
              "flags": record.flags, "freeze": _snapshot(record.freeze)})
+    elif isinstance(record, RunupRecord):
+        rtype = RecordType.RUNUP
+        body = formats.RUNUP_BODY.build({s.name: getattr(record, s.name) for s in formats.RUNUP_BODY.subcons})
     else:
         assert isinstance(record, EventRecord)
         rtype = RecordType.EVENT
@@ -179,6 +183,8 @@ def leaf_names(fmt: Struct, prefix: str = "") -> list[str]:
     for sub in fmt.subcons:
         if isinstance(sub.subcon, Struct):
             names += leaf_names(sub.subcon, f"{prefix}{sub.name}.")
+        elif isinstance(sub.subcon, Array):
+            names += [f"{prefix}{sub.name}.{i}" for i in range(sub.subcon.count)]
         else:
             names.append(prefix + sub.name)
     return names

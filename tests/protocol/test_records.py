@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 import pytest
-from construct import Bytes, Construct, FormatField, Struct
+from construct import Array, Bytes, Construct, FormatField, Struct
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,6 +23,7 @@ from protocol.records import (
     EventRecord,
     FaultRecord,
     Record,
+    RunupRecord,
     SampleRecord,
     Snapshot,
     UnknownRecord,
@@ -50,6 +51,8 @@ def field_values(con: Construct) -> st.SearchStrategy[Any]:
         return st.integers(*int_bounds(con))
     if isinstance(con, Bytes) and isinstance(con.length, int):
         return st.binary(min_size=con.length, max_size=con.length)
+    if isinstance(con, Array) and isinstance(con.count, int):
+        return st.tuples(*[field_values(con.subcon)] * con.count)
     raise TypeError(f"no strategy for {con!r}: teach field_values about it")
 
 
@@ -73,6 +76,8 @@ RECORD_STRATEGIES: dict[int, st.SearchStrategy[Record]] = {
                                 **_body(formats.FAULT_BODY)),
     RecordType.EVENT: st.builds(EventRecord, seq=_header("seq"), timestamp=_header("timestamp"),
                                 **_body(formats.EVENT_BODY)),
+    RecordType.RUNUP: st.builds(RunupRecord, seq=_header("seq"), timestamp=_header("timestamp"),
+                                **_body(formats.RUNUP_BODY)),
 }
 """A strategy per known record type; SampleRecord's snapshot is the whole body."""
 
@@ -124,8 +129,7 @@ def test_encoded_size_and_length_byte_follow_the_format(rtype: int) -> None:
 
 
 def test_record_sizes_are_those_of_the_spec() -> None:
-    assert [len(encode_record(BASE[t])) for t in (RecordType.SAMPLE, RecordType.FAULT, RecordType.EVENT)] \
-        == [68, 74, 26]
+    assert [len(encode_record(BASE[t])) for t in RecordType] == [68, 74, 26, 141]
 
 
 # --- every field at its bounds --------------------------------------------------------------------
@@ -135,6 +139,7 @@ BASE: dict[int, Record] = {
     RecordType.SAMPLE: SampleRecord(0, 0, ZERO_SNAPSHOT),
     RecordType.FAULT: FaultRecord(0, 0, 0, 0, 0, 0, ZERO_SNAPSHOT),
     RecordType.EVENT: EventRecord(0, 0, 0),
+    RecordType.RUNUP: RunupRecord(0, 0, 0, 0, 0, 0, (0,) * formats.RUNUP_POINTS),
 }
 
 
@@ -143,6 +148,8 @@ def _paths(fmt: Struct, prefix: str) -> list[tuple[str, FormatField]]:
     for sub in fmt.subcons:
         if isinstance(sub.subcon, Struct):
             out += _paths(sub.subcon, f"{prefix}{sub.name}.")
+        elif isinstance(sub.subcon, Array):
+            out.append((f"{prefix}{sub.name}[]", sub.subcon.subcon))  # every element at once
         else:
             out.append((prefix + sub.name, sub.subcon))
     return out
@@ -160,6 +167,9 @@ def record_fields() -> list[tuple[int, str, FormatField]]:
 
 def with_field(obj: Any, path: str, value: Any) -> Any:
     head, _, rest = path.partition(".")
+    if head.endswith("[]"):
+        name = head.removesuffix("[]")
+        return dataclasses.replace(obj, **{name: (value,) * len(getattr(obj, name))})
     return dataclasses.replace(obj, **{head: with_field(getattr(obj, head), rest, value) if rest else value})
 
 

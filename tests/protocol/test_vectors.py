@@ -23,6 +23,7 @@ from protocol.messages import MESSAGE_CLASSES, UnknownMessage, decode_message, e
 from protocol.records import (
     EventRecord,
     FaultRecord,
+    RunupRecord,
     SampleRecord,
     Snapshot,
     UnknownRecord,
@@ -45,7 +46,9 @@ RECORDS = load("records.json")
 CORRUPT = load("corrupt.json")
 CRC = load("crc.json")
 MESSAGE_BY_NAME = {cls.__name__: cls for cls in MESSAGE_CLASSES.values()} | {"UnknownMessage": UnknownMessage}
-RECORD_BY_NAME = {cls.__name__: cls for cls in (SampleRecord, FaultRecord, EventRecord, UnknownRecord)}
+RECORD_BY_NAME = {
+    cls.__name__: cls for cls in (SampleRecord, FaultRecord, EventRecord, RunupRecord, UnknownRecord)
+}
 
 
 def to_json(obj: Any) -> Any:
@@ -69,7 +72,7 @@ def from_json(cls: type[Any], values: dict[str, Any]) -> Any:
         elif field.type == "Snapshot":
             value = Snapshot(**value)
         elif field.type.startswith("tuple"):
-            value = tuple(tuple(v) for v in value)
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         kwargs[field.name] = value
     return cls(**kwargs)
 
