@@ -35,6 +35,7 @@ _SIZE_OF_TABLE = {
     "samples": LAYOUTS[RecordType.SAMPLE].size,
     "faults": LAYOUTS[RecordType.FAULT].size,
     "events": LAYOUTS[RecordType.EVENT].size,
+    "runups": LAYOUTS[RecordType.RUNUP].size,
 }
 DEFAULT_RECORD_SIZE = LAYOUTS[RecordType.SAMPLE].size
 """Bytes of a record when the archive holds none of the unit's to judge by."""
