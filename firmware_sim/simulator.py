@@ -14,7 +14,8 @@ in between.  It never integrates second by second.  Records go to a
   EMERGENCY_STOP) and the unplanned EVENT STOP it was (``value_a`` 0, same
   level) follow, and the engine starts as hot as the downtime left it;
 - SAMPLE every ``sample_interval_s`` seconds of simulated time (aligned to
-  multiples of the interval), in every state;
+  multiples of the interval), in every state, with the exhaust after the
+  recuperator (:mod:`firmware_sim.recuperator`);
 - EVENT START (``value_a`` = starts) and STOP (``value_a`` = the fault code,
   0 for a commanded stop; ``level`` = its severity);
 - EVENT STATE_CHANGE (``state_from``, ``state_to``) on every transition;
@@ -94,6 +95,7 @@ from .faults import (
 )
 from .models import ModelProfile, trip_limits
 from .nvstate import Counters, LogSink
+from .recuperator import Recuperator
 from .runup import RUNUP_INTERVAL_S, Lookback, runup_records
 from .service import SERVICE_INTERVAL_H, WEAR_STEP_H, ServiceKind, next_service_s, service_at, wear_at
 
@@ -214,6 +216,7 @@ class Simulator:
         )
         self._seed = seed
         self._trip_limits = trip_limits(profile)
+        self._recuperator = Recuperator(profile)
         ambient_c, _ = self._climate.conditions(start_time)
         downtime = max(0, start_time - last_seen.timestamp) if last_seen is not None else 0
         tet_c = None
@@ -394,6 +397,7 @@ class Simulator:
         starts, trips = self._starts, self._trips
         t_i, operating, energy, p_i = self._t_i, self._op_s, self._energy_wh, self._p_i
         drift_from = self._drift_from
+        exhaust_at, wear = self._recuperator.exhaust_c_x10, engine.wear
         while t < limit:
             ambient_c, pressure_kpa = conditions(t)
             values = point(t, ambient_c, pressure_kpa, setpoint(t))
@@ -407,7 +411,9 @@ class Simulator:
             power = values[1]
             p_i = power if power > 0 else 0
             snapshot = Snapshot(state, mode, code, *values, int(operating), starts, trips, int(energy))
-            append(SampleRecord(0, t, snapshot))
+            speed, _, tet1, tet2, inlet = values[:5]
+            exhaust = exhaust_at(speed, (tet1 + tet2) / 20, inlet / 10, wear)
+            append(SampleRecord(0, t, snapshot, exhaust))
             t += interval
         self._next_sample = t
         self._t_i, self._op_s, self._energy_wh, self._p_i = t_i, operating, energy, p_i

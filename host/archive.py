@@ -17,7 +17,8 @@ The file::
                    operating_s, starts, trips, energy_wh   as last reported by IDENTIFY
                    updated (host time, Unix s), record_count (records stored),
                    epoch, log_id, origin_seq, continues    which log of the serial (below)
-    samples        unit, seq, timestamp, <every Snapshot field>, crc
+    samples        unit, seq, timestamp, <every Snapshot field>, crc,
+                   exhaust_c_x10 (version 5; NULL in a sample of earlier firmware)
     faults         unit, seq, timestamp, code, severity, subsystem, flags,
                    <every Snapshot field: the freeze-frame>, crc
     events         unit, seq, timestamp, kind, state_from, state_to, level,
@@ -97,7 +98,16 @@ from protocol.crc import RESIDUE, crc32c
 from protocol.enums import RecordType
 from protocol.fastpath import FlatLayout, flatten
 from protocol.formats import RECORD_HEADER
-from protocol.records import CRC_SIZE, LAYOUTS, DecodedRow, is_intact, row_bytes
+from protocol.records import (
+    CRC_SIZE,
+    EARLIER_LAYOUTS,
+    LAYOUTS,
+    DecodedRow,
+    decode_rows,
+    is_intact,
+    row_bytes,
+    row_packer,
+)
 
 from .errors import ArchiveError, DeviceError, UnknownUnit, UsageError
 
@@ -352,8 +362,15 @@ def _migrate_to_v4(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_v5(db: sqlite3.Connection) -> None:
+    """Version 5: ``samples.exhaust_c_x10``, the exhaust after the recuperator; NULL for the
+    samples already archived, which firmware before that channel wrote without it (54-byte
+    bodies, rebuilt as such from a NULL)."""
+    db.execute("ALTER TABLE samples ADD COLUMN exhaust_c_x10 INTEGER")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _migrate_to_v1, _migrate_to_v2, _migrate_to_v3, _migrate_to_v4,
+    _migrate_to_v1, _migrate_to_v2, _migrate_to_v3, _migrate_to_v4, _migrate_to_v5,
 )
 """Schema steps in order: ``MIGRATIONS[v]`` takes a file from version v to v + 1.
 
@@ -445,8 +462,14 @@ def column_of(field: str) -> str:
 
 
 def _decoded_select_sql(rtype: int, table: str, layout: FlatLayout) -> str:
-    """SELECT of *table*'s rows as DecodedRows of *layout*, ``{where}`` to be filled in."""
-    constants = {"type": str(rtype), "length": str(layout.size - _HEADER.size - CRC_SIZE)}
+    """SELECT of *table*'s rows as DecodedRows of *layout*, ``{where}`` to be filled in.  A row of
+    an earlier firmware's record (its missing fields NULL) gets that record's body length."""
+    length = str(layout.size - _HEADER.size - CRC_SIZE)
+    for (earlier_type, earlier_length), earlier in EARLIER_LAYOUTS.items():
+        if earlier_type == rtype:
+            first_missing = column_of(layout.names[-1 - earlier.missing])
+            length = f"CASE WHEN {first_missing} IS NULL THEN {earlier_length} ELSE {length} END"
+    constants = {"type": str(rtype), "length": length}
     columns = ", ".join(constants.get(name, column_of(name)) for name in layout.names)
     return f"SELECT {columns} FROM {table} WHERE {{where}} ORDER BY seq"
 
@@ -535,7 +558,7 @@ class Archive:
         self._reconciled: set[int] = set()
         self._decoders = {
             rtype: _Decoder(
-                layout.size, len(layout.names), layout.struct.unpack, layout.struct.pack,
+                layout.size, len(layout.names), layout.struct.unpack, row_packer(rtype),
                 _decoded_insert_sql(db, table, layout.names), _decoded_select_sql(rtype, table, layout),
             )
             for rtype, table in _DECODED_TABLES.items()
@@ -803,9 +826,9 @@ class Archive:
                 values = decoder.unpack(raw)
                 if values[0] != record[0] or values[2] != record[2]:
                     raise _header_mismatch(serial, record)
-            else:
-                values = (*_HEADER.struct.unpack_from(raw), raw)
-                if values[:3] != tuple(record[:3]):
+            else:  # an earlier firmware's layout (widened to the current one), or kept whole
+                (values,), _ = decode_rows(raw)
+                if tuple(values[:3]) != tuple(record[:3]):
                     raise _header_mismatch(serial, record)
             rows.append(values)
         return self._store(serial, unit, rows)

@@ -67,6 +67,7 @@ COLUMNS: tuple[str, ...] = (
     "time_utc",
     "type",
     *_SNAPSHOT_COLUMNS,
+    "exhaust_c",
     "fault_code",
     "fault_severity",
     "fault_subsystem",
@@ -85,7 +86,8 @@ COLUMNS: tuple[str, ...] = (
     "body_hex",
     "epoch",
 )
-"""Every export column, in order.  Samples fill the snapshot columns; faults
+"""Every export column, in order.  Samples fill the snapshot columns and ``exhaust_c``
+(the exhaust after the recuperator; empty in a sample of earlier firmware); faults
 fill them with their freeze-frame plus the ``fault_`` columns; events fill the
 ``event_`` columns; run-ups (pre-trigger buffers) fill the ``runup_`` columns:
 ``runup_values`` are the measured values, oldest first, in ``runup_unit``, the last
@@ -109,6 +111,8 @@ def record_row(record: Record, epoch: int = 1) -> Row:
     if isinstance(record, SampleRecord):
         row["type"] = RecordType.SAMPLE.name
         row.update(_snapshot_row(record.snapshot))
+        if record.exhaust_c is not None:
+            row["exhaust_c"] = record.exhaust_c
     elif isinstance(record, FaultRecord):
         row["type"] = RecordType.FAULT.name
         row.update(_snapshot_row(record.freeze))

@@ -1,6 +1,7 @@
-"""A picture of one unit's archived log: power, speed and exhaust temperature over time.
+"""A picture of one unit's archived log: power, speed and exhaust temperatures over time.
 
-Three stacked panels share the time axis; every fault is a vertical line
+Four stacked panels share the time axis: power, speed, TET (turbine exit, before the
+recuperator) and the exhaust after it (the stack); every fault is a vertical line
 across them, coloured by severity; failures (shutdown-class faults) are
 labelled with their code, and a key names each code (protocol's table).  Long logs are reduced, as they stream
 past, to at most :data:`MAX_POINTS` buckets of consecutive samples, each drawn
@@ -20,6 +21,7 @@ format matplotlib writes, chosen by the output's extension
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -50,20 +52,22 @@ _SEVERITY_COLOURS: dict[int, str] = {
 }
 
 _SAMPLE = LAYOUTS[RecordType.SAMPLE].names
-_POWER, _SPEED, _TET1, _TET2 = (
-    _SAMPLE.index(name) for name in ("power_w", "speed_rpm", "tet1_c_x10", "tet2_c_x10")
+_POWER, _SPEED, _TET1, _TET2, _EXHAUST = (
+    _SAMPLE.index(name) for name in ("power_w", "speed_rpm", "tet1_c_x10", "tet2_c_x10", "exhaust_c_x10")
 )
 _SEVERITY = LAYOUTS[RecordType.FAULT].names.index("severity")
 _CODE = LAYOUTS[RecordType.FAULT].names.index("code")
 MAX_CODE_LABELS = 30
 """Most failures labelled with their code on the plot (the first ones; every code is in the key)."""
 
-_SERIES: tuple[tuple[Callable[[DecodedRow], float], str, str], ...] = (
+_SERIES: tuple[tuple[Callable[[DecodedRow], float | None], str, str], ...] = (
     (lambda row: row[_POWER] / 1000.0, "power (kW)", "tab:blue"),
     (lambda row: row[_SPEED] / 1000.0, "speed (krpm)", "tab:green"),
     (lambda row: (row[_TET1] + row[_TET2]) / 20.0, "TET avg (°C)", "tab:purple"),
+    (lambda row: None if row[_EXHAUST] is None else row[_EXHAUST] / 10.0, "exhaust (°C)", "tab:brown"),
 )
-"""(value of a sample row, axis label, colour) per panel."""
+"""(value of a sample row, axis label, colour) per panel; None where a sample has no such value
+(the exhaust after the recuperator in a sample of earlier firmware): a gap in the line."""
 
 
 DEFAULT_FORMAT = "png"
@@ -183,7 +187,7 @@ def unit_picture(
         key=lambda row: row[0],
     )
 
-    figure = Figure(figsize=(11, 7.5), layout="constrained")
+    figure = Figure(figsize=(11, 9), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(_SERIES), 1, sharex=True)
     times = [datetime.fromtimestamp(row[0], UTC) for row in rows]
@@ -236,35 +240,42 @@ def failure_key(codes: Iterable[int]) -> list[str]:
 
 
 def _buckets(samples: Iterator[DecodedRow], bucket: int) -> list[tuple[float, ...]]:
-    """Per run of *bucket* seqs: its first timestamp, then each series' mean, minimum and maximum,
-    in time order; the samples stream past once."""
+    """Per run of *bucket* seqs: its first timestamp, then each series' mean, minimum and maximum
+    (NaN for a series with no value in it), in time order; the samples stream past once."""
     out: list[tuple[float, ...]] = []
     key: int | None = None
     first = 0
-    count = 0
+    width = len(_SERIES)
+    counts: list[int] = []
     sums: list[float] = []
     lows: list[float] = []
     highs: list[float] = []
     for row in samples:
-        values = [series(row) for series, _, _ in _SERIES]
         if row[0] // bucket != key:
             if key is not None:
-                out.append(_bucket_row(first, count, sums, lows, highs))
-            key, first, count = row[0] // bucket, row[1], 0
-            sums, lows, highs = [0.0] * len(values), list(values), list(values)
+                out.append(_bucket_row(first, counts, sums, lows, highs))
+            key, first = row[0] // bucket, row[1]
+            counts, sums = [0] * width, [0.0] * width
+            lows, highs = [math.inf] * width, [-math.inf] * width
         first = min(first, row[1])
-        count += 1
-        for i, value in enumerate(values):
+        for i, (series, _, _) in enumerate(_SERIES):
+            value = series(row)
+            if value is None:
+                continue
+            counts[i] += 1
             sums[i] += value
             lows[i] = min(lows[i], value)
             highs[i] = max(highs[i], value)
     if key is not None:
-        out.append(_bucket_row(first, count, sums, lows, highs))
+        out.append(_bucket_row(first, counts, sums, lows, highs))
     return sorted(out, key=lambda row: row[0])
 
 
 def _bucket_row(
-    first: int, count: int, sums: list[float], lows: list[float], highs: list[float]
+    first: int, counts: list[int], sums: list[float], lows: list[float], highs: list[float]
 ) -> tuple[float, ...]:
     """(first timestamp, then mean, minimum and maximum of each series) of one bucket."""
-    return (first, *(part for i in range(len(sums)) for part in (sums[i] / count, lows[i], highs[i])))
+    return (first, *(
+        part for i, count in enumerate(counts)
+        for part in ((sums[i] / count, lows[i], highs[i]) if count else (math.nan,) * 3)
+    ))

@@ -94,7 +94,17 @@ SNAPSHOT = Struct(
 """The machine at one instant, with the non-volatile counters: the body of a
 runtime sample and the freeze-frame of a fault."""
 
-SAMPLE_BODY = SNAPSHOT
+SAMPLE_BODY = Struct(
+    *SNAPSHOT.subcons,
+    "exhaust_c_x10" / Int16sl,
+)
+"""A runtime / performance sample: the snapshot, then the exhaust temperature after the
+recuperator (the stack), beside TET before it."""
+
+EARLIER_RECORD_BODIES: dict[int, tuple[Struct, ...]] = {1: (SNAPSHOT,)}
+"""Bodies that earlier firmware wrote for a record type, each told apart by its length: a SAMPLE
+of 54 bytes is the snapshot alone (protocol 2 before the exhaust channel).  A reader decodes
+them as their type, the fields they lack absent."""
 
 FAULT_BODY = Struct(
     "code" / Int16ul,
@@ -297,5 +307,6 @@ def schema_text() -> str:
     parts = [f"v{PROTOCOL_VERSION}", f"frame{describe(FRAME_HEADER)}", f"crc{describe(FRAME_CRC)}"]
     parts += [f"max{MAX_FRAME}", f"record{describe(RECORD_HEADER)}", f"trailer{describe(RECORD_TRAILER)}"]
     parts += [f"r{k}{describe(v)}" for k, v in sorted(RECORD_BODIES.items())]
+    parts += [f"e{k}{describe(v)}" for k, bodies in sorted(EARLIER_RECORD_BODIES.items()) for v in bodies]
     parts += [f"m{k}{describe(v)}" for k, v in sorted(MESSAGE_PAYLOADS.items())]
     return ";".join(parts)

@@ -44,8 +44,48 @@ LAYOUTS: dict[int, FlatLayout] = {
     for rtype, body in formats.RECORD_BODIES.items()
 }
 """Whole-record layouts (header, body, crc) by record type."""
-_WHOLE = {rtype: struct.Struct(f"{layout.size}s") for rtype, layout in LAYOUTS.items()}
-"""Each known record, as one byte string of its layout's size: splits a run of them in C."""
+
+
+@dataclass(frozen=True)
+class _Earlier:
+    """An earlier firmware's layout of a known type: the current one less fields at the end of
+    the body.  Its rows are *widened* to the current layout's shape (the fields it lacks None,
+    before the crc); :func:`row_packer` packs such a row back into its bytes."""
+
+    layout: FlatLayout
+    missing: int
+    """Fields of the current body that this one lacks."""
+
+    def widen(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (*values[:-1], *(None,) * self.missing, values[-1])
+
+
+def _earlier_layouts() -> dict[tuple[int, int], _Earlier]:
+    earlier: dict[tuple[int, int], _Earlier] = {}
+    for rtype, bodies in formats.EARLIER_RECORD_BODIES.items():
+        current = LAYOUTS[rtype].names
+        for body in bodies:
+            layout = flatten(formats.RECORD_HEADER, body, formats.RECORD_TRAILER)
+            kept = len(layout.names) - 1
+            if layout.names[:kept] != current[:kept] or len(current) <= len(layout.names):
+                raise LocalProtocolError(f"an earlier body of type {rtype} is not the current one cut short")
+            earlier[(rtype, body.sizeof())] = _Earlier(layout, len(current) - len(layout.names))
+    return earlier
+
+
+EARLIER_LAYOUTS: dict[tuple[int, int], _Earlier] = _earlier_layouts()
+"""Earlier firmware's layouts (:data:`protocol.formats.EARLIER_RECORD_BODIES`) by (type, body length)."""
+_BY_LENGTH: dict[tuple[int, int], tuple[FlatLayout, _Earlier | None]] = {
+    **{(rtype, layout.size - HEADER_SIZE - CRC_SIZE): (layout, None) for rtype, layout in LAYOUTS.items()},
+    **{key: (earlier.layout, earlier) for key, earlier in EARLIER_LAYOUTS.items()},
+}
+"""The layout of a record of a known (type, body length), and what widens it, when it is an earlier one."""
+_NARROWER: dict[tuple[int, int], FlatLayout] = {
+    (rtype, earlier.missing): earlier.layout for (rtype, _), earlier in EARLIER_LAYOUTS.items()
+}
+"""An earlier layout by (type, fields it lacks): what a record whose last fields are None encodes as."""
+_WHOLE = {layout.size: struct.Struct(f"{layout.size}s") for layout, _ in _BY_LENGTH.values()}
+"""A known record, as one byte string of its layout's size (by that size): splits a run of them in C."""
 _first = itemgetter(0)
 
 
@@ -109,11 +149,17 @@ SNAPSHOT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Snapshot))
 
 @dataclass(frozen=True, slots=True)
 class SampleRecord:
-    """A runtime / performance sample."""
+    """A runtime / performance sample: the snapshot and the exhaust temperature after the
+    recuperator (None in a sample of earlier firmware, which had no such channel)."""
 
     seq: int
     timestamp: int
     snapshot: Snapshot
+    exhaust_c_x10: int | None = None
+
+    @property
+    def exhaust_c(self) -> float | None:
+        return None if self.exhaust_c_x10 is None else self.exhaust_c_x10 / 10
 
     TYPE = RecordType.SAMPLE
 
@@ -231,7 +277,7 @@ _event_values = attrgetter(*(f.name for f in fields(EventRecord)[2:]))
 
 def _body_values(record: Record) -> tuple[object, ...]:
     if isinstance(record, SampleRecord):
-        return tuple(_snapshot_values(record.snapshot))
+        return (*_snapshot_values(record.snapshot), record.exhaust_c_x10)
     if isinstance(record, FaultRecord):
         return (
             record.code,
@@ -260,19 +306,28 @@ def encode_record(record: Record) -> bytes:
         data = head + record.body
         return data + crc32c(data).to_bytes(CRC_SIZE, "little")
     layout = LAYOUTS[record.TYPE]
+    values = _body_values(record)
+    if values[-1] is None:  # a record of earlier firmware, which lacked the last fields
+        kept = len(values)
+        while kept and values[kept - 1] is None:
+            kept -= 1
+        narrower = _NARROWER.get((record.TYPE, len(values) - kept))
+        if narrower is not None:
+            layout, values = narrower, values[:kept]
     length = layout.size - HEADER_SIZE - CRC_SIZE
     try:
-        data = layout.struct.pack(record.seq, record.timestamp, record.TYPE, length, *_body_values(record), 0)
+        data = layout.struct.pack(record.seq, record.timestamp, record.TYPE, length, *values, 0)
     except Exception as exc:  # struct.error, or a wrong type in a field
         raise LocalProtocolError(f"{type(record).__name__} does not fit its format: {exc}") from exc
     data = data[:-CRC_SIZE]
     return data + crc32c(data).to_bytes(CRC_SIZE, "little")
 
 
-def _from_values(values: tuple[int, ...]) -> Record:
+def _from_values(values: tuple[Any, ...]) -> Record:
+    """The record of a known type's values in the current layout's shape (widened if earlier)."""
     seq, timestamp, rtype = values[0], values[1], values[2]
     if rtype == RecordType.SAMPLE:
-        return SampleRecord(seq, timestamp, Snapshot(*values[4 : 4 + _S]))
+        return SampleRecord(seq, timestamp, Snapshot(*values[4 : 4 + _S]), values[4 + _S])
     if rtype == RecordType.FAULT:
         code, severity, subsystem, flags = values[4:8]
         return FaultRecord(seq, timestamp, code, severity, subsystem, flags, Snapshot(*values[8 : 8 + _S]))
@@ -286,8 +341,9 @@ def decode_record(raw: bytes) -> Record:
     """Verify one whole record and decode it through the fast layouts.
 
     Raises :class:`RecordError` for bytes that are not one valid record.
-    A known type with an unexpected length (a newer firmware that appended
-    fields) or an unknown type decodes as :class:`UnknownRecord`.
+    A known type of an earlier firmware's length (:data:`EARLIER_LAYOUTS`) decodes as
+    its type, the fields it lacks None.  A known type with another unexpected length (a
+    newer firmware that appended fields) or an unknown type decodes as :class:`UnknownRecord`.
     """
     if len(raw) < HEADER_SIZE + CRC_SIZE:
         raise RecordTruncated(f"{len(raw)} bytes is shorter than a record")
@@ -298,10 +354,12 @@ def decode_record(raw: bytes) -> Record:
         )
     if not _intact(raw):
         raise RecordCrcMismatch(f"record {seq}: CRC-32C mismatch")
-    layout = LAYOUTS.get(rtype)
-    if layout is None or layout.size != len(raw):
+    known = _BY_LENGTH.get((rtype, length))
+    if known is None:
         return UnknownRecord(seq, timestamp, rtype, bytes(raw[HEADER_SIZE:-CRC_SIZE]))
-    return _from_values(layout.struct.unpack(raw))
+    layout, earlier = known
+    values = layout.struct.unpack(raw)
+    return _from_values(values if earlier is None else earlier.widen(values))
 
 
 def parse_record(raw: bytes) -> Record:
@@ -315,15 +373,16 @@ def parse_record(raw: bytes) -> Record:
         crc = formats.RECORD_TRAILER.parse(raw[-CRC_SIZE:]).crc
         if crc != crc32c(raw[:-CRC_SIZE]):
             raise RecordCrcMismatch(f"record {head.seq}: CRC-32C mismatch")
-        body_format = formats.RECORD_BODIES.get(head.type)
+        bodies = [formats.RECORD_BODIES.get(head.type), *formats.EARLIER_RECORD_BODIES.get(head.type, ())]
+        body_format = next((b for b in bodies if b is not None and b.sizeof() == head.length), None)
         body = raw[HEADER_SIZE:-CRC_SIZE]
-        if body_format is None or body_format.sizeof() != head.length:
+        if body_format is None:
             return UnknownRecord(head.seq, head.timestamp, head.type, bytes(body))
         parsed = body_format.parse(body)
     except ConstructError as exc:
         raise RecordError(f"record does not parse: {exc}") from exc
     if head.type == RecordType.SAMPLE:
-        return SampleRecord(head.seq, head.timestamp, _snapshot_from(parsed))
+        return SampleRecord(head.seq, head.timestamp, _snapshot_from(parsed), parsed.get("exhaust_c_x10"))
     if head.type == RecordType.FAULT:
         return FaultRecord(
             head.seq,
@@ -348,18 +407,20 @@ def _snapshot_from(parsed: object) -> Snapshot:
     return Snapshot(**{name: parsed[name] for name in SNAPSHOT_FIELDS})  # type: ignore[index]
 
 
-DecodedRecord = tuple[bytes, tuple[int, ...]]
+DecodedRecord = tuple[bytes, tuple[Any, ...]]
 """A verified record: its raw bytes, and its fields in wire order (header,
 body, crc; for an unknown type or length only the header: seq, timestamp,
-type, length)."""
+type, length).  A record of an earlier firmware's layout has the current
+layout's shape: the fields it lacks are None, before the crc."""
 
 DecodedRow = tuple[Any, ...]
 """A verified record as one flat tuple, the shape of a database row
 (``row[0]`` seq, ``row[1]`` timestamp, ``row[2]`` type):
 
 - a known type and length: its fields in wire order, header, body, then its
-  CRC-32C as an int; the bytes are ``LAYOUTS[row[2]].struct.pack(*row)``
-  (:func:`row_bytes`);
+  CRC-32C as an int; the bytes are ``row_packer(row[2])(*row)``
+  (:func:`row_bytes`); a record of an earlier firmware's length (a sample
+  without ``exhaust_c_x10``) has the same shape, the fields it lacks None;
 - anything else: ``(seq, timestamp, type, length, raw)``, the raw bytes kept
   whole, CRC included."""
 
@@ -384,25 +445,26 @@ def run_register(count: int, size: int) -> int:
     return register
 
 
-def _uniform_run(buf: bytes) -> FlatLayout | None:
-    """The layout of *buf* if it is a run of intact records of one known type
-    and length (the usual page of samples), checked in bulk; else None."""
+def _uniform_run(buf: bytes) -> tuple[FlatLayout, _Earlier | None] | None:
+    """The layout of *buf* (and what widens it, if earlier) if it is a run of intact records of
+    one known type and length (the usual page of samples), checked in bulk; else None."""
     if len(buf) < HEADER_SIZE + CRC_SIZE or RAW_KERNEL is None:
         return None
     rtype = buf[8]
-    layout = LAYOUTS.get(rtype)
-    if layout is None:
+    known = _BY_LENGTH.get((rtype, buf[9]))
+    if known is None:
         return None
+    layout = known[0]
     size = layout.size
     count, rest = divmod(len(buf), size)
-    if rest or buf[9] != size - HEADER_SIZE - CRC_SIZE:
+    if rest:
         return None
     if buf[8::size] != bytes((rtype,)) * count or buf[9::size] != bytes((buf[9],)) * count:
         return None
     kernel, seed, table, _ = RAW_KERNEL
     if kernel(buf, seed, table) != run_register(count, size):
         return None
-    return layout
+    return known
 
 
 def _decode_each(buf: bytes) -> tuple[list[tuple[bytes, tuple[int, ...], bool]], list[RecordError]]:
@@ -427,11 +489,13 @@ def _decode_each(buf: bytes) -> tuple[list[tuple[bytes, tuple[int, ...], bool]],
         if not _intact(raw):
             errors.append(RecordCrcMismatch(f"record {header[0]}: CRC-32C mismatch"))
         else:
-            layout = LAYOUTS.get(header[2])
-            if layout is not None and layout.size == len(raw):
-                good.append((raw, layout.struct.unpack(raw), True))
-            else:
+            known = _BY_LENGTH.get((header[2], header[3]))
+            if known is None:
                 good.append((raw, header, False))
+            else:
+                layout, earlier = known
+                values = layout.struct.unpack(raw)
+                good.append((raw, values if earlier is None else earlier.widen(values), True))
         pos = stop
     return good, errors
 
@@ -454,10 +518,13 @@ def decode_batch(buf: bytes) -> tuple[list[DecodedRecord], list[RecordError]]:
     3 flipped bits (5 within 655 bytes); other damage passes with probability
     2^-32.
     """
-    layout = _uniform_run(buf)
-    if layout is not None:
-        wholes = _WHOLE[buf[8]].iter_unpack(buf)  # byte 8: the run's one record type
-        return list(zip(map(_first, wholes), layout.struct.iter_unpack(buf), strict=True)), []
+    known = _uniform_run(buf)
+    if known is not None:
+        layout, earlier = known
+        wholes = _WHOLE[layout.size].iter_unpack(buf)
+        values = layout.struct.iter_unpack(buf)
+        widened = values if earlier is None else map(earlier.widen, values)
+        return list(zip(map(_first, wholes), widened, strict=True)), []
     good, errors = _decode_each(buf)
     return [(raw, values) for raw, values, _ in good], errors
 
@@ -466,9 +533,11 @@ def decode_rows(buf: bytes) -> tuple[list[DecodedRow], list[RecordError]]:
     """As :func:`decode_batch`, each record as one :data:`DecodedRow`: the hot
     path of a pull.  A run of one type is verified and unpacked entirely in C
     (no Python code per record)."""
-    layout = _uniform_run(buf)
-    if layout is not None:
-        return list(layout.struct.iter_unpack(buf)), []
+    known = _uniform_run(buf)
+    if known is not None:
+        layout, earlier = known
+        rows = layout.struct.iter_unpack(buf)
+        return list(rows if earlier is None else map(earlier.widen, rows)), []
     good, errors = _decode_each(buf)
     return [values if known else (*values, raw) for raw, values, known in good], errors
 
@@ -485,9 +554,33 @@ def row_bytes(row: DecodedRow) -> bytes:
     if layout is None or len(row) != len(layout.names):
         raise LocalProtocolError(f"a row of {len(row)} fields of type {row[2]} has no layout")
     try:
-        return layout.struct.pack(*row)
+        return row_packer(row[2])(*row)
     except struct.error as exc:
         raise LocalProtocolError(f"row of record {row[0]} does not fit its layout: {exc}") from exc
+
+
+def row_packer(rtype: int) -> Callable[..., bytes]:
+    """``pack(*row)``: the bytes of a :data:`DecodedRow` of known type *rtype* (no checks; C
+    speed for a type that no earlier firmware wrote otherwise).  A row whose last body fields are
+    None packs as the earlier layout that lacked them (with that layout's body length)."""
+    pack = LAYOUTS[rtype].struct.pack
+    narrower = {
+        missing: (layout.struct.pack, layout.size - HEADER_SIZE - CRC_SIZE)
+        for (t, missing), layout in _NARROWER.items() if t == rtype
+    }
+    if not narrower:
+        return pack
+
+    def pack_row(*row: Any) -> bytes:
+        if row[-2] is not None:
+            return pack(*row)
+        missing = 1
+        while row[-2 - missing] is None:
+            missing += 1
+        earlier, length = narrower[missing]
+        return earlier(*row[:3], length, *row[4 : -1 - missing], row[-1])
+
+    return pack_row
 
 
 def record_from_row(row: DecodedRow) -> Record:

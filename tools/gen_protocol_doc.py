@@ -86,6 +86,9 @@ DESCRIPTIONS: dict[str, str] = {
     "starts": "lifetime engine starts from 0 rpm (warranty counter)",
     "trips": "lifetime shutdown-class faults",
     "energy_wh": "lifetime energy exported",
+    # Sample body, after the snapshot.
+    "exhaust_c_x10": "exhaust temperature after the recuperator (the stack); absent from a 54-byte "
+                     "sample of earlier firmware",
     # Fault body.
     "FAULT.code": "fault code (controller-specific)",
     "severity": "fault severity, see Severity",

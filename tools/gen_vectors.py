@@ -178,14 +178,19 @@ SNAPSHOT_MAX = bound_values(formats.SNAPSHOT, high=True)
 RECORDS: list[dict[str, Any]] = [
     {"name": "sample_at_load", "description": "a runtime sample of a C65 at full load",
      "class": "SampleRecord", "seq": 4_211, "timestamp": T0, "type": RecordType.SAMPLE,
-     "fields": {"snapshot": SNAPSHOT_AT_LOAD}},
+     "fields": {"snapshot": SNAPSHOT_AT_LOAD, "exhaust_c_x10": 3_090}},
+    {"name": "sample_of_earlier_firmware",
+     "description": "a sample of firmware before the exhaust channel: the 54-byte snapshot alone, "
+                    "decoded as a sample without exhaust_c_x10 (null)",
+     "class": "SampleRecord", "seq": 4_210, "timestamp": T0 - 60, "type": RecordType.SAMPLE,
+     "fields": {"snapshot": SNAPSHOT_AT_LOAD, "exhaust_c_x10": None}},
     {"name": "sample_min",
      "description": "a sample with every field at its lowest value (signed ones negative)",
      "class": "SampleRecord", "seq": 0, "timestamp": 0, "type": RecordType.SAMPLE,
-     "fields": {"snapshot": SNAPSHOT_MIN}},
+     "fields": {"snapshot": SNAPSHOT_MIN, "exhaust_c_x10": -32_768}},
     {"name": "sample_max", "description": "a sample with every field at its highest value",
      "class": "SampleRecord", "seq": 0xFFFF_FFFE, "timestamp": 0xFFFF_FFFF, "type": RecordType.SAMPLE,
-     "fields": {"snapshot": SNAPSHOT_MAX}},
+     "fields": {"snapshot": SNAPSHOT_MAX, "exhaust_c_x10": 32_767}},
     {"name": "fault_fast_shutdown",
      "description": "a fault (severity 4, fast shutdown) with its freeze-frame",
      "class": "FaultRecord", "seq": 4_212, "timestamp": T0 + 7, "type": RecordType.FAULT,
@@ -219,7 +224,8 @@ RECORDS: list[dict[str, Any]] = [
      "description": "a sample from a newer firmware, 4 bytes longer: a known type with an unexpected "
                     "length decodes as an unknown record",
      "class": "UnknownRecord", "seq": 4_217, "timestamp": T0 + 11, "type": RecordType.SAMPLE,
-     "fields": {"body": formats.SNAPSHOT.build(SNAPSHOT_AT_LOAD) + bytes.fromhex("deadbeef")}},
+     "fields": {"body": formats.SAMPLE_BODY.build({**SNAPSHOT_AT_LOAD, "exhaust_c_x10": 3_090})
+                + bytes.fromhex("deadbeef")}},
 ]
 
 
@@ -228,7 +234,10 @@ def record_body(vector: dict[str, Any]) -> bytes:
     if vector["class"] == "UnknownRecord":
         return bytes(fields["body"])
     if vector["class"] == "SampleRecord":
-        return bytes(formats.SAMPLE_BODY.build(fields["snapshot"]))
+        if fields["exhaust_c_x10"] is None:
+            (earlier,) = formats.EARLIER_RECORD_BODIES[RecordType.SAMPLE]
+            return bytes(earlier.build(fields["snapshot"]))
+        return bytes(formats.SAMPLE_BODY.build({**fields["snapshot"], "exhaust_c_x10": fields["exhaust_c_x10"]}))
     body_format = formats.RECORD_BODIES[vector["type"]]
     return bytes(body_format.build(fields))
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from host import archive as archive_module
-from host.archive import APPLICATION_ID, MIGRATIONS, Archive, default_archive_path
+from host.archive import APPLICATION_ID, MIGRATIONS, Archive, column_of, default_archive_path
 from host.errors import ArchiveError, DeviceError, HostError, UnknownUnit, UsageError
 from protocol.enums import EventKind, RecordType, Severity, Subsystem
 from protocol.records import (
@@ -42,8 +42,17 @@ def snapshot(**values: int) -> Snapshot:
     return Snapshot(**fields)
 
 
-def sample(seq: int, **values: int) -> bytes:
-    return encode_record(SampleRecord(seq, T0 + seq, snapshot(operating_s=seq * 60, **values)))
+def sample(seq: int, exhaust_c_x10: int | None = None, **values: int) -> bytes:
+    """A sample; without *exhaust_c_x10*, one of firmware before that channel (as old archives hold)."""
+    return encode_record(SampleRecord(seq, T0 + seq, snapshot(operating_s=seq * 60, **values), exhaust_c_x10))
+
+
+def old_body(values: tuple[object, ...]) -> tuple[object, ...]:
+    """The body fields of a decoded record as an archive before schema 5 kept them: a sample
+    without the exhaust column (samples before that channel, its None, were all it held)."""
+    body = values[4:-1]
+    assert values[2] != 1 or body[-1] is None
+    return body[:-1] if values[2] == 1 else body
 
 
 def scanned(*raws: bytes) -> list[tuple[int, int, int, bytes]]:
@@ -289,10 +298,11 @@ def test_records_are_decoded_into_their_tables(archive: Archive) -> None:
 
 
 def test_decoded_columns_cover_every_field_of_the_record_formats(archive: Archive) -> None:
-    for rtype, table in ((1, "samples"), (2, "faults"), (3, "events")):
+    for rtype, table in ((1, "samples"), (2, "faults"), (3, "events"), (4, "runups")):
         columns = [row[1] for row in archive.query(f"PRAGMA table_info({table})")]
-        fields = [name.removeprefix("freeze.") for name in LAYOUTS[rtype].names[4:-1]]
-        assert columns == ["unit", "seq", "timestamp", *fields, "crc"]
+        fields = [column_of(name) for name in LAYOUTS[rtype].names[4:-1]]
+        assert columns[:3] == ["unit", "seq", "timestamp"]  # a field added later is a column at the end
+        assert sorted(columns[3:]) == sorted([*fields, "crc"])
 
 
 def test_a_record_failing_its_crc_is_refused_and_nothing_is_stored(archive: Archive) -> None:
@@ -348,7 +358,7 @@ def test_decode_rows_are_decode_batch_records_as_rows(raws: list[bytes]) -> None
     buf = b"".join(raws)
     batch, batch_errors = decode_batch(buf)
     flat, flat_errors = decode_rows(buf)
-    known = [rtype in LAYOUTS and LAYOUTS[rtype].size == len(raw) for raw, (_, _, rtype, *_) in batch]
+    known = [len(values) > 4 for _, values in batch]  # an unknown record decodes as its header alone
     assert flat == [values if ok else (*values, raw) for (raw, values), ok in zip(batch, known, strict=True)]
     assert [row_bytes(row) for row in flat] == [raw for raw, _ in batch]
     assert [type(e) for e in flat_errors] == [type(e) for e in batch_errors]
@@ -366,7 +376,7 @@ def test_a_version_1_archive_is_migrated_record_for_record(tmp_path: Path) -> No
         tables = {1: "samples", 2: "faults", 3: "events"}
         for raw, values in decode_batch(b"".join(_mixed_log()))[0]:
             if values[2] in tables and len(values) > 4:
-                row = (1, values[0], values[1], *values[4:-1], raw)
+                row = (1, values[0], values[1], *old_body(values), raw)
                 db.execute(f"INSERT INTO {tables[values[2]]} VALUES ({', '.join('?' * len(row))})", row)
             else:
                 db.execute("INSERT INTO other_records VALUES (1, ?, ?, ?, ?)", (*values[:3], raw))
@@ -546,7 +556,7 @@ def test_an_archive_of_before_epochs_is_migrated_record_for_record(tmp_path: Pat
                        "7200, 3, 1, 99, 0, 7)")
             for raw, values in decode_batch(b"".join(_mixed_log()))[0]:
                 if values[2] in tables and len(values) > 4:
-                    row = (unit, values[0], values[1], *values[4:-1], int.from_bytes(raw[-4:], "little"))
+                    row = (unit, values[0], values[1], *old_body(values), int.from_bytes(raw[-4:], "little"))
                     db.execute(f"INSERT INTO {tables[values[2]]} VALUES ({', '.join('?' * len(row))})", row)
                 else:
                     db.execute("INSERT INTO other_records VALUES (?, ?, ?, ?, ?)", (unit, *values[:3], raw))
@@ -615,7 +625,7 @@ def test_a_version_3_archive_moves_the_run_ups_it_kept_whole_into_their_table(tm
         tables = {1: "samples", 2: "faults", 3: "events"}
         for raw, values in decode_batch(b"".join(raws))[0]:
             if values[2] in tables and len(values) > 4:
-                row = (1, values[0], values[1], *values[4:-1], int.from_bytes(raw[-4:], "little"))
+                row = (1, values[0], values[1], *old_body(values), int.from_bytes(raw[-4:], "little"))
                 db.execute(f"INSERT INTO {tables[values[2]]} VALUES ({', '.join('?' * len(row))})", row)
             else:
                 db.execute("INSERT INTO other_records VALUES (1, ?, ?, ?, ?)", (*values[:3], raw))
@@ -627,3 +637,23 @@ def test_a_version_3_archive_moves_the_run_ups_it_kept_whole_into_their_table(tm
         assert list(v4.query("SELECT COUNT(*) FROM other_records")) == [(2,)]
         assert v4.store_records("S1", scanned(*raws)) == 0
         v4.check("S1")
+
+
+@pytest.mark.parametrize("store", ["store_records", "store_decoded"])
+def test_samples_with_and_without_exhaust_are_kept_side_by_side_byte_for_byte(
+    archive: Archive, store: str
+) -> None:
+    """An archive that held a unit's log from before the exhaust channel goes on with the same
+    unit's samples after a firmware update: both read back as they were received."""
+    add_unit(archive)
+    earlier = [sample(seq) for seq in range(3)]
+    raws = earlier + [sample(seq, exhaust_c_x10=3_050 - seq) for seq in (3, 4, 5)]
+    assert sorted({len(raw) for raw in raws}) == [68, 70]
+    batch = scanned(*raws) if store == "store_records" else rows(*raws)
+    assert getattr(archive, store)("S1", batch) == 6
+    assert list(archive.iter_raw("S1")) == list(enumerate(raws))
+    records = [record_from_row(row) for row in archive.iter_rows("S1", RecordType.SAMPLE)]
+    exhaust = [r.exhaust_c_x10 for r in records if isinstance(r, SampleRecord)]
+    assert exhaust == [None, None, None, 3_047, 3_046, 3_045]
+    assert getattr(archive, store)("S1", batch) == 0
+    archive.check("S1")

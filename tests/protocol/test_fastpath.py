@@ -44,8 +44,12 @@ def oracle_build(record: Record) -> bytes:
     """A record's bytes built by construct from the formats alone."""
     if isinstance(record, UnknownRecord):
         rtype, body = record.type, record.body
+    elif isinstance(record, SampleRecord) and record.exhaust_c_x10 is None:  # earlier firmware's
+        (earlier,) = formats.EARLIER_RECORD_BODIES[RecordType.SAMPLE]
+        rtype, body = RecordType.SAMPLE, earlier.build(_snapshot(record.snapshot))
     elif isinstance(record, SampleRecord):
-        rtype, body = RecordType.SAMPLE, formats.SAMPLE_BODY.build(_snapshot(record.snapshot))
+        rtype, body = RecordType.SAMPLE, formats.SAMPLE_BODY.build(
+            {**_snapshot(record.snapshot), "exhaust_c_x10": record.exhaust_c_x10})
     elif isinstance(record, FaultRecord):
         rtype, body = RecordType.FAULT, formats.FAULT_BODY.build(
             {"code": record.code, "severity": record.severity, "subsystem": record.subsystem,

@@ -28,12 +28,16 @@ from protocol.records import (
     Snapshot,
     UnknownRecord,
     decode_record,
+    decode_rows,
     encode_record,
     parse_record,
+    record_from_row,
+    row_bytes,
     scan_records,
 )
 
 HEADER_SIZE = formats.RECORD_HEADER.sizeof()
+EXHAUST_FIELD = formats.SAMPLE_BODY.exhaust_c_x10.subcon
 OVERHEAD = formats.RECORD_OVERHEAD
 
 
@@ -71,7 +75,8 @@ def _body(body: Struct) -> dict[str, st.SearchStrategy[Any]]:
 
 RECORD_STRATEGIES: dict[int, st.SearchStrategy[Record]] = {
     RecordType.SAMPLE: st.builds(SampleRecord, seq=_header("seq"), timestamp=_header("timestamp"),
-                                 snapshot=snapshots()),
+                                 snapshot=snapshots(),
+                                 exhaust_c_x10=st.none() | field_values(EXHAUST_FIELD)),
     RecordType.FAULT: st.builds(FaultRecord, seq=_header("seq"), timestamp=_header("timestamp"),
                                 **_body(formats.FAULT_BODY)),
     RecordType.EVENT: st.builds(EventRecord, seq=_header("seq"), timestamp=_header("timestamp"),
@@ -79,7 +84,7 @@ RECORD_STRATEGIES: dict[int, st.SearchStrategy[Record]] = {
     RecordType.RUNUP: st.builds(RunupRecord, seq=_header("seq"), timestamp=_header("timestamp"),
                                 **_body(formats.RUNUP_BODY)),
 }
-"""A strategy per known record type; SampleRecord's snapshot is the whole body."""
+"""A strategy per known record type; a SampleRecord without exhaust is earlier firmware's."""
 
 unknown_records = st.builds(
     UnknownRecord, seq=_header("seq"), timestamp=_header("timestamp"),
@@ -129,14 +134,26 @@ def test_encoded_size_and_length_byte_follow_the_format(rtype: int) -> None:
 
 
 def test_record_sizes_are_those_of_the_spec() -> None:
-    assert [len(encode_record(BASE[t])) for t in RecordType] == [68, 74, 26, 141]
+    assert [len(encode_record(BASE[t])) for t in RecordType] == [70, 74, 26, 141]
+
+
+def test_a_sample_of_earlier_firmware_is_a_sample_without_exhaust() -> None:
+    """Firmware before the exhaust channel wrote the snapshot alone (54 bytes): still a sample."""
+    earlier = SampleRecord(7, 9, ZERO_SNAPSHOT)
+    raw = encode_record(earlier)
+    assert (len(raw), raw[9]) == (68, 54)
+    assert decode_record(raw) == parse_record(raw) == earlier
+    assert decode_record(raw).exhaust_c is None  # type: ignore[union-attr]
+    rows, errors = decode_rows(raw * 3)  # a page of them, checked in one pass
+    assert errors == [] and [row_bytes(row) for row in rows] == [raw] * 3
+    assert [record_from_row(row) for row in rows] == [earlier] * 3
 
 
 # --- every field at its bounds --------------------------------------------------------------------
 
 ZERO_SNAPSHOT = Snapshot(**dict.fromkeys(SNAPSHOT_FIELDS, 0))
 BASE: dict[int, Record] = {
-    RecordType.SAMPLE: SampleRecord(0, 0, ZERO_SNAPSHOT),
+    RecordType.SAMPLE: SampleRecord(0, 0, ZERO_SNAPSHOT, 0),
     RecordType.FAULT: FaultRecord(0, 0, 0, 0, 0, 0, ZERO_SNAPSHOT),
     RecordType.EVENT: EventRecord(0, 0, 0),
     RecordType.RUNUP: RunupRecord(0, 0, 0, 0, 0, 0, (0,) * formats.RUNUP_POINTS),
@@ -160,7 +177,10 @@ def record_fields() -> list[tuple[int, str, FormatField]]:
     header = [(s.name, s.subcon) for s in formats.RECORD_HEADER.subcons if s.name in ("seq", "timestamp")]
     out = []
     for rtype, body in sorted(formats.RECORD_BODIES.items()):
-        body_paths = _paths(body, "snapshot." if rtype == RecordType.SAMPLE else "")
+        if rtype == RecordType.SAMPLE:
+            body_paths = _paths(formats.SNAPSHOT, "snapshot.") + [("exhaust_c_x10", EXHAUST_FIELD)]
+        else:
+            body_paths = _paths(body, "")
         out += [(rtype, path, field) for path, field in header + body_paths]
     return out
 

@@ -65,18 +65,18 @@ def _sample(seq_time: int) -> SampleRecord:
         dc_bus_v_x10=7_600, grid_voltage_v_x10=4_800, grid_freq_hz_x1000=60_000,
         operating_s=seq_time, starts=1, trips=0, energy_wh=0,
     )
-    return SampleRecord(0, 1_700_000_000 + seq_time, snapshot)
+    return SampleRecord(0, 1_700_000_000 + seq_time, snapshot, 2_900)
 
 
 def test_capacity_records_is_what_the_log_is_sure_to_keep() -> None:
-    """The emulator's default sectors (4 KiB), 16 of them: it reports 885 and holds between 885
-    and 944 samples once it has wrapped (the issue saw 930 held)."""
+    """The emulator's default sectors (4 KiB), 16 of them: it reports 855 (57 samples of 70 bytes a
+    sector, less one sector) and holds between 855 and 912 samples once it has wrapped."""
     store = LogStore(NorFlash(4096, 16))
-    assert store.capacity_records == 885
+    assert store.capacity_records == 855
     held = set()
-    for n in range(3 * 944):
+    for n in range(3 * 912):
         store.append(_sample(n))
         held.add(store.next_seq - store.first_seq)
-        if store.next_seq >= 944:
+        if store.next_seq >= 912:
             assert store.next_seq - store.first_seq >= store.capacity_records
-    assert min(held - set(range(885))) == 885 and max(held) == 944
+    assert min(held - set(range(855))) == 855 and max(held) == 912
