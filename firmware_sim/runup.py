@@ -62,9 +62,8 @@ def runup_records(
 ) -> list[RunupRecord]:
     """One RUNUP record per channel for the fault of seq *fault_seq* at *timestamp*: the values of
     *earlier* (the seconds before it, oldest first, None where nothing was measured), then the
-    freeze-frame's, so that a run-up ends on the value its fault shows."""
-    if len(earlier) != RUNUP_POINTS - 1:
-        raise ValueError(f"a run-up needs {RUNUP_POINTS - 1} earlier points, not {len(earlier)}")
+    freeze-frame's, so that a run-up ends on the value its fault shows.  *earlier* holds the
+    ``RUNUP_POINTS - 1`` seconds before the fault; only its measured tail counts."""
     measured: list[Snapshot] = []
     for snapshot in reversed(earlier):
         if snapshot is None:

@@ -124,7 +124,7 @@ DESCRIPTIONS: dict[str, str] = {
     "model": "model name, ASCII, 0x00-padded",
     "serial": "serial number, ASCII, 0x00-padded",
     "firmware": "firmware version, ASCII, 0x00-padded",
-    "capacity_records": "SAMPLE records (68 bytes) the log is sure to keep, the newest: a lower bound, "
+    "capacity_records": "SAMPLE records (70 bytes) the log is sure to keep, the newest: a lower bound, "
                         "not the most it can hold (section 5)",
     "first_seq": "oldest record seq still in the log",
     "next_seq": "seq the next record written will get",

@@ -45,8 +45,8 @@ pytestmark = pytest.mark.e2e
 
 MEASURE_S = 1.2
 """Line time of each throughput measurement."""
-RECORD_ON_WIRE = 72
-"""A sample record (68 bytes) plus its share of frame overhead, for sizing a measurement."""
+RECORD_ON_WIRE = 74
+"""A sample record (70 bytes) plus its share of frame overhead, for sizing a measurement."""
 
 
 def exchange(port: serial.Serial, request: Request, seq: int, until: type) -> tuple[int, float]:

@@ -84,7 +84,7 @@ def test_a_fresh_flash_is_an_empty_log() -> None:
     store = LogStore(NorFlash(SECTOR, 8))
     assert (store.first_seq, store.next_seq, store.counters) == (0, 0, Counters())
     assert store.read(0) is None and list(store.iter_raw(0, 100)) == []
-    assert store.capacity_records == 7 * ((SECTOR - SECTOR_HEADER_SIZE) // 68)
+    assert store.capacity_records == 7 * ((SECTOR - SECTOR_HEADER_SIZE) // 70)  # 70 bytes: a sample
 
 
 def test_append_stores_the_encoded_record_under_the_next_seq() -> None:
