@@ -23,19 +23,33 @@ from dataclasses import dataclass
 from protocol.enums import RecordType
 from protocol.formats import MAX_PAYLOAD, RANGE_END
 from protocol.framing import MIN_FRAME
-from protocol.records import LAYOUTS
+from protocol.records import EARLIER_LAYOUTS, LAYOUTS
 
-from .archive import Archive
+from .archive import Archive, column_of
 from .errors import UnknownUnit
 
 _REQUEST_SEQ = 2
 """Bytes of ``request_seq`` at the head of a response payload."""
 _RECORDS_ROOM = MAX_PAYLOAD - _REQUEST_SEQ
+
+
+def _size_sql(rtype: int) -> str:
+    """SQL for the byte size of a stored record of *rtype*: its layout's, or an earlier
+    firmware's where the fields that layout lacks are NULL (a sample without exhaust)."""
+    layout = LAYOUTS[rtype]
+    size = str(layout.size)
+    for (earlier_type, _), earlier in EARLIER_LAYOUTS.items():
+        if earlier_type == rtype:
+            first_missing = column_of(layout.names[-1 - earlier.missing])
+            size = f"CASE WHEN {first_missing} IS NULL THEN {earlier.layout.size} ELSE {size} END"
+    return size
+
+
 _SIZE_OF_TABLE = {
-    "samples": LAYOUTS[RecordType.SAMPLE].size,
-    "faults": LAYOUTS[RecordType.FAULT].size,
-    "events": LAYOUTS[RecordType.EVENT].size,
-    "runups": LAYOUTS[RecordType.RUNUP].size,
+    "samples": _size_sql(RecordType.SAMPLE),
+    "faults": _size_sql(RecordType.FAULT),
+    "events": _size_sql(RecordType.EVENT),
+    "runups": _size_sql(RecordType.RUNUP),
 }
 DEFAULT_RECORD_SIZE = LAYOUTS[RecordType.SAMPLE].size
 """Bytes of a record when the archive holds none of the unit's to judge by."""
@@ -119,7 +133,7 @@ def _mean_record_size(archive: Archive, serial: str) -> float | None:
     """The mean size of *serial*'s archived records, or None when none is archived."""
     where = "unit IN (SELECT id FROM units WHERE serial = :serial)"  # every epoch of the serial
     arms = [
-        f"SELECT COUNT(*) AS n, COUNT(*) * {size} AS b FROM {table} WHERE {where}"
+        f"SELECT COUNT(*) AS n, COALESCE(SUM({size}), 0) AS b FROM {table} WHERE {where}"
         for table, size in _SIZE_OF_TABLE.items()
     ]
     arms.append(f"SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(raw)), 0) AS b FROM other_records WHERE {where}")

@@ -53,7 +53,7 @@ def overwritten(tmp_path_factory: pytest.TempPathFactory) -> Path:
     where = tmp_path_factory.mktemp("overwritten")
     image = where / "u.img"
     assert turbosim(["run", "--flash", str(image), "--sectors", "8", "--history", "3000h", "--seed", "4",
-                     "--fault", "5005@2900h"]) == 0
+                     "--fault", "5005@2960h"]) == 0
     db = where / "a.sqlite"
     assert main(["ingest", str(image), "--db", str(db)]) == 0
     return db
