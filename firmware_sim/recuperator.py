@@ -39,11 +39,16 @@ _ISENTROPIC_EXPONENT = 0.4 / 1.4
 """(gamma - 1) / gamma for air."""
 
 
-def compressor_discharge_c(inlet_c: float, speed_fraction: float) -> float:
-    """T2 (°C) at *speed_fraction* of full speed, with the compressor inlet at *inlet_c*."""
+def _heating(speed_fraction: float) -> float:
+    """T2 - T1 over T1 (kelvin) at *speed_fraction* of full speed: the compressor's heating."""
     ratio = 1.0 + (FULL_PRESSURE_RATIO - 1.0) * speed_fraction * speed_fraction
     rise: float = math.pow(ratio, _ISENTROPIC_EXPONENT) - 1.0
-    return inlet_c + (inlet_c + _KELVIN) * rise / COMPRESSOR_EFFICIENCY
+    return rise / COMPRESSOR_EFFICIENCY
+
+
+def compressor_discharge_c(inlet_c: float, speed_fraction: float) -> float:
+    """T2 (°C) at *speed_fraction* of full speed, with the compressor inlet at *inlet_c*."""
+    return inlet_c + (inlet_c + _KELVIN) * _heating(speed_fraction)
 
 
 class Recuperator:
@@ -54,11 +59,16 @@ class Recuperator:
         discharge = compressor_discharge_c(ISO_INLET_C, 1.0)
         self.effectiveness = (profile.tet_full_c - profile.exhaust_c) / (profile.tet_full_c - discharge)
         """Gas-side effectiveness of a clean recuperator."""
+        self._speed = self._full_rpm
+        self._heat = _heating(1.0)
+        """The compressor's heating at the last speed asked for (samples at load share one)."""
 
     def exhaust_c_x10(self, speed_rpm: float, tet_c: float, inlet_c: float, wear: float) -> int:
         """The exhaust after the recuperator, tenths of °C, at the operating point given: shaft
         speed, TET (the average of the two thermocouples), compressor inlet; *wear* is the
         fouling (0 clean, 0.02 at the end of a service interval)."""
-        discharge = compressor_discharge_c(inlet_c, min(1.0, speed_rpm / self._full_rpm))
+        if speed_rpm != self._speed:
+            self._speed, self._heat = speed_rpm, _heating(min(1.0, speed_rpm / self._full_rpm))
+        discharge = inlet_c + (inlet_c + _KELVIN) * self._heat
         eps = self.effectiveness * (1.0 - FOULING_EFFECTIVENESS_LOSS * wear)
         return round((discharge + (1.0 - eps) * (tet_c - discharge)) * 10)

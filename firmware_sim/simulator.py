@@ -411,8 +411,7 @@ class Simulator:
             power = values[1]
             p_i = power if power > 0 else 0
             snapshot = Snapshot(state, mode, code, *values, int(operating), starts, trips, int(energy))
-            speed, _, tet1, tet2, inlet = values[:5]
-            exhaust = exhaust_at(speed, (tet1 + tet2) / 20, inlet / 10, wear)
+            exhaust = exhaust_at(values[0], (values[2] + values[3]) / 20, values[4] / 10, wear)
             append(SampleRecord(0, t, snapshot, exhaust))
             t += interval
         self._next_sample = t
