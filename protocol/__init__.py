@@ -13,6 +13,7 @@ specified for other implementers in ``docs/protocol.md``.
 - :mod:`protocol.framing`   COBS framing, CRC-32C, the streaming frame decoder
 - :mod:`protocol.messages`  request/response messages and their payloads
 - :mod:`protocol.auth`      the access-control tag both sides compute (HMAC-SHA256)
+- :mod:`protocol.inventory`  the fleet inventory (TOML or CSV) turbosim serves and turbolog polls
 - :mod:`protocol.enums`     names for the small integers on the wire
 - :mod:`protocol.fault_codes`  what each fault code means (name, severity, description, action)
 - :mod:`protocol.errors`    the error tree, rooted at :class:`ProtocolError`
