@@ -328,13 +328,6 @@ def _fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     fleet.add_argument("--workers", type=int, help="processes (default: one per core)")
 
 
-def parse_dial(text: str) -> DialFaults:
-    try:
-        return DialFaults.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _serve_fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fleet = commands.add_parser(
         "serve-fleet",
@@ -391,7 +384,7 @@ def _serve_fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     line.add_argument("--impair-seed", type=int, default=0, help="seed of the impairments (default 0)")
     line.add_argument(
-        "--dial", type=parse_dial, metavar="SPEC",
+        "--dial", metavar="SPEC",
         help="dial-in mishaps, e.g. delay=2,busy=0.05,silent=0.02,drop=0.05,drop_within=16384: the "
         "handshake in seconds (what the host sends meanwhile is lost), shares of calls answered busy "
         "(closed at once), never answered, and dropped after 1 to drop_within bytes to the host",
@@ -521,6 +514,7 @@ def cmd_serve_fleet(args: argparse.Namespace) -> int:
         raise ConfigError(f"--units must be at least 1, not {args.units}")
     if args.sectors is not None and args.sectors < 2:
         raise ConfigError(f"--sectors must be at least 2, not {args.sectors}")
+    dial = None if args.dial is None else DialFaults.parse(args.dial)
     interval = max(1, int(args.sample_interval))
     images = flash_images(args.images) if args.images else []
     kind = "rfc2217" if args.rfc2217 else "tcp"
@@ -553,7 +547,8 @@ def cmd_serve_fleet(args: argparse.Namespace) -> int:
         )
         dial_seed = args.seed if args.dial_seed is None else args.dial_seed
         servers = [
-            _fleet_server(member, link, args, dial_seed) for member, link in zip(members, links, strict=True)
+            _fleet_server(member, link, args, dial, dial_seed)
+            for member, link in zip(members, links, strict=True)
         ]
         text_kind = "csv" if args.inventory and args.inventory.endswith(".csv") else "toml"
         if args.inventory:
@@ -586,13 +581,15 @@ def cmd_serve_fleet(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fleet_server(member: FleetUnit, tcp: TcpLink, args: argparse.Namespace, dial_seed: int) -> Server:
+def _fleet_server(
+    member: FleetUnit, tcp: TcpLink, args: argparse.Namespace, dial: DialFaults | None, dial_seed: int
+) -> Server:
     """The server of one fleet unit: its line (a dial-in line with --dial), pacer and impairments."""
     unit = member.unit
     unit.max_tick_s = SERVE_TICK_SAMPLES * member.sample_interval_s
     link: Link = tcp
-    if args.dial is not None:
-        link = DialInLink(tcp, Exchange(args.dial, f"{dial_seed}:{unit.serial}"), time.monotonic)
+    if dial is not None:
+        link = DialInLink(tcp, Exchange(dial, f"{dial_seed}:{unit.serial}"), time.monotonic)
     impair_out = impair_in = None
     if args.impair is not None:
         seed = zlib.crc32(f"{args.impair_seed}:{unit.serial}".encode())
