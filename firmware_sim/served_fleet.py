@@ -1,5 +1,7 @@
 """The parts of ``turbosim serve-fleet``: its listeners, its units, the inventory that names them.
 
+- :func:`allow_descriptors`: room for every unit's descriptors (a listener, a caller, and an
+  image's two chips), by raising the soft limit on open files up to the hard one.
 - :func:`parse_ports` and :func:`open_listeners`: one loopback TCP or RFC 2217
   listener per unit, on consecutive ports from the one given, within a range
   (``127.0.0.1:7000-7999``), or each on an ephemeral port (port 0).  A port
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +43,25 @@ from .links import Rfc2217Link, TcpLink, parse_address
 from .sidecar import identity_path
 from .unit import DEFAULT_SECTOR_COUNT, DEFAULT_SECTOR_SIZE, Unit, build_unit, image_times
 
+SPARE_DESCRIPTORS = 64
+"""Open files beside the units' (the interpreter's own, pipes, the inventory)."""
 MIN_SECTORS = 4
 HEADROOM = 1.25
 """A generated unit's flash holds its history and a quarter more before it evicts its oldest."""
+
+
+def allow_descriptors(units: int, *, images: bool) -> None:
+    """Let this process hold the descriptors *units* units need; ConfigError if the hard limit forbids."""
+    needed = units * (4 if images else 2) + SPARE_DESCRIPTORS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise ConfigError(
+            f"{units:,} units need about {needed:,} open files, more than this process may open "
+            f"({hard:,}, ulimit -Hn)"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def parse_ports(text: str) -> tuple[str, int, int | None]:
