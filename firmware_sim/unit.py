@@ -99,7 +99,9 @@ class _DeviceTimeLog:
     def append(self, record: Record) -> int:
         timestamp = min(max(record.timestamp + self.offset, self.last_timestamp), _U32_MAX)
         self.last_timestamp = timestamp
-        return self._store.append(replace(record, timestamp=timestamp))
+        if timestamp != record.timestamp:  # a clock set or a clamp; most records keep theirs
+            record = replace(record, timestamp=timestamp)
+        return self._store.append(record)
 
 
 def last_seen(store: LogStore) -> LastSeen | None:
