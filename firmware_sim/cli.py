@@ -552,6 +552,12 @@ def cmd_serve_fleet(args: argparse.Namespace) -> int:
             f"{time.monotonic() - began:.1f} s",
             file=sys.stderr,
         )
+        if links[0].exposed:
+            print(
+                f"warning: {links[0].url} and the other {len(links) - 1:,} units are reachable from "
+                "other machines: anyone who reaches them can read their logs",
+                file=sys.stderr,
+            )
         dial_seed = args.seed if args.dial_seed is None else args.dial_seed
         servers = [
             _fleet_server(member, link, args, dial, dial_seed)
