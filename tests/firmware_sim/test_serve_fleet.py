@@ -66,7 +66,9 @@ def test_the_ready_line_names_an_inventory_where_every_unit_answers_with_its_ser
 
 
 def test_the_same_seed_serves_the_same_fleet(serve_fleet: Callable[..., ServedFleet]) -> None:
-    options = ("--units", "3", "--seed", "9", "--history", "12h", "--tcp", "127.0.0.1:0", "--no-pace")
+    """Same seed, same units with the same lives (served at a crawl: nothing happens while served)."""
+    options = ("--units", "3", "--seed", "9", "--history", "12h", "--tcp", "127.0.0.1:0", "--no-pace",
+               "--speed", "1e-6")
     first, second = serve_fleet(*options), serve_fleet(*options)
     for a, b in zip(first.entries, second.entries, strict=True):
         ours, theirs = identify(a.url), identify(b.url)
