@@ -285,3 +285,13 @@ def test_frames_from_a_fleet_unit_are_whole_at_its_line_rate(serve_fleet: Callab
             kinds += [type(decode_message(item)).__name__ for item in decoder.feed(chunk)
                       if isinstance(item, Frame)]
     assert kinds[0] == "Records" and kinds[-1] == "RangeEnd"
+
+
+@pytest.mark.slow
+def test_a_thousand_units_answer_from_one_process(serve_fleet: Callable[..., ServedFleet]) -> None:
+    fleet = serve_fleet("--units", "1000", "--history", "2h", "--tcp", "127.0.0.1:0", "--no-pace")
+    assert len(fleet.entries) == 1000
+    for entry in fleet.entries:
+        response = identify(entry.url)
+        assert response is not None and response.serial == entry.serial, entry
+    assert fleet.stop() == 0
