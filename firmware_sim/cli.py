@@ -520,6 +520,8 @@ def cmd_serve_fleet(args: argparse.Namespace) -> int:
         raise ConfigError(f"--units must be at least 1, not {args.units}")
     if args.sectors is not None and args.sectors < 2:
         raise ConfigError(f"--sectors must be at least 2, not {args.sectors}")
+    if args.inventory and not Path(args.inventory).resolve().parent.is_dir():
+        raise ConfigError(f"--inventory {args.inventory}: its directory does not exist")
     dial = None if args.dial is None else DialFaults.parse(args.dial)
     interval = max(1, int(args.sample_interval))
     images = flash_images(args.images) if args.images else []

@@ -134,6 +134,7 @@ def test_a_port_in_use_is_named_in_one_line(tmp_path: Path) -> None:
         (["--units", "2", "--tcp", "127.0.0.1:7001-7000"], "port range"),
         (["--units", "2", "--tcp", "127.0.0.1:65535"], "65535"),
         (["--images", "missing-dir"], "no flash images"),
+        (["--units", "2", "--inventory", "no/such/dir/inv.toml"], "does not exist"),
     ],
 )
 def test_a_bad_option_is_one_line_and_exit_2(tmp_path: Path, options: list[str], named: str) -> None:
