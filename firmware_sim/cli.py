@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -66,6 +67,7 @@ from .models import PROFILES
 from .pacing import Pacer
 from .serve import Server
 from .served_fleet import (
+    UNITS_PER_BATCH,
     FleetUnit,
     allow_descriptors,
     close_units,
@@ -371,6 +373,11 @@ def _serve_fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "--sectors", type=int,
         help="flash sectors per generated unit (default: room for its history and a quarter more)",
     )
+    group.add_argument(
+        "--workers", type=int,
+        help="processes that live the generated units' histories (default: one per core); the "
+        "units are then served from this one",
+    )
     line = fleet.add_argument_group("the lines")
     line.add_argument(
         "--baud", type=int, default=DEFAULT_BAUD, help="every unit's line rate (default 115200, 8N1)"
@@ -518,6 +525,8 @@ def cmd_serve_fleet(args: argparse.Namespace) -> int:
         raise ConfigError(f"--baud must be positive, not {args.baud}")
     if args.units is not None and args.units < 1:
         raise ConfigError(f"--units must be at least 1, not {args.units}")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {args.workers}")
     if args.sectors is not None and args.sectors < 2:
         raise ConfigError(f"--sectors must be at least 2, not {args.sectors}")
     if args.inventory and not Path(args.inventory).resolve().parent.is_dir():
@@ -538,9 +547,10 @@ def cmd_serve_fleet(args: argparse.Namespace) -> int:
             )
         else:
             plans = plan_served_fleet(args.units, args.mix, args.seed, int(args.start), int(args.history))
+            workers = min(args.workers or os.cpu_count() or 1, math.ceil(len(plans) / UNITS_PER_BATCH))
             members = generated_units(
                 plans, sample_interval_s=interval, speed=args.speed, baud=args.baud, sectors=args.sectors,
-                wall=time.monotonic,
+                wall=time.monotonic, workers=workers,
             )
     except BaseException:
         for link in links:
@@ -548,10 +558,11 @@ def cmd_serve_fleet(args: argparse.Namespace) -> int:
         raise
     workdir = None
     try:
-        logged = live_histories(members)
+        live_histories(members)
+        held = sum(member.unit.next_seq - member.unit.first_seq for member in members)
         print(
-            f"fleet: {len(members):,} units, {logged:,} records of history lived in "
-            f"{time.monotonic() - began:.1f} s",
+            f"fleet: {len(members):,} units lived their history in {time.monotonic() - began:.1f} s; "
+            f"their logs hold {held:,} records",
             file=sys.stderr,
         )
         if links[0].exposed:

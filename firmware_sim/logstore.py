@@ -115,17 +115,17 @@ LogIdSource = Callable[[int, int], bytes]
 """Makes the id of a new log from the generation of its first sector and the seq it starts at."""
 
 
-def seeded_log_ids(*seed: object) -> LogIdSource:
+class seeded_log_ids:  # noqa: N801  (used as the function it was; an object so that it pickles)
     """Log ids drawn from *seed* (a unit's simulation seed and identity): the first
     LOG_ID_LEN bytes of SHA-256 over the seed, the generation and the seq the new log
     starts at.  Reproducible for one seed; different seeds give different ids, and
-    every clear a new one (generations are never reused)."""
-    prefix = repr(seed).encode()
+    every clear a new one (generations are never reused).  A :data:`LogIdSource`."""
 
-    def new_log_id(generation: int, next_seq: int) -> bytes:
-        return hashlib.sha256(b"%s/%d/%d" % (prefix, generation, next_seq)).digest()[:LOG_ID_LEN]
+    def __init__(self, *seed: object) -> None:
+        self._prefix = repr(seed).encode()
 
-    return new_log_id
+    def __call__(self, generation: int, next_seq: int) -> bytes:
+        return hashlib.sha256(b"%s/%d/%d" % (self._prefix, generation, next_seq)).digest()[:LOG_ID_LEN]
 
 
 _UNSEEDED_LOG_IDS = seeded_log_ids()

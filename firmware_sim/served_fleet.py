@@ -8,7 +8,8 @@
   that cannot be had closes every listener opened so far and names the port.
 - :func:`generated_units`: units built from :func:`~firmware_sim.fleet.plan_served_fleet`
   plans, each on its own flash in memory (sized for its history) and its own
-  simulated clock, each living its history at once.
+  simulated clock, each living its history at once, spread over worker processes
+  when asked (a unit lives the same life wherever it lives).
 - :func:`flash_images` and :func:`image_units`: units resumed from the flash images of ``turbosim fleet``
   (``DIR/<serial>.img`` with its identity sidecar), living on from their newest
   record, their flash kept in the image files.
@@ -26,7 +27,9 @@ import math
 import os
 import resource
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,8 @@ from .unit import DEFAULT_SECTOR_COUNT, DEFAULT_SECTOR_SIZE, Unit, build_unit, i
 
 SPARE_DESCRIPTORS = 64
 """Open files beside the units' (the interpreter's own, pipes, the inventory)."""
+UNITS_PER_BATCH = 50
+"""Units a worker lives at a time (a batch is the unit of work spread over the processes)."""
 MIN_SECTORS = 4
 HEADROOM = 1.25
 """A generated unit's flash holds its history and a quarter more before it evicts its oldest."""
@@ -125,8 +130,39 @@ def generated_units(
     baud: int,
     sectors: int | None,
     wall: Callable[[], float],
+    workers: int = 1,
 ) -> list[FleetUnit]:
-    """A unit per plan, on its own flash in memory, at the start of its history (not lived yet)."""
+    """A unit per plan, on its own flash in memory, its history lived; in plan order.
+
+    With *workers* > 1 the units are built and live their histories in that many processes
+    (each unit from its own seed: the same lives as in this process) and come back whole
+    (pickled, flash and all); *wall* must then be a clock every process shares
+    (``time.monotonic``)."""
+    build = partial(_lived_units, sample_interval_s=sample_interval_s, speed=speed, baud=baud,
+                    sectors=sectors, wall=wall)
+    if workers <= 1:
+        return build(plans)
+    batches = [plans[start:start + UNITS_PER_BATCH] for start in range(0, len(plans), UNITS_PER_BATCH)]
+    units: list[FleetUnit] = []
+    try:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for batch in pool.map(build, batches):
+                units += batch
+    except BaseException:
+        close_units(units)
+        raise
+    return units
+
+
+def _lived_units(
+    plans: Sequence[UnitPlan],
+    *,
+    sample_interval_s: int,
+    speed: float,
+    baud: int,
+    sectors: int | None,
+    wall: Callable[[], float],
+) -> list[FleetUnit]:
     units: list[FleetUnit] = []
     try:
         for plan in plans:
@@ -137,6 +173,7 @@ def generated_units(
                 sector_count=sectors or sectors_for(plan.calendar_s, sample_interval_s),
             )
             units.append(FleetUnit(unit, clock, plan.site, plan.as_of, sample_interval_s))
+        live_histories(units)
     except BaseException:
         close_units(units)
         raise
@@ -206,7 +243,7 @@ def _identity(image: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def live_histories(units: Sequence[FleetUnit]) -> int:
-    """Live every unit's history up to its ``age_until``; the records they logged."""
+    """Live every unit's history up to its ``age_until`` (if not there yet); the records they logged."""
     logged = 0
     for member in units:
         seconds = member.age_until - member.clock.now()

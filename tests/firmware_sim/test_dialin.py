@@ -7,9 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from firmware_sim.dialin import Answer, DialFaults, Exchange
-from firmware_sim.errors import ConfigError, SimulatorError
-from firmware_sim.fleet import parse_mix, plan_served_fleet
-from firmware_sim.served_fleet import parse_ports, sectors_for
+from firmware_sim.errors import ConfigError
 
 shares = st.floats(min_value=0.0, max_value=0.5)
 
@@ -60,33 +58,3 @@ def test_the_dial_spec_reads_every_key() -> None:
 def test_an_impossible_dial_spec_is_a_config_error(spec: str) -> None:
     with pytest.raises(ConfigError):
         DialFaults.parse(spec)
-
-
-def test_a_served_fleet_plan_is_reproducible_and_follows_the_mix() -> None:
-    plan = plan_served_fleet(10, parse_mix("C30:0.3,C65:0.7"), 3, 1_704_067_200, 7 * 86400)
-    assert plan == plan_served_fleet(10, parse_mix("C30:0.3,C65:0.7"), 3, 1_704_067_200, 7 * 86400)
-    assert sorted(p.model for p in plan) == ["C30"] * 3 + ["C65"] * 7
-    assert [p.serial[-6:] for p in plan] == [f"{n:06d}" for n in range(1, 11)]
-    assert len({p.seed for p in plan}) == 10
-    assert all(p.calendar_s == 7 * 86400 for p in plan)
-    assert plan != plan_served_fleet(10, parse_mix("C30:0.3,C65:0.7"), 4, 1_704_067_200, 7 * 86400)
-
-
-@pytest.mark.parametrize(
-    ("text", "ports"),
-    [("7000", ("127.0.0.1", 7000, None)), ("127.0.0.2:7000-7999", ("127.0.0.2", 7000, 7999)),
-     ("0", ("127.0.0.1", 0, None)), ("localhost:9000-9000", ("localhost", 9000, 9000))],
-)
-def test_ports_are_one_or_a_range(text: str, ports: tuple[str, int, int | None]) -> None:
-    assert parse_ports(text) == ports
-
-
-@pytest.mark.parametrize("text", ["7000-6999", "0-10", "x:7000-y", "7000-70000"])
-def test_a_bad_port_range_is_refused(text: str) -> None:
-    with pytest.raises(SimulatorError, match="port|address"):
-        parse_ports(text)
-
-
-def test_a_generated_unit_flash_holds_its_history_with_room() -> None:
-    week = sectors_for(7 * 86400, 900)
-    assert sectors_for(14 * 86400, 900) > week > sectors_for(86400, 900) >= 4
