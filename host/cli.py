@@ -580,7 +580,7 @@ def cmd_info(args: argparse.Namespace, out: Output) -> int:
         "operating_hours": round(info.operating_s / 3600, 3),
         "starts": info.starts,
         "trips": info.trips,
-        "kwh": round(info.energy_wh / 1000, 3),
+        "energy_kwh": round(info.energy_wh / 1000, 3),
         "device_time": datetime.fromtimestamp(info.device_time, UTC).isoformat(),
         "baud": info.baud,
         "max_window": info.max_window,
@@ -764,7 +764,7 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
             f"  archive covers   {summary.exposure_hours:,.1f} h of them ({summary.coverage:.1%})"
         )
     out.text(f"  starts           {report['starts']:,}")
-    out.text(f"  energy           {report['kwh']:,.1f} kWh")
+    out.text(f"  energy           {report['energy_kwh']:,.1f} kWh")
     severities = ", ".join(f"{k} {v}" for k, v in report["faults_by_severity"].items()) or "none"
     out.text(f"  faults           {severities}")
     by_code = sorted(summary.faults_by_code.items(), key=lambda item: (-item[1], item[0]))
@@ -809,7 +809,6 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_faults(args: argparse.Namespace, out: Output) -> int:
-    from protocol.enums import EngineState, name_of
     from protocol.fault_codes import lookup
 
     from .analytics import fault_list
@@ -838,8 +837,8 @@ def cmd_faults(args: argparse.Namespace, out: Output) -> int:
             e["name"] or "(unknown code)",
             e["severity"],
             e["subsystem"],
-            name_of(EngineState, e["freeze"]["state"]),
-            f"{e['freeze']['operating_s'] / 3600:,.1f}",
+            e["freeze"]["state"],
+            f"{e['freeze']['operating_hours']:,.1f}",
         ]
         for e in entries
     ]
@@ -897,7 +896,7 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
         if args.since is not None or args.until is not None:
             raise UsageError(
                 "--since and --until select records for csv and jsonl; a Parquet dataset holds them all "
-                "(filter on its time_utc column where you read it)"
+                "(filter on its time column where you read it)"
             )
         with open_archive(args) as archive:
             count = export(archive, args.serial, args.fmt, args.out)
@@ -968,6 +967,7 @@ def cmd_live(args: argparse.Namespace, out: Output) -> int:
     stderr off a terminal), not the end; on a terminal, changed values are highlighted and space
     pauses.  Only a first connection that fails ends the command with its error."""
     from .errors import LinkError
+    from .fields import iso_time, snapshot_fields
     from .live import KEYS_HELP, PAUSE_KEY, QUIT_KEYS, Keys, live_view
 
     if args.interval <= 0:
@@ -1028,8 +1028,7 @@ def cmd_live(args: argparse.Namespace, out: Output) -> int:
                         reading = client.live()
                         taken += 1
                         values: dict[str, Any] = {
-                            **reading.snapshot.engineering(),
-                            "time": datetime.fromtimestamp(reading.timestamp, UTC).isoformat(),
+                            **snapshot_fields(reading.snapshot), "time": iso_time(reading.timestamp)
                         }
                         screen["previous"], screen["values"] = screen["values"], values
                         if out.as_json:

@@ -1,0 +1,128 @@
+"""One vocabulary: every column and key turbolog prints is a name docs/fields.md documents.
+
+The table is read from docs/fields.md; the outputs come from the commands themselves, run in
+this process against an emulated C60 (in-process line) whose log holds samples, events and a
+scripted fault: the CSV header, the JSON lines' keys, every Parquet file's columns, and the keys
+(at every depth) of ``faults``, ``summary``, ``fleet``, ``units``, ``info``, ``live``, ``codes``,
+``pull``, ``ports`` and ``export --json``.  A name that is not documented fails here, so a new one
+cannot slip in undocumented.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware_sim.pytest_plugin import Turbosim
+from host.cli import main
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "fields.md"
+ROW = re.compile(r"^\| `(?P<name>[a-z0-9_]+)` \|(?P<unit>[^|]*)\|(?P<meaning>[^|]+)\|$")
+
+
+def documented() -> dict[str, str]:
+    """name -> unit of every row of the table under "## The table"."""
+    section = DOC.read_text(encoding="utf-8").split("## The table", 1)[1].split("\n## ", 1)[0]
+    rows = [ROW.match(line) for line in section.splitlines() if line.startswith("| `")]
+    assert all(rows), "a row of docs/fields.md's table is not | `name` | unit | meaning |"
+    names = [row["name"] for row in rows if row]
+    assert len(names) == len(set(names)), "a name is documented twice"
+    return {row["name"]: row["unit"].strip() for row in rows if row}
+
+
+NAMES = documented()
+MAPS = {name for name, unit in NAMES.items() if unit == "map"}
+
+
+def keys(value: Any) -> set[str]:
+    """Every key of a JSON value, at every depth, except inside maps (keyed by data)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found.add(key)
+            if key not in MAPS:
+                found |= keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= keys(inner)
+    return found
+
+
+def run(*argv: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(list(argv))
+    assert status == 0, argv
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set[str]]]:
+    """output -> the names it prints."""
+    path = tmp_path_factory.mktemp("fields")
+    db = str(path / "archive.sqlite")
+    found: dict[str, set[str]] = {}
+    with Turbosim(path) as launcher:
+        unit = launcher.start(link="inproc", model="C60", history="300h", faults=["5005@100h"])
+        found["pull --json"] = keys(json.loads(run("pull", unit.url, "--db", db, "--json")))
+        found["info --json"] = keys(json.loads(run("info", unit.url, "--db", db, "--json")))
+        found["live --json"] = keys(json.loads(run("live", unit.url, "--count", "1", "--json")))
+    serial = unit.serial
+    for command in (["faults", serial], ["summary", serial], ["fleet"], ["units"], ["codes"], ["ports"]):
+        database = [] if command[0] in ("codes", "ports") else ["--db", db]
+        found[f"{command[0]} --json"] = keys(json.loads(run(*command, *database, "--json")))
+    header = run("export", serial, "--format", "csv", "--db", db).splitlines()[0]
+    found["export csv"] = set(next(csv.reader([header])))
+    lines = run("export", serial, "--format", "jsonl", "--db", db).splitlines()
+    found["export jsonl"] = set().union(*(keys(json.loads(line)) for line in lines))
+    report = run("export", serial, "--format", "csv", "--out", str(path / "u.csv"), "--db", db, "--json")
+    found["export --json"] = keys(json.loads(report))
+    found["export parquet"] = parquet_columns(db, path / "dataset")
+    yield found
+
+
+def parquet_columns(db: str, out: Path) -> set[str]:
+    parquet = pytest.importorskip("pyarrow.parquet")
+    run("export", "--format", "parquet", "--out", str(out), "--db", db)
+    files = sorted(out.rglob("*.parquet"))
+    assert len(files) >= 4  # units.parquet, samples, faults, events
+    return set().union(*(parquet.read_schema(file).names for file in files))
+
+
+OUTPUTS: Sequence[str] = (
+    "export csv", "export jsonl", "export parquet", "export --json", "faults --json", "summary --json",
+    "fleet --json", "units --json", "info --json", "live --json", "codes --json", "pull --json",
+    "ports --json",
+)
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_every_name_an_output_prints_is_documented(outputs: dict[str, set[str]], output: str) -> None:
+    assert outputs[output], f"{output} printed no names"
+    assert sorted(outputs[output] - set(NAMES)) == [], f"{output}: names missing from docs/fields.md"
+
+
+def test_a_record_has_one_time_and_one_set_of_counters_everywhere(outputs: dict[str, set[str]]) -> None:
+    records = ("export csv", "export jsonl", "export parquet", "faults --json", "live --json")
+    assert all("time" in outputs[output] for output in records)
+    text = ("export csv", "export jsonl", "faults --json", "live --json", "info --json", "summary --json",
+            "fleet --json", "units --json")
+    assert all("operating_hours" in outputs[output] for output in text)
+    assert all(not {"operating_s", "energy_wh", "kwh", "time_utc"} & outputs[output] for output in text)
+
+
+def test_wire_names_are_the_vocabulary_in_the_units_the_device_logs() -> None:
+    """Every ``_xN`` (wire) name documents the name it scales, in that name's unit."""
+    for name in NAMES:
+        scaled = re.fullmatch(r"(.+)_x(10|100|1000)", name)
+        if scaled:
+            assert scaled[1] in NAMES, name
+            assert NAMES[name].endswith(NAMES[scaled[1]]), name
