@@ -4,7 +4,8 @@
 ``turbolog[parquet]``)::
 
     OUT/units.parquet                              one row per archived log of a unit: serial,
-                                                   epoch, model, firmware, log bounds and counters
+                                                   epoch, model, firmware, log bounds, clock
+                                                   (device_time, a UTC timestamp) and counters
                                                    as last identified
     OUT/samples/model=C60/year=2006/part-0.parquet   one row per record, Hive-partitioned by
     OUT/faults/model=.../year=.../...                model and by the UTC year of the record
@@ -71,10 +72,11 @@ _UNIT_COLUMNS = (
     ("serial", "string"), ("epoch", "uint32"), ("model", "string"), ("firmware", "string"),
     ("schema_fingerprint", "uint32"),
     ("capacity_records", "uint32"), ("first_seq", "uint32"), ("next_seq", "uint32"),
-    ("device_time", "uint32"), ("operating_s", "uint32"), ("starts", "uint32"), ("trips", "uint32"),
+    ("device_time", "timestamp"), ("operating_s", "uint32"), ("starts", "uint32"), ("trips", "uint32"),
     ("energy_wh", "uint64"), ("records", "uint64"),
 )
-"""units.parquet's columns: each an archive ``units`` column of that name (``records``: ``record_count``)."""
+"""units.parquet's columns: each an archive ``units`` column of that name (``records``: ``record_count``);
+``timestamp`` is a UTC timestamp made of Unix seconds."""
 
 
 def _field_types(rtype: int) -> list[tuple[str, str]]:
@@ -154,7 +156,8 @@ def _units_table(pa: Any, archive: Archive, serial: str | None) -> Any:
     ))
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(_UNIT_COLUMNS)
     return pa.table({
-        name: pa.array(values, getattr(pa, kind)())
+        name: pa.array(values, pa.int64()).cast(pa.timestamp("s", tz="UTC")) if kind == "timestamp"
+        else pa.array(values, getattr(pa, kind)())
         for (name, kind), values in zip(_UNIT_COLUMNS, columns, strict=True)
     })
 

@@ -71,7 +71,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set[
     db = str(path / "archive.sqlite")
     found: dict[str, set[str]] = {}
     with Turbosim(path) as launcher:
-        unit = launcher.start(link="inproc", model="C60", history="300h", faults=["5005@100h"])
+        unit = launcher.start(link="inproc", model="C60", history="60h", faults=["5005@30h"])
         found["pull --json"] = keys(json.loads(run("pull", unit.url, "--db", db, "--json")))
         found["info --json"] = keys(json.loads(run("info", unit.url, "--db", db, "--json")))
         found["live --json"] = keys(json.loads(run("live", unit.url, "--count", "1", "--json")))
@@ -85,16 +85,18 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set[
     found["export jsonl"] = set().union(*(keys(json.loads(line)) for line in lines))
     report = run("export", serial, "--format", "csv", "--out", str(path / "u.csv"), "--db", db, "--json")
     found["export --json"] = keys(json.loads(report))
-    found["export parquet"] = parquet_columns(db, path / "dataset")
+    found["export parquet"], found["parquet timestamps"] = parquet_columns(db, path / "dataset")
     yield found
 
 
-def parquet_columns(db: str, out: Path) -> set[str]:
+def parquet_columns(db: str, out: Path) -> tuple[set[str], set[str]]:
+    """Every column of every file of the Parquet dataset, and those of a timestamp type."""
     parquet = pytest.importorskip("pyarrow.parquet")
     run("export", "--format", "parquet", "--out", str(out), "--db", db)
-    files = sorted(out.rglob("*.parquet"))
-    assert len(files) >= 4  # units.parquet, samples, faults, events
-    return set().union(*(parquet.read_schema(file).names for file in files))
+    schemas = [parquet.read_schema(file) for file in sorted(out.rglob("*.parquet"))]
+    assert len(schemas) >= 4  # units.parquet, samples, faults, events
+    fields = [field for schema in schemas for field in schema]
+    return {field.name for field in fields}, {f.name for f in fields if str(f.type).startswith("timestamp")}
 
 
 OUTPUTS: Sequence[str] = (
@@ -117,6 +119,11 @@ def test_a_record_has_one_time_and_one_set_of_counters_everywhere(outputs: dict[
             "fleet --json", "units --json")
     assert all("operating_hours" in outputs[output] for output in text)
     assert all(not {"operating_s", "energy_wh", "kwh", "time_utc"} & outputs[output] for output in text)
+
+
+def test_a_moment_is_a_timestamp_in_parquet(outputs: dict[str, set[str]]) -> None:
+    moments = {name for name, unit in NAMES.items() if unit == "ISO 8601 UTC"}
+    assert outputs["parquet timestamps"] == moments & outputs["export parquet"] == {"time", "device_time"}
 
 
 def test_wire_names_are_the_vocabulary_in_the_units_the_device_logs() -> None:
