@@ -533,7 +533,7 @@ def cmd_ports(args: argparse.Namespace, out: Output) -> int:
         out.json({"ports": rows, "note": hint})
         return 0
     if rows:
-        out.text(table(["device", "description", "hardware id"], [list(r.values()) for r in rows]))
+        out.text(table(["device", "description", "hwid"], [list(r.values()) for r in rows]))
     else:
         out.text("no serial ports found")
     out.text(out.style.dim(hint))
@@ -707,7 +707,7 @@ def cmd_units(args: argparse.Namespace, out: Output) -> int:
         out.json(rows)
     elif rows:
         headers = ["serial", "epoch", "model", "firmware", "records", "archived", "device log",
-                   "last contact", "operating_hours", "starts", "log_id"]
+                   "last contact", "operating hours", "starts", "log id"]
         numeric = [False, True, False, False, True, True, True, False, True, True, False]
         shown = [
             [r["serial"], r["epoch"], r["model"], r["firmware"], f"{r['records']:,}",
@@ -828,7 +828,7 @@ def cmd_faults(args: argparse.Namespace, out: Output) -> int:
     if not entries:
         out.text("no faults match")
         return 0
-    headers = ["time", "code", "name", "severity", "subsystem", "state", "op. hours"]
+    headers = ["time", "code", "name", "severity", "subsystem", "state", "operating hours"]
     numeric = [False, True, False, False, False, False, True]
     rows = [
         [

@@ -4,7 +4,8 @@ The table is read from docs/fields.md; the outputs come from the commands themse
 this process against an emulated C60 (in-process line) whose log holds samples, events and a
 scripted fault: the CSV header, the JSON lines' keys, every Parquet file's columns, and the keys
 (at every depth) of ``faults``, ``summary``, ``fleet``, ``units``, ``info``, ``live``, ``codes``,
-``pull``, ``ports`` and ``export --json``.  A name that is not documented fails here, so a new one
+``pull``, ``ports`` and ``export --json``, and the headings of the ``faults``, ``units``, ``codes``
+and ``ports`` tables.  A name that is not documented fails here, so a new one
 cannot slip in undocumented.
 """
 
@@ -85,8 +86,19 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set[
     found["export jsonl"] = set().union(*(keys(json.loads(line)) for line in lines))
     report = run("export", serial, "--format", "csv", "--out", str(path / "u.csv"), "--db", db, "--json")
     found["export --json"] = keys(json.loads(report))
+    for command in (["faults", serial, "--db", db], ["units", "--db", db], ["codes"], ["ports"]):
+        found[f"{command[0]} table"] = table_headings(run(*command))
     found["export parquet"], found["parquet timestamps"] = parquet_columns(db, path / "dataset")
     yield found
+
+
+def table_headings(text: str) -> set[str]:
+    """The names a text table heads its columns with: its first line, split at two spaces or more,
+    a heading's spaces read as underscores (``operating hours`` is ``operating_hours``)."""
+    lines = text.splitlines()
+    if len(lines) < 2 or not set(lines[1]) <= {"-", " "}:
+        return set()  # no table (ports on a machine with none)
+    return {heading.replace(" ", "_") for heading in re.split(r"\s{2,}", lines[0].strip())}
 
 
 def parquet_columns(db: str, out: Path) -> tuple[set[str], set[str]]:
@@ -102,7 +114,7 @@ def parquet_columns(db: str, out: Path) -> tuple[set[str], set[str]]:
 OUTPUTS: Sequence[str] = (
     "export csv", "export jsonl", "export parquet", "export --json", "faults --json", "summary --json",
     "fleet --json", "units --json", "info --json", "live --json", "codes --json", "pull --json",
-    "ports --json",
+    "ports --json", "faults table", "units table", "codes table",
 )
 
 
@@ -110,6 +122,10 @@ OUTPUTS: Sequence[str] = (
 def test_every_name_an_output_prints_is_documented(outputs: dict[str, set[str]], output: str) -> None:
     assert outputs[output], f"{output} printed no names"
     assert sorted(outputs[output] - set(NAMES)) == [], f"{output}: names missing from docs/fields.md"
+
+
+def test_the_ports_table_is_headed_by_documented_names(outputs: dict[str, set[str]]) -> None:
+    assert outputs["ports table"] <= set(NAMES)  # empty where the machine has no serial port
 
 
 def test_a_record_has_one_time_and_one_set_of_counters_everywhere(outputs: dict[str, set[str]]) -> None:
