@@ -74,6 +74,7 @@ from protocol.records import LAYOUTS, DecodedRow, FaultRecord, decode_record, re
 from .archive import Archive
 from .errors import ArchiveError, UsageError
 from .failures import TRIPS, FailurePolicy
+from .fields import snapshot_fields
 from .reliability import MtbfEstimate, availability, mtbf
 
 CONFIDENCE = 0.90
@@ -129,7 +130,7 @@ class Counters:
         return {
             "operating_hours": _hours(self.operating_hours),
             "starts": self.starts,
-            "kwh": self.kwh,
+            "energy_kwh": self.kwh,
             "trips": self.trips,
         }
 
@@ -417,7 +418,7 @@ class ModelSummary(_Availability):
             "units": self.units,
             "operating_hours": _hours(self.operating_hours),
             "starts": self.starts,
-            "kwh": self.kwh,
+            "energy_kwh": self.kwh,
             "trips": self.trips,
             "records": self.records,
             "faults_by_severity": _severity_json(self.faults_by_severity),
@@ -793,7 +794,7 @@ class FaultEntry:
             "level": fault.severity,
             "subsystem": name_of(Subsystem, fault.subsystem),
             "flags": [flag.name for flag in EventFlag if flag and fault.flags & flag],
-            "freeze": fault.freeze.engineering(),
+            "freeze": snapshot_fields(fault.freeze),
         }
 
 

@@ -96,6 +96,7 @@ from protocol.fastpath import FlatLayout, flatten
 from protocol.formats import RECORD_HEADER
 from protocol.records import CRC_SIZE, LAYOUTS, DecodedRow, is_intact, row_bytes
 
+from .archive_path import default_archive_path as default_archive_path  # also importable from here, as before
 from .errors import ArchiveError, DeviceError, UnknownUnit, UsageError
 
 APPLICATION_ID = 0x54524C47
@@ -316,13 +317,6 @@ _DECODED_TABLES: dict[int, str] = {
     RecordType.FAULT: "faults",
     RecordType.EVENT: "events",
 }
-
-
-def default_archive_path() -> Path:
-    """``$XDG_DATA_HOME/turbolog/archive.sqlite``, else ``~/.local/share/turbolog/archive.sqlite``."""
-    data_home = os.environ.get("XDG_DATA_HOME", "")
-    base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
-    return base / "turbolog" / "archive.sqlite"
 
 
 @dataclass(frozen=True, slots=True)

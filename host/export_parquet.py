@@ -4,7 +4,8 @@
 ``turbolog[parquet]``)::
 
     OUT/units.parquet                              one row per archived log of a unit: serial,
-                                                   epoch, model, firmware, log bounds and counters
+                                                   epoch, model, firmware, log bounds, clock
+                                                   (device_time, a UTC timestamp) and counters
                                                    as last identified
     OUT/samples/model=C60/year=2006/part-0.parquet   one row per record, Hive-partitioned by
     OUT/faults/model=.../year=.../...                model and by the UTC year of the record
@@ -12,11 +13,14 @@
     OUT/other_records/...                          unknown types and lengths: header and raw bytes
 
 Record rows carry ``serial``, ``epoch`` (which archived log of the serial), ``seq``,
-``timestamp`` (UTC) and then
+``time`` (a UTC timestamp, the record's header ``timestamp``) and then
 every field of their format in wire units and wire types, named as in the
 archive (``tet1_c_x10`` is tenths of a degree; a fault's freeze-frame fields
 drop the ``freeze.`` prefix), and the record's own ``crc`` (CRC-32C), so any
-row can be packed back into the record's bytes and verified.  Rows come
+row can be packed back into the record's bytes and verified.  Every name is in
+docs/fields.md, the one vocabulary of turbolog's outputs: a wire name is the
+vocabulary's name in the unit the device logs (``operating_s``, ``energy_wh``),
+with ``_x10``/``_x100``/``_x1000`` where it logs tenths, hundredths, thousandths.  Rows come
 from :meth:`~host.archive.Archive.iter_rows` (unknown records: decoded from
 their raw bytes by :func:`protocol.records.decode_batch`), which checks every
 CRC again: a damaged record stops the export (:class:`~host.errors.ArchiveError`).  One
@@ -68,9 +72,11 @@ _UNIT_COLUMNS = (
     ("serial", "string"), ("epoch", "uint32"), ("model", "string"), ("firmware", "string"),
     ("schema_fingerprint", "uint32"),
     ("capacity_records", "uint32"), ("first_seq", "uint32"), ("next_seq", "uint32"),
-    ("device_time", "uint32"), ("operating_s", "uint32"), ("starts", "uint32"), ("trips", "uint32"),
-    ("energy_wh", "uint64"), ("record_count", "uint64"),
+    ("device_time", "timestamp"), ("operating_s", "uint32"), ("starts", "uint32"), ("trips", "uint32"),
+    ("energy_wh", "uint64"), ("records", "uint64"),
 )
+"""units.parquet's columns: each an archive ``units`` column of that name (``records``: ``record_count``);
+``timestamp`` is a UTC timestamp made of Unix seconds."""
 
 
 def _field_types(rtype: int) -> list[tuple[str, str]]:
@@ -143,14 +149,15 @@ def export_parquet(archive: Archive, out_dir: str | os.PathLike[str], serial: st
 
 
 def _units_table(pa: Any, archive: Archive, serial: str | None) -> Any:
-    names = ", ".join(name for name, _ in _UNIT_COLUMNS)
+    names = ", ".join("record_count" if name == "records" else name for name, _ in _UNIT_COLUMNS)
     rows = list(archive.query(
         f"SELECT {names} FROM units WHERE serial = :serial OR :serial IS NULL ORDER BY serial, epoch",
         {"serial": serial},
     ))
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(_UNIT_COLUMNS)
     return pa.table({
-        name: pa.array(values, getattr(pa, kind)())
+        name: pa.array(values, pa.int64()).cast(pa.timestamp("s", tz="UTC")) if kind == "timestamp"
+        else pa.array(values, getattr(pa, kind)())
         for (name, kind), values in zip(_UNIT_COLUMNS, columns, strict=True)
     })
 
@@ -167,7 +174,7 @@ def _schema(pa: Any, rtype: int | None) -> Any:
     """The columns of one dataset's files (model and year are in the directory names)."""
     return pa.schema(
         [("serial", pa.string()), ("epoch", pa.uint32()), ("seq", pa.uint32()),
-         ("timestamp", pa.timestamp("s", tz="UTC"))]
+         ("time", pa.timestamp("s", tz="UTC"))]
         + [(name, getattr(pa, kind)()) for _, name, kind in _body_fields(rtype)]
         + ([("raw", pa.binary())] if rtype is None else [])
     )
@@ -217,7 +224,7 @@ class _PartitionedWriter:
 
     def write(self, model: str, batch: Any) -> None:
         pc = self._pc
-        years = pc.year(batch.column("timestamp"))
+        years = pc.year(batch.column("time"))
         for year in pc.unique(years).to_pylist():
             key = (model, year)
             pending = self._pending.setdefault(key, [])

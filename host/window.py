@@ -20,9 +20,12 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from .archive import Archive
 from .errors import UsageError
+
+if TYPE_CHECKING:  # for annotations only: the parser imports this module, and --help stays fast
+    from .archive import Archive
 
 LAST_RECORD = "last-record"
 NOW = "now"

@@ -15,7 +15,7 @@ import math
 
 import pytest
 
-from bench import decode, emulator, fleet, latency, link, memory, serve_fleet, unpaced
+from bench import decode, emulator, fleet, latency, link, memory, serve_fleet, startup, unpaced
 from bench.figures import Figure
 
 pytestmark = pytest.mark.slow
@@ -31,6 +31,7 @@ def toy_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(latency, "ROUND_TRIPS", 50)
     monkeypatch.setattr(link, "RECORDS", 400)
     monkeypatch.setattr(link, "RUNS", ((921_600, None, 1), (921_600, link.BER, 1)))
+    monkeypatch.setattr(startup, "RUNS", 1)
     monkeypatch.setenv("TURBOLOG_FLEET_UNITS", "4")
     monkeypatch.setattr(serve_fleet, "UNITS", 12)
     monkeypatch.setattr(serve_fleet, "STREAMING", 4)
@@ -49,6 +50,7 @@ def well_formed(figures: list[Figure], count: int) -> None:
 @pytest.mark.parametrize(
     ("suite", "figures"),
     [
+        (startup.run, 2),
         (lambda: decode.run(repeats=1), 1),
         (lambda: unpaced.run(repeats=1), 3),
         (lambda: memory.run(repeats=1), 2),
@@ -58,7 +60,7 @@ def well_formed(figures: list[Figure], count: int) -> None:
         (fleet.run, 6),
         (serve_fleet.run, 5),
     ],
-    ids=["decode", "unpaced", "memory", "emulator", "latency", "link", "fleet", "serve_fleet"],
+    ids=["startup", "decode", "unpaced", "memory", "emulator", "latency", "link", "fleet", "serve_fleet"],
 )
 def test_a_bench_suite_runs_end_to_end(suite: object, figures: int) -> None:
     well_formed(suite(), figures)  # type: ignore[operator]

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from host import archive as archive_module
-from host.archive import APPLICATION_ID, MIGRATIONS, Archive, default_archive_path
+from host.archive import APPLICATION_ID, MIGRATIONS, Archive
+from host.archive_path import default_archive_path
 from host.errors import ArchiveError, DeviceError, HostError, UnknownUnit, UsageError
 from protocol.enums import EventKind, Severity, Subsystem
 from protocol.records import (
