@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from protocol.auth import REQUIRED_LEVEL, AuthenticatedRequest
+from protocol.counters import LifetimeCounters
 from protocol.enums import AccessLevel, ErrorCode, MsgType
 from protocol.errors import FrameError, MalformedMessage, UnsupportedVersion
 from protocol.formats import MAX_PAYLOAD, NONCE_LEN, PROTOCOL_VERSION
@@ -76,7 +77,6 @@ from protocol.messages import (
 from protocol.records import Snapshot
 
 from .auth import AccessControl, Challenge, Refusal
-from .nvstate import Counters
 
 MAX_STREAMS = 4
 """Streams queued or running at once; one more is answered with ERROR BUSY."""
@@ -124,7 +124,7 @@ class UnitPort(Protocol):
     @property
     def next_seq(self) -> int: ...
     @property
-    def counters(self) -> Counters: ...
+    def counters(self) -> LifetimeCounters: ...
     @property
     def log_id(self) -> bytes:
         """The log's identity, new with every new or cleared log."""

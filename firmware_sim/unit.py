@@ -37,6 +37,7 @@ from dataclasses import replace
 from types import TracebackType
 
 from protocol.auth import AuthOutcome
+from protocol.counters import LifetimeCounters
 from protocol.enums import EngineState, EventKind, GridMode
 from protocol.records import EventRecord, FaultRecord, Record, SampleRecord, Snapshot, decode_record
 
@@ -58,7 +59,6 @@ from .keystore import (
 )
 from .logstore import LogStore, seeded_log_ids
 from .models import ModelProfile, site_profile
-from .nvstate import Counters
 from .sidecar import write_identity
 from .simulator import LastSeen, Simulator
 
@@ -206,7 +206,7 @@ class Unit:
         return self._store.next_seq
 
     @property
-    def counters(self) -> Counters:
+    def counters(self) -> LifetimeCounters:
         return self._sim.counters
 
     @property
