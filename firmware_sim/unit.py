@@ -39,7 +39,15 @@ from types import TracebackType
 from protocol.auth import AuthOutcome
 from protocol.counters import LifetimeCounters
 from protocol.enums import EngineState, EventKind, GridMode
-from protocol.records import EventRecord, FaultRecord, Record, SampleRecord, Snapshot, decode_record
+from protocol.records import (
+    EventRecord,
+    FaultRecord,
+    Record,
+    SampleRecord,
+    Snapshot,
+    decode_record,
+    record_timestamp,
+)
 
 from .auth import AccessControl
 from .climate import DEFAULT_SITE, Site
@@ -85,7 +93,7 @@ class _DeviceTimeLog:
         self.offset = 0
         """Device time minus simulated time, whole seconds."""
         last = store.read(store.next_seq - 1) if store.next_seq else None
-        self.last_timestamp = int.from_bytes(last[4:8], "little") if last is not None else 0
+        self.last_timestamp = record_timestamp(last) if last is not None else 0
 
     def append(self, record: Record) -> int:
         timestamp = min(max(record.timestamp + self.offset, self.last_timestamp), _U32_MAX)

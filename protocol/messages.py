@@ -24,7 +24,7 @@ from .crc import crc32c
 from .enums import MsgType
 from .errors import LocalProtocolError, MalformedMessage
 from .framing import Frame, encode_frame
-from .records import SNAPSHOT_FIELDS, Snapshot
+from .records import CRC_SIZE, SNAPSHOT_FIELDS, DecodedRow, Snapshot, crc_fields
 
 SCHEMA_FINGERPRINT: int = crc32c(formats.schema_text().encode("ascii"))
 """CRC-32C of the canonical text of every format: changes with any format."""
@@ -236,7 +236,10 @@ MESSAGE_CLASSES: dict[int, type[Any]] = {
     )
 }
 
-_RECORDS_PREFIX = formats.RECORDS.subcons[0].sizeof()
+RECORDS_PREFIX: int = formats.RECORDS.subcons[0].sizeof()
+"""Bytes of a RECORDS payload before its records (its ``request_seq``)."""
+RECORDS_ROOM: int = formats.MAX_PAYLOAD - RECORDS_PREFIX
+"""Record bytes one RECORDS payload holds at most."""
 _PADDED_STRINGS: dict[int, tuple[str, ...]] = {
     msg_type: tuple(
         sub.name
@@ -260,9 +263,7 @@ def _to_construct(msg: Message) -> dict[str, Any]:
 def encode_payload(msg: Message) -> bytes:
     """The message's payload bytes, built by construct."""
     if isinstance(msg, Records):
-        if not 0 <= msg.request_seq <= 0xFFFF:
-            raise LocalProtocolError(f"request_seq {msg.request_seq} is outside u16")
-        return msg.request_seq.to_bytes(_RECORDS_PREFIX, "little") + msg.records
+        return records_prefix(msg.request_seq) + msg.records
     for name in _PADDED_STRINGS.get(msg.MSG_TYPE, ()):
         if "\x00" in getattr(msg, name):
             raise LocalProtocolError(f"{type(msg).__name__}.{name} contains a NUL character")
@@ -272,6 +273,14 @@ def encode_payload(msg: Message) -> bytes:
         return bytes(formats.MESSAGE_PAYLOADS[msg.MSG_TYPE].build(_to_construct(msg)))
     except (ConstructError, UnicodeError, ValueError, TypeError) as exc:
         raise LocalProtocolError(f"{type(msg).__name__} does not fit its format: {exc}") from exc
+
+
+def records_prefix(request_seq: int) -> bytes:
+    """The bytes a RECORDS payload answering request *request_seq* starts with (the device's fast
+    path: the records follow, whole, at most RECORDS_ROOM bytes of them)."""
+    if not 0 <= request_seq <= 0xFFFF:
+        raise LocalProtocolError(f"request_seq {request_seq} is outside u16")
+    return request_seq.to_bytes(RECORDS_PREFIX, "little")
 
 
 def encode_message(msg: Message, seq: int) -> bytes:
@@ -286,9 +295,9 @@ def decode_message(frame: Frame) -> Message | UnknownMessage:
         return UnknownMessage(frame.msg_type, frame.payload)
     payload = frame.payload
     if cls is Records:
-        if len(payload) < _RECORDS_PREFIX:
+        if len(payload) < RECORDS_PREFIX:
             raise MalformedMessage("RECORDS payload shorter than its header")
-        return Records(int.from_bytes(payload[:_RECORDS_PREFIX], "little"), payload[_RECORDS_PREFIX:])
+        return Records(int.from_bytes(payload[:RECORDS_PREFIX], "little"), payload[RECORDS_PREFIX:])
     fmt = formats.MESSAGE_PAYLOADS[frame.msg_type]
     try:
         parsed = fmt.parse(payload)
@@ -319,10 +328,18 @@ class RangeDigest:
         self.count = 0
 
     def update(self, raw_record: bytes) -> None:
-        self.value = crc32c(raw_record[-4:], self.value)
+        """Add one record, as its bytes."""
+        self.value = crc32c(raw_record[-CRC_SIZE:], self.value)
         self.count += 1
 
     def update_many(self, raw_records: list[bytes]) -> None:
+        """Add records, as their bytes (the device's side)."""
         if raw_records:
-            self.value = crc32c(b"".join(raw[-4:] for raw in raw_records), self.value)
+            self.value = crc32c(b"".join(raw[-CRC_SIZE:] for raw in raw_records), self.value)
             self.count += len(raw_records)
+
+    def update_rows(self, rows: list[DecodedRow]) -> None:
+        """Add records, as :func:`protocol.records.decode_rows` gives them (the reader's side)."""
+        if rows:
+            self.value = crc32c(crc_fields(rows), self.value)
+            self.count += len(rows)
