@@ -179,6 +179,13 @@ class Records(_Checked):
     records: bytes
     MSG_TYPE: ClassVar[MsgType] = MsgType.RECORDS
 
+    def __post_init__(self) -> None:
+        """The checks of every message, answered at once for the usual frame of a pull."""
+        request_seq, records = self.request_seq, self.records
+        if not (type(request_seq) is int and 0 <= request_seq <= _REQUEST_SEQ_MAX
+                and type(records) is bytes and len(records) <= RECORDS_ROOM):
+            _Checked.__post_init__(self)
+
 
 @dataclass(frozen=True, slots=True)
 class RangeEnd(_Checked):
@@ -270,6 +277,7 @@ RECORDS_PREFIX: int = formats.RECORDS.subcons[0].sizeof()
 """Bytes of a RECORDS payload before its records (its ``request_seq``)."""
 RECORDS_ROOM: int = formats.MAX_PAYLOAD - RECORDS_PREFIX
 """Record bytes one RECORDS payload holds at most."""
+_REQUEST_SEQ_MAX = (1 << 8 * RECORDS_PREFIX) - 1
 Check = Callable[[Any], str | None]
 """A field's check: what is wrong with a value for it, or None."""
 
