@@ -38,6 +38,7 @@ from types import TracebackType
 from typing import Any
 
 from protocol.auth import AuthOutcome
+from protocol.counters import LifetimeCounters
 from protocol.enums import EngineState, EventKind, GridMode
 from protocol.records import (
     EventRecord,
@@ -46,6 +47,7 @@ from protocol.records import (
     SampleRecord,
     Snapshot,
     decode_record,
+    record_timestamp,
     scan_records,
 )
 
@@ -67,7 +69,6 @@ from .keystore import (
 )
 from .logstore import LogStore, seeded_log_ids
 from .models import ModelProfile, site_profile
-from .nvstate import Counters
 from .sidecar import write_identity
 from .simulator import LastSeen, Simulator
 
@@ -94,7 +95,7 @@ class _DeviceTimeLog:
         self.offset = 0
         """Device time minus simulated time, whole seconds."""
         last = store.read(store.next_seq - 1) if store.next_seq else None
-        self.last_timestamp = int.from_bytes(last[4:8], "little") if last is not None else 0
+        self.last_timestamp = record_timestamp(last) if last is not None else 0
 
     def append(self, record: Record) -> int:
         timestamp = min(max(record.timestamp + self.offset, self.last_timestamp), _U32_MAX)
@@ -217,7 +218,7 @@ class Unit:
         return self._store.next_seq
 
     @property
-    def counters(self) -> Counters:
+    def counters(self) -> LifetimeCounters:
         return self._sim.counters
 
     @property

@@ -92,9 +92,9 @@ from typing import Any
 
 from protocol.crc import RESIDUE, crc32c
 from protocol.enums import RecordType
-from protocol.fastpath import FlatLayout, flatten
-from protocol.formats import RECORD_HEADER
-from protocol.records import CRC_SIZE, LAYOUTS, DecodedRow, is_intact, row_bytes
+from protocol.fastpath import FlatLayout
+from protocol.formats import RECORD_OVERHEAD
+from protocol.records import LAYOUTS, DecodedRow, is_intact, record_crc, record_header, row_bytes
 
 from .archive_path import default_archive_path as default_archive_path  # also importable from here, as before
 from .errors import ArchiveError, DeviceError, UnknownUnit, UsageError
@@ -102,7 +102,6 @@ from .errors import ArchiveError, DeviceError, UnknownUnit, UsageError
 APPLICATION_ID = 0x54524C47
 """``PRAGMA application_id`` of a turbolog archive: "TRLG" in ASCII."""
 
-_HEADER = flatten(RECORD_HEADER)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _PAGE_SIZE = 8192
 
@@ -242,7 +241,7 @@ def _migrate_to_v2(db: sqlite3.Connection) -> None:
     """Version 2: samples, faults and events keep the record's CRC-32C (``crc``) instead of its
     raw bytes, which are rebuilt from the columns and verified against that CRC on every read
     (146 bytes a record in the fleet benchmark, 78 after).  ``records`` loses its ``raw`` column."""
-    db.create_function("crc_field", 1, lambda raw: int.from_bytes(raw[-4:], "little"), deterministic=True)
+    db.create_function("crc_field", 1, record_crc, deterministic=True)
     db.execute("DROP VIEW records")
     for table in ("samples", "faults", "events"):
         columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})") if row[1] != "raw"]
@@ -386,7 +385,7 @@ def _column_of(field: str) -> str:
 
 def _decoded_select_sql(rtype: int, table: str, layout: FlatLayout) -> str:
     """SELECT of *table*'s rows as DecodedRows of *layout*, ``{where}`` to be filled in."""
-    constants = {"type": str(rtype), "length": str(layout.size - _HEADER.size - CRC_SIZE)}
+    constants = {"type": str(rtype), "length": str(layout.size - RECORD_OVERHEAD)}
     columns = ", ".join(constants.get(name, _column_of(name)) for name in layout.names)
     return f"SELECT {columns} FROM {table} WHERE {{where}} ORDER BY seq"
 
@@ -438,7 +437,7 @@ def _header_mismatch(serial: str, record: tuple[int, int, int, bytes]) -> UsageE
     seq, timestamp, rtype, raw = record
     return UsageError(
         f"unit {serial}: ({seq}, {timestamp}, {rtype}) is not the header of its record "
-        f"{_HEADER.struct.unpack_from(raw)[:3]}; pass scan_records' tuples unchanged"
+        f"{record_header(raw)[:3]}; pass scan_records' tuples unchanged"
     )
 
 
@@ -711,7 +710,7 @@ class Archive:
             for (crc,) in self.query(f"SELECT crc FROM {table} WHERE unit = :unit AND seq = :seq", params):
                 return int(crc)
         for (raw,) in self.query("SELECT raw FROM other_records WHERE unit = :unit AND seq = :seq", params):
-            return int.from_bytes(raw[-CRC_SIZE:], "little")
+            return record_crc(raw)
         return None
 
     # --- records -------------------------------------------------------------
@@ -744,7 +743,7 @@ class Archive:
                 if values[0] != record[0] or values[2] != record[2]:
                     raise _header_mismatch(serial, record)
             else:
-                values = (*_HEADER.struct.unpack_from(raw), raw)
+                values = (*record_header(raw), raw)
                 if values[:3] != tuple(record[:3]):
                     raise _header_mismatch(serial, record)
             rows.append(values)

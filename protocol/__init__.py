@@ -10,6 +10,9 @@ specified for other implementers in ``docs/protocol.md``.
 - :mod:`protocol.fastpath`  ``struct`` layouts derived from those formats
 - :mod:`protocol.records`   log records (sample, fault, event) and their bytes
 - :mod:`protocol.image_formats`  the flash image's headers (docs/flash-image.md), declared once
+- :mod:`protocol.flash_log`  finding the log in a flash: ring, sector scan, bounds, capacity
+- :mod:`protocol.sidecar`   the identity sidecar beside a flash image, written and read
+- :mod:`protocol.counters`  the unit's lifetime counters, as both sides keep and report them
 - :mod:`protocol.framing`   COBS framing, CRC-32C, the streaming frame decoder
 - :mod:`protocol.messages`  request/response messages and their payloads
 - :mod:`protocol.auth`      the access-control tag both sides compute (HMAC-SHA256)

@@ -17,6 +17,7 @@ whole package with one clause.  The tree separates *whose fault* it was::
     │   │   └── RecordCrcMismatch
     │   ├── MalformedMessage     a verified frame whose payload does not parse
     │   └── ImageError           a flash image whose header is foreign, corrupt or of another version
+    │       └── IdentityError    an image's identity sidecar that is foreign, of another version or schema
     ├── LocalProtocolError       our own caller asked for something impossible
     │                            (a payload over the cap, a value out of range)
     └── InventoryError           a fleet inventory (TOML or CSV) that cannot be read: the file's
@@ -94,6 +95,10 @@ class MalformedMessage(RemoteProtocolError):
 
 class ImageError(RemoteProtocolError):
     """A flash image's header is foreign, corrupt, of another version or of an impossible geometry."""
+
+
+class IdentityError(ImageError):
+    """An image's identity sidecar is not one, is of another version or schema, or names another image."""
 
 
 class LocalProtocolError(ProtocolError):
