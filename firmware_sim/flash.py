@@ -22,7 +22,8 @@ memory mapping, so every program and erase is in the file (the page cache)
 the moment it returns: a process killed at any instant leaves the flash
 exactly as it was (``flush`` matters only if the machine itself goes down).
 A chip made in memory, or by :meth:`NorFlash.copy`, has the same layout in an
-anonymous mapping.  Its layout (a header, an erase counter per sector, zero
+anonymous mapping, and pickles as its contents (a unit can live in a worker process
+and be served from another).  Its layout (a header, an erase counter per sector, zero
 padding, then the flash contents from ``data_offset``) is defined once in
 :mod:`protocol.image_formats` and specified in ``docs/flash-image.md``
 section 1; this module only uses it.
@@ -296,6 +297,13 @@ class NorFlash:
         clone._setup(self.sector_size, self.sector_count, image, self._base, None)
         return clone
 
+    def __reduce__(self) -> tuple[Callable[[int, int, int, bytes], NorFlash], tuple[int, int, int, bytes]]:
+        """A chip in memory pickles as its contents (a unit lived in another process comes back
+        whole); a chip on an image file does not: the file is the chip."""
+        if self._file is not None:
+            raise TypeError("a flash chip on an image file is not copied between processes")
+        return _chip_from_image, (self.sector_size, self.sector_count, self._base, self._image[:])
+
     # --- the image file ---------------------------------------------------
 
     def flush(self) -> None:
@@ -320,6 +328,15 @@ class NorFlash:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _chip_from_image(sector_size: int, sector_count: int, base: int, image: bytes) -> NorFlash:
+    """An in-memory chip holding *image* (header, erase counters, contents): unpickling one."""
+    chip = NorFlash.__new__(NorFlash)
+    memory = mmap.mmap(-1, len(image))
+    memory.write(image)
+    chip._setup(sector_size, sector_count, memory, base, None)
+    return chip
 
 
 def _and(old: bytes, new: bytes) -> bytes:

@@ -43,15 +43,17 @@ and the unused rest reads 0xFF::
 - A record is acknowledged (``append`` returns its seq) once its program
   returned.  A power cut loses at most the record in flight.
 
-Recovery (``LogStore(flash)``): read every sector header; the head is the valid
-header with the highest generation; the ring is the run of valid headers
-walking back from it with generations and sector indexes both decreasing by
-one (and base_seq not increasing).  Each sector's records are verified
-(CRC-32C residue and the expected seq) up to the first erased slot or the first
-record that fails: that one was torn, and ends the sector's data.  Then::
+Recovery (``LogStore(flash)``) finds the log as ``docs/flash-image.md`` section 3
+specifies, through :mod:`protocol.flash_log` (the reader of an image does the
+same): read every sector header; the head is the valid header with the highest
+generation; the ring is the run of valid headers walking back from it with
+generations and sector indexes both decreasing by one (and base_seq not
+increasing).  Each sector's records are verified (the expected seq, CRC-32C)
+up to the first erased slot or the first record that fails: that one was torn,
+and ends the sector's data.  Then::
 
     first_seq = max(head.first_seq, oldest sector's base_seq)
-    next_seq  = max(last valid record's seq + 1, head.base_seq)
+    next_seq  = head.base_seq + the valid records in the head
     counters  = the snapshot counters of the last sample or fault record in the
                 head sector, or else the head header's counters
     log_id    = the head header's
@@ -66,45 +68,39 @@ during recovery (or were programmed since) are indexed; ``read`` and
 from __future__ import annotations
 
 import hashlib
-import struct
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
-from protocol.crc import RESIDUE, crc32c
-from protocol.enums import RecordType
-from protocol.formats import LOG_ID_LEN, MAX_RECORD_BODY, RECORD_OVERHEAD
+from protocol.counters import LifetimeCounters
+from protocol.flash_log import (
+    ERASED_SEQ,
+    RingSector,
+    SectorScan,
+    capacity_records,
+    find_ring,
+    first_seq,
+    log_counters,
+    log_geometry_problem,
+    ring_stops,
+    scan_sector,
+)
+from protocol.formats import LOG_ID_LEN
 from protocol.image_formats import (
     SECTOR_HEADER_SIZE,
     SectorHeader,
     decode_sector_header,
     encode_sector_header,
 )
-from protocol.records import (
-    LAYOUTS,
-    FaultRecord,
-    Record,
-    SampleRecord,
-    Snapshot,
-    decode_record,
-    encode_record,
-)
+from protocol.records import FaultRecord, Record, SampleRecord, Snapshot, encode_record
 
 from .flash import FlashError, FlashGeometryError, NorFlash
-from .nvstate import Counters
 
-MAX_RECORD_SIZE = RECORD_OVERHEAD + MAX_RECORD_BODY
-SAMPLE_RECORD_SIZE = LAYOUTS[RecordType.SAMPLE].size
-
-_ERASED_SEQ = 0xFFFFFFFF
-"""What a record's seq field reads in erased flash; never a valid seq."""
 _GAP = 0xFFFFFFFF
 """Index entry for a seq the flash does not hold (never a record's address)."""
-_SEQ = struct.Struct("<I")
 _INVALID_HEADER = bytes(SECTOR_HEADER_SIZE)
-_SNAPSHOT_TYPES = (RecordType.SAMPLE, RecordType.FAULT)
 
 
 class LogFullError(FlashError):
@@ -115,17 +111,17 @@ LogIdSource = Callable[[int, int], bytes]
 """Makes the id of a new log from the generation of its first sector and the seq it starts at."""
 
 
-def seeded_log_ids(*seed: object) -> LogIdSource:
+class seeded_log_ids:  # noqa: N801  (used as the function it was; an object so that it pickles)
     """Log ids drawn from *seed* (a unit's simulation seed and identity): the first
     LOG_ID_LEN bytes of SHA-256 over the seed, the generation and the seq the new log
     starts at.  Reproducible for one seed; different seeds give different ids, and
-    every clear a new one (generations are never reused)."""
-    prefix = repr(seed).encode()
+    every clear a new one (generations are never reused).  A :data:`LogIdSource`."""
 
-    def new_log_id(generation: int, next_seq: int) -> bytes:
-        return hashlib.sha256(b"%s/%d/%d" % (prefix, generation, next_seq)).digest()[:LOG_ID_LEN]
+    def __init__(self, *seed: object) -> None:
+        self._prefix = repr(seed).encode()
 
-    return new_log_id
+    def __call__(self, generation: int, next_seq: int) -> bytes:
+        return hashlib.sha256(b"%s/%d/%d" % (self._prefix, generation, next_seq)).digest()[:LOG_ID_LEN]
 
 
 _UNSEEDED_LOG_IDS = seeded_log_ids()
@@ -135,11 +131,7 @@ _UNSEEDED_LOG_IDS = seeded_log_ids()
 @dataclass(slots=True)
 class _Sector:
     index: int
-    generation: int
-    base_seq: int
-    first_seq: int
-    counters: Counters
-    log_id: bytes
+    header: SectorHeader
     count: int = 0
     """Valid records in the sector."""
 
@@ -153,13 +145,9 @@ class LogStore:
     """
 
     def __init__(self, flash: NorFlash, *, new_log_id: LogIdSource = _UNSEEDED_LOG_IDS) -> None:
-        if flash.sector_count < 2:
-            raise FlashGeometryError("a log needs at least 2 sectors")
-        if flash.sector_size < SECTOR_HEADER_SIZE + MAX_RECORD_SIZE:
-            raise FlashGeometryError(
-                f"a log sector must hold its header and the largest record "
-                f"({SECTOR_HEADER_SIZE + MAX_RECORD_SIZE} bytes), not {flash.sector_size}"
-            )
+        problem = log_geometry_problem(flash.sector_size, flash.sector_count)
+        if problem is not None:
+            raise FlashGeometryError(problem)
         self._flash = flash
         self._new_log_id = new_log_id
         self._unborn_log_id: bytes | None = None
@@ -178,7 +166,9 @@ class LogStore:
         self._sector_end = 0
         """The head has room for records in [_write_at, _sector_end); both 0 before the first sector."""
         self._last_snapshot: Snapshot | None = None
-        """Snapshot of the newest sample or fault record in the head sector, if any."""
+        """Snapshot of the newest sample or fault record appended to the head sector, if any."""
+        self._head_counters = LifetimeCounters()
+        """The counters without such a snapshot: the head's when opened, or as recovered."""
         self._recover()
 
     # --- state ------------------------------------------------------------
@@ -197,31 +187,30 @@ class LogStore:
     def capacity_records(self) -> int:
         """Sample records the log is sure to hold: all sectors but the one
         being evicted, full of 68-byte samples."""
-        per_sector = (self._flash.sector_size - SECTOR_HEADER_SIZE) // SAMPLE_RECORD_SIZE
-        return (self._flash.sector_count - 1) * per_sector
+        return capacity_records(self._flash.sector_size, self._flash.sector_count)
 
     @property
     def log_id(self) -> bytes:
         """The log's identity; a new one after every :meth:`clear`."""
         if self._ring:
-            return self._ring[-1].log_id
+            return self._ring[-1].header.log_id
         if self._unborn_log_id is None:
             self._unborn_log_id = self._new_log_id(0, self._next_seq)
         return self._unborn_log_id
 
     @property
-    def counters(self) -> Counters:
+    def counters(self) -> LifetimeCounters:
         """Lifetime counters of the newest durable record that carries a snapshot."""
         if self._last_snapshot is not None:
-            return Counters.from_snapshot(self._last_snapshot)
-        return self._ring[-1].counters if self._ring else Counters()
+            return LifetimeCounters.from_snapshot(self._last_snapshot)
+        return self._head_counters
 
     # --- writing ----------------------------------------------------------
 
     def append(self, record: Record) -> int:
         """Give *record* the next seq, program it, and return the seq once it is durable."""
         seq = self._next_seq
-        if seq == _ERASED_SEQ:
+        if seq == ERASED_SEQ:
             raise LogFullError("the log has used every seq")
         raw = encode_record(record if record.seq == seq else replace(record, seq=seq))
         size = len(raw)
@@ -251,21 +240,25 @@ class LogStore:
         counters = self.counters
         if ring:
             index = (ring[-1].index + 1) % flash.sector_count
-            generation = ring[-1].generation + 1
-            log_id = self._new_log_id(generation, self._next_seq) if new_log else ring[-1].log_id
+            generation = ring[-1].header.generation + 1
+            log_id = self._new_log_id(generation, self._next_seq) if new_log else ring[-1].header.log_id
         else:
             index = generation = 0
             log_id = self.log_id
         if len(ring) == flash.sector_count:
             flash.program(ring.popleft().index * flash.sector_size, _INVALID_HEADER)
-            first_seq = max(first_seq, ring[0].base_seq)
+            first_seq = max(first_seq, ring[0].header.base_seq)
         if not flash.is_erased(index):
             flash.erase(index)
-        sector = _Sector(index, generation, self._next_seq, first_seq, counters, log_id)
-        flash.program(index * flash.sector_size, _pack_header(sector))
-        ring.append(sector)
+        header = SectorHeader(
+            generation, self._next_seq, first_seq, counters.operating_s, counters.starts, counters.trips,
+            counters.energy_wh, log_id,
+        )
+        flash.program(index * flash.sector_size, encode_sector_header(header))
+        ring.append(_Sector(index, header))
         self._set_first_seq(first_seq)
         self._last_snapshot = None
+        self._head_counters = counters
         self._write_at = index * flash.sector_size + SECTOR_HEADER_SIZE
         self._sector_end = (index + 1) * flash.sector_size
 
@@ -310,57 +303,33 @@ class LogStore:
 
     def _recover(self) -> None:
         flash = self._flash
-        headers = [_unpack_header(flash.read(i * flash.sector_size, SECTOR_HEADER_SIZE), i)
-                   for i in range(flash.sector_count)]
-        valid = [sector for sector in headers if sector is not None]
-        if not valid:
+        size = flash.sector_size
+        ring = find_ring([decode_sector_header(flash.read(i * size, SECTOR_HEADER_SIZE))
+                          for i in range(flash.sector_count)])
+        if not ring:
             return
-        head = max(valid, key=lambda sector: sector.generation)
-        ring = [head]
-        for back in range(1, flash.sector_count):
-            older = headers[(head.index - back) % flash.sector_count]
-            if older is None or older.generation != head.generation - back:
-                break
-            if older.base_seq > ring[-1].base_seq:
-                break
-            ring.append(older)
-        ring.reverse()
-        self._ring.extend(ring)
-        self._first_seq = self._index_base = max(head.first_seq, ring[0].base_seq)
-        for sector, newer in pairwise(ring):
-            self._scan(sector, newer.base_seq)
-        end = self._scan(head, _ERASED_SEQ)
-        self._next_seq = head.base_seq + head.count
+        self._first_seq = self._index_base = first_seq(ring)
+        for sector, stop in zip(ring, ring_stops(ring), strict=True):
+            scan = self._index_sector(sector, stop)
+        head = self._ring[-1]
+        self._next_seq = head.header.base_seq + head.count
         self._pad_index(self._next_seq)
-        self._sector_end = (head.index + 1) * flash.sector_size
+        end = head.index * size + scan.offsets[-1]
+        self._sector_end = (head.index + 1) * size
         clean = flash.read(end, self._sector_end - end) == b"\xff" * (self._sector_end - end)
         self._write_at = end if clean else self._sector_end
-        self._last_snapshot = self._newest_snapshot(head)
+        self._head_counters = log_counters(head.header, scan.rows)
 
-    def _scan(self, sector: _Sector, stop_seq: int) -> int:
-        """Verify and index the sector's records below *stop_seq*; return the
-        address after the last valid one."""
-        sector_size = self._flash.sector_size
-        start = sector.index * sector_size
-        data = self._flash.read(start, sector_size)
-        unpack_seq = _SEQ.unpack_from
-        add_address, add_size = self._address.append, self._size.append
-        index_from = self._index_base
-        pos, seq = SECTOR_HEADER_SIZE, sector.base_seq
-        self._pad_index(seq)
-        while seq < stop_seq and pos + RECORD_OVERHEAD <= sector_size:
-            found = unpack_seq(data, pos)[0]
-            if found == _ERASED_SEQ:
-                break
-            end = pos + RECORD_OVERHEAD + data[pos + 9]
-            if found != seq or end > sector_size or crc32c(data[pos:end]) != RESIDUE:
-                break
-            if seq >= index_from:
-                add_address(start + pos)
-                add_size(end - pos)
-            pos, seq = end, seq + 1
-        sector.count = seq - sector.base_seq
-        return start + pos
+    def _index_sector(self, sector: RingSector, stop_seq: int) -> SectorScan:
+        """Verify and index the sector's records below *stop_seq*, and add it to the ring."""
+        start = sector.index * self._flash.sector_size
+        scan = scan_sector(self._flash.read(start, self._flash.sector_size), sector.header.base_seq, stop_seq)
+        self._pad_index(sector.header.base_seq)
+        held = scan.offsets[max(self._index_base - sector.header.base_seq, 0) :]
+        self._address.extend([start + offset for offset in held[:-1]])
+        self._size.extend([end - offset for offset, end in pairwise(held)])
+        self._ring.append(_Sector(sector.index, sector.header, len(scan.rows)))
+        return scan
 
     def _pad_index(self, seq: int) -> None:
         """Mark the seqs from the end of the index up to *seq* as not held."""
@@ -368,30 +337,3 @@ class LogStore:
         if missing > 0:
             self._address.extend([_GAP] * missing)
             self._size.extend([0] * missing)
-
-    def _newest_snapshot(self, head: _Sector) -> Snapshot | None:
-        for seq in range(head.base_seq + head.count - 1, head.base_seq - 1, -1):
-            raw = self.read(seq)
-            if raw is not None and raw[8] in _SNAPSHOT_TYPES:
-                record = decode_record(raw)
-                if isinstance(record, SampleRecord):
-                    return record.snapshot
-                if isinstance(record, FaultRecord):
-                    return record.freeze
-        return None
-
-
-def _pack_header(sector: _Sector) -> bytes:
-    c = sector.counters
-    return encode_sector_header(SectorHeader(
-        sector.generation, sector.base_seq, sector.first_seq, c.operating_s, c.starts, c.trips, c.energy_wh,
-        sector.log_id,
-    ))
-
-
-def _unpack_header(raw: bytes, index: int) -> _Sector | None:
-    header = decode_sector_header(raw)
-    if header is None:
-        return None
-    counters = Counters(header.operating_s, header.starts, header.trips, header.energy_wh)
-    return _Sector(index, header.generation, header.base_seq, header.first_seq, counters, header.log_id)

@@ -45,11 +45,13 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from protocol.auth import REQUIRED_LEVEL, AuthenticatedRequest
+from protocol.counters import LifetimeCounters
 from protocol.enums import AccessLevel, ErrorCode, MsgType
 from protocol.errors import FrameError, MalformedMessage, UnsupportedVersion
-from protocol.formats import MAX_PAYLOAD, NONCE_LEN, PROTOCOL_VERSION
+from protocol.formats import NONCE_LEN, PROTOCOL_VERSION
 from protocol.framing import Frame, FrameDecoder, encode_frame
 from protocol.messages import (
+    RECORDS_ROOM,
     SCHEMA_FINGERPRINT,
     Abort,
     AbortResponse,
@@ -72,11 +74,11 @@ from protocol.messages import (
     ReadSet,
     decode_message,
     encode_message,
+    records_prefix,
 )
-from protocol.records import Snapshot
+from protocol.records import Snapshot, record_seq
 
 from .auth import AccessControl, Challenge, Refusal
-from .nvstate import Counters
 
 MAX_STREAMS = 4
 """Streams queued or running at once; one more is answered with ERROR BUSY."""
@@ -88,9 +90,6 @@ host that sends without reading cannot make the device hold more."""
 REQUEST_TYPES = frozenset(t for t in MsgType if t < 0x80)
 """Message types the device handles; every other verified frame is UNKNOWN_MESSAGE."""
 
-_REQUEST_SEQ_SIZE = 2
-_RECORDS_ROOM = MAX_PAYLOAD - _REQUEST_SEQ_SIZE
-"""Record bytes that fit in one RECORDS payload after its request_seq."""
 _MAX_DETAIL = 255
 """An ERROR detail is a u8-prefixed UTF-8 string."""
 _PROTECTED_LEVELS = frozenset(AccessLevel) - {AccessLevel.READ}
@@ -124,7 +123,7 @@ class UnitPort(Protocol):
     @property
     def next_seq(self) -> int: ...
     @property
-    def counters(self) -> Counters: ...
+    def counters(self) -> LifetimeCounters: ...
     @property
     def log_id(self) -> bytes:
         """The log's identity, new with every new or cleared log."""
@@ -162,10 +161,6 @@ def _normalised(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged or [(0, 0)]
 
 
-def _seq_of(raw: bytes) -> int:
-    return int.from_bytes(raw[:4], "little")
-
-
 class _Stream:
     """One READ_RANGE or READ_SET: its ranges, where it is, what it sent.
 
@@ -185,9 +180,9 @@ class _Stream:
 
     def __init__(self, request_seq: int, ranges: list[tuple[int, int]], max_payload: int = 0) -> None:
         self.request_seq = request_seq
-        self._room = max_payload if 0 < max_payload < _RECORDS_ROOM else _RECORDS_ROOM
+        self._room = max_payload if 0 < max_payload < RECORDS_ROOM else RECORDS_ROOM
         """Record bytes per frame: the reader's max_payload, or all that fit."""
-        self._prefix = request_seq.to_bytes(_REQUEST_SEQ_SIZE, "little")
+        self._prefix = records_prefix(request_seq)
         self._ranges = ranges
         """``(start, stop)`` pairs, stop exclusive, sorted and disjoint (:func:`_normalised`)."""
         self._index = 0
@@ -228,7 +223,7 @@ class _Stream:
                 size = len(raw)
                 if size > room and batch:
                     self._held = raw
-                    self._pos = _seq_of(raw)
+                    self._pos = record_seq(raw)
                     return self._payload(batch)
                 add(raw)
                 room -= size

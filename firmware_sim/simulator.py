@@ -44,7 +44,7 @@ start the unit again, while a lockout fault (or more trips within the
 model's restart window than it allows) holds it in FAULT_LOCKOUT until a
 technician clears everything after a seeded repair time.
 
-Counters: ``operating_s`` counts time with the shaft above 0 rpm, ``starts``
+Lifetime counters: ``operating_s`` counts time with the shaft above 0 rpm, ``starts``
 every start from STAND_BY, ``trips`` every shutdown-class fault, and
 ``energy_wh`` the exported (positive) power, integrated between samples and
 events.
@@ -68,6 +68,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from protocol.counters import LifetimeCounters
 from protocol.enums import EngineState, EventKind, GridMode, Severity
 from protocol.formats import RUNUP_POINTS
 from protocol.records import EventRecord, FaultRecord, SampleRecord, Snapshot
@@ -94,7 +95,7 @@ from .faults import (
     start_failure_probability,
 )
 from .models import ModelProfile, trip_limits
-from .nvstate import Counters, LogSink
+from .nvstate import LogSink
 from .recuperator import Recuperator
 from .runup import RUNUP_INTERVAL_S, Lookback, runup_records
 from .service import SERVICE_INTERVAL_H, WEAR_STEP_H, ServiceKind, next_service_s, service_at, wear_at
@@ -187,7 +188,7 @@ class Simulator:
         duty: str = "baseload",
         mode: GridMode = GridMode.GRID_CONNECT,
         sample_interval_s: int = 900,
-        counters: Counters | None = None,
+        counters: LifetimeCounters | None = None,
         scripted_faults: Sequence[ScriptedFault] = (),
         site: Site = DEFAULT_SITE,
         last_seen: LastSeen | None = None,
@@ -201,7 +202,7 @@ class Simulator:
         self.site = site
         self.sample_interval_s = sample_interval_s
         self.now = float(start_time)
-        restored = counters if counters is not None else Counters()
+        restored = counters if counters is not None else LifetimeCounters()
 
         self._log = log
         self._climate = Climate(site, seed=seed)
@@ -276,12 +277,12 @@ class Simulator:
         return self._engine.rated_w
 
     @property
-    def counters(self) -> Counters:
+    def counters(self) -> LifetimeCounters:
         """The lifetime counters now."""
         dt = self.now - self._t_i
         operating = self._op_s + dt if self._engine.turning else self._op_s
         energy = self._energy_wh + self._p_i * dt / 3600
-        return Counters(int(operating), self._starts, self._trips, int(energy))
+        return LifetimeCounters(int(operating), self._starts, self._trips, int(energy))
 
     @property
     def scripted_unraised(self) -> tuple[ScriptedFault, ...]:

@@ -35,8 +35,10 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from types import TracebackType
+from typing import Any
 
 from protocol.auth import AuthOutcome
+from protocol.counters import LifetimeCounters
 from protocol.enums import EngineState, EventKind, GridMode
 from protocol.records import (
     EventRecord,
@@ -46,6 +48,8 @@ from protocol.records import (
     SampleRecord,
     Snapshot,
     decode_record,
+    record_timestamp,
+    scan_records,
 )
 
 from .auth import AccessControl
@@ -66,7 +70,6 @@ from .keystore import (
 )
 from .logstore import LogStore, seeded_log_ids
 from .models import ModelProfile, site_profile
-from .nvstate import Counters
 from .sidecar import write_identity
 from .simulator import LastSeen, Simulator
 
@@ -93,12 +96,14 @@ class _DeviceTimeLog:
         self.offset = 0
         """Device time minus simulated time, whole seconds."""
         last = store.read(store.next_seq - 1) if store.next_seq else None
-        self.last_timestamp = int.from_bytes(last[4:8], "little") if last is not None else 0
+        self.last_timestamp = record_timestamp(last) if last is not None else 0
 
     def append(self, record: Record) -> int:
         timestamp = min(max(record.timestamp + self.offset, self.last_timestamp), _U32_MAX)
         self.last_timestamp = timestamp
-        return self._store.append(replace(record, timestamp=timestamp))
+        if timestamp != record.timestamp:  # a clock set or a clamp; most records keep theirs
+            record = replace(record, timestamp=timestamp)
+        return self._store.append(record)
 
 
 def last_seen(store: LogStore) -> LastSeen | None:
@@ -216,7 +221,7 @@ class Unit:
         return self._store.next_seq
 
     @property
-    def counters(self) -> Counters:
+    def counters(self) -> LifetimeCounters:
         return self._sim.counters
 
     @property
@@ -351,6 +356,7 @@ def build_unit(
     max_window: int = DEFAULT_MAX_WINDOW,
     site: Site = DEFAULT_SITE,
     random_bytes: RandomBytes = os.urandom,
+    simulated: dict[str, Any] | None = None,
 ) -> Unit:
     """A unit of *model* on a flash in memory, or in the image at *flash_path*.
 
@@ -361,7 +367,8 @@ def build_unit(
     the unit's first start (no keys on it yet) new keys are drawn from
     *random_bytes* and saved.  An image gets its identity sidecar
     (:mod:`firmware_sim.sidecar`) beside it, so that it can be read out like
-    any unit's.  The unit owns both chips: close the unit to close them.
+    any unit's (with *simulated*, how the unit was simulated, when given).  The unit owns both
+    chips: close the unit to close them.
     """
     profile = site_profile(model, site)
     if flash_path is None:
@@ -387,9 +394,33 @@ def build_unit(
             max_window=max_window, site=site, flash=flash, key_flash=key_flash,
         )
         if flash_path is not None:
-            write_identity(flash_path, serial, profile.name, unit.firmware)
+            write_identity(flash_path, serial, profile.name, unit.firmware, simulated)
         return unit
     except BaseException:
         for chip in chips:
             chip.close()
         raise
+
+
+def image_times(path: str | os.PathLike[str] | None) -> tuple[float | None, float | None]:
+    """(commissioned, newest) record timestamps of an existing image, to resume from the newest.
+
+    The unit was commissioned at its first record (seq 0) while the log still holds it;
+    after a clear or an eviction that is unknown (None) and ``--start`` stands for it.
+    """
+    if path is None or not os.path.exists(path) or os.path.getsize(path) == 0:
+        return None, None
+    with NorFlash.open(path) as flash:
+        store = LogStore(flash)
+        if store.next_seq == store.first_seq:
+            return None, None
+        first = store.read(0) if store.first_seq == 0 else None
+        last = store.read(store.next_seq - 1)
+    return _timestamp(first), _timestamp(last)
+
+
+def _timestamp(raw: bytes | None) -> float | None:
+    if raw is None:
+        return None
+    good, _ = scan_records(raw)  # the record header as protocol defines it
+    return float(good[0][1]) if good else None

@@ -66,6 +66,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from protocol.counters import LifetimeCounters, counters_of_row
 from protocol.enums import (
     EngineState,
     EventFlag,
@@ -91,6 +92,7 @@ from protocol.records import (
 from .archive import Archive
 from .errors import ArchiveError, UsageError
 from .failures import TRIPS, FailurePolicy
+from .fields import snapshot_fields
 from .reliability import MtbfEstimate, availability, mtbf
 
 CONFIDENCE = 0.90
@@ -110,45 +112,13 @@ def _hours(value: float) -> float:
     return round(value, 3)
 
 
-@dataclass(frozen=True, slots=True)
-class Counters:
-    """The lifetime counters of a unit, in engineering units."""
-
-    operating_hours: float
-    starts: int
-    kwh: float
-    trips: int
-
-    @classmethod
-    def from_wire(cls, operating_s: int, starts: int, trips: int, energy_wh: int) -> Counters:
-        return cls(operating_s / 3600, starts, energy_wh / 1000, trips)
-
-    def plus(self, other: Counters, less: Counters | None = None) -> Counters:
-        """These counters with *other*'s added, less what *less* had counted already (never below 0)."""
-        base = less or Counters(0.0, 0, 0.0, 0)
-        return Counters(
-            self.operating_hours + max(other.operating_hours - base.operating_hours, 0.0),
-            self.starts + max(other.starts - base.starts, 0),
-            self.kwh + max(other.kwh - base.kwh, 0.0),
-            self.trips + max(other.trips - base.trips, 0),
-        )
-
-    def at_least(self, other: Counters) -> bool:
-        """True when no counter here is below the same counter in *other*."""
-        return (
-            self.operating_hours >= other.operating_hours
-            and self.starts >= other.starts
-            and self.kwh >= other.kwh
-            and self.trips >= other.trips
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "operating_hours": _hours(self.operating_hours),
-            "starts": self.starts,
-            "kwh": self.kwh,
-            "trips": self.trips,
-        }
+def _counters_json(counters: LifetimeCounters) -> dict[str, Any]:
+    return {
+        "operating_hours": _hours(counters.operating_hours),
+        "starts": counters.starts,
+        "energy_kwh": counters.kwh,
+        "trips": counters.trips,
+    }
 
 
 BASES = ("archive", "lifetime")
@@ -167,7 +137,7 @@ def check_basis(basis: str, policy: FailurePolicy) -> None:
         )
 
 
-def _estimate(basis: str, exposure: float, failures: int, counters: Counters) -> MtbfEstimate:
+def _estimate(basis: str, exposure: float, failures: int, counters: LifetimeCounters) -> MtbfEstimate:
     if basis == "lifetime":
         return mtbf(counters.operating_hours, counters.trips, CONFIDENCE)
     return mtbf(exposure, failures, CONFIDENCE)
@@ -228,10 +198,10 @@ class UnitSummary(_Availability):
     evicted: int
     first_record: int | None
     last_record: int | None
-    counters: Counters
+    counters: LifetimeCounters
     counters_from: str
     """"records" or "identify"."""
-    identify: Counters
+    identify: LifetimeCounters
     faults_by_severity: dict[int, int]
     faults_by_code: dict[int, int]
     failures: int
@@ -265,7 +235,7 @@ class UnitSummary(_Availability):
     def counters_consistent(self) -> bool:
         if self.parts:
             return all(part.counters_consistent for part in self.parts)
-        return self.identify.at_least(self.counters)
+        return self.identify.dominates(self.counters)
 
     def epoch_json(self) -> dict[str, Any]:
         """This epoch in a few keys, for the list of epochs of a serial."""
@@ -276,7 +246,7 @@ class UnitSummary(_Availability):
             "records": self.records,
             "first_record": _iso(self.first_record),
             "last_record": _iso(self.last_record),
-            **self.counters.to_json(),
+            **_counters_json(self.counters),
             "counters_consistent": self.counters_consistent,
         }
 
@@ -290,9 +260,9 @@ class UnitSummary(_Availability):
             "evicted": self.evicted,
             "first_record": _iso(self.first_record),
             "last_record": _iso(self.last_record),
-            **self.counters.to_json(),
+            **_counters_json(self.counters),
             "counters_from": self.counters_from,
-            "identify": self.identify.to_json(),
+            "identify": _counters_json(self.identify),
             "counters_consistent": self.counters_consistent,
             "faults_by_severity": _severity_json(self.faults_by_severity),
             "faults_by_code": {str(code): self.faults_by_code[code] for code in sorted(self.faults_by_code)},
@@ -395,11 +365,11 @@ class ModelSummary(_Availability):
                 by_subsystem[subsystem] += count
         exposure = sum(unit.exposure_hours for unit in members)
         failures = sum(unit.failures for unit in members)
-        lifetime = Counters(
-            sum(unit.counters.operating_hours for unit in members),
+        lifetime = LifetimeCounters(
+            sum(unit.counters.operating_s for unit in members),
             sum(unit.counters.starts for unit in members),
-            sum(unit.counters.kwh for unit in members),
             sum(unit.counters.trips for unit in members),
+            sum(unit.counters.energy_wh for unit in members),
         )
         return cls(
             model=model,
@@ -434,7 +404,7 @@ class ModelSummary(_Availability):
             "units": self.units,
             "operating_hours": _hours(self.operating_hours),
             "starts": self.starts,
-            "kwh": self.kwh,
+            "energy_kwh": self.kwh,
             "trips": self.trips,
             "records": self.records,
             "faults_by_severity": _severity_json(self.faults_by_severity),
@@ -518,10 +488,6 @@ def _field_indexes(rtype: int, *names: str) -> tuple[int, ...]:
     return tuple(fields.index(name if name in fields else f"freeze.{name}") for name in names)
 
 
-_COUNTER_FIELDS = ("operating_s", "starts", "trips", "energy_wh")
-_COUNTERS_AT = {
-    rtype: _field_indexes(rtype, *_COUNTER_FIELDS) for rtype in (RecordType.SAMPLE, RecordType.FAULT)
-}
 _CODE, _SEVERITY, _SUBSYSTEM, _FLAGS, _FAULT_STATE = _field_indexes(
     RecordType.FAULT, "code", "severity", "subsystem", "flags", "state"
 )
@@ -546,7 +512,7 @@ def _combine(parts: list[UnitSummary]) -> UnitSummary:
     """The epochs of one serial (oldest first) added up (module docstring); one epoch as it is."""
     if len(parts) == 1:
         return parts[0]
-    counters = Counters(0.0, 0, 0.0, 0)
+    counters = LifetimeCounters()
     for before, part in zip([None, *parts], parts, strict=False):
         counters = counters.plus(part.counters, before.counters if before and part.continues else None)
     by_severity: dict[int, int] = defaultdict(int)
@@ -642,19 +608,17 @@ def _ends(
     archive: Archive, unit: int, serial: str, faults: list[DecodedRow], epoch: int
 ) -> list[tuple[Any, ...]]:
     """First and last record of each table of *epoch*: (carries counters, seq, timestamp, counters)."""
-    rows = [(RecordType.FAULT, row) for row in (faults[:1] + faults[1:][-1:])]
+    rows = faults[:1] + faults[1:][-1:]
     for rtype, table in ((RecordType.SAMPLE, "samples"), (RecordType.EVENT, "events")):
-        rows += [
-            (rtype, row)
-            for row in archive.iter_rows(serial, rtype, _ENDS_WHERE.format(table=table), epoch=epoch)
-        ]
+        rows += archive.iter_rows(serial, rtype, _ENDS_WHERE.format(table=table), epoch=epoch)
     ends: list[tuple[Any, ...]] = []
-    for rtype, row in rows:
-        counters = _COUNTERS_AT.get(rtype)
+    for row in rows:
+        counters = counters_of_row(row)
         if counters is None:
             ends.append((0, row[0], row[1], None, None, None, None))
         else:
-            ends.append((1, row[0], row[1], *(row[i] for i in counters)))
+            ends.append((1, row[0], row[1], counters.operating_s, counters.starts, counters.trips,
+                         counters.energy_wh))
     others = f"SELECT seq, raw FROM other_records WHERE unit = :unit AND {_ENDS_WHERE}"
     for seq, raw in archive.query(others.format(table="other_records"), {"unit": unit}):
         damaged = f"archive {archive.path}: record {seq} of unit {serial}"
@@ -745,11 +709,11 @@ def _summarise(
     failures: int,
 ) -> UnitSummary:
     _, serial, model, firmware, record_count, operating_s, starts, trips, energy_wh = unit
-    identify = Counters.from_wire(operating_s, starts, trips, energy_wh)
+    identify = LifetimeCounters(operating_s, starts, trips, energy_wh)
     with_counters = sorted(end[1:] for end in ends if end[0])
     if with_counters:
         first, last = with_counters[0], with_counters[-1]
-        counters, counters_from = Counters.from_wire(*last[2:]), "records"
+        counters, counters_from = LifetimeCounters(*last[2:]), "records"
         exposure = (last[2] - first[2]) / 3600
         exposure_starts = last[3] - first[3]
     else:
@@ -813,7 +777,7 @@ class FaultEntry:
             "level": fault.severity,
             "subsystem": name_of(Subsystem, fault.subsystem),
             "flags": [flag.name for flag in EventFlag if flag and fault.flags & flag],
-            "freeze": fault.freeze.engineering(),
+            "freeze": snapshot_fields(fault.freeze),
             "runup": [_runup_json(runup) for runup in self.runups],
         }
 
@@ -824,11 +788,10 @@ def _runup_json(runup: RunupRecord) -> dict[str, Any]:
     series = runup.series()
     return {
         "channel": name_of(RunupChannel, runup.channel),
-        "key": spec.key if spec is not None else None,
-        "unit": spec.unit if spec is not None else None,
+        "runup_unit": spec.unit if spec is not None else None,
         "interval_s": runup.interval_s,
-        "start": _iso(series[0][0]) if series else None,
-        "values": [value for _, value in series],
+        "runup_start": _iso(series[0][0]) if series else None,
+        "runup_values": [value for _, value in series],
     }
 
 

@@ -96,25 +96,26 @@ from typing import Any
 
 from protocol.crc import RESIDUE, crc32c
 from protocol.enums import RecordType
-from protocol.fastpath import FlatLayout, flatten
-from protocol.formats import RECORD_HEADER
+from protocol.fastpath import FlatLayout
+from protocol.formats import RECORD_OVERHEAD
 from protocol.records import (
-    CRC_SIZE,
     EARLIER_LAYOUTS,
     LAYOUTS,
     DecodedRow,
     decode_rows,
     is_intact,
+    record_crc,
+    record_header,
     row_bytes,
     row_packer,
 )
 
+from .archive_path import default_archive_path as default_archive_path  # also importable from here, as before
 from .errors import ArchiveError, DeviceError, UnknownUnit, UsageError
 
 APPLICATION_ID = 0x54524C47
 """``PRAGMA application_id`` of a turbolog archive: "TRLG" in ASCII."""
 
-_HEADER = flatten(RECORD_HEADER)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _PAGE_SIZE = 8192
 
@@ -254,7 +255,7 @@ def _migrate_to_v2(db: sqlite3.Connection) -> None:
     """Version 2: samples, faults and events keep the record's CRC-32C (``crc``) instead of its
     raw bytes, which are rebuilt from the columns and verified against that CRC on every read
     (146 bytes a record in the fleet benchmark, 78 after).  ``records`` loses its ``raw`` column."""
-    db.create_function("crc_field", 1, lambda raw: int.from_bytes(raw[-4:], "little"), deterministic=True)
+    db.create_function("crc_field", 1, record_crc, deterministic=True)
     db.execute("DROP VIEW records")
     for table in ("samples", "faults", "events"):
         columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})") if row[1] != "raw"]
@@ -386,13 +387,6 @@ RECORD_TABLES: tuple[str, ...] = (*_DECODED_TABLES.values(), "other_records")
 """Every table holding records: one per known type, then the rest."""
 
 
-def default_archive_path() -> Path:
-    """``$XDG_DATA_HOME/turbolog/archive.sqlite``, else ``~/.local/share/turbolog/archive.sqlite``."""
-    data_home = os.environ.get("XDG_DATA_HOME", "")
-    base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
-    return base / "turbolog" / "archive.sqlite"
-
-
 @dataclass(frozen=True, slots=True)
 class UnitRow:
     """A unit as the archive knows it: its last IDENTIFY, and how many records are stored."""
@@ -464,7 +458,7 @@ def column_of(field: str) -> str:
 def _decoded_select_sql(rtype: int, table: str, layout: FlatLayout) -> str:
     """SELECT of *table*'s rows as DecodedRows of *layout*, ``{where}`` to be filled in.  A row of
     an earlier firmware's record (its missing fields NULL) gets that record's body length."""
-    length = str(layout.size - _HEADER.size - CRC_SIZE)
+    length = str(layout.size - RECORD_OVERHEAD)
     for (earlier_type, earlier_length), earlier in EARLIER_LAYOUTS.items():
         if earlier_type == rtype:
             first_missing = column_of(layout.names[-1 - earlier.missing])
@@ -521,7 +515,7 @@ def _header_mismatch(serial: str, record: tuple[int, int, int, bytes]) -> UsageE
     seq, timestamp, rtype, raw = record
     return UsageError(
         f"unit {serial}: ({seq}, {timestamp}, {rtype}) is not the header of its record "
-        f"{_HEADER.struct.unpack_from(raw)[:3]}; pass scan_records' tuples unchanged"
+        f"{record_header(raw)[:3]}; pass scan_records' tuples unchanged"
     )
 
 
@@ -794,7 +788,7 @@ class Archive:
             for (crc,) in self.query(f"SELECT crc FROM {table} WHERE unit = :unit AND seq = :seq", params):
                 return int(crc)
         for (raw,) in self.query("SELECT raw FROM other_records WHERE unit = :unit AND seq = :seq", params):
-            return int.from_bytes(raw[-CRC_SIZE:], "little")
+            return record_crc(raw)
         return None
 
     # --- records -------------------------------------------------------------

@@ -22,24 +22,25 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from protocol.enums import EngineState, Severity, name_of
-from protocol.messages import IdentifyResponse
-
-from .analytics import fault_list, unit_summary
-from .archive import Archive, default_archive_path
-from .auth import withhold_keys
-from .driver import Client
+from .archive_path import default_archive_path
 from .errors import ArchiveError, DeviceError, HostError, Interrupted, OutputError, UsageError
-from .export import EXPORTERS, export
 from .output_file import STDOUT, describe, output_file
-from .pending import Pending, pending
-from .pull import PullProgress, Resume, pull
 from .terminal import ProgressBar, Style, duration, human_bytes, printable, table
-from .transport import open_port
 from .window import HELP as WINDOW_HELP
 from .window import LAST_RECORD, RELATIVE_TO, Window, moment_type, resolve
+
+if TYPE_CHECKING:
+    from protocol.messages import IdentifyResponse
+
+    from .archive import Archive
+    from .driver import Client
+    from .pending import Pending
+    from .pull import PullProgress, Resume
+
+# The protocol package, the archive, the driver and the exporters are imported by the commands
+# that use them, not here: `turbolog --help` and `--version` stay fast (`make bench`, startup).
 
 EXIT_CODES = """
 exit codes:
@@ -183,6 +184,8 @@ def positive_int(text: str) -> int:
 
 
 def severity_type(text: str) -> int:
+    from protocol.enums import Severity
+
     if text.isdigit():
         return int(text)
     try:
@@ -235,7 +238,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        super().error(withhold_keys(message))
+        super().error(_withhold_keys(message))
 
 
 class _Version(argparse.Action):
@@ -254,6 +257,22 @@ class _Version(argparse.Action):
             installed = "(not installed: no package metadata)"
         print(f"{parser.prog} {installed}")
         parser.exit()
+
+
+class _ExportFormats(Sequence[str]):
+    """The names in :data:`host.export.EXPORTERS`, looked up only when argparse needs them (parsing
+    ``export``, or its ``--help``): importing the exporters takes longer than the rest of ``--help``."""
+
+    def _names(self) -> list[str]:
+        from .export import EXPORTERS
+
+        return sorted(EXPORTERS)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,7 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
         "export", "write a unit's records as CSV or JSON lines, or the archive as Parquet", [common, epoch]
     )
     exp.add_argument("serial", nargs="?", help="the unit (optional for parquet: all units)")
-    exp.add_argument("--format", required=True, choices=sorted(EXPORTERS), dest="fmt")
+    exp.add_argument(
+        "--format", required=True, choices=_ExportFormats(), metavar="FORMAT", dest="fmt",
+        help="one of %(choices)s",
+    )
     exp.add_argument(
         "--out",
         metavar="PATH",
@@ -473,6 +495,8 @@ an existing archive read-only and creates nothing."""
 
 @contextmanager
 def open_archive(args: argparse.Namespace) -> Iterator[Archive]:
+    from .archive import Archive
+
     readonly = args.command not in WRITING_COMMANDS
     with Archive.open(args.db or default_archive_path(), readonly=readonly) as archive:
         yield archive
@@ -487,6 +511,9 @@ def _check_port_args(args: argparse.Namespace) -> None:
 
 @contextmanager
 def connected(args: argparse.Namespace) -> Iterator[Client]:
+    from .driver import Client
+    from .transport import open_port
+
     _check_port_args(args)
     with open_port(args.port, args.baud) as transport:
         client = Client(transport, timeout=args.timeout)
@@ -507,7 +534,7 @@ def cmd_ports(args: argparse.Namespace, out: Output) -> int:
         out.json({"ports": rows, "note": hint})
         return 0
     if rows:
-        out.text(table(["device", "description", "hardware id"], [list(r.values()) for r in rows]))
+        out.text(table(["device", "description", "hwid"], [list(r.values()) for r in rows]))
     else:
         out.text("no serial ports found")
     out.text(out.style.dim(hint))
@@ -517,6 +544,8 @@ def cmd_ports(args: argparse.Namespace, out: Output) -> int:
 def _pending(args: argparse.Namespace, info: IdentifyResponse) -> Pending:
     """What a pull of the unit *info* identifies would fetch into the archive (all of its log when
     there is no archive, or it cannot be read: then with a warning)."""
+    from .archive import Archive
+    from .pending import pending
     from .pull import DEFAULT_WINDOW
 
     path = args.db or default_archive_path()
@@ -552,7 +581,7 @@ def cmd_info(args: argparse.Namespace, out: Output) -> int:
         "operating_hours": round(info.operating_s / 3600, 3),
         "starts": info.starts,
         "trips": info.trips,
-        "kwh": round(info.energy_wh / 1000, 3),
+        "energy_kwh": round(info.energy_wh / 1000, 3),
         "device_time": datetime.fromtimestamp(info.device_time, UTC).isoformat(),
         "baud": info.baud,
         "max_window": info.max_window,
@@ -576,6 +605,9 @@ def cmd_info(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_pull(args: argparse.Namespace, out: Output) -> int:
+    from .pull import pull
+    from .transport import open_port
+
     _check_port_args(args)
     bar = ProgressBar(out.err)
 
@@ -676,7 +708,7 @@ def cmd_units(args: argparse.Namespace, out: Output) -> int:
         out.json(rows)
     elif rows:
         headers = ["serial", "epoch", "model", "firmware", "records", "archived", "device log",
-                   "last contact", "operating_hours", "starts", "log_id"]
+                   "last contact", "operating hours", "starts", "log id"]
         numeric = [False, True, False, False, True, True, True, False, True, True, False]
         shown = [
             [r["serial"], r["epoch"], r["model"], r["firmware"], f"{r['records']:,}",
@@ -700,6 +732,7 @@ def _fmt_hours(value: float | None) -> str:
 def cmd_summary(args: argparse.Namespace, out: Output) -> int:
     from protocol.fault_codes import fault_label, lookup
 
+    from .analytics import unit_summary
     from .failures import parse_policy
 
     policy = parse_policy(args.failures)
@@ -732,7 +765,7 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
             f"  archive covers   {summary.exposure_hours:,.1f} h of them ({summary.coverage:.1%})"
         )
     out.text(f"  starts           {report['starts']:,}")
-    out.text(f"  energy           {report['kwh']:,.1f} kWh")
+    out.text(f"  energy           {report['energy_kwh']:,.1f} kWh")
     severities = ", ".join(f"{k} {v}" for k, v in report["faults_by_severity"].items()) or "none"
     out.text(f"  faults           {severities}")
     by_code = sorted(summary.faults_by_code.items(), key=lambda item: (-item[1], item[0]))
@@ -779,6 +812,7 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
 def cmd_faults(args: argparse.Namespace, out: Output) -> int:
     from protocol.fault_codes import lookup
 
+    from .analytics import fault_list
     from .fault_text import freeze_frame_lines, runup_lines
 
     with open_archive(args) as archive:
@@ -795,7 +829,7 @@ def cmd_faults(args: argparse.Namespace, out: Output) -> int:
     if not entries:
         out.text("no faults match")
         return 0
-    headers = ["time", "code", "name", "severity", "subsystem", "state", "op. hours"]
+    headers = ["time", "code", "name", "severity", "subsystem", "state", "operating hours"]
     numeric = [False, True, False, False, False, False, True]
     rows = [
         [
@@ -804,8 +838,8 @@ def cmd_faults(args: argparse.Namespace, out: Output) -> int:
             e["name"] or "(unknown code)",
             e["severity"],
             e["subsystem"],
-            name_of(EngineState, e["freeze"]["state"]),
-            f"{e['freeze']['operating_s'] / 3600:,.1f}",
+            e["freeze"]["state"],
+            f"{e['freeze']['operating_hours']:,.1f}",
         ]
         for e in entries
     ]
@@ -823,11 +857,11 @@ def cmd_faults(args: argparse.Namespace, out: Output) -> int:
         out.text(f"  seq {entry['seq']:,}; event flags {', '.join(entry['flags']) or 'none'}; freeze-frame:")
         for detail in freeze_frame_lines(entry["freeze"]):
             out.text(detail)
-        runup = [channel for channel in entry["runup"] if channel["values"]]
+        runup = [channel for channel in entry["runup"] if channel["runup_values"]]
         if runup:
             first = runup[0]
-            out.text(f"  run-up: {len(first['values'])} values {first['interval_s']} s apart, "
-                     f"from {first['start']} to the fault:")
+            out.text(f"  run-up: {len(first['runup_values'])} values {first['interval_s']} s apart, "
+                     f"from {first['runup_start']} to the fault:")
             for detail in runup_lines(runup):
                 out.text(detail)
     return 0
@@ -860,6 +894,8 @@ def cmd_codes(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: Output) -> int:
+    from .export import EXPORTERS, export
+
     if EXPORTERS[args.fmt].write_directory is not None:
         if args.out is None:
             raise UsageError(f"--format {args.fmt} writes a directory: give it with --out DIR")
@@ -868,7 +904,7 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
         if args.since is not None or args.until is not None:
             raise UsageError(
                 "--since and --until select records for csv and jsonl; a Parquet dataset holds them all "
-                "(filter on its time_utc column where you read it)"
+                "(filter on its time column where you read it)"
             )
         with open_archive(args) as archive:
             count = export(archive, args.serial, args.fmt, args.out)
@@ -939,6 +975,7 @@ def cmd_live(args: argparse.Namespace, out: Output) -> int:
     stderr off a terminal), not the end; on a terminal, changed values are highlighted and space
     pauses.  Only a first connection that fails ends the command with its error."""
     from .errors import LinkError
+    from .fields import iso_time, snapshot_fields
     from .live import KEYS_HELP, PAUSE_KEY, QUIT_KEYS, Keys, live_view
 
     if args.interval <= 0:
@@ -999,8 +1036,7 @@ def cmd_live(args: argparse.Namespace, out: Output) -> int:
                         reading = client.live()
                         taken += 1
                         values: dict[str, Any] = {
-                            **reading.snapshot.engineering(),
-                            "time": datetime.fromtimestamp(reading.timestamp, UTC).isoformat(),
+                            **snapshot_fields(reading.snapshot), "time": iso_time(reading.timestamp)
                         }
                         screen["previous"], screen["values"] = screen["values"], values
                         if out.as_json:
@@ -1193,12 +1229,18 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
 }
 
 
+def _withhold_keys(message: str) -> str:
+    from .auth import withhold_keys
+
+    return withhold_keys(message)
+
+
 def _warn(message: str) -> None:
-    print(f"turbolog: warning: {printable(withhold_keys(message), limit=500)}", file=sys.stderr)
+    print(f"turbolog: warning: {printable(_withhold_keys(message), limit=500)}", file=sys.stderr)
 
 
 def _say(message: object) -> None:
-    print(f"turbolog: {withhold_keys(printable(message, limit=500))}", file=sys.stderr)
+    print(f"turbolog: {_withhold_keys(printable(message, limit=500))}", file=sys.stderr)
 
 
 def _guard_closed_stdout() -> None:

@@ -2,12 +2,12 @@
 
 Every record of the unit, epoch by epoch (each archived log of its serial,
 oldest first: the last column, ``epoch``), in seq order, becomes one row: the columns in
-:data:`COLUMNS`, values in engineering units with the unit in the column name
-(``tet1_c``, ``ambient_pressure_kpa``, ``grid_freq_hz``: the scale suffixes of
-the wire names are applied, as :meth:`protocol.records.Snapshot.engineering`
-does), times as ISO-8601 UTC, named values (states, severities, subsystems,
-event kinds) by name.  A column that does not apply to a record's type is
-empty (CSV) or absent (JSON lines).  Rows are decoded from the raw bytes
+:data:`COLUMNS`, named as every output names them (docs/fields.md, :mod:`host.fields`):
+values in engineering units with the unit in the column name
+(``tet1_c``, ``ambient_pressure_kpa``, ``operating_hours``), ``time`` as ISO 8601 UTC, named
+values (states, severities, subsystems, event kinds) by name; a fault's columns are named as
+``faults --json`` names them, an event's as the Parquet export does.  A column that does not
+apply to a record's type is empty (CSV) or absent (JSON lines).  Rows are decoded from the raw bytes
 the archive kept, and streamed: memory stays bounded for any log size.  A
 :class:`~host.window.Window` keeps only the records whose timestamps it holds.
 
@@ -26,19 +26,9 @@ import json
 import os
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import IO, Any
 
-from protocol.enums import (
-    EngineState,
-    EventKind,
-    GridMode,
-    RecordType,
-    RunupChannel,
-    Severity,
-    Subsystem,
-    name_of,
-)
+from protocol.enums import EngineState, EventKind, RecordType, RunupChannel, Severity, Subsystem, name_of
 from protocol.errors import RecordError
 from protocol.records import (
     RUNUP_CHANNELS,
@@ -55,86 +45,62 @@ from protocol.records import (
 from .archive import Archive
 from .errors import ArchiveError, UsageError
 from .export_parquet import export_parquet
+from .fields import iso_time, snapshot_fields
 from .output_file import output_file
 from .window import Window
 
 Row = dict[str, Any]
 
-_SNAPSHOT_COLUMNS: tuple[str, ...] = tuple(Snapshot(*(0,) * len(SNAPSHOT_FIELDS)).engineering())
+_SNAPSHOT_COLUMNS: tuple[str, ...] = tuple(snapshot_fields(Snapshot(*(0,) * len(SNAPSHOT_FIELDS))))
+_FAULT_COLUMNS = ("code", "severity", "subsystem", "flags")
+_EVENT_COLUMNS = ("kind", "state_from", "state_to", "level", "value_a", "value_b")
+_RUNUP_COLUMNS = ("fault_seq", "channel", "interval_s", "runup_unit", "runup_values")
 
 COLUMNS: tuple[str, ...] = (
-    "seq",
-    "time_utc",
-    "type",
-    *_SNAPSHOT_COLUMNS,
-    "exhaust_c",
-    "fault_code",
-    "fault_severity",
-    "fault_subsystem",
-    "fault_flags",
-    "event_kind",
-    "event_state_from",
-    "event_state_to",
-    "event_level",
-    "event_value_a",
-    "event_value_b",
-    "runup_fault_seq",
-    "runup_channel",
-    "runup_unit",
-    "runup_interval_s",
-    "runup_values",
-    "body_hex",
-    "epoch",
+    "seq", "time", "type", *_SNAPSHOT_COLUMNS, "exhaust_c", *_FAULT_COLUMNS, *_EVENT_COLUMNS,
+    *_RUNUP_COLUMNS, "body_hex", "epoch",
 )
-"""Every export column, in order.  Samples fill the snapshot columns and ``exhaust_c``
-(the exhaust after the recuperator; empty in a sample of earlier firmware); faults
-fill them with their freeze-frame plus the ``fault_`` columns; events fill the
-``event_`` columns; run-ups (pre-trigger buffers) fill the ``runup_`` columns:
-``runup_values`` are the measured values, oldest first, in ``runup_unit``, the last
-at the record's time (a list in JSON lines, space-separated in CSV); records of an
-unknown type or length fill ``body_hex``."""
-
-
-def _snapshot_row(snapshot: Snapshot) -> Row:
-    values: Row = dict(snapshot.engineering())
-    values["state"] = name_of(EngineState, snapshot.state)
-    values["mode"] = name_of(GridMode, snapshot.mode)
-    return values
+"""Every export column, in order.  Samples fill the snapshot columns and ``exhaust_c`` (the
+exhaust after the recuperator; empty in a sample of earlier firmware); faults fill them with
+their freeze-frame plus code, severity, subsystem and flags; events fill kind .. value_b;
+run-ups (pre-trigger buffers) fill fault_seq .. runup_values: the measured values, oldest first,
+in ``runup_unit``, the last at the record's time (a list in JSON lines, space-separated in CSV);
+records of an unknown type or length fill ``body_hex``."""
 
 
 def record_row(record: Record, epoch: int = 1) -> Row:
     """The export row of one record of archive *epoch*: only the columns that apply to its type."""
     row: Row = {
         "seq": record.seq,
-        "time_utc": datetime.fromtimestamp(record.timestamp, UTC).isoformat(),
+        "time": iso_time(record.timestamp),
     }
     if isinstance(record, SampleRecord):
         row["type"] = RecordType.SAMPLE.name
-        row.update(_snapshot_row(record.snapshot))
+        row.update(snapshot_fields(record.snapshot))
         if record.exhaust_c is not None:
             row["exhaust_c"] = record.exhaust_c
     elif isinstance(record, FaultRecord):
         row["type"] = RecordType.FAULT.name
-        row.update(_snapshot_row(record.freeze))
-        row["fault_code"] = record.code
-        row["fault_severity"] = name_of(Severity, record.severity)
-        row["fault_subsystem"] = name_of(Subsystem, record.subsystem)
-        row["fault_flags"] = record.flags
+        row.update(snapshot_fields(record.freeze))
+        row["code"] = record.code
+        row["severity"] = name_of(Severity, record.severity)
+        row["subsystem"] = name_of(Subsystem, record.subsystem)
+        row["flags"] = record.flags
     elif isinstance(record, EventRecord):
         row["type"] = RecordType.EVENT.name
-        row["event_kind"] = name_of(EventKind, record.kind)
-        row["event_state_from"] = name_of(EngineState, record.state_from)
-        row["event_state_to"] = name_of(EngineState, record.state_to)
-        row["event_level"] = record.level
-        row["event_value_a"] = record.value_a
-        row["event_value_b"] = record.value_b
+        row["kind"] = name_of(EventKind, record.kind)
+        row["state_from"] = name_of(EngineState, record.state_from)
+        row["state_to"] = name_of(EngineState, record.state_to)
+        row["level"] = record.level
+        row["value_a"] = record.value_a
+        row["value_b"] = record.value_b
     elif isinstance(record, RunupRecord):
         row["type"] = RecordType.RUNUP.name
-        row["runup_fault_seq"] = record.fault_seq
-        row["runup_channel"] = name_of(RunupChannel, record.channel)
+        row["fault_seq"] = record.fault_seq
+        row["channel"] = name_of(RunupChannel, record.channel)
+        row["interval_s"] = record.interval_s
         spec = RUNUP_CHANNELS.get(record.channel)
         row["runup_unit"] = spec.unit if spec is not None else ""
-        row["runup_interval_s"] = record.interval_s
         row["runup_values"] = [value for _, value in record.series()]
     else:
         row["type"] = name_of(RecordType, record.type)

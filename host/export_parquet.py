@@ -4,7 +4,8 @@
 ``turbolog[parquet]``)::
 
     OUT/units.parquet                              one row per archived log of a unit: serial,
-                                                   epoch, model, firmware, log bounds and counters
+                                                   epoch, model, firmware, log bounds, clock
+                                                   (device_time, a UTC timestamp) and counters
                                                    as last identified
     OUT/samples/model=C60/year=2006/part-0.parquet   one row per record, Hive-partitioned by
     OUT/faults/model=.../year=.../...                model and by the UTC year of the record
@@ -13,12 +14,15 @@
     OUT/other_records/...                          unknown types and lengths: header and raw bytes
 
 Record rows carry ``serial``, ``epoch`` (which archived log of the serial), ``seq``,
-``timestamp`` (UTC) and then
+``time`` (a UTC timestamp, the record's header ``timestamp``) and then
 every field of their format in wire units and wire types, named as in the
 archive (``tet1_c_x10`` is tenths of a degree; a fault's freeze-frame fields
-drop the ``freeze.`` prefix; a run-up's ``values`` are ``value_0`` .. ``value_59``, in steps of
-its channel's unit, :data:`protocol.records.RUNUP_CHANNELS`), and the record's own ``crc`` (CRC-32C), so any
-row can be packed back into the record's bytes and verified.  Rows come
+drop the ``freeze.`` prefix; a run-up's ``values`` are one list column, ``runup_steps``, in
+steps of its channel's unit, :data:`protocol.records.RUNUP_CHANNELS`), and the record's own
+``crc`` (CRC-32C), so any row can be packed back into the record's bytes and verified.  Every
+name is in docs/fields.md, the one vocabulary of turbolog's outputs: a wire name is the
+vocabulary's name in the unit the device logs (``operating_s``, ``energy_wh``),
+with ``_x10``/``_x100``/``_x1000`` where it logs tenths, hundredths, thousandths.  Rows come
 from :meth:`~host.archive.Archive.iter_rows` (unknown records: decoded from
 their raw bytes by :func:`protocol.records.decode_batch`), which checks every
 CRC again: a damaged record stops the export (:class:`~host.errors.ArchiveError`).  One
@@ -71,9 +75,11 @@ _UNIT_COLUMNS = (
     ("serial", "string"), ("epoch", "uint32"), ("model", "string"), ("firmware", "string"),
     ("schema_fingerprint", "uint32"),
     ("capacity_records", "uint32"), ("first_seq", "uint32"), ("next_seq", "uint32"),
-    ("device_time", "uint32"), ("operating_s", "uint32"), ("starts", "uint32"), ("trips", "uint32"),
-    ("energy_wh", "uint64"), ("record_count", "uint64"),
+    ("device_time", "timestamp"), ("operating_s", "uint32"), ("starts", "uint32"), ("trips", "uint32"),
+    ("energy_wh", "uint64"), ("records", "uint64"),
 )
+"""units.parquet's columns: each an archive ``units`` column of that name (``records``: ``record_count``);
+``timestamp`` is a UTC timestamp made of Unix seconds."""
 
 
 def _field_types(rtype: int) -> list[tuple[str, str]]:
@@ -145,32 +151,52 @@ def export_parquet(archive: Archive, out_dir: str | os.PathLike[str], serial: st
 
 
 def _units_table(pa: Any, archive: Archive, serial: str | None) -> Any:
-    names = ", ".join(name for name, _ in _UNIT_COLUMNS)
+    names = ", ".join("record_count" if name == "records" else name for name, _ in _UNIT_COLUMNS)
     rows = list(archive.query(
         f"SELECT {names} FROM units WHERE serial = :serial OR :serial IS NULL ORDER BY serial, epoch",
         {"serial": serial},
     ))
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(_UNIT_COLUMNS)
     return pa.table({
-        name: pa.array(values, getattr(pa, kind)())
+        name: pa.array(values, pa.int64()).cast(pa.timestamp("s", tz="UTC")) if kind == "timestamp"
+        else pa.array(values, getattr(pa, kind)())
         for (name, kind), values in zip(_UNIT_COLUMNS, columns, strict=True)
     })
 
 
-def _body_fields(rtype: int | None) -> list[tuple[int, str, str]]:
-    """(index in the decoded values, column, arrow type name) of the columns after the header ones."""
+_LIST_COLUMNS = {"value": "runup_steps"}
+"""An array field's elements (archive columns ``value_0``, ``value_1`` ...) go into one list column."""
+
+
+def _body_fields(rtype: int | None) -> list[tuple[tuple[int, ...], str, str]]:
+    """(indexes in the decoded values, column, arrow type name) of the columns after the header
+    ones: one index for a plain column, every element's for an array's list column."""
     if rtype is None:
-        return [(2, "type", "uint8"), (3, "length", "uint8")]
-    fields = enumerate(_field_types(rtype))
-    return [(i, name, kind) for i, (name, kind) in fields if name not in _HEADER_FIELDS]
+        return [((2,), "type", "uint8"), ((3,), "length", "uint8")]
+    out: list[tuple[tuple[int, ...], str, str]] = []
+    for i, (name, kind) in enumerate(_field_types(rtype)):
+        array, _, element = name.rpartition("_")
+        listed = _LIST_COLUMNS.get(array) if element.isdigit() else None
+        if listed is not None and out and out[-1][1] == listed:
+            out[-1] = ((*out[-1][0], i), listed, kind)
+        elif listed is not None:
+            out.append(((i,), listed, kind))
+        elif name not in _HEADER_FIELDS:
+            out.append(((i,), name, kind))
+    return out
+
+
+def _arrow_type(pa: Any, name: str, kind: str) -> Any:
+    element = getattr(pa, kind)()
+    return pa.list_(element) if name in _LIST_COLUMNS.values() else element
 
 
 def _schema(pa: Any, rtype: int | None) -> Any:
     """The columns of one dataset's files (model and year are in the directory names)."""
     return pa.schema(
         [("serial", pa.string()), ("epoch", pa.uint32()), ("seq", pa.uint32()),
-         ("timestamp", pa.timestamp("s", tz="UTC"))]
-        + [(name, getattr(pa, kind)()) for _, name, kind in _body_fields(rtype)]
+         ("time", pa.timestamp("s", tz="UTC"))]
+        + [(name, _arrow_type(pa, name, kind)) for _, name, kind in _body_fields(rtype)]
         + ([("raw", pa.binary())] if rtype is None else [])
     )
 
@@ -199,10 +225,17 @@ def _batches(
             pa.array([epoch] * len(decoded), pa.uint32()),
             pa.array(columns[0], pa.uint32()),
             pa.array(columns[1], pa.int64()).cast(pa.timestamp("s", tz="UTC")),
-            *(pa.array(columns[i], getattr(pa, kind)()) for i, _, kind in body),
+            *(_column(pa, columns, indexes, name, kind) for indexes, name, kind in body),
             *([pa.array(raws, pa.binary())] if rtype is None else []),
         ]
         yield model, pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _column(pa: Any, columns: list[tuple[Any, ...]], indexes: tuple[int, ...], name: str, kind: str) -> Any:
+    """The arrow array of one column: a field's values, or an array field's lists of them."""
+    if name not in _LIST_COLUMNS.values():
+        return pa.array(columns[indexes[0]], getattr(pa, kind)())
+    return pa.array(list(zip(*(columns[i] for i in indexes), strict=True)), _arrow_type(pa, name, kind))
 
 
 class _PartitionedWriter:
@@ -219,7 +252,7 @@ class _PartitionedWriter:
 
     def write(self, model: str, batch: Any) -> None:
         pc = self._pc
-        years = pc.year(batch.column("timestamp"))
+        years = pc.year(batch.column("time"))
         for year in pc.unique(years).to_pylist():
             key = (model, year)
             pending = self._pending.setdefault(key, [])

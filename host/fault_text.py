@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from protocol.enums import EngineState, EventFlag, GridMode, Severity, name_of
+from protocol.enums import EventFlag, RunupChannel, Severity
 from protocol.fault_codes import FaultDefinition, fault_label
+from protocol.records import RUNUP_CHANNELS
 
 SEVERITY_MEANING: Mapping[int, str] = {
     Severity.INFO: "for information",
@@ -43,9 +44,9 @@ def _number(spec: str, unit: str, scale: float = 1.0) -> Callable[[float], str]:
     return lambda value: f"{format(value / scale if scale != 1.0 else value, spec)} {unit}".rstrip()
 
 
-FREEZE_FIELDS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
-    ("state", "engine state", lambda v: name_of(EngineState, int(v))),
-    ("mode", "mode", lambda v: name_of(GridMode, int(v))),
+FREEZE_FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("state", "engine state", str),
+    ("mode", "mode", str),
     ("active_fault", "active fault", lambda v: fault_label(int(v)) if v else "none"),
     ("speed_rpm", "speed", _number(",", "rpm")),
     ("power_w", "power", _number(",.1f", "kW", 1000)),
@@ -59,16 +60,16 @@ FREEZE_FIELDS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
     ("dc_bus_v", "DC bus", _number(".1f", "V")),
     ("grid_voltage_v", "grid voltage", _number(".1f", "V")),
     ("grid_freq_hz", "grid frequency", _number(".3f", "Hz")),
-    ("operating_s", "operating hours", _number(",.1f", "h", 3600)),
+    ("operating_hours", "operating hours", _number(",.1f", "h")),
     ("starts", "starts", _number(",", "")),
     ("trips", "trips", _number(",", "")),
-    ("energy_wh", "energy", _number(",.1f", "kWh", 1000)),
+    ("energy_kwh", "energy", _number(",.1f", "kWh")),
 )
 """(freeze-frame key in engineering units, label, value with its unit) in display order."""
 
 
-def freeze_frame_lines(freeze: Mapping[str, float], indent: str = "    ") -> list[str]:
-    """A fault's freeze-frame (:meth:`~protocol.records.Snapshot.engineering`), one value with its
+def freeze_frame_lines(freeze: Mapping[str, Any], indent: str = "    ") -> list[str]:
+    """A fault's freeze-frame (:func:`host.fields.snapshot_fields`), one value with its
     unit per line; a key this module does not know (a newer format) is shown as it is."""
     known = {key for key, _, _ in FREEZE_FIELDS}
     rows = [(label, show(freeze[key])) for key, label, show in FREEZE_FIELDS if key in freeze]
@@ -78,11 +79,13 @@ def freeze_frame_lines(freeze: Mapping[str, float], indent: str = "    ") -> lis
 
 
 _SPARKS = "▁▂▃▄▅▆▇█"
-_RUNUP_SHOW: dict[str, tuple[str, Callable[[float], str]]] = {
+_SHOW_BY_KEY: dict[str, tuple[str, Callable[[float], str]]] = {
     **{key: (label, show) for key, label, show in FREEZE_FIELDS},
     "tet_avg_c": ("TET average", _number(".1f", "°C")),
     "speed_rpm": ("speed", _number(",.0f", "rpm")),
 }
+_RUNUP_SHOW = {RunupChannel(channel).name: _SHOW_BY_KEY[spec.key] for channel, spec in RUNUP_CHANNELS.items()}
+"""(label, value with its unit) by run-up channel name."""
 
 
 def sparkline(values: Sequence[float]) -> str:
@@ -102,8 +105,8 @@ def runup_lines(runup: Sequence[Mapping[str, Any]], indent: str = "    ") -> lis
     range, each with its unit; an unknown channel is shown by name, values as they are."""
     rows = []
     for channel in runup:
-        label, show = _RUNUP_SHOW.get(channel["key"] or "", (str(channel["channel"]), str))
-        values = channel["values"]
+        label, show = _RUNUP_SHOW.get(channel["channel"], (str(channel["channel"]), str))
+        values = channel["runup_values"]
         if not values:
             continue
         low, high = min(values), max(values)

@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from protocol.records import DecodedRow
+from protocol.sidecar import SIDECAR_SUFFIX, UnitIdentity
 
 from .archive import Archive
 from .errors import DeviceError, UnknownUnit, UsageError
-from .flash_image import FlashImage, UnitIdentity, parse_identity, parse_image
+from .flash_image import FlashImage, parse_identity, parse_image
 from .log_identity import ReportedLog, log_mismatch, next_epoch, refusal
 
 BATCH = 8192
@@ -161,7 +162,7 @@ def ingest_image(archive: Archive, path: str | os.PathLike[str], *, new_log: boo
 
 
 def _read_identity(image_path: Path) -> UnitIdentity:
-    sidecar = image_path.with_suffix(".json")
+    sidecar = image_path.with_suffix(SIDECAR_SUFFIX)
     try:
         text = sidecar.read_text(encoding="utf-8")
     except FileNotFoundError:

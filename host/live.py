@@ -1,7 +1,7 @@
 """What `turbolog live` shows, and the keys it reads on a terminal.
 
 :func:`live_view` is the screen for one reading: pure, from the reading's
-values in engineering units, the previous reading's (values that changed
+values (:func:`host.fields.snapshot_fields`), the previous reading's (values that changed
 since are passed through *mark*, which highlights them on a terminal) and a
 status line (paused, connection lost, reconnected).  The active fault is
 shown by its code, name and what to do (:mod:`protocol.fault_codes`), never
@@ -25,7 +25,6 @@ from contextlib import suppress
 from types import TracebackType
 from typing import Any, TextIO
 
-from protocol.enums import EngineState, GridMode, name_of
 from protocol.fault_codes import fault_label, lookup
 
 from .terminal import printable
@@ -60,8 +59,8 @@ def live_view(
         before = format(previous[key] if scale is None else previous[key] / scale, spec)
         return mark(text) if before != text else text
 
-    state = cell("state", name_of(EngineState, int(v["state"])))
-    mode = cell("mode", name_of(GridMode, int(v["mode"])))
+    state = cell("state", str(v["state"]))
+    mode = cell("mode", str(v["mode"]))
     lines = [
         f"{printable(serial)} ({printable(model)})  {v['time']}  {state}  {mode}",
         f"  speed      {c('speed_rpm', '>9,')} rpm      power      {c('power_w', '>8.1f', 1000)} kW",
@@ -73,8 +72,8 @@ def live_view(
         f"fuel       {c('fuel_power_w', '>8.1f', 1000)} kW",
         f"  DC bus     {c('dc_bus_v', '>9.1f')} V        "
         f"grid       {c('grid_voltage_v', '.1f')} V {c('grid_freq_hz', '.3f')} Hz",
-        f"  hours      {c('operating_s', '>9,.1f', 3600)}          starts     {c('starts', '>8,')}   "
-        f"energy {c('energy_wh', ',.0f', 1000)} kWh",
+        f"  hours      {c('operating_hours', '>9,.1f')}          starts     {c('starts', '>8,')}   "
+        f"energy {c('energy_kwh', ',.0f')} kWh",
     ]
     code = int(v["active_fault"])
     if code:

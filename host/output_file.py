@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import stat
 import sys
 from collections.abc import Iterator
@@ -120,7 +119,7 @@ def _replacing(path: str, old: os.stat_result | None, binary: bool) -> Iterator[
     """A temporary file beside *path*, renamed over it when the block ends without an exception."""
     folder, base = os.path.split(path)
     while True:
-        part = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.part")
+        part = os.path.join(folder, f".{base}.{os.urandom(4).hex()}.part")
         try:
             fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             break

@@ -4,9 +4,10 @@ archive does not, their size, and how long the line takes to carry them.
 The time is the bytes the device sends, framed as ``docs/protocol.md`` sections 2 and 4 lay them
 out, at ``baud / 10`` bytes a second (8N1: a start bit, 8 data bits, a stop bit):
 
-- RECORDS frames, each as many whole records as fit in ``MAX_PAYLOAD - 2`` bytes (its
-  ``request_seq`` takes two), plus the frame's header and CRC (``MIN_FRAME``), COBS stuffing
-  (at most one byte in 254, plus one) and a 0x00 delimiter on either side;
+- RECORDS frames, each as many whole records as fit in ``RECORDS_ROOM`` bytes (1012: its
+  ``request_seq`` takes two of the payload's 1014), plus the frame's header and CRC
+  (``MIN_FRAME``), COBS stuffing (at most one byte in 254, plus one) and a 0x00 delimiter on
+  either side;
 - one RANGE_END frame per window of ``max_window`` records, framed alike.
 
 Record sizes are those of the unit's archived records (their mean), or, with none archived yet,
@@ -21,16 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol.enums import RecordType
-from protocol.formats import MAX_PAYLOAD, RANGE_END
+from protocol.formats import RANGE_END
 from protocol.framing import MIN_FRAME
+from protocol.messages import RECORDS_PREFIX, RECORDS_ROOM
 from protocol.records import EARLIER_LAYOUTS, LAYOUTS
 
 from .archive import Archive, column_of
 from .errors import UnknownUnit
-
-_REQUEST_SEQ = 2
-"""Bytes of ``request_seq`` at the head of a response payload."""
-_RECORDS_ROOM = MAX_PAYLOAD - _REQUEST_SEQ
 
 
 def _size_sql(rtype: int) -> str:
@@ -67,11 +65,11 @@ def line_bytes(records: int, record_size: float, max_window: int) -> int:
     *max_window* records: RECORDS frames, and a RANGE_END per window."""
     if records <= 0:
         return 0
-    per_frame = max(1, int(_RECORDS_ROOM // max(record_size, 1)))
+    per_frame = max(1, int(RECORDS_ROOM // max(record_size, 1)))
     full, rest = divmod(records, per_frame)
-    total = full * framed(_REQUEST_SEQ + round(per_frame * record_size))
+    total = full * framed(RECORDS_PREFIX + round(per_frame * record_size))
     if rest:
-        total += framed(_REQUEST_SEQ + round(rest * record_size))
+        total += framed(RECORDS_PREFIX + round(rest * record_size))
     windows = -(-records // max(max_window, 1))
     return total + windows * framed(RANGE_END.sizeof())
 

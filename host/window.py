@@ -20,9 +20,12 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from .archive import RECORD_TABLES, Archive
 from .errors import UsageError
+
+if TYPE_CHECKING:  # for annotations only: the parser imports this module, and --help stays fast
+    from .archive import Archive
 
 LAST_RECORD = "last-record"
 NOW = "now"
@@ -58,6 +61,8 @@ def moment_type(text: str) -> Moment:
 def last_record_time(archive: Archive, serial: str) -> int | None:
     """The timestamp of *serial*'s last archived record (timestamps never go backwards,
     docs/protocol.md 6.5: the largest is the last), or None when none is archived."""
+    from .archive import RECORD_TABLES  # here: the parser imports this module, and --help stays fast
+
     where = "unit IN (SELECT id FROM units WHERE serial = :serial)"  # every epoch of the serial
     arms = " UNION ALL ".join(
         f"SELECT MAX(timestamp) AS t FROM {table} WHERE {where}"

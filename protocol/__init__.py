@@ -10,9 +10,13 @@ specified for other implementers in ``docs/protocol.md``.
 - :mod:`protocol.fastpath`  ``struct`` layouts derived from those formats
 - :mod:`protocol.records`   log records (sample, fault, event, run-up) and their bytes
 - :mod:`protocol.image_formats`  the flash image's headers (docs/flash-image.md), declared once
+- :mod:`protocol.flash_log`  finding the log in a flash: ring, sector scan, bounds, capacity
+- :mod:`protocol.sidecar`   the identity sidecar beside a flash image, written and read
+- :mod:`protocol.counters`  the unit's lifetime counters, as both sides keep and report them
 - :mod:`protocol.framing`   COBS framing, CRC-32C, the streaming frame decoder
 - :mod:`protocol.messages`  request/response messages and their payloads
 - :mod:`protocol.auth`      the access-control tag both sides compute (HMAC-SHA256)
+- :mod:`protocol.inventory`  the fleet inventory (TOML or CSV) turbosim serves and turbolog polls
 - :mod:`protocol.enums`     names for the small integers on the wire
 - :mod:`protocol.fault_codes`  what each fault code means (name, severity, description, action)
 - :mod:`protocol.errors`    the error tree, rooted at :class:`ProtocolError`

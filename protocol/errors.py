@@ -17,8 +17,11 @@ whole package with one clause.  The tree separates *whose fault* it was::
     │   │   └── RecordCrcMismatch
     │   ├── MalformedMessage     a verified frame whose payload does not parse
     │   └── ImageError           a flash image whose header is foreign, corrupt or of another version
-    └── LocalProtocolError       our own caller asked for something impossible
-                                 (a payload over the cap, a value out of range)
+    │       └── IdentityError    an image's identity sidecar that is foreign, of another version or schema
+    ├── LocalProtocolError       our own caller asked for something impossible
+    │                            (a payload over the cap, a value out of range)
+    └── InventoryError           a fleet inventory (TOML or CSV) that cannot be read: the file's
+                                 author's fault, named with its line number
 
 Decoders *return* remote errors as values (a noisy line produces them all the
 time and the caller decides what to count); builders *raise* local errors.
@@ -94,5 +97,22 @@ class ImageError(RemoteProtocolError):
     """A flash image's header is foreign, corrupt, of another version or of an impossible geometry."""
 
 
+class IdentityError(ImageError):
+    """An image's identity sidecar is not one, is of another version or schema, or names another image."""
+
+
 class LocalProtocolError(ProtocolError):
     """The caller asked for something the protocol cannot express."""
+
+
+class InventoryError(ProtocolError):
+    """A fleet inventory that cannot be read: malformed, a duplicate URL, an unknown scheme, a bad baud.
+
+    ``line`` is the 1-based line of the inventory text the fault is on (None when it is the file as a
+    whole); the message starts with it, so one line tells a user where to look.
+    """
+
+    def __init__(self, reason: str, *, line: int | None = None) -> None:
+        super().__init__(f"line {line}: {reason}" if line is not None else reason)
+        self.reason = reason
+        self.line = line

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, fields
 
 from construct import Bytes, Int16ul, Int32ul, Int64ul, Struct
 
+from .counters import LifetimeCounters
 from .crc import crc32c
 from .errors import ImageError, LocalProtocolError
 from .fastpath import FlatLayout, flatten
@@ -119,6 +120,11 @@ class SectorHeader:
     energy_wh: int
     log_id: bytes
     """The identity of the log the sector belongs to (IDENTIFY_RSP ``log_id``)."""
+
+    @property
+    def counters(self) -> LifetimeCounters:
+        """The unit's lifetime counters when the sector was opened."""
+        return LifetimeCounters(self.operating_s, self.starts, self.trips, self.energy_wh)
 
 
 _SECTOR_FIELDS = tuple(field.name for field in fields(SectorHeader))

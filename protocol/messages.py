@@ -9,22 +9,39 @@ in the type) carry the ``seq`` of the request they answer as
 ignored (a newer peer may append fields).  A message type this version does not know decodes as
 :class:`UnknownMessage`, raw payload kept, so that a newer peer is not fatal.
 
+A message checks its fields when it is built, as h11's events do: every value must fit its
+field of the format (integers in range, byte strings of their size, strings that encode within
+their field and come back unchanged, at most MAX_SET_RANGES ranges, records that fit a frame),
+else :class:`~protocol.errors.LocalProtocolError` (the caller's fault) at once, not at encoding.
+The checks are derived from the formats (:func:`_field_check`).  A message decoded from a peer's
+bytes that fails them is :class:`~protocol.errors.MalformedMessage` (the peer's fault).
+
 Pure: no I/O, no clocks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from construct import ConstructError, FixedSized, StringEncoded
+from construct import (
+    Bytes,
+    Construct,
+    ConstructError,
+    FixedSized,
+    FocusedSeq,
+    FormatField,
+    GreedyBytes,
+    StringEncoded,
+)
 
 from . import formats
 from .crc import crc32c
 from .enums import MsgType
 from .errors import LocalProtocolError, MalformedMessage
 from .framing import Frame, encode_frame
-from .records import SNAPSHOT_FIELDS, Snapshot
+from .records import CRC_SIZE, SNAPSHOT_FIELDS, DecodedRow, Snapshot, crc_fields
 
 SCHEMA_FINGERPRINT: int = crc32c(formats.schema_text().encode("ascii"))
 """CRC-32C of the canonical text of every format: changes with any format."""
@@ -43,23 +60,36 @@ READABLE_FINGERPRINTS: frozenset[int] = frozenset({SCHEMA_FINGERPRINT, *EARLIER_
 NO_TAG = bytes(formats.AUTH_TAG_LEN)
 
 
+class _Checked:
+    """A message that checks its fields against its format when built (module docstring)."""
+
+    __slots__ = ()
+    MSG_TYPE: ClassVar[MsgType]
+
+    def __post_init__(self) -> None:
+        for name, check in _CHECKS[self.MSG_TYPE]:
+            problem = check(getattr(self, name))
+            if problem is not None:
+                raise LocalProtocolError(f"{type(self).__name__}.{name}: {problem}")
+
+
 @dataclass(frozen=True, slots=True)
-class Identify:
+class Identify(_Checked):
     MSG_TYPE: ClassVar[MsgType] = MsgType.IDENTIFY
 
 
 @dataclass(frozen=True, slots=True)
-class Live:
+class Live(_Checked):
     MSG_TYPE: ClassVar[MsgType] = MsgType.LIVE
 
 
 @dataclass(frozen=True, slots=True)
-class ClockGet:
+class ClockGet(_Checked):
     MSG_TYPE: ClassVar[MsgType] = MsgType.CLOCK_GET
 
 
 @dataclass(frozen=True, slots=True)
-class ClockSet:
+class ClockSet(_Checked):
     new_time: int
     level: int = 0
     tag: bytes = NO_TAG
@@ -67,14 +97,14 @@ class ClockSet:
 
 
 @dataclass(frozen=True, slots=True)
-class LogClear:
+class LogClear(_Checked):
     level: int = 0
     tag: bytes = NO_TAG
     MSG_TYPE: ClassVar[MsgType] = MsgType.LOG_CLEAR
 
 
 @dataclass(frozen=True, slots=True)
-class ReadRange:
+class ReadRange(_Checked):
     """Stream records ``start_seq .. start_seq + count - 1`` (count <= max_window)."""
 
     start_seq: int
@@ -85,7 +115,7 @@ class ReadRange:
 
 
 @dataclass(frozen=True, slots=True)
-class ReadSet:
+class ReadSet(_Checked):
     """Stream the records of up to MAX_SET_RANGES ``(start_seq, count)`` ranges."""
 
     ranges: tuple[tuple[int, int], ...]
@@ -95,20 +125,20 @@ class ReadSet:
 
 
 @dataclass(frozen=True, slots=True)
-class Abort:
+class Abort(_Checked):
     """Drop every queued or running stream."""
 
     MSG_TYPE: ClassVar[MsgType] = MsgType.ABORT
 
 
 @dataclass(frozen=True, slots=True)
-class AuthChallenge:
+class AuthChallenge(_Checked):
     level: int
     MSG_TYPE: ClassVar[MsgType] = MsgType.AUTH_CHALLENGE
 
 
 @dataclass(frozen=True, slots=True)
-class IdentifyResponse:
+class IdentifyResponse(_Checked):
     request_seq: int
     protocol_version: int
     schema_fingerprint: int
@@ -131,7 +161,7 @@ class IdentifyResponse:
 
 
 @dataclass(frozen=True, slots=True)
-class LiveResponse:
+class LiveResponse(_Checked):
     request_seq: int
     timestamp: int
     snapshot: Snapshot
@@ -139,30 +169,37 @@ class LiveResponse:
 
 
 @dataclass(frozen=True, slots=True)
-class ClockResponse:
+class ClockResponse(_Checked):
     request_seq: int
     device_time: int
     MSG_TYPE: ClassVar[MsgType] = MsgType.CLOCK_RSP
 
 
 @dataclass(frozen=True, slots=True)
-class LogClearResponse:
+class LogClearResponse(_Checked):
     request_seq: int
     first_seq: int
     MSG_TYPE: ClassVar[MsgType] = MsgType.LOG_CLEAR_RSP
 
 
 @dataclass(frozen=True, slots=True)
-class Records:
+class Records(_Checked):
     """A run of whole records; split and verify with :func:`protocol.records.decode_rows`."""
 
     request_seq: int
     records: bytes
     MSG_TYPE: ClassVar[MsgType] = MsgType.RECORDS
 
+    def __post_init__(self) -> None:
+        """The checks of every message, answered at once for the usual frame of a pull."""
+        request_seq, records = self.request_seq, self.records
+        if not (type(request_seq) is int and 0 <= request_seq <= _REQUEST_SEQ_MAX
+                and type(records) is bytes and len(records) <= RECORDS_ROOM):
+            _Checked.__post_init__(self)
+
 
 @dataclass(frozen=True, slots=True)
-class RangeEnd:
+class RangeEnd(_Checked):
     """Closes a READ_RANGE or READ_SET: what was available and what was sent."""
 
     request_seq: int
@@ -174,20 +211,20 @@ class RangeEnd:
 
 
 @dataclass(frozen=True, slots=True)
-class AbortResponse:
+class AbortResponse(_Checked):
     request_seq: int
     MSG_TYPE: ClassVar[MsgType] = MsgType.ABORT_RSP
 
 
 @dataclass(frozen=True, slots=True)
-class AuthChallengeResponse:
+class AuthChallengeResponse(_Checked):
     request_seq: int
     nonce: bytes
     MSG_TYPE: ClassVar[MsgType] = MsgType.AUTH_CHALLENGE_RSP
 
 
 @dataclass(frozen=True, slots=True)
-class ErrorResponse:
+class ErrorResponse(_Checked):
     request_seq: int
     code: int
     detail: str = ""
@@ -247,16 +284,118 @@ MESSAGE_CLASSES: dict[int, type[Any]] = {
     )
 }
 
-_RECORDS_PREFIX = formats.RECORDS.subcons[0].sizeof()
-_PADDED_STRINGS: dict[int, tuple[str, ...]] = {
-    msg_type: tuple(
-        sub.name
-        for sub in fmt.subcons
-        if isinstance(sub.subcon, StringEncoded) and isinstance(sub.subcon.subcon, FixedSized)
-    )
+RECORDS_PREFIX: int = formats.RECORDS.subcons[0].sizeof()
+"""Bytes of a RECORDS payload before its records (its ``request_seq``)."""
+RECORDS_ROOM: int = formats.MAX_PAYLOAD - RECORDS_PREFIX
+"""Record bytes one RECORDS payload holds at most."""
+_REQUEST_SEQ_MAX = (1 << 8 * RECORDS_PREFIX) - 1
+Check = Callable[[Any], str | None]
+"""A field's check: what is wrong with a value for it, or None."""
+
+
+def _int_check(field: FormatField) -> Check:
+    bits = 8 * field.sizeof()
+    signed = field.fmtstr[-1].islower()
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"must be an integer, not {type(value).__name__}"
+        return None if low <= value <= high else f"{value} is outside {low}..{high}"
+
+    return check
+
+
+def _bytes_check(low: int, high: int) -> Check:
+    def check(value: Any) -> str | None:
+        if not isinstance(value, bytes):
+            return f"must be bytes, not {type(value).__name__}"
+        if not low <= len(value) <= high:
+            return f"{len(value)} bytes, not {low if low == high else f'{low} to {high}'}"
+        return None
+
+    return check
+
+
+def _string_check(field: StringEncoded) -> Check:
+    """A padded string (encoded, at most its size, no NUL: padding would swallow it) or a
+    length-prefixed one (encoded, at most what its prefix counts)."""
+    padded = isinstance(field.subcon, FixedSized)
+    most = field.subcon.length if padded else (1 << 8 * field.subcon.lengthfield.sizeof()) - 1
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, str):
+            return f"must be a string, not {type(value).__name__}"
+        try:
+            size = len(value.encode(field.encoding))
+        except UnicodeError:
+            return f"{value!r} is not {field.encoding}"
+        if size > most:
+            return f"{size} bytes of {field.encoding}, at most {most}"
+        if padded and "\x00" in value:
+            return "contains a NUL character"
+        return None
+
+    return check
+
+
+def _field_check(field: Construct) -> Check:
+    """The check of one payload field, derived from its construct format.  Raises
+    LocalProtocolError at import for a kind of field that has none yet."""
+    if isinstance(field, FormatField):
+        return _int_check(field)
+    if isinstance(field, Bytes) and isinstance(field.length, int):
+        return _bytes_check(field.length, field.length)
+    if isinstance(field, StringEncoded):
+        return _string_check(field)
+    if field is GreedyBytes:  # a RECORDS payload's records: what the frame leaves them
+        return _bytes_check(0, RECORDS_ROOM)
+    if field is formats.SNAPSHOT:
+        return _snapshot_check(field)
+    if isinstance(field, FocusedSeq):  # READ_SET's PrefixedArray of SEQ_RANGE
+        return _ranges_check(field.subcons[-1].subcon.subcon, formats.MAX_SET_RANGES)
+    raise LocalProtocolError(f"no check for a {type(field).__name__} field")
+
+
+def _ranges_check(element: Construct, most: int) -> Check:
+    start, count = (_int_check(sub.subcon) for sub in element.subcons)
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, tuple):
+            return f"must be a tuple of (start_seq, count), not {type(value).__name__}"
+        if len(value) > most:
+            return f"{len(value)} ranges, at most {most}"
+        for pair in value:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                return f"{pair!r} is not a (start_seq, count) pair"
+            problem = start(pair[0]) or count(pair[1])
+            if problem is not None:
+                return f"range {pair!r}: {problem}"
+        return None
+
+    return check
+
+
+def _snapshot_check(fmt: Construct) -> Check:
+    checks = [(sub.name, _int_check(sub.subcon)) for sub in fmt.subcons]
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, Snapshot):
+            return f"must be a Snapshot, not {type(value).__name__}"
+        for name, field_check in checks:
+            problem = field_check(getattr(value, name))
+            if problem is not None:
+                return f"{name}: {problem}"
+        return None
+
+    return check
+
+
+_CHECKS: dict[int, tuple[tuple[str, Check], ...]] = {
+    msg_type: tuple((sub.name, _field_check(sub.subcon)) for sub in fmt.subcons)
     for msg_type, fmt in formats.MESSAGE_PAYLOADS.items()
 }
-"""Fixed-size, NUL-padded string fields: a NUL inside one would not survive."""
+"""The checks of every message type's fields, in field order."""
 
 
 def _to_construct(msg: Message) -> dict[str, Any]:
@@ -271,18 +410,19 @@ def _to_construct(msg: Message) -> dict[str, Any]:
 def encode_payload(msg: Message) -> bytes:
     """The message's payload bytes, built by construct."""
     if isinstance(msg, Records):
-        if not 0 <= msg.request_seq <= 0xFFFF:
-            raise LocalProtocolError(f"request_seq {msg.request_seq} is outside u16")
-        return msg.request_seq.to_bytes(_RECORDS_PREFIX, "little") + msg.records
-    for name in _PADDED_STRINGS.get(msg.MSG_TYPE, ()):
-        if "\x00" in getattr(msg, name):
-            raise LocalProtocolError(f"{type(msg).__name__}.{name} contains a NUL character")
-    if isinstance(msg, ReadSet) and len(msg.ranges) > formats.MAX_SET_RANGES:
-        raise LocalProtocolError(f"READ_SET takes at most {formats.MAX_SET_RANGES} ranges")
+        return records_prefix(msg.request_seq) + msg.records
     try:
         return bytes(formats.MESSAGE_PAYLOADS[msg.MSG_TYPE].build(_to_construct(msg)))
     except (ConstructError, UnicodeError, ValueError, TypeError) as exc:
         raise LocalProtocolError(f"{type(msg).__name__} does not fit its format: {exc}") from exc
+
+
+def records_prefix(request_seq: int) -> bytes:
+    """The bytes a RECORDS payload answering request *request_seq* starts with (the device's fast
+    path: the records follow, whole, at most RECORDS_ROOM bytes of them)."""
+    if not 0 <= request_seq <= 0xFFFF:
+        raise LocalProtocolError(f"request_seq {request_seq} is outside u16")
+    return request_seq.to_bytes(RECORDS_PREFIX, "little")
 
 
 def encode_message(msg: Message, seq: int) -> bytes:
@@ -296,24 +436,23 @@ def decode_message(frame: Frame) -> Message | UnknownMessage:
     if cls is None:
         return UnknownMessage(frame.msg_type, frame.payload)
     payload = frame.payload
-    if cls is Records:
-        if len(payload) < _RECORDS_PREFIX:
-            raise MalformedMessage("RECORDS payload shorter than its header")
-        return Records(int.from_bytes(payload[:_RECORDS_PREFIX], "little"), payload[_RECORDS_PREFIX:])
-    fmt = formats.MESSAGE_PAYLOADS[frame.msg_type]
     try:
-        parsed = fmt.parse(payload)
-    except (ConstructError, UnicodeError, ValueError) as exc:
-        raise MalformedMessage(f"{cls.__name__} payload does not parse: {exc}") from exc
-    values = {f.name: parsed[f.name] for f in fields(cls)}
-    if cls is LiveResponse:
-        values["snapshot"] = Snapshot(**{name: parsed.snapshot[name] for name in SNAPSHOT_FIELDS})
-    if cls is ReadSet:
-        if len(parsed.ranges) > formats.MAX_SET_RANGES:
-            count = len(parsed.ranges)
-            raise MalformedMessage(f"READ_SET of {count} ranges (at most {formats.MAX_SET_RANGES})")
-        values["ranges"] = tuple((r.start_seq, r.count) for r in parsed.ranges)
-    return cls(**values)  # type: ignore[no-any-return]
+        if cls is Records:
+            if len(payload) < RECORDS_PREFIX:
+                raise MalformedMessage("RECORDS payload shorter than its header")
+            return Records(int.from_bytes(payload[:RECORDS_PREFIX], "little"), payload[RECORDS_PREFIX:])
+        try:
+            parsed = formats.MESSAGE_PAYLOADS[frame.msg_type].parse(payload)
+        except (ConstructError, UnicodeError, ValueError) as exc:
+            raise MalformedMessage(f"{cls.__name__} payload does not parse: {exc}") from exc
+        values = {f.name: parsed[f.name] for f in fields(cls)}
+        if cls is LiveResponse:
+            values["snapshot"] = Snapshot(**{name: parsed.snapshot[name] for name in SNAPSHOT_FIELDS})
+        if cls is ReadSet:
+            values["ranges"] = tuple((r.start_seq, r.count) for r in parsed.ranges)
+        return cls(**values)  # type: ignore[no-any-return]
+    except LocalProtocolError as exc:  # a value its own format can carry but a message cannot hold
+        raise MalformedMessage(f"{exc}") from exc
 
 
 class RangeDigest:
@@ -330,10 +469,18 @@ class RangeDigest:
         self.count = 0
 
     def update(self, raw_record: bytes) -> None:
-        self.value = crc32c(raw_record[-4:], self.value)
+        """Add one record, as its bytes."""
+        self.value = crc32c(raw_record[-CRC_SIZE:], self.value)
         self.count += 1
 
     def update_many(self, raw_records: list[bytes]) -> None:
+        """Add records, as their bytes (the device's side)."""
         if raw_records:
-            self.value = crc32c(b"".join(raw[-4:] for raw in raw_records), self.value)
+            self.value = crc32c(b"".join(raw[-CRC_SIZE:] for raw in raw_records), self.value)
             self.count += len(raw_records)
+
+    def update_rows(self, rows: list[DecodedRow]) -> None:
+        """Add records, as :func:`protocol.records.decode_rows` gives them (the reader's side)."""
+        if rows:
+            self.value = crc32c(crc_fields(rows), self.value)
+            self.count += len(rows)

@@ -38,6 +38,7 @@ HEADER_SIZE = formats.RECORD_HEADER.sizeof()
 CRC_SIZE = formats.RECORD_TRAILER.sizeof()
 
 _HEADER = flatten(formats.RECORD_HEADER)
+_TRAILER = flatten(formats.RECORD_TRAILER)
 _SNAPSHOT = flatten(formats.SNAPSHOT)
 LAYOUTS: dict[int, FlatLayout] = {
     rtype: flatten(formats.RECORD_HEADER, body, formats.RECORD_TRAILER)
@@ -594,6 +595,28 @@ def record_from_row(row: DecodedRow) -> Record:
 def is_intact(raw: bytes) -> bool:
     """True if *raw* ends in the CRC-32C of the bytes before it (one C call)."""
     return _intact(raw)
+
+
+def record_header(buf: bytes, offset: int = 0) -> tuple[int, int, int, int]:
+    """``(seq, timestamp, type, length)`` of the record that starts at *offset* in *buf*
+    (unverified: check the record before trusting them)."""
+    seq, timestamp, rtype, length = _HEADER.struct.unpack_from(buf, offset)
+    return seq, timestamp, rtype, length
+
+
+def record_seq(raw: bytes) -> int:
+    """The seq of the record *raw* (unverified)."""
+    return record_header(raw)[0]
+
+
+def record_timestamp(raw: bytes) -> int:
+    """The timestamp of the record *raw* (unverified)."""
+    return record_header(raw)[1]
+
+
+def record_crc(raw: bytes) -> int:
+    """The CRC-32C field of the whole record *raw*, as an int (unverified)."""
+    return int(_TRAILER.struct.unpack_from(raw, len(raw) - CRC_SIZE)[0])
 
 
 def crc_fields(rows: list[DecodedRow]) -> bytes:

@@ -83,7 +83,7 @@ def test_head_3_ends_an_export_quietly(db: Path) -> None:
     lines = [process.stdout.readline() for _ in range(3)]
     process.stdout.close()
     _, err = process.communicate(timeout=120)
-    assert lines[0].startswith(b"seq,time_utc,") and lines[2].startswith(b"1,")
+    assert lines[0].startswith(b"seq,time,") and lines[2].startswith(b"1,")
     assert (process.returncode, err.decode()) == (141, "")
 
 

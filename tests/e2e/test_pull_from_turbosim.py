@@ -107,6 +107,6 @@ def test_pull_interrupted_resumed_complete_and_consistent(
     assert archived == device, "every archived record is byte-identical to the device's flash"
 
     summary = json_of(["summary", "C60-E2E", "--db", str(db), "--json"], capsys)
-    for key in ("operating_hours", "starts", "kwh"):
+    for key in ("operating_hours", "starts", "energy_kwh"):
         assert summary[key] == pytest.approx(info[key], abs=1e-3), key
     assert summary["records"] == info["records"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 import struct
 import subprocess
@@ -258,3 +259,15 @@ def test_a_torn_erase_only_sets_bits_and_counts_a_cycle() -> None:
         assert flash.erase_counts() == [0, 1]
         outcomes.add(torn == b"\xff" * 64 or torn == bytes(range(64, 128)))
     assert False in outcomes, "some erases are left half done"
+
+
+def test_a_chip_in_memory_pickles_as_its_contents_and_one_on_a_file_does_not(tmp_path: Path) -> None:
+    chip = NorFlash(256, 4)
+    chip.program(10, b"\x12\x34")
+    chip.erase(2)
+    copy = pickle.loads(pickle.dumps(chip))
+    assert copy.read(0, chip.size) == chip.read(0, chip.size)
+    assert copy.erase_counts() == chip.erase_counts() == [0, 0, 1, 0]
+    refused = pytest.raises(TypeError, match="image file")
+    with NorFlash.open(tmp_path / "chip.img", 256, 4) as on_file, refused:
+        pickle.dumps(on_file)

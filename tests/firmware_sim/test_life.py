@@ -27,10 +27,10 @@ from firmware_sim.fleet import plan_fleet, simulate_unit
 from firmware_sim.keystore import UnitKeys
 from firmware_sim.logstore import LogStore
 from firmware_sim.models import C60
-from firmware_sim.nvstate import Counters
 from firmware_sim.service import FOULING_PER_INTERVAL, OVERHAUL_HOURS, SERVICE_HOURS, ServiceKind
 from firmware_sim.simulator import Simulator
 from firmware_sim.unit import Unit, build_unit
+from protocol.counters import LifetimeCounters
 from protocol.enums import EngineState, EventKind, GridMode, Severity
 from protocol.records import EventRecord, FaultRecord, Record, SampleRecord, decode_record
 from tests.firmware_sim.test_simulator import chi2_quantile_even
@@ -213,7 +213,7 @@ def test_a_killed_unit_logs_the_loss_of_power_at_its_next_power_up(tmp_path: Pat
     assert first_sample.snapshot.trips == saved.trips  # a loss of power is no fault
     for r in after:
         if isinstance(r, SampleRecord):
-            assert Counters.from_snapshot(r.snapshot).dominates(Counters.from_snapshot(saved))
+            assert LifetimeCounters.from_snapshot(r.snapshot).dominates(LifetimeCounters.from_snapshot(saved))
 
 
 def test_a_unit_switched_off_in_order_logs_no_loss(tmp_path: Path) -> None:
@@ -274,7 +274,7 @@ def test_a_flash_torn_by_a_power_cut_under_load_logs_the_loss_at_the_next_power_
     power_up(flash, seed=4, sample_interval_s=600)
     (loss,) = events(records(flash), EventKind.POWER_LOSS)
     assert (loss.state_from, loss.value_a) == (EngineState.LOAD, durable[-1].timestamp)
-    assert LogStore(flash).counters == Counters.from_snapshot(last_sample.snapshot)
+    assert LogStore(flash).counters == LifetimeCounters.from_snapshot(last_sample.snapshot)
 
 
 # --- realism 9: units differ, but a site's grid is the site's ---------------------------------

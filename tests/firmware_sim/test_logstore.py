@@ -10,7 +10,8 @@ import pytest
 
 from firmware_sim.flash import FlashGeometryError, NorFlash
 from firmware_sim.logstore import SECTOR_HEADER_SIZE, LogFullError, LogStore, seeded_log_ids
-from firmware_sim.nvstate import Counters, LogSink
+from firmware_sim.nvstate import LogSink
+from protocol.counters import LifetimeCounters
 from protocol.crc import crc32c
 from protocol.enums import EngineState, EventKind, Severity, Subsystem
 from protocol.image_formats import SECTOR_HEADER, SECTOR_HEADER_SEALED, SECTOR_MAGIC
@@ -26,7 +27,7 @@ from protocol.records import (
 )
 
 SECTOR = 1024
-NO_COUNTS = Counters()
+NO_COUNTS = LifetimeCounters()
 
 
 def snapshot(operating_s: int = 0, starts: int = 0, trips: int = 0, energy_wh: int = 0) -> Snapshot:
@@ -45,7 +46,7 @@ class Machine:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
         self.time = 1_700_000_000
-        self.counters = Counters()
+        self.counters = LifetimeCounters()
 
     def record(self) -> Record:
         rng, c = self.rng, self.counters
@@ -67,7 +68,7 @@ class Machine:
         return EventRecord(0, self.time, kind, 0, 4, 0, rng.getrandbits(32), rng.getrandbits(32))
 
 
-def state(store: LogStore) -> tuple[int, int, Counters, list[bytes]]:
+def state(store: LogStore) -> tuple[int, int, LifetimeCounters, list[bytes]]:
     return store.first_seq, store.next_seq, store.counters, list(store.iter_raw(0, store.next_seq))
 
 
@@ -82,7 +83,7 @@ def fill(store: LogStore, machine: Machine, count: int) -> dict[int, bytes]:
 
 def test_a_fresh_flash_is_an_empty_log() -> None:
     store = LogStore(NorFlash(SECTOR, 8))
-    assert (store.first_seq, store.next_seq, store.counters) == (0, 0, Counters())
+    assert (store.first_seq, store.next_seq, store.counters) == (0, 0, LifetimeCounters())
     assert store.read(0) is None and list(store.iter_raw(0, 100)) == []
     assert store.capacity_records == 7 * ((SECTOR - SECTOR_HEADER_SIZE) // 70)  # 70 bytes: a sample
 
@@ -104,7 +105,9 @@ def test_append_stores_the_encoded_record_under_the_next_seq() -> None:
         assert decode_record(raw) == replace(record, seq=seq)
     assert (store.first_seq, store.next_seq) == (0, 4)
     assert store.read(4) is None and store.read(-1) is None
-    assert store.counters == Counters(3660, 2, 1, 50_100), "events and unknown records carry no counters"
+    assert store.counters == LifetimeCounters(3660, 2, 1, 50_100), (
+        "events and unknown records carry no counters"
+    )
 
 
 def test_iter_raw_yields_held_records_in_order() -> None:
@@ -208,7 +211,7 @@ def test_counters_survive_wrap_clear_and_reopen() -> None:
     flash = NorFlash(SECTOR, 4)
     store = LogStore(flash)
     store.append(SampleRecord(0, 1, snapshot(7200, 3, 1, 123_456)))
-    expected = Counters(7200, 3, 1, 123_456)
+    expected = LifetimeCounters(7200, 3, 1, 123_456)
     for _ in range(400):
         store.append(EventRecord(0, 2, EventKind.STATE_CHANGE))
     assert store.first_seq > 0 and store.read(0) is None, "the sample itself was evicted"
@@ -217,7 +220,7 @@ def test_counters_survive_wrap_clear_and_reopen() -> None:
     assert store.counters == expected and LogStore(flash).counters == expected
     store = LogStore(flash)
     store.append(FaultRecord(0, 3, 1, Severity.NORMAL_SHUTDOWN, 0, 0, snapshot(7300, 3, 2, 123_500)))
-    assert LogStore(flash).counters == Counters(7300, 3, 2, 123_500)
+    assert LogStore(flash).counters == LifetimeCounters(7300, 3, 2, 123_500)
 
 
 def test_a_log_in_an_image_file_survives_reopen(tmp_path: Path) -> None:
@@ -266,7 +269,7 @@ def test_a_corrupt_record_in_an_old_sector_hides_only_the_rest_of_that_sector() 
 
 
 def oracle_header(
-    generation: int, base_seq: int, first_seq: int, counters: Counters, log_id: bytes = bytes(8)
+    generation: int, base_seq: int, first_seq: int, counters: LifetimeCounters, log_id: bytes = bytes(8)
 ) -> bytes:
     """A sector header built by construct from its definition (the oracle)."""
     fields = {"magic": SECTOR_MAGIC, "generation": generation, "base_seq": base_seq, "first_seq": first_seq,
@@ -287,7 +290,7 @@ def write_sector(
     base_seq: int,
     first_seq: int,
     seqs: list[int],
-    counters: Counters = NO_COUNTS,
+    counters: LifetimeCounters = NO_COUNTS,
 ) -> list[bytes]:
     """Lay a sector out with its header built by construct (the oracle); return its records."""
     start = generation % flash.sector_count * flash.sector_size
@@ -300,7 +303,7 @@ def write_sector(
 def test_the_sector_headers_written_are_what_construct_builds() -> None:
     flash = NorFlash(SECTOR, 4)
     store, machine = LogStore(flash), Machine(5)
-    opened: list[tuple[int, int, int, Counters, bytes]] = []
+    opened: list[tuple[int, int, int, LifetimeCounters, bytes]] = []
     while len(opened) < 6:  # wraps the 4-sector ring, so evictions move first_seq; the 5th is a clear
         counters, next_seq = store.counters, store.next_seq
         if len(opened) == 4:
@@ -322,10 +325,10 @@ def test_the_sector_headers_written_are_what_construct_builds() -> None:
 
 def test_the_on_flash_layout_is_the_documented_one() -> None:
     flash = NorFlash(SECTOR, 4)
-    (record,) = write_sector(flash, 6, 0xFFFFFFFD, 0xFFFFFFF0, [0xFFFFFFFD], Counters(3600, 2, 1, 99))
+    (record,) = write_sector(flash, 6, 0xFFFFFFFD, 0xFFFFFFF0, [0xFFFFFFFD], LifetimeCounters(3600, 2, 1, 99))
     store = LogStore(flash)
     assert (store.first_seq, store.next_seq) == (0xFFFFFFFD, 0xFFFFFFFE)
-    assert store.counters == Counters(3600, 2, 1, 99)
+    assert store.counters == LifetimeCounters(3600, 2, 1, 99)
     assert store.read(0xFFFFFFFD) == record
     assert store.append(EventRecord(0, 6, EventKind.STOP)) == 0xFFFFFFFE
     with pytest.raises(LogFullError):

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from firmware_sim.flash import FlashOperation, NorFlash, OpKind, PowerCut
 from firmware_sim.logstore import SECTOR_HEADER_SIZE, LogStore
-from firmware_sim.nvstate import Counters
+from protocol.counters import LifetimeCounters
 from protocol.enums import EventKind
 from protocol.image_formats import SECTOR_MAGIC
 from protocol.records import EventRecord, FaultRecord, Record, SampleRecord, encode_record
@@ -47,16 +47,16 @@ class InFlight:
 
     seq: int
     raw: bytes | None = None
-    counters: Counters | None = None
+    counters: LifetimeCounters | None = None
     """The record's counters, if it carries a snapshot."""
 
     @classmethod
     def append(cls, seq: int, record: Record) -> InFlight:
         raw = encode_record(replace(record, seq=seq))
         if isinstance(record, SampleRecord):
-            return cls(seq, raw, Counters.from_snapshot(record.snapshot))
+            return cls(seq, raw, LifetimeCounters.from_snapshot(record.snapshot))
         if isinstance(record, FaultRecord):
-            return cls(seq, raw, Counters.from_snapshot(record.freeze))
+            return cls(seq, raw, LifetimeCounters.from_snapshot(record.freeze))
         return cls(seq, raw)
 
 
@@ -65,7 +65,7 @@ class Oracle:
     """What the log is known to hold: every acknowledged record, and bounds on its state."""
 
     acked: dict[int, bytes] = field(default_factory=dict)
-    counters: Counters = field(default_factory=Counters)
+    counters: LifetimeCounters = field(default_factory=LifetimeCounters)
     first_floor: int = 0
     next_seq: int = 0
 

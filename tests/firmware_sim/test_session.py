@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from firmware_sim.auth import AccessControl
 from firmware_sim.keystore import UnitKeys
-from firmware_sim.nvstate import Counters
 from firmware_sim.session import MAX_STREAMS, MAX_WAITING_ANSWERS, DeviceSession
+from protocol.counters import LifetimeCounters
 from protocol.crc import crc32c
 from protocol.enums import EngineState, ErrorCode, EventKind, MsgType
 from protocol.formats import MAX_PAYLOAD, PROTOCOL_VERSION
@@ -85,7 +85,7 @@ class FakeUnit:
         self.first_seq = first_seq
         self.next_seq = next_seq
         self.max_window = max_window
-        self.counters = Counters(operating_s=3600, starts=2, trips=1, energy_wh=65000)
+        self.counters = LifetimeCounters(operating_s=3600, starts=2, trips=1, energy_wh=65000)
         self.time = 1_700_000_000
         self.clock_sets: list[tuple[int, int]] = []
         self.missing: set[int] = set()

@@ -20,8 +20,8 @@ from firmware_sim.faults import (
     start_failure_probability,
 )
 from firmware_sim.models import C30, C60, C65, PROFILES, ModelProfile, trip_limits
-from firmware_sim.nvstate import Counters
 from firmware_sim.simulator import Simulator
+from protocol.counters import LifetimeCounters
 from protocol.enums import EngineState, EventKind, GridMode, Severity
 from protocol.records import (
     EventRecord,
@@ -150,7 +150,7 @@ def test_physics_stays_within_bounds_over_a_month(profile: ModelProfile, duty: s
         scripted_faults=scripted,
     )
     assert {f.code for f in sink.faults()} >= {5012, 5005, 8010, 7015}
-    previous = Counters()
+    previous = LifetimeCounters()
     loaded = 0
     for timestamp, snap in snapshots(sink, causes=False):
         assert 0 <= snap.speed_rpm <= min(profile.full_rpm, 96_000)
@@ -171,7 +171,7 @@ def test_physics_stays_within_bounds_over_a_month(profile: ModelProfile, duty: s
             assert efficiency <= profile.efficiency + 0.005
             assert efficiency >= 0.15 or snap.power_w < 0.3 * profile.rated_power_w  # ramping up
             assert snap.speed_rpm >= profile.idle_rpm
-        counters = Counters.from_snapshot(snap)
+        counters = LifetimeCounters.from_snapshot(snap)
         assert counters.dominates(previous)
         assert snap.operating_s <= timestamp - start
         previous = counters
@@ -331,7 +331,7 @@ def test_a_scripted_fault_fires_at_its_operating_hour() -> None:
 
 
 def test_a_scripted_fault_below_the_restored_hours_never_fires() -> None:
-    restored = Counters(operating_s=200 * HOUR)
+    restored = LifetimeCounters(operating_s=200 * HOUR)
     _, sink = simulate(C60, days=2, counters=restored, scripted_faults=[ScriptedFault(5005, 100)])
     assert 5005 not in {f.code for f in sink.faults()}
 
@@ -412,10 +412,10 @@ def test_too_many_trips_in_a_day_lock_the_unit_out() -> None:
 
 
 def test_restored_counters_only_grow() -> None:
-    restored = Counters(operating_s=30_000 * HOUR, starts=812, trips=17, energy_wh=1_500_000_000)
+    restored = LifetimeCounters(operating_s=30_000 * HOUR, starts=812, trips=17, energy_wh=1_500_000_000)
     sim, sink = simulate(C65, days=5, duty="peak-shaving", counters=restored)
     for _, snap in snapshots(sink):
-        assert Counters.from_snapshot(snap).dominates(restored)
+        assert LifetimeCounters.from_snapshot(snap).dominates(restored)
     now = sim.counters
     assert now.dominates(restored)
     assert now.starts == restored.starts + 5
@@ -424,7 +424,7 @@ def test_restored_counters_only_grow() -> None:
 
 def test_counters_and_snapshot_agree_between_samples() -> None:
     sim, _ = simulate(C60, days=1.37)
-    assert Counters.from_snapshot(sim.snapshot()) == sim.counters
+    assert LifetimeCounters.from_snapshot(sim.snapshot()) == sim.counters
     assert sim.counters.operating_s == int(1.37 * DAY)
 
 
@@ -460,7 +460,7 @@ def test_splitting_the_interval_does_not_change_the_records() -> None:
         t = min(end, t + (steps.uniform(0, 3) if steps.random() < 0.3 else steps.uniform(0, 9000)))
         sim.advance_to(t)
         sim.snapshot()
-        assert sim.counters.dominates(Counters())
+        assert sim.counters.dominates(LifetimeCounters())
     assert sink.data() == whole.data()
 
 

@@ -11,9 +11,9 @@ from firmware_sim.clock import SimClock
 from firmware_sim.errors import ConfigError
 from firmware_sim.faults import parse_scripted_fault
 from firmware_sim.flash import FlashImageError
-from firmware_sim.nvstate import Counters
 from firmware_sim.session import DeviceSession, UnitPort
 from firmware_sim.unit import FIRMWARE_VERSION, Unit, build_unit
+from protocol.counters import LifetimeCounters
 from protocol.enums import EventKind, RecordType
 from protocol.framing import FrameDecoder
 from protocol.messages import Identify as IdentifyRequest
@@ -129,9 +129,11 @@ def test_counters_and_seqs_are_restored_after_reopening_the_flash(tmp_path: Path
         last_sample = [r for r in records(unit) if isinstance(r, SampleRecord)][-1]
         last_timestamp = records(unit)[-1].timestamp
     with new_unit(flash_path=image)[0] as unit:  # the clock starts at START again, the engine restarts
-        saved = Counters.from_snapshot(last_sample.snapshot)
+        saved = LifetimeCounters.from_snapshot(last_sample.snapshot)
         assert saved.operating_s > 400 * HOUR
-        assert unit.counters == Counters(saved.operating_s, saved.starts + 1, saved.trips, saved.energy_wh)
+        assert unit.counters == LifetimeCounters(
+            saved.operating_s, saved.starts + 1, saved.trips, saved.energy_wh
+        )
         power_up, *starting = records(unit)[next_seq:]
         assert isinstance(power_up, EventRecord) and power_up.kind == EventKind.POWER_UP
         assert power_up.seq == next_seq and power_up.timestamp == last_timestamp

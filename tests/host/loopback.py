@@ -16,8 +16,8 @@ from firmware_sim import inproc
 from firmware_sim.auth import AccessControl
 from firmware_sim.inproc import VirtualClock
 from firmware_sim.keystore import UnitKeys
-from firmware_sim.nvstate import Counters
 from host.transport import Guarded
+from protocol.counters import LifetimeCounters
 from protocol.enums import EngineState, EventKind
 from protocol.records import (
     EventRecord,
@@ -86,8 +86,8 @@ class ListUnit:
         return max(len(self.raws), 1)
 
     @property
-    def counters(self) -> Counters:
-        return Counters(3600, 2, 0, 65000)
+    def counters(self) -> LifetimeCounters:
+        return LifetimeCounters(3600, 2, 0, 65000)
 
     def iter_raw(self, start_seq: int, stop_seq: int) -> Iterator[bytes]:
         seq = max(start_seq, self.first_seq)

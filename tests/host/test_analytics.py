@@ -81,8 +81,8 @@ def test_a_unit_with_failures(archive: Archive) -> None:
         "serial": "A1", "model": "C65", "firmware": "fw-2.1", "records": 9, "evicted": 0,
         "first_record": datetime.fromtimestamp(T0, UTC).isoformat(),
         "last_record": datetime.fromtimestamp(T0 + 10_000, UTC).isoformat(),
-        "operating_hours": 300.0, "starts": 13, "kwh": 9000.0, "trips": 2, "counters_from": "records",
-        "identify": {"operating_hours": 301.0, "starts": 13, "kwh": 9010.0, "trips": 2},
+        "operating_hours": 300.0, "starts": 13, "energy_kwh": 9000.0, "trips": 2, "counters_from": "records",
+        "identify": {"operating_hours": 301.0, "starts": 13, "energy_kwh": 9010.0, "trips": 2},
         "counters_consistent": True,
         "faults_by_severity": {"WARNING": 1, "NORMAL_SHUTDOWN": 1, "FAST_SHUTDOWN": 1},
         "faults_by_code": {"257": 2, "514": 1},
@@ -110,7 +110,7 @@ def test_a_unit_without_failures_has_only_a_lower_bound(archive: Archive) -> Non
 def test_a_unit_without_records_falls_back_to_identify(archive: Archive) -> None:
     summary = unit_summary(archive, "C3").to_json()
     assert summary["counters_from"] == "identify"
-    assert (summary["operating_hours"], summary["starts"], summary["kwh"]) == (42.0, 7, 1200.0)
+    assert (summary["operating_hours"], summary["starts"], summary["energy_kwh"]) == (42.0, 7, 1200.0)
     assert summary["records"] == 0 and summary["first_record"] is None
     assert summary["availability"] is None and summary["mtbf_hours"] is None
 
@@ -150,7 +150,7 @@ def test_a_fault_entry_names_its_values(archive: Archive) -> None:
         "subsystem": "ENGINE", "flags": ["OVER_TEMPERATURE"],
         "time": datetime.fromtimestamp(T0 + 1000, UTC).isoformat(),
     } == first
-    assert first["freeze"]["operating_s"] == 150 * H
+    assert (first["freeze"]["operating_hours"], first["freeze"]["state"]) == (150, "STAND_BY")
 
 
 @pytest.mark.parametrize("bad", [{"severity": "bogus"}, {"severity": 300}, {"code": -1}, {"code": 70_000}])

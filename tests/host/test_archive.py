@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from host import archive as archive_module
-from host.archive import APPLICATION_ID, MIGRATIONS, Archive, column_of, default_archive_path
+from host.archive import APPLICATION_ID, MIGRATIONS, Archive, column_of
+from host.archive_path import default_archive_path
 from host.errors import ArchiveError, DeviceError, HostError, UnknownUnit, UsageError
 from protocol.enums import EventKind, RecordType, Severity, Subsystem
 from protocol.records import (

@@ -69,8 +69,8 @@ def expected_rows() -> list[dict[str, object]]:
 
 
 def test_columns_carry_their_units() -> None:
-    for name in ("time_utc", "speed_rpm", "power_w", "tet1_c", "ambient_pressure_kpa", "fuel_valve_pct",
-                 "grid_freq_hz", "operating_s", "energy_wh"):
+    for name in ("time", "speed_rpm", "power_w", "tet1_c", "ambient_pressure_kpa", "fuel_valve_pct",
+                 "grid_freq_hz", "operating_hours", "energy_kwh"):
         assert name in COLUMNS
     assert not [name for name in COLUMNS if name.endswith(("_x10", "_x100", "_x1000"))]
 
@@ -83,13 +83,15 @@ def test_csv_round_trip(archive: Archive) -> None:
     for parsed, expected in zip(rows, expected_rows(), strict=True):
         assert parsed == {name: "" if expected.get(name) is None else str(expected[name]) for name in COLUMNS}
     sample, event, fault, unknown, odd = rows
-    assert datetime.fromisoformat(sample["time_utc"]).timestamp() == T0
+    assert datetime.fromisoformat(sample["time"]).timestamp() == T0
     temperatures = float(sample["tet1_c"]), float(sample["tet2_c"])
     assert (*temperatures, float(sample["grid_freq_hz"])) == (309.3, -1.5, 59.987)
-    assert (sample["state"], sample["mode"], int(sample["energy_wh"])) == ("LOAD", "GRID_CONNECT", 2**40)
-    transition = event["event_kind"], event["event_state_from"], event["event_state_to"]
+    assert (sample["state"], sample["mode"]) == ("LOAD", "GRID_CONNECT")
+    assert (float(sample["energy_kwh"]), float(sample["operating_hours"])) == (2**40 / 1000, 0.0)
+    assert (float(fault["energy_kwh"]), float(fault["operating_hours"])) == ((2**40 + 2) / 1000, 2.0)
+    transition = event["kind"], event["state_from"], event["state_to"]
     assert transition == ("STATE_CHANGE", "ACCEL", "LOAD")
-    assert (fault["fault_severity"], fault["fault_subsystem"], int(fault["fault_flags"])) == (
+    assert (fault["severity"], fault["subsystem"], int(fault["flags"])) == (
         "NORMAL_SHUTDOWN", "INVERTER", 0x0206,
     )
     assert float(fault["ambient_pressure_kpa"]) == 101.33
@@ -102,8 +104,8 @@ def test_jsonl_round_trip(archive: Archive) -> None:
     assert export(archive, "S1", "jsonl", out) == len(RECORDS)
     parsed = [json.loads(line) for line in out.getvalue().splitlines()]
     assert parsed == expected_rows()
-    assert "fault_code" not in parsed[0] and parsed[2]["fault_code"] == 0x0311
-    assert parsed[1]["event_value_b"] == 2**32 - 1
+    assert "code" not in parsed[0] and parsed[2]["code"] == 0x0311
+    assert parsed[1]["value_b"] == 2**32 - 1
 
 
 def test_export_to_a_path_replaces_the_file_when_complete(archive: Archive, tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ import pytest
 from firmware_sim.flash import NorFlash
 from firmware_sim.logstore import SECTOR_HEADER_SIZE, LogStore
 from host.errors import DeviceError
-from host.flash_image import FlashImage, LogCounters, UnitIdentity, parse_identity, parse_image
+from host.flash_image import FlashImage, parse_identity, parse_image
+from protocol.counters import LifetimeCounters
 from protocol.crc import crc32c
 from protocol.enums import EventKind
 from protocol.messages import EARLIER_FINGERPRINTS, SCHEMA_FINGERPRINT
@@ -32,6 +33,7 @@ from protocol.records import (
     UnknownRecord,
     row_bytes,
 )
+from protocol.sidecar import UnitIdentity
 
 SECTOR_SIZE = 512
 SECTOR_COUNT = 6
@@ -72,7 +74,7 @@ def assert_agrees(image: FlashImage, store: LogStore, flash: NorFlash) -> None:
     """The image reads as the controller's recovery reads the same flash."""
     assert (image.first_seq, image.next_seq) == (store.first_seq, store.next_seq)
     c = store.counters
-    assert image.counters == LogCounters(c.operating_s, c.starts, c.trips, c.energy_wh)
+    assert image.counters == c
     assert held(image) == list(store.iter_raw(store.first_seq, store.next_seq))
     assert image.capacity_records == store.capacity_records
     assert list(image.erase_counts) == flash.erase_counts()
@@ -101,7 +103,7 @@ def test_an_empty_log_holds_nothing(tmp_path: Path) -> None:
     image = parse_image(image_bytes(path))
     assert (image.first_seq, image.next_seq, image.last_timestamp) == (0, 0, 0)
     assert image.ring == ()
-    assert image.counters == LogCounters(0, 0, 0, 0)
+    assert image.counters == LifetimeCounters()
     assert list(image.sectors()) == []
 
 

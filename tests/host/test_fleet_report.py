@@ -208,7 +208,7 @@ def test_a_parquet_row_packs_back_into_its_record(
     layout = LAYOUTS[RecordType.FAULT]
     for row in table.to_pylist():
         fields = [row[name.removeprefix("freeze.")] for name in layout.names[4:]]
-        raw = layout.struct.pack(row["seq"], int(row["timestamp"].timestamp()), RecordType.FAULT,
+        raw = layout.struct.pack(row["seq"], int(row["time"].timestamp()), RecordType.FAULT,
                                  layout.size - 14, *fields)
         assert raw == stored[row["seq"]]
 

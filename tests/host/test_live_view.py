@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from host.fields import snapshot_fields
 from host.live import live_view
 from protocol.fault_codes import FAULT_CODES
 from protocol.records import Snapshot
@@ -18,7 +19,7 @@ def reading(**changes: int) -> dict[str, Any]:
         "operating_s": 359_640, "starts": 2, "trips": 0, "energy_wh": 5_825_000,
     }
     raw.update(changes)
-    return {**Snapshot(**raw).engineering(), "time": "2024-01-05T04:00:05+00:00"}
+    return {**snapshot_fields(Snapshot(**raw)), "time": "2024-01-05T04:00:05+00:00"}
 
 
 def mark(text: str) -> str:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from firmware_sim.nvstate import Counters
 from host.archive import Archive
 from host.errors import DeviceError
 from host.pull import PullResult, pull
+from protocol.counters import LifetimeCounters
 from protocol.records import SampleRecord, encode_record
 from tests.host.loopback import SNAPSHOT, Line, ListUnit, make_records
 
@@ -26,12 +26,12 @@ from tests.host.loopback import SNAPSHOT, Line, ListUnit, make_records
 class CountingUnit(ListUnit):
     """A ListUnit whose lifetime counters can be set."""
 
-    def __init__(self, raws: list[bytes], counters: Counters, **kw: object) -> None:
+    def __init__(self, raws: list[bytes], counters: LifetimeCounters, **kw: object) -> None:
         super().__init__(raws, **kw)  # type: ignore[arg-type]
         self._counters = counters
 
     @property
-    def counters(self) -> Counters:
+    def counters(self) -> LifetimeCounters:
         return self._counters
 
 
@@ -93,14 +93,14 @@ def test_counters_that_went_backwards_are_refused(archive: Archive, path: Path) 
     run(ListUnit(make_records(100)), archive)
     before = dump(path)
     with pytest.raises(DeviceError, match=r"counters went backwards \(operating hours 0.5 < 1.0 archived"):
-        run(CountingUnit(make_records(200), Counters(1800, 5, 0, 90000)), archive)
+        run(CountingUnit(make_records(200), LifetimeCounters(1800, 5, 0, 90000)), archive)
     assert dump(path) == before
 
 
 def test_identify_counters_ahead_of_the_log_may_fall_back_to_it(archive: Archive) -> None:
     """A power cut loses what the unit had not logged yet: only the records' counters bind."""
-    run(CountingUnit(make_records(100), Counters(7200, 5, 0, 90000)), archive)
-    assert run(CountingUnit(make_records(200), Counters(3600, 2, 0, 65000)), archive).added == 100
+    run(CountingUnit(make_records(100), LifetimeCounters(7200, 5, 0, 90000)), archive)
+    assert run(CountingUnit(make_records(200), LifetimeCounters(3600, 2, 0, 65000)), archive).added == 100
 
 
 def test_a_log_that_ends_below_the_archive_is_refused(archive: Archive) -> None:

@@ -125,7 +125,7 @@ def test_export_since_an_age_keeps_the_last_records(
     assert status == 0
     rows = list(csv.DictReader(out_file.open()))
     assert [int(row["seq"]) for row in rows] == list(range(COUNT - 97, COUNT))
-    assert rows[0]["time_utc"] == iso(LAST - DAY)
+    assert rows[0]["time"] == iso(LAST - DAY)
     assert f"97 records written to {out_file} (since {iso(LAST - DAY)})" in err
 
 
@@ -288,7 +288,7 @@ def test_a_parquet_export_is_not_windowed_and_says_so(
         ["export", "--format", "parquet", "--out", str(target), "--since", "1d", "--db", str(db)], capsys
     )
     assert status == 2 and out == "" and not target.exists()
-    assert "time_utc" in one_line_error(err)
+    assert "time column" in one_line_error(err)
 
 
 def test_ages_take_fractions_and_every_unit(db: Path, capsys: pytest.CaptureFixture[str]) -> None:

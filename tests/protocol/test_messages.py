@@ -316,6 +316,102 @@ def test_a_read_set_over_160_ranges_is_malformed() -> None:
         decode_message(Frame(MsgType.READ_SET, 0, bytes([count]) + bytes(6 * count) + bytes(2)))
 
 
+# --- limits checked when a message is built ------------------------------------------------------
+
+
+def outside(field: FormatField) -> st.SearchStrategy[int]:
+    low, high = int_bounds(field)
+    return st.one_of(st.integers(max_value=low - 1), st.integers(min_value=high + 1))
+
+
+ALL_INTS = [(f, b) for _, f, b in INT_FIELDS]
+ALL_INT_IDS = [i for i, _, _ in INT_FIELDS]
+PADDED_IDS = [f"{MsgType(t).name}.{n}" for t, n, _ in PADDED]
+
+
+@pytest.mark.parametrize(("field", "build"), ALL_INTS, ids=ALL_INT_IDS)
+@given(data=st.data())
+def test_a_message_holding_an_integer_outside_its_field_cannot_be_built(
+    field: FormatField, build: Callable[[int], Any], data: st.DataObject
+) -> None:
+    """The caller's mistake is refused where it is made, not when the message is sent."""
+    with pytest.raises(LocalProtocolError):
+        build(data.draw(outside(field)))
+
+
+@pytest.mark.parametrize("build", [b for _, b in ALL_INTS], ids=ALL_INT_IDS)
+@pytest.mark.parametrize("value", [True, 1.0, "1", None])
+def test_an_integer_field_holds_integers_only(build: Callable[[Any], Any], value: Any) -> None:
+    with pytest.raises(LocalProtocolError):
+        build(value)
+
+
+@pytest.mark.parametrize(("msg_type", "name", "size"), PADDED, ids=PADDED_IDS)
+@given(data=st.data())
+def test_a_padded_string_that_would_not_come_back_cannot_be_built(
+    msg_type: int, name: str, size: int, data: st.DataObject
+) -> None:
+    bad = data.draw(st.one_of(
+        st.text(ASCII_NO_NUL, min_size=size + 1, max_size=size + 8),
+        st.text(min_size=1, max_size=size).filter(lambda text: not text.isascii() or "\x00" in text),
+    ))
+    with pytest.raises(LocalProtocolError):
+        dataclasses.replace(base_message(msg_type), **{name: bad})
+
+
+BYTES_FIELDS = [(t, s.name, s.subcon.length) for t in TYPES for s in formats.MESSAGE_PAYLOADS[t].subcons
+                if isinstance(s.subcon, Bytes)]
+
+
+@pytest.mark.parametrize(("msg_type", "name", "size"), BYTES_FIELDS,
+                         ids=[f"{MsgType(t).name}.{n}" for t, n, _ in BYTES_FIELDS])
+@given(data=st.data())
+def test_a_byte_string_of_another_size_cannot_be_built(
+    msg_type: int, name: str, size: int, data: st.DataObject
+) -> None:
+    bad = data.draw(st.binary(max_size=size + 4).filter(lambda raw: len(raw) != size))
+    with pytest.raises(LocalProtocolError):
+        dataclasses.replace(base_message(msg_type), **{name: bad})
+    with pytest.raises(LocalProtocolError):
+        dataclasses.replace(base_message(msg_type), **{name: bytearray(size)})
+
+
+@given(st.binary(min_size=formats.MAX_PAYLOAD - 1, max_size=formats.MAX_PAYLOAD + 64))
+def test_records_that_do_not_fit_a_frame_cannot_be_built(records: bytes) -> None:
+    with pytest.raises(LocalProtocolError):
+        Records(0, records)
+
+
+@given(st.integers(formats.MAX_SET_RANGES + 1, 255))
+def test_a_read_set_of_more_ranges_than_it_takes_cannot_be_built(count: int) -> None:
+    with pytest.raises(LocalProtocolError):
+        ReadSet(tuple((i, 1) for i in range(count)))
+
+
+@pytest.mark.parametrize("ranges", [[(0, 1)], ((0, 1, 2),), ((0,),), (None,)])
+def test_read_set_ranges_are_a_tuple_of_pairs(ranges: Any) -> None:
+    with pytest.raises(LocalProtocolError):
+        ReadSet(ranges)
+
+
+def test_the_refusal_names_the_message_and_the_field() -> None:
+    with pytest.raises(LocalProtocolError, match=r"ReadRange\.count: 4294967296 is outside 0\.\.4294967295"):
+        MESSAGE_CLASSES[MsgType.READ_RANGE](0, 1 << 32)
+
+
+@pytest.mark.parametrize(("msg_type", "name", "size"), PADDED, ids=PADDED_IDS)
+def test_a_peer_string_with_a_nul_inside_is_the_peers_fault(msg_type: int, name: str, size: int) -> None:
+    """A value the wire can carry but no message can hold is MalformedMessage on decode (the
+    peer's fault), never LocalProtocolError (ours)."""
+    fmt = formats.MESSAGE_PAYLOADS[msg_type]
+    full = dataclasses.replace(base_message(msg_type), **{name: "Z" * size})
+    payload = bytearray(encode_payload(full))
+    offset = sum(sub.sizeof() for sub in fmt.subcons[: [sub.name for sub in fmt.subcons].index(name)])
+    payload[offset + 1] = 0
+    with pytest.raises(MalformedMessage, match="NUL"):
+        decode_message(Frame(msg_type, 0, bytes(payload)))
+
+
 # --- RANGE_END digest --------------------------------------------------------------------------------
 
 
