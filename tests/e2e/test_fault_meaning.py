@@ -69,10 +69,10 @@ def test_detail_shows_the_run_up_to_the_trip_and_json_carries_it(
     (entry,) = json.loads(as_json)
     tet = next(channel for channel in entry["runup"] if channel["channel"] == "TET_AVG")
     limit = 680.0  # C60's TET trip limit (docs/simulation.md)
-    assert tet["unit"] == "°C" and len(tet["values"]) == 60
-    assert tet["values"][0] < limit < tet["values"][-1]
+    assert tet["runup_unit"] == "°C" and len(tet["runup_values"]) == 60
+    assert tet["runup_values"][0] < limit < tet["runup_values"][-1]
     freeze_tet = (entry["freeze"]["tet1_c"] + entry["freeze"]["tet2_c"]) / 2
-    assert tet["values"][-1] == pytest.approx(freeze_tet, abs=0.1)
+    assert tet["runup_values"][-1] == pytest.approx(freeze_tet, abs=0.1)
 
 
 def test_summary_names_the_codes_it_counts(db: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,7 @@ from protocol.records import (
     EventRecord,
     FaultRecord,
     Record,
+    RunupRecord,
     SampleRecord,
     UnknownRecord,
     decode_rows,
@@ -67,5 +68,5 @@ def test_a_decoded_sample_or_fault_carries_its_snapshots_counters(record: Record
     elif isinstance(record, FaultRecord):
         assert counters_of_row(row) == LifetimeCounters.from_snapshot(record.freeze)
     else:
-        assert isinstance(record, EventRecord | UnknownRecord)
+        assert isinstance(record, EventRecord | RunupRecord | UnknownRecord)
         assert counters_of_row(row) is None

@@ -165,4 +165,4 @@ def test_a_log_needs_two_sectors_holding_the_largest_record(size: int, count: in
 
 
 def test_capacity_is_every_sector_but_one_full_of_samples() -> None:
-    assert capacity_records(4096, 16) == 15 * ((4096 - 48) // 68)
+    assert capacity_records(4096, 16) == 15 * ((4096 - 48) // 70)  # a sample is 70 bytes
