@@ -27,7 +27,8 @@ from firmware_sim.pytest_plugin import RunningUnit
 from host.cli import main as turbolog_main
 from host.poll import claim_archive
 from protocol.inventory import InventoryEntry, format_inventory
-from tests.e2e.chain import archived, flash_log
+from tests.conftest import require_tool
+from tests.e2e.chain import NullModem, TerminalServer, archived, flash_log
 
 pytestmark = pytest.mark.e2e
 
@@ -301,3 +302,42 @@ def _stored(db: Path) -> int:
     except sqlite3.Error:
         return 0
     return int(count)
+
+
+@pytest.mark.slow
+def test_a_poll_through_a_terminal_server_of_eight_rfc2217_ports(
+    turbosim_unit: Callable[..., RunningUnit], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real chain: 8 units, each on a socat pty pair, behind one ser2net with 8 RFC 2217
+    accepters; `turbolog poll` over the 8 rfc2217:// URLs archives every unit's whole log, equal
+    to its flash image."""
+    socat, ser2net = require_tool("socat"), require_tool("ser2net")
+    modems: list[NullModem] = []
+    server: TerminalServer | None = None
+    try:
+        served = {}
+        for number in range(8):
+            directory = tmp_path / f"line-{number}"
+            directory.mkdir()
+            modems.append(NullModem(socat, directory))
+            image = tmp_path / f"unit-{number}.img"
+            unit = turbosim_unit(link="port", port=str(modems[-1].a), seed=number + 1, flash=image, **STILL)
+            served[unit.serial] = (unit, image)
+        server = TerminalServer(ser2net, tmp_path, [modem.b for modem in modems])
+        entries = [InventoryEntry(url, 115_200) for url in server.urls]
+        inventory = write_inventory(tmp_path / "fleet.csv", entries)
+        db = tmp_path / "fleet.sqlite"
+        argv = ["poll", str(inventory), "--db", str(db), "--jobs", "8", "--json"]
+        status, out, err = turbolog(argv, capsys)
+        assert status == 0, err
+        report = json.loads(out)
+        assert sorted(row["serial"] for row in report["units"]) == sorted(served)
+        assert all(row["error"] is None and row["added"] > 700 for row in report["units"])
+        for unit, image in served.values():
+            assert unit.stop() == 0
+            complete(db, unit, image)
+    finally:
+        if server is not None:
+            server.stop()
+        for modem in modems:
+            modem.stop()
