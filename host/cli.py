@@ -136,6 +136,7 @@ examples:
   turbolog export C60-000001 --format jsonl --since 12h | head     # the log's last 12 hours, to stdout
   turbolog export C60-000001 --format csv --since 2024-05-01 --until 2024-05-31T23:59:59 --out may.csv
   turbolog export --format parquet --out fleet.parquet/            # every unit, for Spark, Dask, DuckDB
+  turbolog export --format parquet --out /shared/fleet/ --part host-2   # this host's share of one dataset
 """,
     "plot": """
 examples:
@@ -410,6 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         metavar="PATH",
         help="output file, - for standard output (the default); for parquet, a directory (required)",
+    )
+    exp.add_argument(
+        "--part", metavar="NAME",
+        help="parquet: add this archive's share, its files named part-NAME.parquet, to the dataset --out "
+        "shared with other archives (one NAME per host, e.g. the poll's shard-2-of-4)",
     )
     _window_options(exp)
     plot = command(
@@ -1070,12 +1076,14 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
                 "(filter on its time_utc column where you read it)"
             )
         with open_archive(args) as archive:
-            count = export(archive, args.serial, args.fmt, args.out)
+            count = export(archive, args.serial, args.fmt, args.out, part=args.part)
         _wrote(out, f"{count:,} records written to the {args.fmt.capitalize()} dataset {args.out}",
                path=os.fspath(args.out), format=args.fmt, serial=args.serial, records=count)
         return 0
     if args.serial is None:
         raise UsageError(f"--format {args.fmt} exports one unit: name its serial number")
+    if args.part is not None:
+        raise UsageError(f"--part names a share of a Parquet dataset, not of a {args.fmt} file")
     target = args.out or STDOUT
     _json_needs_a_file(out, target)
     with open_archive(args) as archive:
