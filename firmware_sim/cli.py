@@ -7,6 +7,8 @@ Subcommands:
 - ``run``: live a unit's history into a flash image without serving it.
 - ``info``: what a flash image holds.
 - ``fleet``: simulate a whole fleet into flash images, one process per core.
+- ``serve-fleet``: serve many units from one process, each on its own TCP or RFC 2217 port, as a
+  fleet behind a terminal server; prints ``ready <inventory>`` naming the inventory it wrote.
 - ``keys``: a unit's access keys, shown only when asked (or replaced, at the bench).
 
 This module parses arguments, wires the parts together and reports errors
@@ -20,37 +22,61 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
 from protocol.enums import GridMode
-from protocol.records import scan_records
+from protocol.inventory import format_inventory
 
 from .auth import MAX_FAILURES
 from .climate import SITES
 from .clock import SimClock
+from .dialin import Answer, DialFaults, Exchange
 from .duty import DUTY_PROFILES
 from .errors import ConfigError, SimulatorError
 from .faults import ScriptedFault, parse_scripted_fault
 from .flash import NorFlash
-from .fleet import DEFAULT_AS_OF, UnitResult, age_summary, parse_mix, plan_fleet, simulate_fleet
+from .fleet import (
+    DEFAULT_AS_OF,
+    UnitResult,
+    age_summary,
+    parse_mix,
+    plan_fleet,
+    plan_served_fleet,
+    simulate_fleet,
+)
 from .fleet import DEFAULT_START as FLEET_START
+from .fleet_server import FleetServer
 from .impairment import Impairment, LineFaults
 from .inproc import Line, WallClock
 from .keystore import KeyStore, UnitKeys, existing_key_chip, key_chip_path
-from .links import Link, PtyLink, Rfc2217Link, SerialDeviceLink, TcpLink
+from .links import DialInLink, Link, PtyLink, Rfc2217Link, SerialDeviceLink, TcpLink
 from .logstore import LogStore
 from .models import PROFILES
 from .pacing import Pacer
 from .serve import Server
+from .served_fleet import (
+    FleetUnit,
+    close_units,
+    flash_images,
+    generated_units,
+    image_units,
+    inventory_entries,
+    live_histories,
+    open_listeners,
+)
 from .session import DeviceSession
-from .unit import DEFAULT_BAUD, DEFAULT_SECTOR_COUNT, DEFAULT_SECTOR_SIZE, Unit, build_unit
+from .unit import DEFAULT_BAUD, DEFAULT_SECTOR_COUNT, DEFAULT_SECTOR_SIZE, Unit, build_unit, image_times
 
 EXAMPLES = """
 examples:
@@ -63,6 +89,8 @@ examples:
   turbosim keys --flash unit.img --level maintenance > maintenance.key
   turbosim fleet --units 4000 --mix C30:0.6,C60:0.4 --seed 1 --out fleet/
   turbosim fleet --units 200 --start 2001-01-01 --end 2004-01-01 --out fleet/
+  turbosim serve-fleet --units 1000 --mix C30:0.5,C60:0.5 --history 7d --baud 9600 --tcp 127.0.0.1:7000
+  turbosim serve-fleet --images fleet/ --rfc2217 127.0.0.1:7000-7999 --dial busy=0.05,drop=0.05
 """
 
 SERVE_TICK_SAMPLES = 64
@@ -240,6 +268,7 @@ def build_parser(
     info.add_argument("--flash", metavar="FILE", required=True)
     info.add_argument("--json", action="store_true", help="machine-readable output")
     _fleet_parser(commands)
+    _serve_fleet_parser(commands)
 
     keys = commands.add_parser(
         "keys", allow_abbrev=False,
@@ -299,32 +328,76 @@ def _fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     fleet.add_argument("--workers", type=int, help="processes (default: one per core)")
 
 
-def _image_times(path: str | None) -> tuple[float | None, float | None]:
-    """(commissioned, newest) record timestamps of an existing image, to resume from the newest.
-
-    The unit was commissioned at its first record (seq 0) while the log still holds it;
-    after a clear or an eviction that is unknown (None) and ``--start`` stands for it.
-    """
-    if path is None or not os.path.exists(path) or os.path.getsize(path) == 0:
-        return None, None
-    with NorFlash.open(path) as flash:
-        store = LogStore(flash)
-        if store.next_seq == store.first_seq:
-            return None, None
-        first = store.read(0) if store.first_seq == 0 else None
-        last = store.read(store.next_seq - 1)
-    return _timestamp(first), _timestamp(last)
-
-
-def _timestamp(raw: bytes | None) -> float | None:
-    if raw is None:
-        return None
-    good, _ = scan_records(raw)  # the record header as protocol defines it
-    return float(good[0][1]) if good else None
+def _serve_fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fleet = commands.add_parser(
+        "serve-fleet",
+        allow_abbrev=False,
+        help="serve many units from one process, each on its own TCP or RFC 2217 port",
+        description="Serve a fleet as a terminal server would: each unit its own simulated life on its "
+        "own loopback port (consecutive from PORT, within FIRST-LAST, or ephemeral with port 0), paced "
+        "at its own line rate and living on while served.  Prints one line, 'ready INVENTORY', once "
+        "every unit answers: the inventory (TOML, or CSV for a .csv path) names each unit's URL, baud "
+        "and serial number, as turbolog poll reads it.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = fleet.add_mutually_exclusive_group(required=True)
+    where.add_argument("--tcp", metavar="[HOST:]PORT[-LAST]", help="raw TCP listeners (loopback unless HOST)")
+    where.add_argument("--rfc2217", metavar="[HOST:]PORT[-LAST]", help="RFC 2217 listeners")
+    who = fleet.add_mutually_exclusive_group(required=True)
+    who.add_argument("--units", type=int, help="number of units to generate")
+    who.add_argument("--images", metavar="DIR", help="serve the flash images of turbosim fleet (DIR/*.img)")
+    group = fleet.add_argument_group("the units")
+    group.add_argument(
+        "--mix", type=_mix, default="C30:0.6,C60:0.4", metavar="MODEL:SHARE,...",
+        help="models and their shares of --units (default C30:0.6,C60:0.4)",
+    )
+    group.add_argument("--seed", type=int, default=1, help="fleet seed: each unit's seed derives from it")
+    group.add_argument(
+        "--history", type=parse_duration, default=0.0, metavar="DUR",
+        help="each unit's age to live up to before serving, e.g. 7d (for --images: counted from the "
+        "image's first record, as serve --flash counts it)",
+    )
+    group.add_argument(
+        "--start", type=parse_start, default=DEFAULT_START.timestamp(), metavar="DATE",
+        help="when generated units are commissioned (default 2024-01-01)",
+    )
+    group.add_argument(
+        "--sample-interval", type=parse_duration, default=900.0, metavar="DUR",
+        help="time between runtime samples of generated units (default 15m)",
+    )
+    group.add_argument(
+        "--sectors", type=int,
+        help="flash sectors per generated unit (default: room for its history and a quarter more)",
+    )
+    line = fleet.add_argument_group("the lines")
+    line.add_argument(
+        "--baud", type=int, default=DEFAULT_BAUD, help="every unit's line rate (default 115200, 8N1)"
+    )
+    line.add_argument(
+        "--speed", type=float, default=1.0, help="simulated seconds per wall second (default 1)"
+    )
+    line.add_argument("--no-pace", action="store_true", help="send as fast as each link takes it")
+    line.add_argument(
+        "--impair", type=parse_impairment, metavar="SPEC",
+        help="impair every unit's line as serve --impair does, each unit seeded apart",
+    )
+    line.add_argument("--impair-seed", type=int, default=0, help="seed of the impairments (default 0)")
+    line.add_argument(
+        "--dial", metavar="SPEC",
+        help="dial-in mishaps, e.g. delay=2,busy=0.05,silent=0.02,drop=0.05,drop_within=16384: the "
+        "handshake in seconds (what the host sends meanwhile is lost), shares of calls answered busy "
+        "(closed at once), never answered, and dropped after 1 to drop_within bytes to the host",
+    )
+    line.add_argument("--dial-seed", type=int, help="seed of the calls' fates (default: --seed)")
+    fleet.add_argument(
+        "--inventory", metavar="FILE",
+        help="where to write the inventory (kept); default: a temporary file removed at exit",
+    )
 
 
 def _make_unit(args: argparse.Namespace, speed: float) -> tuple[Unit, SimClock]:
-    commissioned, newest = _image_times(args.flash)
+    commissioned, newest = image_times(args.flash)
     start = newest or args.start
     args.age_until = (commissioned or args.start) + args.history
     clock = SimClock(start, speed, wall=time.monotonic)
@@ -424,6 +497,127 @@ def cmd_serve(args: argparse.Namespace) -> int:
         finally:
             link.close()
     return 0
+
+
+FLEET_TICK_S = 0.5
+"""How often a served fleet's unit lives on (a request is answered from its log as of then)."""
+FLEET_BURST_S = 0.05
+"""Line time a fleet unit's pacer may send at once: 20 wake-ups a second per streaming unit."""
+
+
+def cmd_serve_fleet(args: argparse.Namespace) -> int:
+    if args.speed <= 0:
+        raise ConfigError(f"--speed must be positive, not {args.speed}")
+    if args.baud <= 0:
+        raise ConfigError(f"--baud must be positive, not {args.baud}")
+    if args.units is not None and args.units < 1:
+        raise ConfigError(f"--units must be at least 1, not {args.units}")
+    if args.sectors is not None and args.sectors < 2:
+        raise ConfigError(f"--sectors must be at least 2, not {args.sectors}")
+    dial = None if args.dial is None else DialFaults.parse(args.dial)
+    interval = max(1, int(args.sample_interval))
+    images = flash_images(args.images) if args.images else []
+    kind = "rfc2217" if args.rfc2217 else "tcp"
+    # The listeners first: a refused port changes nothing, not even a flash image.
+    links = open_listeners(kind, args.rfc2217 or args.tcp, len(images) or args.units, args.baud)
+    began = time.monotonic()
+    try:
+        if images:
+            members = image_units(
+                images, history_s=args.history, start=args.start, sample_interval_s=interval,
+                speed=args.speed, baud=args.baud, wall=time.monotonic,
+            )
+        else:
+            plans = plan_served_fleet(args.units, args.mix, args.seed, int(args.start), int(args.history))
+            members = generated_units(
+                plans, sample_interval_s=interval, speed=args.speed, baud=args.baud, sectors=args.sectors,
+                wall=time.monotonic,
+            )
+    except BaseException:
+        for link in links:
+            link.close()
+        raise
+    workdir = None
+    try:
+        logged = live_histories(members)
+        print(
+            f"fleet: {len(members):,} units, {logged:,} records of history lived in "
+            f"{time.monotonic() - began:.1f} s",
+            file=sys.stderr,
+        )
+        dial_seed = args.seed if args.dial_seed is None else args.dial_seed
+        servers = [
+            _fleet_server(member, link, args, dial, dial_seed)
+            for member, link in zip(members, links, strict=True)
+        ]
+        text_kind = "csv" if args.inventory and args.inventory.endswith(".csv") else "toml"
+        if args.inventory:
+            inventory = Path(args.inventory)
+        else:
+            workdir = Path(tempfile.mkdtemp(prefix="turbosim-fleet-"))
+            inventory = workdir / "inventory.toml"
+        entries = inventory_entries(members, [link.url for link in links], args.baud)
+        part = inventory.with_name(f".{inventory.name}.part")
+        part.write_text(format_inventory(entries, kind=text_kind), encoding="utf-8")
+        os.replace(part, inventory)
+        stopping: list[int] = []
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            stopping.append(signum)
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        print(f"ready {inventory}", flush=True)
+        FleetServer(servers).run(lambda: bool(stopping))
+        for member in members:
+            member.unit.power_down()
+        _report_calls(servers)
+    finally:
+        for link in links:
+            link.close()
+        close_units(members)
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def _fleet_server(
+    member: FleetUnit, tcp: TcpLink, args: argparse.Namespace, dial: DialFaults | None, dial_seed: int
+) -> Server:
+    """The server of one fleet unit: its line (a dial-in line with --dial), pacer and impairments."""
+    unit = member.unit
+    unit.max_tick_s = SERVE_TICK_SAMPLES * member.sample_interval_s
+    link: Link = tcp
+    if dial is not None:
+        link = DialInLink(tcp, Exchange(dial, f"{dial_seed}:{unit.serial}"), time.monotonic)
+    impair_out = impair_in = None
+    if args.impair is not None:
+        seed = zlib.crc32(f"{args.impair_seed}:{unit.serial}".encode())
+        impair_out = Impairment(args.impair, seed=seed)
+        impair_in = Impairment(_per_byte(args.impair), seed=seed + 1)
+    return Server(
+        link,
+        lambda: DeviceSession(unit),
+        unit.tick,
+        Pacer(None if args.no_pace else args.baud, now=time.monotonic(), burst_s=FLEET_BURST_S),
+        impair_in=impair_in,
+        impair_out=impair_out,
+        tick_interval=FLEET_TICK_S,
+        baud_changed=unit.set_baud,
+    )
+
+
+def _report_calls(servers: Sequence[Server]) -> None:
+    """One line on stderr: the calls the fleet took, by fate (only with --dial)."""
+    lines = [server.link for server in servers if isinstance(server.link, DialInLink)]
+    if not lines:
+        return
+    fates = {answer: sum(line.fates[answer] for line in lines) for answer in Answer}
+    print(
+        "serve-fleet: calls " + ", ".join(f"{answer.value} {count:,}" for answer, count in fates.items())
+        + f"; {sum(line.dropped for line in lines):,} dropped mid-transfer",
+        file=sys.stderr,
+    )
 
 
 def _per_byte(faults: LineFaults) -> LineFaults:
@@ -567,7 +761,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "run": cmd_run, "info": cmd_info, "fleet": cmd_fleet, "keys": cmd_keys}
+COMMANDS = {
+    "serve": cmd_serve, "run": cmd_run, "info": cmd_info, "fleet": cmd_fleet, "serve-fleet": cmd_serve_fleet,
+    "keys": cmd_keys,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

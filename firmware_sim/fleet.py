@@ -292,6 +292,32 @@ def plan_fleet(
     return tuple(plans)
 
 
+def plan_served_fleet(
+    units: int, mix: dict[str, float], seed: int, start: int, history_s: int
+) -> tuple[UnitPlan, ...]:
+    """*units* units of the models in *mix* for ``turbosim serve-fleet``: each commissioned at
+    *start* (Unix seconds) and documenting its first *history_s* seconds, with its own seed,
+    duty profile, climate site and grid mode drawn from *seed* as :func:`plan_fleet` draws
+    them.  Serial numbers are ``<model>-<nnnnnn>``, numbered from 1; the same arguments always
+    give the same plan."""
+    if units < 1:
+        raise ConfigError(f"a fleet needs at least one unit, not {units}")
+    if not 0 <= start < 2**32 or not 0 <= start + history_s < 2**32:
+        raise ConfigError("the fleet's start and history must stay within 32-bit Unix time")
+    rng = random.Random(f"served-fleet:{seed}")
+    models = [model for model, count in _counts(mix, units).items() for _ in range(count)]
+    rng.shuffle(models)
+    plans = []
+    for number, model in enumerate(models, start=1):
+        duty, site = _choose(rng, DUTY_MIX), _choose(rng, SITE_MIX)
+        mode = GridMode.STAND_ALONE if rng.random() < STAND_ALONE_SHARE else GridMode.GRID_CONNECT
+        plans.append(UnitPlan(
+            f"{model}-{number:06d}", model, rng.getrandbits(48), duty, site, mode,
+            start, start + history_s, start, start + history_s,
+        ))
+    return tuple(plans)
+
+
 def _date(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).date().isoformat()
 

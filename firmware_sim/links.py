@@ -6,7 +6,9 @@ what the line accepts without blocking, and ``take_events()`` for what
 happened to the peer (a new TCP client, a baud change asked over RFC 2217).
 This module is the only place in ``firmware_sim`` with file descriptors and
 sockets; it knows nothing of the protocol.  TCP and RFC 2217 listeners bind
-to loopback unless an address is given.
+to loopback unless an address is given.  :class:`DialInLink` puts a dial-in
+line (busy, no answer, a handshake, a dropped call:
+:mod:`firmware_sim.dialin`) in front of either.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import os
 import socket
 import termios
 import tty
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import serial
 
+from .dialin import Answer, CallFate, Exchange
 from .errors import LinkSetupError
 from .rfc2217 import MAX_REPLIES, ComPortServer
 
@@ -409,3 +413,85 @@ class Rfc2217Link(TcpLink):
         super()._drop_client()
         if had_client and server is not None and server.baud != self._settings_baud:
             self._events.append(BaudChanged(self._settings_baud))
+
+
+class DialInLink(Link):
+    """A TCP or RFC 2217 listener reached as a dial-in line: each call meets the fate its
+    :class:`~firmware_sim.dialin.Exchange` draws for it.
+
+    A busy call is closed as soon as it is taken; a silent one is held and never heard nor
+    answered; an answered one is heard only after its handshake (what the host sent before is
+    lost, ``lost_bytes``), and a dropped one is closed after its share of bytes towards the host.
+    The session behind sees a peer only once its call is answered.  *clock* gives seconds (the
+    serving loop's clock).  ``fates`` counts the calls by :class:`~firmware_sim.dialin.Answer`
+    and ``dropped`` the calls cut mid-transfer.
+    """
+
+    def __init__(self, inner: TcpLink, exchange: Exchange, clock: Callable[[], float]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._exchange = exchange
+        self._clock = clock
+        self.url = inner.url
+        self.exposed = inner.exposed
+        self._call: CallFate | None = None
+        self._heard_from = 0.0
+        self._sent = 0
+        self.lost_bytes = 0
+        self.fates = dict.fromkeys(Answer, 0)
+        self.dropped = 0
+
+    def fds(self) -> list[int]:
+        return self._inner.fds()
+
+    def receive(self, fd: int) -> bytes:
+        data = self._inner.receive(fd)
+        self._take_inner_events()
+        call = self._call
+        if call is None or call.answer is not Answer.ANSWERED or self._clock() < self._heard_from:
+            self.lost_bytes += len(data)
+            return b""
+        return data
+
+    def _take_inner_events(self) -> None:
+        for event in self._inner.take_events():
+            if isinstance(event, PeerChanged):
+                self._answer(self._exchange.next_call())
+            elif isinstance(event, PeerGone):
+                if self._call is not None and self._call.answer is Answer.ANSWERED:
+                    self._events.append(event)
+                self._call = None
+            else:
+                self._events.append(event)
+
+    def _answer(self, call: CallFate) -> None:
+        self.fates[call.answer] += 1
+        self._call, self._sent = call, 0
+        if call.answer is Answer.BUSY:
+            self._inner.disconnect()
+            self._inner.take_events()
+            self._call = None
+        elif call.answer is Answer.ANSWERED:
+            self._heard_from = self._clock() + call.delay_s
+            self._events.append(PeerChanged())
+
+    def send(self, data: bytes) -> int:
+        call = self._call
+        if call is None or call.answer is not Answer.ANSWERED:
+            return len(data)
+        if call.drop_after is None:
+            return self._inner.send(data)
+        sent = self._inner.send(data[: call.drop_after - self._sent])
+        self._sent += sent
+        if self._sent >= call.drop_after:
+            self.dropped += 1
+            self.disconnect()
+            return len(data)
+        return sent
+
+    def disconnect(self) -> None:
+        self._inner.disconnect()
+        self._take_inner_events()
+
+    def close(self) -> None:
+        self._inner.close()

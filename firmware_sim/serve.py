@@ -12,6 +12,10 @@ link to become writable, so an unpaced device keeps a pty or socket full
 instead of polling it.  The wall
 clock is a parameter.  No protocol logic lives here: a new peer simply gets a
 fresh session, as a real controller's comms task would restart.
+
+:meth:`Server.turn` is the whole loop for one link.  Its parts (:meth:`Server.service`,
+:meth:`Server.receive`, :meth:`Server.timeout`, :attr:`Server.wants_write`) let another
+driver wait on many servers' links at once (:mod:`firmware_sim.fleet_server`).
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ class Server:
         self._delayed: deque[tuple[float, bytes]] = deque()
         self.bytes_in = 0
         self.bytes_out = 0
+        self.sessions = 1
+        """Sessions begun (each new peer, lost peer and cut line begins one)."""
 
     def run(self, stop: Callable[[], bool]) -> None:
         while not stop():
@@ -85,6 +91,14 @@ class Server:
     def turn(self) -> None:
         """One pass: events, input, clock, output, then wait for the next thing to do."""
         now = self._clock()
+        self.service(now)
+        fds = self.link.fds()
+        readable, _, _ = select.select(fds, fds if self.wants_write else [], [], self.timeout(now))
+        for fd in readable:
+            self.receive(fd)
+
+    def service(self, now: float) -> None:
+        """Everything but waiting: the link's events, the unit's clock, the line's output."""
         self._handle_events(now)
         if now >= self._next_tick:
             self._next_tick = now + self._tick_interval
@@ -95,18 +109,23 @@ class Server:
                     break
         self._produce(now)
         self._flush(now)
-        fds = self.link.fds()
-        readable, _, _ = select.select(fds, fds if self._unsent else [], [], self._timeout(now))
-        for fd in readable:
-            data = self.link.receive(fd)
-            # A new peer gets its fresh session before its first bytes: the listener's fd comes
-            # first, and the accepted socket may reuse the number of the one it replaced.
-            self._handle_events(self._clock())
-            if data:
-                self.bytes_in += len(data)
-                if self._impair_in is not None:
-                    data = self._impair_in.apply(data)
-                self.session.receive_data(data)
+
+    def receive(self, fd: int) -> None:
+        """Take what the link has on *fd* (readable) to the session."""
+        data = self.link.receive(fd)
+        # A new peer gets its fresh session before its first bytes: the listener's fd comes
+        # first, and the accepted socket may reuse the number of the one it replaced.
+        self._handle_events(self._clock())
+        if data:
+            self.bytes_in += len(data)
+            if self._impair_in is not None:
+                data = self._impair_in.apply(data)
+            self.session.receive_data(data)
+
+    @property
+    def wants_write(self) -> bool:
+        """Whether the link holds bytes it could not take yet (wait for it to become writable)."""
+        return bool(self._unsent)
 
     def _handle_events(self, now: float) -> None:
         for event in self.link.take_events():
@@ -119,6 +138,7 @@ class Server:
                     self._baud_changed(event.baud)
 
     def _restart_session(self) -> None:
+        self.sessions += 1
         self.session = self._new_session()
         self._unsent = b""
         self._delayed.clear()
@@ -156,7 +176,8 @@ class Server:
             self.bytes_out += sent
             self._unsent = self._unsent[sent:]
 
-    def _timeout(self, now: float) -> float:
+    def timeout(self, now: float) -> float:
+        """Seconds until this server has something to do unless its link wakes it first."""
         timeout = max(0.0, self._next_tick - now)
         if self._unsent:
             return timeout  # the line taking more bytes wakes the select

@@ -35,10 +35,19 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from types import TracebackType
+from typing import Any
 
 from protocol.auth import AuthOutcome
 from protocol.enums import EngineState, EventKind, GridMode
-from protocol.records import EventRecord, FaultRecord, Record, SampleRecord, Snapshot, decode_record
+from protocol.records import (
+    EventRecord,
+    FaultRecord,
+    Record,
+    SampleRecord,
+    Snapshot,
+    decode_record,
+    scan_records,
+)
 
 from .auth import AccessControl
 from .climate import DEFAULT_SITE, Site
@@ -341,6 +350,7 @@ def build_unit(
     max_window: int = DEFAULT_MAX_WINDOW,
     site: Site = DEFAULT_SITE,
     random_bytes: RandomBytes = os.urandom,
+    simulated: dict[str, Any] | None = None,
 ) -> Unit:
     """A unit of *model* on a flash in memory, or in the image at *flash_path*.
 
@@ -351,7 +361,8 @@ def build_unit(
     the unit's first start (no keys on it yet) new keys are drawn from
     *random_bytes* and saved.  An image gets its identity sidecar
     (:mod:`firmware_sim.sidecar`) beside it, so that it can be read out like
-    any unit's.  The unit owns both chips: close the unit to close them.
+    any unit's (with *simulated*, how the unit was simulated, when given).  The unit owns both
+    chips: close the unit to close them.
     """
     profile = site_profile(model, site)
     if flash_path is None:
@@ -377,9 +388,33 @@ def build_unit(
             max_window=max_window, site=site, flash=flash, key_flash=key_flash,
         )
         if flash_path is not None:
-            write_identity(flash_path, serial, profile.name, unit.firmware)
+            write_identity(flash_path, serial, profile.name, unit.firmware, simulated)
         return unit
     except BaseException:
         for chip in chips:
             chip.close()
         raise
+
+
+def image_times(path: str | os.PathLike[str] | None) -> tuple[float | None, float | None]:
+    """(commissioned, newest) record timestamps of an existing image, to resume from the newest.
+
+    The unit was commissioned at its first record (seq 0) while the log still holds it;
+    after a clear or an eviction that is unknown (None) and ``--start`` stands for it.
+    """
+    if path is None or not os.path.exists(path) or os.path.getsize(path) == 0:
+        return None, None
+    with NorFlash.open(path) as flash:
+        store = LogStore(flash)
+        if store.next_seq == store.first_seq:
+            return None, None
+        first = store.read(0) if store.first_seq == 0 else None
+        last = store.read(store.next_seq - 1)
+    return _timestamp(first), _timestamp(last)
+
+
+def _timestamp(raw: bytes | None) -> float | None:
+    if raw is None:
+        return None
+    good, _ = scan_records(raw)  # the record header as protocol defines it
+    return float(good[0][1]) if good else None

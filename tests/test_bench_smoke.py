@@ -15,7 +15,7 @@ import math
 
 import pytest
 
-from bench import decode, emulator, fleet, latency, link, memory, unpaced
+from bench import decode, emulator, fleet, latency, link, memory, serve_fleet, unpaced
 from bench.figures import Figure
 
 pytestmark = pytest.mark.slow
@@ -32,6 +32,10 @@ def toy_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(link, "RECORDS", 400)
     monkeypatch.setattr(link, "RUNS", ((921_600, None, 1), (921_600, link.BER, 1)))
     monkeypatch.setenv("TURBOLOG_FLEET_UNITS", "4")
+    monkeypatch.setattr(serve_fleet, "UNITS", 12)
+    monkeypatch.setattr(serve_fleet, "STREAMING", 4)
+    monkeypatch.setattr(serve_fleet, "HISTORY", "6h")
+    monkeypatch.setattr(serve_fleet, "IDLE_S", 0.5)
 
 
 def well_formed(figures: list[Figure], count: int) -> None:
@@ -52,8 +56,9 @@ def well_formed(figures: list[Figure], count: int) -> None:
         (latency.run, 2),
         (link.run, 2),
         (fleet.run, 6),
+        (serve_fleet.run, 5),
     ],
-    ids=["decode", "unpaced", "memory", "emulator", "latency", "link", "fleet"],
+    ids=["decode", "unpaced", "memory", "emulator", "latency", "link", "fleet", "serve_fleet"],
 )
 def test_a_bench_suite_runs_end_to_end(suite: object, figures: int) -> None:
     well_formed(suite(), figures)  # type: ignore[operator]
