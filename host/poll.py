@@ -105,6 +105,11 @@ class UnitOutcome:
     site: str | None
     added: int
     evicted: int
+    received: int
+    """Records the pull accepted from the line, any fetched twice included (as far as its progress
+    reports told, for a pull that failed)."""
+    reconnects: int
+    """Times the pull's link was lost and dialled again (a pull that failed: 0)."""
     error: str | None
     """None when the unit was pulled to the end; else the one line saying why not."""
     outcome: str
@@ -268,14 +273,16 @@ def _pull_one(
 ) -> UnitOutcome:
     started, begun = wall(), clock()
     view = UnitArchive(writer, entry.url, entry.serial, claims)
-    evicted = 0
+    evicted = received = reconnects = 0
     error: str | None = None
     outcome = REACHED
     if stop.is_set():
-        return _outcome(entry, None, 0, 0, "the poll was stopped before this unit was dialled",
+        return _outcome(entry, None, (0, 0, 0, 0), "the poll was stopped before this unit was dialled",
                         "not dialled", 0.0)
 
     def progress(p: PullProgress) -> None:
+        nonlocal received
+        received = p.done
         if status is not None:
             status.progress(entry.url, p.done)
 
@@ -289,7 +296,7 @@ def _pull_one(
             clock=clock,
             wall=wall,
         )
-        evicted = result.evicted
+        evicted, received, reconnects = result.evicted, result.received, result.reconnects
     except Interrupted:
         error, outcome = "stopped before the unit's log was complete", "interrupted"
     except HostError as exc:
@@ -304,14 +311,17 @@ def _pull_one(
             Archive.record_dial, entry.url, serial=view.answered, attempted=started, outcome=outcome,
             added=added, evicted=evicted, error=error,
         )
-    return _outcome(entry, view.answered, added, evicted, error, outcome, clock() - begun)
+    counts = (added, evicted, received, reconnects)
+    return _outcome(entry, view.answered, counts, error, outcome, clock() - begun)
 
 
 def _outcome(
-    entry: InventoryEntry, serial: str | None, added: int, evicted: int, error: str | None, outcome: str,
-    seconds: float,
+    entry: InventoryEntry, serial: str | None, counts: tuple[int, int, int, int], error: str | None,
+    outcome: str, seconds: float,
 ) -> UnitOutcome:
+    added, evicted, received, reconnects = counts
     return UnitOutcome(
         url=entry.url, serial=serial, expected_serial=entry.serial, group=entry.group, site=entry.site,
-        added=added, evicted=evicted, error=error, outcome=outcome, seconds=round(seconds, 3),
+        added=added, evicted=evicted, received=received, reconnects=reconnects, error=error,
+        outcome=outcome, seconds=round(seconds, 3),
     )
