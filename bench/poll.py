@@ -144,6 +144,7 @@ def fleet_a(directory: Path) -> list[Figure]:
     twice = added - stored
     failed = report["total"]["failed"]
     cpu_per_record = cpu / max(added, 1)
+    binds = "CPU" if cpu > wall * 0.8 else "line time"
     return [
         Figure(
             f"poll: {UNITS:,} units x {HISTORY} at {BAUD:,} baud, --jobs {JOBS}: wall over ideal",
@@ -163,7 +164,7 @@ def fleet_a(directory: Path) -> list[Figure]:
             "x single pull", 2.0, False,
             reference=f"poll {cpu:.1f} s CPU for {added:,} records ({cpu_per_record * 1e6:.0f} us each); "
                       f"single pull {single_cpu * 1e6:.0f} us each over {single_records:,} records; "
-                      f"binds: {'CPU' if cpu > wall * 0.8 else 'line time'} ({wall:.0f} s wall, {cpu:.0f} s CPU)",
+                      f"binds: {binds} ({wall:.0f} s wall, {cpu:.0f} s CPU)",
             limit=1.0,
         ),
         Figure(f"poll: {UNITS:,} units: poller peak resident memory", peak_mb, "MB", 300.0, False,

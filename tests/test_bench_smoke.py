@@ -63,7 +63,7 @@ def well_formed(figures: list[Figure], count: int) -> None:
         (serve_fleet.run, 5),
         (poll.run, 6),
     ],
-    ids=["decode", "unpaced", "memory", "emulator", "latency", "link", "fleet", "serve_fleet"],
+    ids=["decode", "unpaced", "memory", "emulator", "latency", "link", "fleet", "serve_fleet", "poll"],
 )
 def test_a_bench_suite_runs_end_to_end(suite: object, figures: int) -> None:
     well_formed(suite(), figures)  # type: ignore[operator]
