@@ -237,7 +237,6 @@ def poll(
     timeout: float = 2.0,
     wall: Callable[[], float] = time.time,
     clock: Callable[[], float] = time.monotonic,
-    done: Callable[[UnitOutcome], None] | None = None,
 ) -> list[UnitOutcome]:
     """Pull every unit of *entries* through ``connect(entry)``, at most *jobs* at once; the
     outcome of each, in inventory order.  When *stop* is set, units not dialled yet are not
@@ -252,8 +251,6 @@ def poll(
         outcome = _pull_one(entry, writer, connect, claims, stop, status, timeout, wall, clock)
         if status is not None:
             status.finished(entry.url, outcome.reached)
-        if done is not None:
-            done(outcome)
         return outcome
 
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="poll") as pool:

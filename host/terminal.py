@@ -174,8 +174,12 @@ class StatusLines:
         room = max(self._columns() - 1, 1)
         up = f"\x1b[{self._drawn}F" if self._drawn else "\r"
         body = "".join(f"{printable(line, room)}\x1b[K\n" for line in lines)
-        self._stream.write(up + body)
-        self._stream.flush()
+        try:
+            self._stream.write(up + body)
+            self._stream.flush()
+        except OSError:  # the terminal is gone (SIGHUP): nothing is shown any more
+            self._enabled = False
+            return
         self._drawn = len(lines)
 
     def close(self) -> None:
