@@ -341,3 +341,38 @@ def test_a_poll_through_a_terminal_server_of_eight_rfc2217_ports(
             server.stop()
         for modem in modems:
             modem.stop()
+
+
+@pytest.mark.slow
+def test_on_a_terminal_the_poll_draws_a_live_status_table(
+    turbosim_unit: Callable[..., RunningUnit], tmp_path: Path
+) -> None:
+    """Two paced units (some 5 s of line each), one link at a time: the table on the terminal
+    shows units done, in progress and failed, records/s and an ETA once a unit is done; standard
+    output, not a terminal, gets only the summary."""
+    served = [turbosim_unit(link="tcp", seed=seed, history="200h") for seed in (1, 2)]
+    inventory = write_inventory(tmp_path / "fleet.toml", [InventoryEntry(unit.url) for unit in served])
+    master, slave = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "host.cli", "poll", str(inventory), "--db", str(tmp_path / "f.sqlite"),
+         "--jobs", "1"],
+        stdout=subprocess.PIPE, stderr=slave,
+    )
+    os.close(slave)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096) if select.select([master], [], [], 60)[0] else b""
+        except OSError:  # the poll ended and closed the terminal's last writer
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    out, _ = process.communicate(timeout=60)
+    os.close(master)
+    assert process.returncode == 0
+    text = drawn.decode(errors="replace")
+    assert re.search(r"units 2 +done 0 +in progress 1 +failed 0 +waiting 1", text)
+    assert re.search(r"units 2 +done 1 +in progress 1 +failed 0 +waiting 0", text)
+    assert re.search(r"records [\d,]+ \([\d,]+/s\) +elapsed [\d:]+ +ETA \d\d:\d\d", text)
+    assert out.decode().startswith("polled 2 of 2 units: 2 reached, 0 failed")
