@@ -38,7 +38,7 @@ from .errors import ArchiveError, DeviceError, HostError, Interrupted, OutputErr
 from .export import EXPORTERS, export
 from .output_file import STDOUT, describe, output_file
 from .pending import Pending, pending
-from .poll import PollStatus, Shard, Stop, UnitOutcome, claim_archive, due, poll
+from .poll import REDIAL_S, REDIALS, PollStatus, Shard, Stop, UnitOutcome, claim_archive, due, poll
 from .pull import PullProgress, Resume, pull
 from .terminal import ProgressBar, StatusLines, Style, duration, human_bytes, printable, table
 from .transport import open_port
@@ -352,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--due", type=interval_type, metavar="AGE",
         help="dial only units not reached within AGE (24h, 90m, 7d); failed ones again after a back-off "
         "of 15 min doubling with each failure (default: dial every unit)",
+    )
+    poll_cmd.add_argument(
+        "--redials", type=int, default=REDIALS, metavar="N",
+        help=f"call a unit that does not answer (busy, refused, silent) again up to N times in the poll, "
+        f"{REDIAL_S:g} s apart (default {REDIALS})",
     )
     poll_cmd.add_argument(
         "--shard", metavar="K/N", help="only the K-th of N stable shares of the inventory (one per host)"
@@ -706,6 +711,8 @@ def _read_inventory(path: Path) -> list[InventoryEntry]:
 def cmd_poll(args: argparse.Namespace, out: Output) -> int:
     if args.jobs < 1:
         raise UsageError(f"--jobs must be 1 or more, not {args.jobs}")
+    if args.redials < 0:
+        raise UsageError(f"--redials must be 0 or more, not {args.redials}")
     if args.baud <= 0 or args.timeout <= 0:
         raise UsageError(f"--baud and --timeout must be positive, not {args.baud} and {args.timeout}")
     shard = Shard.parse(args.shard) if args.shard is not None else None
@@ -765,7 +772,7 @@ def _run_poll(
         try:
             outcomes.extend(poll(
                 entries, writer, lambda entry: open_port(entry.url, entry.baud or args.baud),
-                jobs=args.jobs, stop=stop, status=status, timeout=args.timeout,
+                jobs=args.jobs, stop=stop, status=status, timeout=args.timeout, redials=args.redials,
             ))
         except BaseException as exc:  # noqa: BLE001 - raised again in the main thread
             failure.append(exc)

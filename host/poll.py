@@ -5,7 +5,8 @@ verification, eviction, noise handling), in a pool of at most ``jobs`` threads, 
 links are open at once; every archive call of every pull goes through one
 :class:`~host.archive_writer.ArchiveWriter`.  A unit that fails (no answer, garbage, another unit
 than the inventory expects, a pull that gives up) fails alone, with its reason: the poll goes on,
-and its records committed so far stay.  Each try is recorded in the archive's ``dials`` table
+and its records committed so far stay.  A call that reached no unit is made again, up to
+``redials`` times; each unit's last call of a poll is recorded in the archive's ``dials`` table
 (:meth:`~host.archive.Archive.record_dial`), which :func:`due` reads to dial only the units not
 reached within ``--due``, and failed ones again only after a back-off.
 
@@ -28,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import cast
 
@@ -40,6 +41,12 @@ from .errors import ArchiveError, HostError, Interrupted, UsageError
 from .pull import PullProgress, pull
 from .transport import Transport
 
+REDIALS = 2
+"""Calls made again, within one poll, to a unit that did not answer (busy, refused, silent)."""
+REDIAL_S = 3.0
+"""Seconds between such calls."""
+NOT_DIALLED = "not dialled"
+"""The outcome of a unit the poll was stopped before it dialled."""
 RETRY_AFTER_S = 15 * 60.0
 """With ``--due``: a unit whose last try failed is dialled again this long after it, doubling with
 each failure in a row (but never waiting longer than the due interval itself)."""
@@ -115,6 +122,9 @@ class UnitOutcome:
     outcome: str
     """``reached``, ``not dialled`` (the poll stopped first), or the error's class."""
     seconds: float
+    """Of the last call."""
+    calls: int = 1
+    """Calls made to the unit in this poll (more than one when it did not answer at first)."""
 
     @property
     def reached(self) -> bool:
@@ -235,23 +245,42 @@ def poll(
     stop: Stop | None = None,
     status: PollStatus | None = None,
     timeout: float = 2.0,
+    redials: int = REDIALS,
     wall: Callable[[], float] = time.time,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[UnitOutcome]:
     """Pull every unit of *entries* through ``connect(entry)``, at most *jobs* at once; the
-    outcome of each, in inventory order.  When *stop* is set, units not dialled yet are not
-    (outcome ``not dialled``) and pulls in flight end (``interrupted``); each unit's committed
-    records are kept either way, and every try is recorded in ``dials``."""
+    outcome of each, in inventory order.  A call that no unit answered (busy, refused, silent) is
+    made again up to *redials* times, :data:`REDIAL_S` apart.  When *stop* is set, units not
+    dialled yet are not (outcome ``not dialled``) and pulls in flight end (``interrupted``); each
+    unit's committed records are kept either way, and its last call is recorded in ``dials``."""
     if jobs < 1:
         raise UsageError(f"--jobs must be 1 or more, not {jobs}")
     stop = stop or Stop()
     claims = SerialClaims()
 
     def one(entry: InventoryEntry) -> UnitOutcome:
-        outcome = _pull_one(entry, writer, connect, claims, stop, status, timeout, wall, clock)
+        calls = 0
+        while True:
+            calls += 1
+            started = wall()
+            outcome = _pull_one(entry, writer, connect, claims, stop, status, timeout, clock)
+            if calls > redials or not _unanswered(outcome) or stop.is_set():
+                break
+            try:
+                stop.sleep(REDIAL_S)
+            except Interrupted:
+                break
+        if outcome.outcome != NOT_DIALLED:
+            with contextlib.suppress(HostError):  # the pull's records are in; a lost note only dials it again
+                writer.call(
+                    Archive.record_dial, entry.url, serial=outcome.serial, attempted=started,
+                    outcome=outcome.outcome, added=outcome.added, evicted=outcome.evicted,
+                    error=outcome.error,
+                )
         if status is not None:
             status.finished(entry.url, outcome.reached)
-        return outcome
+        return replace(outcome, calls=calls if outcome.outcome != NOT_DIALLED else 0)
 
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="poll") as pool:
         return list(pool.map(one, entries))
@@ -265,17 +294,16 @@ def _pull_one(
     stop: Stop,
     status: PollStatus | None,
     timeout: float,
-    wall: Callable[[], float],
     clock: Callable[[], float],
 ) -> UnitOutcome:
-    started, begun = wall(), clock()
+    begun = clock()
     view = UnitArchive(writer, entry.url, entry.serial, claims)
     evicted = received = reconnects = 0
     error: str | None = None
     outcome = REACHED
     if stop.is_set():
         return _outcome(entry, None, (0, 0, 0, 0), "the poll was stopped before this unit was dialled",
-                        "not dialled", 0.0)
+                        NOT_DIALLED, 0.0)
 
     def progress(p: PullProgress) -> None:
         nonlocal received
@@ -291,7 +319,6 @@ def _pull_one(
             timeout=timeout,
             sleep=stop.sleep,
             clock=clock,
-            wall=wall,
         )
         evicted, received, reconnects = result.evicted, result.received, result.reconnects
     except Interrupted:
@@ -303,13 +330,13 @@ def _pull_one(
     finally:
         view.release()
     added = view.added  # what a failed or stopped pull committed too
-    with contextlib.suppress(HostError):  # the pull's records are in; a lost note only dials it again
-        writer.call(
-            Archive.record_dial, entry.url, serial=view.answered, attempted=started, outcome=outcome,
-            added=added, evicted=evicted, error=error,
-        )
     counts = (added, evicted, received, reconnects)
     return _outcome(entry, view.answered, counts, error, outcome, clock() - begun)
+
+
+def _unanswered(outcome: UnitOutcome) -> bool:
+    """Whether the call reached no unit at all (busy, refused, silent): worth dialling again."""
+    return outcome.serial is None and outcome.outcome in ("LinkError", "LinkTimeout")
 
 
 def _outcome(

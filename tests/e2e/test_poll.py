@@ -153,7 +153,7 @@ def test_units_that_fail_fail_alone_with_their_reason(
     ]
     inventory = write_inventory(tmp_path / "fleet.csv", entries)
     db = tmp_path / "fleet.sqlite"
-    argv = ["poll", str(inventory), "--db", str(db), "--jobs", "5", "--timeout", "0.5"]
+    argv = ["poll", str(inventory), "--db", str(db), "--jobs", "5", "--timeout", "0.5", "--redials", "1"]
     status, out, err = turbolog([*argv, "--json"], capsys)
     assert status == 10, err
     rows = {row["url"]: row for row in json.loads(out)["units"]}
@@ -163,6 +163,7 @@ def test_units_that_fail_fail_alone_with_their_reason(
     assert wrong["serial"] == impostor.serial
     assert f"unit {impostor.serial} answers there, not C60-999999" in wrong["error"]
     assert "nothing answers there" in rows[refused]["error"]
+    assert [rows[url]["calls"] for url in (good.url, impostor.url, refused, mute_listener)] == [1, 1, 2, 2]
     assert rows[mute_listener]["outcome"] == "LinkTimeout"
     assert rows[garbage_talker]["error"] is not None
     status, out, err = turbolog(["units", "--db", str(db), "--json"], capsys)
@@ -185,13 +186,14 @@ def test_due_dials_only_units_not_reached_and_retries_failed_ones_after_a_back_o
     first = [InventoryEntry(unit.url) for unit, _ in units[:2]]
     db = tmp_path / "fleet.sqlite"
     inventory = write_inventory(tmp_path / "fleet.toml", [*first, InventoryEntry(refused)])
-    status, out, err = turbolog(["poll", str(inventory), "--db", str(db), "--json"], capsys)
+    status, out, err = turbolog(["poll", str(inventory), "--db", str(db), "--redials", "0", "--json"], capsys)
     assert status == 10, err
 
     grown = write_inventory(
         tmp_path / "fleet.toml", [*first, InventoryEntry(refused), InventoryEntry(units[2][0].url)]
     )
-    status, out, err = turbolog(["poll", str(grown), "--db", str(db), "--due", "24h", "--json"], capsys)
+    due_again = ["poll", str(grown), "--db", str(db), "--due", "24h", "--redials", "0", "--json"]
+    status, out, err = turbolog(due_again, capsys)
     assert status == 0, err
     report = json.loads(out)
     assert [row["url"] for row in report["units"]] == [units[2][0].url]  # the failed one waits its back-off
@@ -199,7 +201,7 @@ def test_due_dials_only_units_not_reached_and_retries_failed_ones_after_a_back_o
 
     with sqlite3.connect(db) as archive:  # an hour passes
         archive.execute("UPDATE dials SET last_attempt = last_attempt - 3600")
-    status, out, err = turbolog(["poll", str(grown), "--db", str(db), "--due", "24h", "--json"], capsys)
+    status, out, err = turbolog(due_again, capsys)
     assert [row["url"] for row in json.loads(out)["units"]] == [refused]
     with sqlite3.connect(db) as archive:
         (failures,) = archive.execute("SELECT failures FROM dials WHERE url = ?", (refused,)).fetchone()
@@ -207,7 +209,7 @@ def test_due_dials_only_units_not_reached_and_retries_failed_ones_after_a_back_o
 
     with sqlite3.connect(db) as archive:  # two days pass
         archive.execute("UPDATE dials SET last_success = last_success - 2 * 86400")
-    status, out, err = turbolog(["poll", str(grown), "--db", str(db), "--due", "24h", "--json"], capsys)
+    status, out, err = turbolog(due_again, capsys)
     assert {row["url"] for row in json.loads(out)["units"]} == {unit.url for unit, _ in units[:3]}
 
 
