@@ -47,6 +47,8 @@ REDIAL_S = 3.0
 """Seconds between such calls."""
 NOT_DIALLED = "not dialled"
 """The outcome of a unit the poll was stopped before it dialled."""
+INTERRUPTED = "interrupted"
+"""The outcome of a unit whose pull the poll's stop ended (what it verified is committed)."""
 RETRY_AFTER_S = 15 * 60.0
 """With ``--due``: a unit whose last try failed is dialled again this long after it, doubling with
 each failure in a row (but never waiting longer than the due interval itself)."""
@@ -120,7 +122,8 @@ class UnitOutcome:
     error: str | None
     """None when the unit was pulled to the end; else the one line saying why not."""
     outcome: str
-    """``reached``, ``not dialled`` (the poll stopped first), or the error's class."""
+    """``reached``, ``not dialled`` (the poll stopped first), ``interrupted`` (stopped in the
+    middle), or the error's class."""
     seconds: float
     """Of the last call."""
     calls: int = 1
@@ -271,7 +274,7 @@ def poll(
                 stop.sleep(REDIAL_S)
             except Interrupted:
                 break
-        if outcome.outcome != NOT_DIALLED:
+        if outcome.outcome not in (NOT_DIALLED, INTERRUPTED):  # a unit stopped short stays due, unblamed
             with contextlib.suppress(HostError):  # the pull's records are in; a lost note only dials it again
                 writer.call(
                     Archive.record_dial, entry.url, serial=outcome.serial, attempted=started,
@@ -322,7 +325,7 @@ def _pull_one(
         )
         evicted, received, reconnects = result.evicted, result.received, result.reconnects
     except Interrupted:
-        error, outcome = "stopped before the unit's log was complete", "interrupted"
+        error, outcome = "stopped before the unit's log was complete", INTERRUPTED
     except HostError as exc:
         error, outcome = str(exc), type(exc).__name__
     except Exception as exc:  # noqa: BLE001 - a bug in one pull must not end the others
