@@ -267,11 +267,16 @@ def test_a_stop_signal_keeps_every_units_committed_records(
         [sys.executable, "-m", "host.cli", "poll", str(inventory), "--db", str(db), "--jobs", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 60  # a guard against a hang, not a measurement
-    while time.monotonic() < deadline and _stored(db) < 300:
-        time.sleep(0.2)
-    process.send_signal(signum)
-    out, err = process.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60  # a guard against a hang, not a measurement
+        while time.monotonic() < deadline and _stored(db) < 300:
+            time.sleep(0.2)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
     name = "interrupted" if signum == signal.SIGINT else "stopped by SIGTERM"
     assert process.returncode == 128 + signum, err
     found = re.fullmatch(
