@@ -27,6 +27,8 @@ The file::
     spans          unit, first_seq, count                disjoint ranges of stored seqs
     evictions      unit, first_seq, count                disjoint ranges reported evicted
     pulls          unit, started, finished, added, evicted, retries, bytes
+    dials          url, serial, last_attempt, last_success, outcome,   one row per place
+                   added, evicted, error, failures                    `turbolog poll` dials
 
 A row of ``units`` is one *epoch*: one log of a serial number (schema
 version 3).  A serial gets a new epoch when the unit's log is not the one
@@ -304,8 +306,29 @@ def _migrate_to_v3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE units_v3 RENAME TO units")
 
 
+def _migrate_to_v4(db: sqlite3.Connection) -> None:
+    """Version 4: ``dials``, what ``turbolog poll`` last did at each URL of its inventory: when it
+    last tried and last reached it (host Unix seconds), the serial that answered, the outcome of
+    the last try (``reached`` or the error's class), its records added and evicted, its error
+    line, and the failed tries since the last success (for back-off).  Keyed by URL, not serial:
+    a URL that never answered has no serial."""
+    db.execute(
+        """CREATE TABLE dials (
+               url TEXT PRIMARY KEY,
+               serial TEXT,
+               last_attempt REAL NOT NULL,
+               last_success REAL,
+               outcome TEXT NOT NULL,
+               added INTEGER NOT NULL,
+               evicted INTEGER NOT NULL,
+               error TEXT,
+               failures INTEGER NOT NULL
+           )"""
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _migrate_to_v1, _migrate_to_v2, _migrate_to_v3,
+    _migrate_to_v1, _migrate_to_v2, _migrate_to_v3, _migrate_to_v4,
 )
 """Schema steps in order: ``MIGRATIONS[v]`` takes a file from version v to v + 1.
 
@@ -346,6 +369,31 @@ class UnitRow:
     continues: bool = False
     """Whether the log carries on the lifetime counters of the epoch before."""
 
+
+REACHED = "reached"
+"""The ``dials.outcome`` of a try that pulled the unit to the end; any other is an error's class."""
+
+
+@dataclass(frozen=True, slots=True)
+class DialRow:
+    """What the last poll did at one URL (a row of ``dials``)."""
+
+    url: str
+    serial: str | None
+    """The serial that answered there last (None if none ever did)."""
+    last_attempt: float
+    last_success: float | None
+    """Host Unix seconds of the last try that pulled the unit to the end; None if none did."""
+    outcome: str
+    """:data:`REACHED`, or the class of the last try's error (``LinkError``, ``WrongUnit`` ...)."""
+    added: int
+    evicted: int
+    error: str | None
+    failures: int
+    """Failed tries since the last success."""
+
+
+_DIAL_COLUMNS = "url, serial, last_attempt, last_success, outcome, added, evicted, error, failures"
 
 _UNIT_COLUMNS = (
     "serial, model, firmware, schema_fingerprint, capacity_records, first_seq, next_seq, device_time, "
@@ -1070,6 +1118,42 @@ class Archive:
                    VALUES (?, ?, ?, ?, ?, ?, ?)""",
                 (unit, started, finished, added, evicted, retries, bytes_),
             )
+
+    def record_dial(
+        self,
+        url: str,
+        *,
+        serial: str | None,
+        attempted: float,
+        outcome: str,
+        added: int,
+        evicted: int,
+        error: str | None,
+    ) -> DialRow:
+        """Note one poll's try at *url* (started at host time *attempted*): reached the end when
+        *outcome* is :data:`REACHED`, else failed with *error*; the row as it now stands."""
+        reached = outcome == REACHED
+        with self._write() as db:
+            db.execute(
+                f"""INSERT INTO dials ({_DIAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (url) DO UPDATE SET
+                        serial = COALESCE(excluded.serial, serial),
+                        last_attempt = excluded.last_attempt,
+                        last_success = COALESCE(excluded.last_success, last_success),
+                        outcome = excluded.outcome, added = excluded.added, evicted = excluded.evicted,
+                        error = excluded.error,
+                        failures = CASE WHEN excluded.failures = 0 THEN 0 ELSE failures + 1 END""",
+                (url, serial, attempted, attempted if reached else None, outcome, added, evicted,
+                 error, 0 if reached else 1),
+            )
+            row = db.execute(f"SELECT {_DIAL_COLUMNS} FROM dials WHERE url = ?", (url,)).fetchone()
+        return DialRow(*row)
+
+    def dials(self) -> list[DialRow]:
+        """What the last poll did at every URL it ever dialled, by URL."""
+        with self._translate():
+            rows = self._ro.execute(f"SELECT {_DIAL_COLUMNS} FROM dials ORDER BY url").fetchall()
+        return [DialRow(*row) for row in rows]
 
     # --- reading -------------------------------------------------------------
 

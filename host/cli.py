@@ -25,18 +25,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from .archive_path import default_archive_path
+from .dial_policy import REDIAL_S, REDIALS, RETRY_AFTER_S
 from .errors import ArchiveError, DeviceError, HostError, Interrupted, OutputError, UsageError
 from .output_file import STDOUT, describe, output_file
-from .terminal import ProgressBar, Style, duration, human_bytes, printable, table
+from .terminal import ProgressBar, StatusLines, Style, duration, human_bytes, printable, table
 from .window import HELP as WINDOW_HELP
 from .window import LAST_RECORD, RELATIVE_TO, Window, moment_type, resolve
 
 if TYPE_CHECKING:
+    from protocol.inventory import InventoryEntry
     from protocol.messages import IdentifyResponse
 
-    from .archive import Archive
+    from .archive import Archive, DialRow
+    from .archive_writer import ArchiveWriter
     from .driver import Client
     from .pending import Pending
+    from .poll import PollStatus, Stop, UnitOutcome
     from .pull import PullProgress, Resume
 
 # The protocol package, the archive, the driver and the exporters are imported by the commands
@@ -49,6 +53,7 @@ exit codes:
   2  bad usage or arguments      7  the device did not answer in time
   3  unknown serial number       8  the pull gave up (the line kept failing)
   4  archive corrupt or foreign  9  the device misbehaved or is incompatible
+     (or polled by another poll) 10  poll: some units were not reached (the others' records kept)
   130 interrupted (Ctrl-C), 143 stopped by SIGTERM, 129 by SIGHUP:
       what was pulled so far is kept (the count is printed); run again to resume
   141 the reader of the output went away (| head): ended quietly, as if by SIGPIPE
@@ -68,6 +73,7 @@ examples:
   turbolog export C60-000001 --format csv --out c60.csv
   turbolog plot C60-000001 --out c60.png
   turbolog fleet
+  turbolog poll fleet.toml --jobs 50 --due 24h    # every unit not reached in a day, 50 links at once
 """
 
 COMMAND_EXAMPLES = {
@@ -86,6 +92,20 @@ examples:
   turbolog pull /dev/ttyUSB0                      # into the default archive; run again to resume or top up
   turbolog pull /tmp/turbine --db site.sqlite     # a pty made by turbosim or socat, another archive
   turbolog pull 'rfc2217://10.0.0.5:7001?ign_set_control' --timeout 5
+""",
+    "poll": """
+examples:
+  turbolog poll fleet.toml --db fleet.sqlite --jobs 50       # every unit of the inventory, 50 at a time
+  turbolog poll fleet.csv --due 24h                          # only units not reached in the last 24 h
+  turbolog poll fleet.toml --shard 2/4 --json                # this host's quarter of the inventory
+
+inventory (TOML, or CSV with the header url,baud,serial,group,site; only url required):
+  [[unit]]
+  url = "rfc2217://10.0.0.5:7001"     # or socket://HOST:PORT, or a device path
+  baud = 9600                         # default: --baud
+  serial = "C60-000001"               # expected there: another unit answering fails that unit
+  group = "north"
+  site = "plant-7"
 """,
     "units": """
 examples:
@@ -117,6 +137,7 @@ examples:
   turbolog export C60-000001 --format jsonl --since 12h | head     # the log's last 12 hours, to stdout
   turbolog export C60-000001 --format csv --since 2024-05-01 --until 2024-05-31T23:59:59 --out may.csv
   turbolog export --format parquet --out fleet.parquet/            # every unit, for Spark, Dask, DuckDB
+  turbolog export --format parquet --out /shared/fleet/ --part host-2   # this host's share of one dataset
 """,
     "plot": """
 examples:
@@ -170,6 +191,17 @@ def since_type(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is neither an ISO date nor an age like 30d") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_SECONDS_PER = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def interval_type(text: str) -> float:
+    """A length of time like ``24h``, ``90m``, ``7d`` or ``30s``, in seconds."""
+    number = text[:-1]
+    if text[-1:] not in _SECONDS_PER or not number.replace(".", "", 1).isdigit() or float(number) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a length of time like 24h, 90m or 7d")
+    return float(number) * _SECONDS_PER[text[-1]]
 
 
 def positive_int(text: str) -> int:
@@ -329,6 +361,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="if the unit's log is not the archived one (replaced controller, cleared log), archive it "
         "as the serial's next epoch instead of refusing",
     )
+    poll_cmd = command(
+        "poll", "pull every unit of an inventory (TOML or CSV) into the archive, several links at once",
+        [common],
+    )
+    poll_cmd.add_argument("inventory", type=Path, metavar="INVENTORY", help="FILE.toml or FILE.csv")
+    poll_cmd.add_argument("--jobs", type=int, default=8, help="links open at once, 1 or more (default 8)")
+    poll_cmd.add_argument(
+        "--due", type=interval_type, metavar="AGE",
+        help="dial only units not reached within AGE (24h, 90m, 7d); failed ones again after a back-off "
+        f"of {RETRY_AFTER_S / 60:g} min doubling with each failure (default: dial every unit)",
+    )
+    poll_cmd.add_argument(
+        "--redials", type=int, default=REDIALS, metavar="N",
+        help=f"call a unit that does not answer (busy, refused, silent) again up to N times in the poll, "
+        f"{REDIAL_S:g} s apart (default {REDIALS})",
+    )
+    poll_cmd.add_argument(
+        "--shard", metavar="K/N", help="only the K-th of N stable shares of the inventory (one per host)"
+    )
+    poll_cmd.add_argument(
+        "--baud", type=int, default=DEFAULT_BAUD,
+        help=f"for units the inventory gives none (default {DEFAULT_BAUD})",
+    )
+    poll_cmd.add_argument(
+        "--timeout", type=float, default=2.0, help="seconds to wait for each answer at the least (default 2)"
+    )
     command("units", "list the units in the archive", [common])
     epoch = _Parser(add_help=False)
     epoch.add_argument(
@@ -380,6 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         metavar="PATH",
         help="output file, - for standard output (the default); for parquet, a directory (required)",
+    )
+    exp.add_argument(
+        "--part", metavar="NAME",
+        help="parquet: add this archive's share, its files named part-NAME.parquet, to the dataset --out "
+        "shared with other archives (one NAME per host, e.g. the poll's shard-2-of-4)",
     )
     _window_options(exp)
     plot = command(
@@ -659,6 +722,135 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+EXIT_SOME_UNREACHED = 10
+"""``turbolog poll``: some units of the inventory were not reached; the others' records are kept."""
+
+
+def _read_inventory(path: Path) -> list[InventoryEntry]:
+    from protocol.errors import InventoryError
+    from protocol.inventory import KINDS, parse_inventory
+
+    kind = path.suffix.lower().lstrip(".")
+    if kind not in KINDS:
+        raise UsageError(f"{path}: an inventory is FILE.toml or FILE.csv, not {path.suffix or 'no suffix'}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read inventory {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    try:
+        return parse_inventory(text, kind=kind)
+    except InventoryError as exc:
+        raise UsageError(f"{path}: {exc}") from exc
+
+
+def cmd_poll(args: argparse.Namespace, out: Output) -> int:
+    from .archive import Archive
+    from .archive_writer import ArchiveWriter
+    from .poll import PollStatus, Shard, Stop, claim_archive, due
+
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be 1 or more, not {args.jobs}")
+    if args.redials < 0:
+        raise UsageError(f"--redials must be 0 or more, not {args.redials}")
+    if args.baud <= 0 or args.timeout <= 0:
+        raise UsageError(f"--baud and --timeout must be positive, not {args.baud} and {args.timeout}")
+    shard = Shard.parse(args.shard) if args.shard is not None else None
+    entries = _read_inventory(args.inventory)
+    if shard is not None:
+        entries = [entry for entry in entries if shard.holds(entry.url)]
+    path = args.db or default_archive_path()
+    with claim_archive(path), ArchiveWriter(path) as writer:
+        listed = len(entries)
+        if args.due is not None:
+            dials = {row.url: row for row in writer.call(Archive.dials)}
+            entries = due(entries, dials, time.time(), args.due)
+        stop = Stop()
+        status = PollStatus(units=len(entries), started=time.monotonic())
+        outcomes = _run_poll(entries, writer, args, stop, status, out)
+    reached = sum(outcome.reached for outcome in outcomes)
+    failed = [outcome for outcome in outcomes if not outcome.reached and outcome.outcome != "not dialled"]
+    added = sum(outcome.added for outcome in outcomes)
+    total = {
+        "units": listed, "dialled": len(entries), "not_due": listed - len(entries), "reached": reached,
+        "failed": len(failed), "added": added, "evicted": sum(outcome.evicted for outcome in outcomes),
+        "seconds": round(time.monotonic() - status.started, 3),
+    }
+    if out.as_json:
+        out.json({"units": [outcome.to_json() for outcome in outcomes], "total": total})
+    else:
+        for outcome in failed:
+            who = f" ({printable(outcome.serial)})" if outcome.serial else ""
+            out.text(out.style.red(f"{printable(outcome.url, 120)}{who}: {printable(outcome.error, 300)}"))
+        skipped = f", {total['not_due']:,} not due" if total["not_due"] else ""
+        out.text(
+            f"polled {len(entries):,} of {listed:,} units{skipped}: {reached:,} reached, "
+            f"{len(failed):,} failed, {added:,} records added in {duration(total['seconds'])}"
+        )
+    if stop.is_set():
+        line = _interrupted(Interrupted(stop.signum))
+        done = sum(outcome.reached for outcome in outcomes)
+        with suppress(OSError):
+            print(f"turbolog: {line}; every unit's committed records are kept ({added:,} records added, "
+                  f"{done:,} units complete), run again to resume", file=sys.stderr)
+        return 128 + stop.signum
+    return 0 if reached == len(entries) else EXIT_SOME_UNREACHED
+
+
+def _run_poll(
+    entries: list[InventoryEntry], writer: ArchiveWriter, args: argparse.Namespace, stop: Stop,
+    status: PollStatus, out: Output,
+) -> list[UnitOutcome]:
+    """Poll in a thread of its own while this one (which signals reach) draws the status table
+    and turns a stop signal into *stop*."""
+    from .poll import poll
+    from .transport import open_port
+
+    outcomes: list[UnitOutcome] = []
+    failure: list[BaseException] = []
+
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            outcomes.extend(poll(
+                entries, writer, lambda entry: open_port(entry.url, entry.baud or args.baud),
+                jobs=args.jobs, stop=stop, status=status, timeout=args.timeout, redials=args.redials,
+            ))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the main thread
+            failure.append(exc)
+        finally:
+            finished.set()
+
+    lines = StatusLines(out.err)
+    worker = threading.Thread(target=run, name="poll")
+    worker.start()
+    while not finished.is_set():
+        try:  # a sleep, not a join: a signal in Thread.join can leave it thinking the thread ended
+            time.sleep(0.25)
+            lines.show(_poll_table(status))
+        except KeyboardInterrupt as interrupt:
+            stop.set(Interrupted.of(interrupt).signum)
+    worker.join()
+    lines.close()
+    if failure:
+        raise failure[0]
+    return outcomes
+
+
+def _poll_table(status: PollStatus) -> list[str]:
+    now = time.monotonic()
+    elapsed = max(now - status.started, 1e-9)
+    with status.lock:
+        done, failed, flying, records = status.done, status.failed, len(status.in_flight), status.records
+    waiting = status.units - done - flying
+    return [
+        f"units {status.units:,}   done {done - failed:,}   in progress {flying:,}   failed {failed:,}   "
+        f"waiting {waiting:,}",
+        f"records {records:,} ({records / elapsed:,.0f}/s)   elapsed {duration(elapsed)}   "
+        f"ETA {duration(status.eta_s(now))}",
+    ]
+
+
 def _seqs(first: int | None, last: int | None) -> str:
     return "-" if first is None or last is None or last < first else f"{first}..{last}"
 
@@ -680,10 +872,33 @@ def _unit_differs(row: dict[str, Any]) -> str | None:
         "; ".join(said)
 
 
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")
+
+
+def _last_polls(dials: list[DialRow]) -> dict[str, dict[str, Any]]:
+    """Per serial, the poll's latest try where that serial answered, and when it last reached it."""
+    latest: dict[str, DialRow] = {}
+    reached: dict[str, float] = {}
+    for row in dials:
+        if row.serial is None:
+            continue
+        if row.serial not in latest or row.last_attempt > latest[row.serial].last_attempt:
+            latest[row.serial] = row
+        if row.last_success is not None:
+            reached[row.serial] = max(row.last_success, reached.get(row.serial, row.last_success))
+    return {
+        serial: {"url": row.url, "outcome": row.outcome, "error": row.error,
+                 "last_attempt": _iso(row.last_attempt), "last_reached": _iso(reached.get(serial))}
+        for serial, row in latest.items()
+    }
+
+
 def cmd_units(args: argparse.Namespace, out: Output) -> int:
     with open_archive(args) as archive:
         units = archive.units()
         held = [archive.holding(u.serial, u.epoch, u.first_seq, u.next_seq) for u in units]
+        polls = _last_polls(archive.dials())
     rows: list[dict[str, Any]] = [
         {
             "serial": u.serial,
@@ -700,6 +915,7 @@ def cmd_units(args: argparse.Namespace, out: Output) -> int:
             "last_archived_seq": top,
             "not_archived": max(0, u.next_seq - u.first_seq - within),
             "last_contact": datetime.fromtimestamp(u.updated, UTC).isoformat(timespec="seconds"),
+            "last_poll": polls.get(u.serial),
         }
         for u, (low, top, within) in zip(units, held, strict=True)
     ]
@@ -707,12 +923,12 @@ def cmd_units(args: argparse.Namespace, out: Output) -> int:
         out.json(rows)
     elif rows:
         headers = ["serial", "epoch", "model", "firmware", "records", "archived", "device log",
-                   "last contact", "operating hours", "starts", "log id"]
-        numeric = [False, True, False, False, True, True, True, False, True, True, False]
+                   "last contact", "last poll", "operating hours", "starts", "log id"]
+        numeric = [False, True, False, False, True, True, True, False, False, True, True, False]
         shown = [
             [r["serial"], r["epoch"], r["model"], r["firmware"], f"{r['records']:,}",
              _seqs(r["first_archived_seq"], r["last_archived_seq"]), _seqs(r["first_seq"], r["next_seq"] - 1),
-             r["last_contact"].replace("T", " ").replace("+00:00", " UTC"), r["operating_hours"], r["starts"],
+             _when(r["last_contact"]), _poll_cell(r["last_poll"]), r["operating_hours"], r["starts"],
              "-" if r["log_id"] is None else r["log_id"]]
             for r in rows
         ]
@@ -722,6 +938,22 @@ def cmd_units(args: argparse.Namespace, out: Output) -> int:
     else:
         out.text("the archive holds no units yet: turbolog pull PORT")
     return 0
+
+
+def _when(iso: str) -> str:
+    return iso.replace("T", " ").replace("+00:00", " UTC")
+
+
+def _poll_cell(last: dict[str, Any] | None) -> str:
+    """``turbolog units``' last poll column: when the poll last reached the unit, or how it failed."""
+    if last is None:
+        return "-"
+    from .archive import REACHED
+
+    if last["outcome"] == REACHED:
+        return f"reached {_when(last['last_attempt'])}"
+    reached = f", reached {_when(last['last_reached'])}" if last["last_reached"] else ""
+    return f"{last['outcome']} {_when(last['last_attempt'])}{reached}"
 
 
 def _fmt_hours(value: float | None) -> str:
@@ -899,12 +1131,14 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
                 "(filter on its time column where you read it)"
             )
         with open_archive(args) as archive:
-            count = export(archive, args.serial, args.fmt, args.out)
+            count = export(archive, args.serial, args.fmt, args.out, part=args.part)
         _wrote(out, f"{count:,} records written to the {args.fmt.capitalize()} dataset {args.out}",
                path=os.fspath(args.out), format=args.fmt, serial=args.serial, records=count)
         return 0
     if args.serial is None:
         raise UsageError(f"--format {args.fmt} exports one unit: name its serial number")
+    if args.part is not None:
+        raise UsageError(f"--part names a share of a Parquet dataset, not of a {args.fmt} file")
     target = args.out or STDOUT
     _json_needs_a_file(out, target)
     with open_archive(args) as archive:
@@ -1214,6 +1448,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
     "export": cmd_export,
     "plot": cmd_plot,
     "live": cmd_live,
+    "poll": cmd_poll,
     "fleet": cmd_fleet,
     "ingest": cmd_ingest,
     "clear-log": cmd_clear_log,
