@@ -30,6 +30,7 @@ import json
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from protocol.enums import RecordType
@@ -73,6 +74,37 @@ class UnitIdentity:
     model: str
     firmware: str
     schema_fingerprint: int
+    site: str | None = None
+    duty: str | None = None
+    commissioned: int | None = None
+    """Unix s: the unit's age 0 (its counters start there)."""
+    shipped: int | None = None
+    """Unix s."""
+
+
+_PROFILE_KEYS = ("site", "duty", "commissioned", "shipped")
+
+
+def _profile(doc: dict[str, Any], image_name: str) -> dict[str, Any]:
+    """The optional ``site``, ``duty``, ``commissioned`` and ``shipped`` of a sidecar: its own
+    keys, else those of its ``simulated`` object; dates as ISO-8601 (UTC unless zoned)."""
+    simulated = doc.get("simulated")
+    found: dict[str, Any] = {}
+    for key in _PROFILE_KEYS:
+        value = doc.get(key, simulated.get(key) if isinstance(simulated, dict) else None)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.isascii() or not 0 < len(value) <= 40:
+            raise DeviceError(f"identity of {image_name}: {key} must be 1 to 40 ASCII characters")
+        if key in ("commissioned", "shipped"):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                raise DeviceError(f"identity of {image_name}: {key} {value!r} is not an ISO date") from None
+            found[key] = int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+        else:
+            found[key] = value
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +176,8 @@ def parse_identity(text: str, image_name: str) -> UnitIdentity:
             f"0x{fingerprint:08X}, this reader knows 0x{SCHEMA_FINGERPRINT:08X}: the formats differ, "
             "so its log cannot be read safely"
         )
-    return UnitIdentity(doc["serial"], doc["model"], doc["firmware"], fingerprint)
+    profile = _profile(doc, image_name)
+    return UnitIdentity(doc["serial"], doc["model"], doc["firmware"], fingerprint, **profile)
 
 
 class FlashImage:
