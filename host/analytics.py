@@ -75,7 +75,7 @@ from .archive import Archive
 from .errors import ArchiveError, UsageError
 from .failures import TRIPS, FailurePolicy
 from .reliability import MtbfEstimate, availability, mtbf
-from .selection import ALL, Selection
+from .selection import ALL, Selection, unit_profiles
 
 CONFIDENCE = 0.90
 """Confidence of every MTBF bound reported here."""
@@ -640,7 +640,7 @@ def _epoch_summaries(
            ORDER BY serial, epoch""",
         params,
     ))
-    profiles = _profiles(archive) if selection.sites or selection.duties or selection.cohorts else {}
+    profiles = unit_profiles(archive) if selection.sites or selection.duties or selection.cohorts else {}
     summaries = []
     for row in units:
         unit, serial_, number = row[0], row[1], row[9]
@@ -670,12 +670,6 @@ def _epoch_summaries(
             failure_ages=tuple(ages),
         ))
     return summaries
-
-
-def _profiles(archive: Archive) -> dict[str, tuple[str | None, str | None, int | None]]:
-    """(site, duty, commissioned) per serial, for the serials that have a profile."""
-    rows = archive.query("SELECT serial, site, duty, commissioned FROM unit_profiles")
-    return {serial: (site, duty, commissioned) for serial, site, duty, commissioned in rows}
 
 
 def _records_in(archive: Archive, unit: int, bounds: dict[str, int]) -> int:

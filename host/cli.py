@@ -36,6 +36,7 @@ from .export import EXPORTERS, export
 from .output_file import STDOUT, describe, output_file
 from .pending import Pending, pending
 from .pull import PullProgress, Resume, pull
+from .selection import as_of_type, cohort_type, confidence_type, date_type, names_type, target_type
 from .terminal import ProgressBar, Style, duration, human_bytes, printable, table
 from .transport import open_port
 from .window import HELP as WINDOW_HELP
@@ -132,6 +133,9 @@ examples:
 examples:
   turbolog fleet
   turbolog fleet --plot fleet.png --db fleet.sqlite
+  turbolog fleet --demonstrate 8000 --model C60 --confidence 0.9 --json
+  turbolog fleet --as-of 2005-11-30 --growth                     # the fleet as it stood then
+  turbolog fleet --site desert --duty peak-shaving --cohort 2001-2002 --since 2004-01-01
 """,
     "ingest": """
 examples:
@@ -328,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="MTBF over: archive (default: the hours the archived records cover and the failures "
         "in them) or lifetime (the device's counters: operating hours and trips; trips policy only)",
     )
+    reliability.add_argument(
+        "--confidence", type=confidence_type, default=0.90, metavar="C",
+        help="confidence of every bound shown, 0.9 or 90%% (default 0.9)",
+    )
     summary = command(
         "summary", "operating hours, starts, energy, faults and MTBF of one unit",
         [common, epoch, reliability],
@@ -389,6 +397,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--breakdown", action="store_true",
         help="also failures per 1,000 starts, forced and planned down time per model, and failures "
         "by subsystem and by code, most first, each with its MTBF (--json always has them)",
+    )
+    fleet.add_argument(
+        "--growth", action="store_true",
+        help="also trend and growth against unit age: Crow-AMSAA beta with its interval, the Laplace "
+        "and MIL-HDBK-189 trend tests and their verdict, failure rate by age band, and the Weibull "
+        "of the time to first failure (in --json too)",
+    )
+    fleet.add_argument(
+        "--demonstrate", type=target_type, metavar="HOURS",
+        help="does the data demonstrate MTBF >= HOURS at --confidence (one-sided lower bound), and "
+        "if not, how many more operating hours without a failure would",
+    )
+    selection = fleet.add_argument_group("selection (each a name or a comma-separated list)")
+    selection.add_argument("--model", type=names_type, metavar="MODEL", help="only these models")
+    selection.add_argument("--site", type=names_type, metavar="SITE", help="only units at these sites")
+    selection.add_argument("--duty", type=names_type, metavar="DUTY", help="only these duty profiles")
+    selection.add_argument(
+        "--cohort", type=cohort_type, metavar="YEARS",
+        help="only units commissioned in these years: 2001, 2001-2003",
+    )
+    selection.add_argument(
+        "--since", type=date_type, metavar="DATE", help="only records from this device time on (ISO, UTC)"
+    )
+    selection.add_argument(
+        "--until", type=date_type, metavar="DATE", help="only records up to this device time"
+    )
+    selection.add_argument(
+        "--as-of", type=as_of_type, metavar="DATE",
+        help="the fleet as it stood at the end of DATE: its records to then, the units that had one",
     )
     auth = _Parser(add_help=False)
     auth.add_argument(
@@ -703,12 +740,15 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
 
     policy = parse_policy(args.failures)
     with open_archive(args) as archive:
-        summary = unit_summary(archive, args.serial, args.epoch, policy=policy, basis=args.hours)
+        summary = unit_summary(
+            archive, args.serial, args.epoch, policy=policy, basis=args.hours, confidence=args.confidence
+        )
     report = summary.to_json()
     if out.as_json:
         out.json(report)
         return 0
-    low, high = report["mtbf_ci90"]
+    low, high = report["mtbf_ci"]
+    percent = f"{args.confidence:.0%}".replace("%", " %")
     out.text(
         out.style.bold(
             f"{printable(summary.serial)} ({printable(summary.model)}, {printable(summary.firmware)})"
@@ -744,7 +784,7 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
     out.text(f"  policy           {summary.policy.name}: {summary.policy.definition}")
     point = report["mtbf_hours"]
     basis = report["mtbf_from"]
-    mtbf = f"{_fmt_hours(point)}, 90 % interval {_fmt_hours(low)} .. {_fmt_hours(high)}"
+    mtbf = f"{_fmt_hours(point)}, {percent} interval {_fmt_hours(low)} .. {_fmt_hours(high)}"
     if args.hours == "lifetime":
         out.text(
             "  " + out.style.yellow(
@@ -753,11 +793,11 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
             )
         )
         if point is None:
-            mtbf = f"no trips yet; lower bound (90 %) {_fmt_hours(report['mtbf_lower90'])}"
+            mtbf = f"no trips yet; lower bound ({percent}) {_fmt_hours(report['mtbf_lower'])}"
     elif summary.exposure_hours <= 0:
         mtbf = "unknown: no operating hours between archived records yet"
     elif point is None:
-        mtbf = f"no failures yet; lower bound (90 %) {_fmt_hours(report['mtbf_lower90'])}"
+        mtbf = f"no failures yet; lower bound ({percent}) {_fmt_hours(report['mtbf_lower'])}"
     out.text(f"  MTBF             {mtbf}")
     if summary.exposure_starts:
         per = 1000 * summary.failures / summary.exposure_starts
@@ -1018,27 +1058,42 @@ def cmd_live(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
+    from .failures import parse_policy
+    from .fleet_growth import demonstration, fleet_growth, growth_text
     from .fleet_report import breakdown_text, fleet_png, fleet_table
+    from .selection import check, from_args
 
     png: bytes | None = None
     left_out: tuple[str, ...] = ()
-    from .failures import parse_policy
-
     policy = parse_policy(args.failures)
+    selection = from_args(args)
+    figures = {"policy": policy, "basis": args.hours, "confidence": args.confidence, "selection": selection}
     with open_archive(args) as archive:
-        report = fleet_table(archive, policy=policy, basis=args.hours)
+        check(archive, selection)
+        report = fleet_table(archive, **figures)
         if args.plot:
-            png, left_out = fleet_png(archive, policy=policy, basis=args.hours)
+            png, left_out = fleet_png(archive, **figures)
+    growth = fleet_growth(report.units, args.confidence) if args.growth else None
+    proof = None if args.demonstrate is None else demonstration(report.total, args.demonstrate)
     if png is not None:
         with output_file(args.plot, binary=True, stdout=out.out) as stream:
             stream.write(png)
     if args.plot != STDOUT:
         if out.as_json:
-            out.json(report.to_json())
+            document = report.to_json()
+            if growth is not None:
+                document["growth"] = [result.to_json() for result in growth]
+            if proof is not None:
+                document["demonstration"] = {"units": selection.describe(), **proof.to_json()}
+            out.json(document)
         else:
             out.text(report.to_text())
             if args.breakdown:
                 out.text("\n" + breakdown_text(report))
+            if growth is not None:
+                out.text("\n" + growth_text(growth))
+            if proof is not None:
+                out.text("\n" + proof.to_text(selection.describe()))
     if args.plot and args.plot != STDOUT:
         print(f"plot written to {describe(args.plot)}", file=out.err)
     if left_out:

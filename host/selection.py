@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .archive import Archive
 from .errors import UsageError
+
+if TYPE_CHECKING:  # the command line's parser imports this module: it must stay light
+    from .archive import Archive
 
 
 def date_type(text: str) -> int:
@@ -60,12 +62,40 @@ def cohort_type(text: str) -> frozenset[int]:
     return frozenset(years)
 
 
+def confidence_type(text: str) -> float:
+    """argparse type of ``--confidence``: a fraction (0.9) or a percentage (90%), strictly
+    between 0 and 1."""
+    stripped = text.strip()
+    try:
+        value = float(stripped[:-1]) / 100 if stripped.endswith("%") else float(stripped)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number like 0.9 or 90%") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is outside (0, 1): a confidence lies strictly between")
+    return value
+
+
+def target_type(text: str) -> float:
+    """argparse type of ``--demonstrate``: a target MTBF in operating hours, above 0."""
+    try:
+        value = float(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"a target MTBF of {text} h: it must be above 0")
+    return value
+
+
 def names_type(text: str) -> frozenset[str]:
     """argparse type of ``--model``, ``--site``, ``--duty``: one name or a comma-separated list."""
     names = frozenset(name.strip() for name in text.split(",") if name.strip())
     if not names:
         raise argparse.ArgumentTypeError("needs at least one name")
     return names
+
+
+Profile = tuple[str | None, str | None, int | None]
+"""A unit's (site, duty, commissioned)."""
 
 
 def _iso(timestamp: int | None) -> str | None:
@@ -95,7 +125,7 @@ class Selection:
     def windowed(self) -> bool:
         return self.since is not None or self.end is not None
 
-    def keeps(self, model: str, profile: tuple[str | None, str | None, int | None] | None) -> bool:
+    def keeps(self, model: str, profile: Profile | None) -> bool:
         """Whether a unit of *model* with *profile* (site, duty, commissioned) is selected."""
         site, duty, commissioned = profile or (None, None, None)
         year = None if commissioned is None else datetime.fromtimestamp(commissioned, UTC).year
@@ -138,6 +168,11 @@ class Selection:
 
 
 ALL = Selection()
+
+def unit_profiles(archive: Archive) -> dict[str, Profile]:
+    """(site, duty, commissioned) per serial, for the serials that have a profile."""
+    rows = archive.query("SELECT serial, site, duty, commissioned FROM unit_profiles")
+    return {serial: (site, duty, commissioned) for serial, site, duty, commissioned in rows}
 
 
 def from_args(args: argparse.Namespace) -> Selection:
