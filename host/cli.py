@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from protocol.enums import EngineState, Severity, name_of
 from protocol.messages import IdentifyResponse
@@ -41,6 +41,10 @@ from .terminal import ProgressBar, Style, duration, human_bytes, printable, tabl
 from .transport import open_port
 from .window import HELP as WINDOW_HELP
 from .window import LAST_RECORD, RELATIVE_TO, Window, moment_type, resolve
+
+if TYPE_CHECKING:
+    from .failures import FailurePolicy
+    from .selection import Selection
 
 EXIT_CODES = """
 exit codes:
@@ -384,8 +388,32 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--count", type=positive_int, help="stop after this many readings, 1 or more (default: until Ctrl-C)"
     )
+    scope = _Parser(add_help=False)
+    scope.add_argument(
+        "--demonstrate", type=target_type, metavar="HOURS",
+        help="does the data demonstrate MTBF >= HOURS at --confidence (one-sided lower bound), and "
+        "if not, how many more operating hours without a failure would",
+    )
+    selection = scope.add_argument_group("selection (each a name or a comma-separated list)")
+    selection.add_argument("--model", type=names_type, metavar="MODEL", help="only these models")
+    selection.add_argument("--site", type=names_type, metavar="SITE", help="only units at these sites")
+    selection.add_argument("--duty", type=names_type, metavar="DUTY", help="only these duty profiles")
+    selection.add_argument(
+        "--cohort", type=cohort_type, metavar="YEARS",
+        help="only units commissioned in these years: 2001, 2001-2003",
+    )
+    selection.add_argument(
+        "--since", type=date_type, metavar="DATE", help="only records from this device time on (ISO, UTC)"
+    )
+    selection.add_argument(
+        "--until", type=date_type, metavar="DATE", help="only records up to this device time"
+    )
+    selection.add_argument(
+        "--as-of", type=as_of_type, metavar="DATE",
+        help="the fleet as it stood at the end of DATE: its records to then, the units that had one",
+    )
     fleet = command(
-        "fleet", "every archived unit: hours, starts, faults and MTBF per model", [common, reliability]
+        "fleet", "every archived unit: hours, starts, faults and MTBF per model", [common, reliability, scope]
     )
     fleet.add_argument(
         "--plot",
@@ -404,28 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
         "and MIL-HDBK-189 trend tests and their verdict, failure rate by age band, and the Weibull "
         "of the time to first failure (in --json too)",
     )
-    fleet.add_argument(
-        "--demonstrate", type=target_type, metavar="HOURS",
-        help="does the data demonstrate MTBF >= HOURS at --confidence (one-sided lower bound), and "
-        "if not, how many more operating hours without a failure would",
+    report = command(
+        "report", "write a self-contained HTML report of the fleet, or of one unit, to mail",
+        [common, reliability, scope],
     )
-    selection = fleet.add_argument_group("selection (each a name or a comma-separated list)")
-    selection.add_argument("--model", type=names_type, metavar="MODEL", help="only these models")
-    selection.add_argument("--site", type=names_type, metavar="SITE", help="only units at these sites")
-    selection.add_argument("--duty", type=names_type, metavar="DUTY", help="only these duty profiles")
-    selection.add_argument(
-        "--cohort", type=cohort_type, metavar="YEARS",
-        help="only units commissioned in these years: 2001, 2001-2003",
-    )
-    selection.add_argument(
-        "--since", type=date_type, metavar="DATE", help="only records from this device time on (ISO, UTC)"
-    )
-    selection.add_argument(
-        "--until", type=date_type, metavar="DATE", help="only records up to this device time"
-    )
-    selection.add_argument(
-        "--as-of", type=as_of_type, metavar="DATE",
-        help="the fleet as it stood at the end of DATE: its records to then, the units that had one",
+    report.add_argument("serial", nargs="?", help="the unit (default: the fleet the selection keeps)")
+    report.add_argument(
+        "--out", metavar="FILE.html", required=True, help="the HTML file; - for standard output"
     )
     auth = _Parser(add_help=False)
     auth.add_argument(
@@ -1105,6 +1118,59 @@ def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, out: Output) -> int:
+    from .failures import parse_policy
+    from .selection import ALL, check, from_args
+
+    _json_needs_a_file(out, args.out)
+    policy = parse_policy(args.failures)
+    selection = from_args(args)
+    with open_archive(args) as archive:
+        if args.serial is None:
+            check(archive, selection)
+            page, what = _fleet_page(archive, args, policy, selection), "fleet"
+        elif selection != ALL or args.demonstrate is not None:
+            raise UsageError("the selection options and --demonstrate are for the fleet report (no SERIAL)")
+        else:
+            page, what = _unit_page(archive, args, policy), args.serial
+    with output_file(args.out, binary=False, stdout=out.out) as stream:
+        stream.write(page)
+    if args.out != STDOUT:
+        _wrote(out, f"report written to {describe(args.out)}", path=args.out, report=what,
+               bytes=len(page.encode()), confidence=args.confidence, failures_policy=policy.to_json())
+    return 0
+
+
+def _fleet_page(
+    archive: Archive, args: argparse.Namespace, policy: FailurePolicy, selection: Selection
+) -> str:
+    from .fleet_growth import demonstration, fleet_growth
+    from .fleet_plots import age_band_plot, availability_plot, crow_amsaa_plot, mtbf_plot, pareto_plot
+    from .fleet_report import fleet_table
+    from .html_report import fleet_html
+
+    report = fleet_table(
+        archive, policy=policy, basis=args.hours, confidence=args.confidence, selection=selection
+    )
+    growth = fleet_growth(report.units, args.confidence)
+    plots = [crow_amsaa_plot(report, growth), pareto_plot(report), mtbf_plot(report, args.demonstrate),
+             age_band_plot(growth[-1]), availability_plot(report)]
+    proof = None if args.demonstrate is None else demonstration(report.total, args.demonstrate)
+    return fleet_html(report, growth, plots, proof, str(archive.path))
+
+
+def _unit_page(archive: Archive, args: argparse.Namespace, policy: FailurePolicy) -> str:
+    from .html_report import unit_html
+    from .plot import unit_picture
+
+    summary = unit_summary(archive, args.serial, policy=policy, basis=args.hours, confidence=args.confidence)
+    try:
+        svg = unit_picture(archive, args.serial, fmt="svg").data.decode()
+    except UsageError:
+        svg = None  # no sample and no fault archived: the report says what there is
+    return unit_html(summary, None if svg is None else svg[svg.index("<svg"):], str(archive.path))
+
+
 def cmd_clear_log(args: argparse.Namespace, out: Output) -> int:
     from .auth import load_key, parse_level
     from .privileged import authenticate_and_clear_log, ensure_archived, start_epoch_after_clear
@@ -1234,6 +1300,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
     "plot": cmd_plot,
     "live": cmd_live,
     "fleet": cmd_fleet,
+    "report": cmd_report,
     "ingest": cmd_ingest,
     "clear-log": cmd_clear_log,
     "set-clock": cmd_set_clock,

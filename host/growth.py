@@ -18,6 +18,9 @@ covers, and its age at each failure in it.  Formulas and sources are in
 - **Trend tests** on the same data: Laplace's U (normal under a constant
   rate) and the MIL-HDBK-189 chi-square; the verdict (improving, steady,
   wearing out) is Laplace's, two-sided at the confidence asked for.
+- **Mean cumulative function** (Nelson): the failures per unit by each age,
+  each failure weighed by the units observed at its age; the points of the
+  Crow-AMSAA plot.
 - **Age bands**: failures and exposure hours in bands of unit age, each
   band's MTBF with its chi-square bounds (:func:`host.reliability.mtbf`).
 - **Weibull with suspensions**: maximum likelihood shape and scale of the
@@ -31,6 +34,7 @@ Invalid arguments raise ValueError, as the math module does.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -194,6 +198,20 @@ def crow_amsaa(histories: Iterable[SystemHistory], confidence: float = 0.90) -> 
     return PowerLawFit(
         beta, lam, total, len(systems), exposure, kind, confidence, low, high, method, truncated
     )
+
+
+def mean_cumulative(histories: Sequence[SystemHistory]) -> list[tuple[float, float]]:
+    """Nelson's mean cumulative function: at each failure age t (ascending), the failures per
+    unit by age t, each failure counting ``1 / (units observed at its age)``; what the
+    Crow-AMSAA plot draws beside the fit ``lam * t**beta``."""
+    starts = sorted(history.start for history in histories)
+    ends = sorted(history.end for history in histories)
+    mcf, points = 0.0, []
+    for age in sorted(age for history in histories for age in history.failures):
+        at_risk = bisect_right(starts, age) - bisect_left(ends, age)
+        mcf += 1 / at_risk
+        points.append((age, mcf))
+    return points
 
 
 # --- trend tests ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from host.growth import (
     age_bands,
     crow_amsaa,
     hours_to_demonstrate,
+    mean_cumulative,
     trend_test,
     weibull,
 )
@@ -262,3 +263,22 @@ def test_bad_arguments_are_value_errors() -> None:
         SystemHistory(10, 5)
     assert crow_amsaa([SystemHistory(0, 100, (50.0,))]) is None
     assert trend_test([SystemHistory(0, 100)]) is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1000), st.floats(1, 1000), st.lists(st.floats(0, 1), max_size=5)),
+                min_size=1, max_size=8))
+def test_mean_cumulative_weighs_each_failure_by_the_units_observed(
+    units: list[tuple[float, float, list[float]]]
+) -> None:
+    histories = [SystemHistory(start, start + length, tuple(sorted(start + f * length for f in fractions)))
+                 for start, length, fractions in units]
+    points = mean_cumulative(histories)
+    ages = sorted(age for h in histories for age in h.failures)
+    assert [age for age, _ in points] == ages
+    expected = 0.0
+    for (age, value) in points:
+        expected += 1 / sum(h.start <= age <= h.end for h in histories)
+        assert value == pytest.approx(expected)
+    if all(h.start == 0 and h.end == histories[0].end for h in histories) and points:
+        assert points[-1][1] == pytest.approx(len(ages) / len(histories))
