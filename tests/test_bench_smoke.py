@@ -51,7 +51,7 @@ def well_formed(figures: list[Figure], count: int) -> None:
         (lambda: emulator.run(repeats=1), 2),
         (latency.run, 2),
         (link.run, 2),
-        (fleet.run, 6),
+        (fleet.run, 9),
     ],
     ids=["decode", "unpaced", "memory", "emulator", "latency", "link", "fleet"],
 )
