@@ -141,6 +141,12 @@ examples:
   turbolog fleet --as-of 2005-11-30 --growth                     # the fleet as it stood then
   turbolog fleet --site desert --duty peak-shaving --cohort 2001-2002 --since 2004-01-01
 """,
+    "report": """
+examples:
+  turbolog report --out fleet.html                                # the whole fleet, to mail
+  turbolog report --out c60.html --model C60 --demonstrate 8000 --confidence 0.95
+  turbolog report C60-000001 --out unit.html                      # one unit
+""",
     "ingest": """
 examples:
   turbolog ingest fleet/                          # fleet/*.img, each with its .json identity
