@@ -217,3 +217,19 @@ def test_a_filter_that_selects_nothing_is_an_empty_table(
     assert main(["fleet", "--as-of", "1990-01-01", "--json", "--growth", "--db", str(db)]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["total"]["units"] == 0 and document["growth"][-1]["crow_amsaa"] is None
+
+
+def test_summary_shows_its_bounds_at_the_confidence_asked_for(
+    fleet: tuple[Path, list[UnitPlan], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, plans, db = fleet
+    serial = plans[0].serial
+    assert main(["summary", serial, "--confidence", "0.95", "--json", "--db", str(db)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    hours, failures = document["exposure_hours"], document["failures"]
+    assert document["confidence"] == 0.95
+    for key, confidence in (("mtbf_lower", 0.95), ("mtbf_lower90", 0.90)):
+        expected = 2 * hours / stats.chi2.ppf(confidence, 2 * failures + 2)
+        assert document[key] == pytest.approx(expected, rel=1e-6)
+    assert main(["summary", serial, "--confidence", "95%", "--db", str(db)]) == 0
+    assert "95 %" in capsys.readouterr().out
