@@ -53,6 +53,16 @@ the same controller, whose counters carry on), the counters that epoch started
 from, so that no hour is counted twice.  ``counters_consistent`` holds when it
 holds for every epoch.
 
+**Ages** (for trend and growth, :mod:`host.fleet_growth`): the unit's lifetime operating
+hours at the first and the last record carrying counters (the stretch of its life exposure
+covers), and at each failure under the policy (its fault's freeze-frame).
+
+A :class:`~host.selection.Selection` keeps units by model, site, duty and commissioning year,
+and of each only the records timestamped in its window (found by bisection on the keys, since
+timestamps never go backwards along seqs): every figure above is then that of the window's
+records, and a log with no record in the window counts for nothing (not its IDENTIFY counters).
+The bounds are at the confidence asked for (:data:`CONFIDENCE` by default).
+
 Models and the fleet add these up: hours, starts, energy, failures, exposure
 and down time are summed, and MTBF and availability are computed from the
 sums (pooled, not averaged over units).
@@ -78,7 +88,7 @@ from .reliability import MtbfEstimate, availability, mtbf
 from .selection import ALL, Selection, unit_profiles
 
 CONFIDENCE = 0.90
-"""Confidence of every MTBF bound reported here."""
+"""Confidence of the MTBF bounds unless another is asked for."""
 
 _FAILURE = int(Severity.NORMAL_SHUTDOWN)
 _START, _STATE_CHANGE = int(EventKind.START), int(EventKind.STATE_CHANGE)
@@ -650,6 +660,8 @@ def _epoch_summaries(
         bounds = {"low": window[0], "high": window[1]}
         faults = list(archive.iter_rows(serial_, RecordType.FAULT, _IN_WINDOW, bounds, epoch=number))
         ends = _ends(archive, unit, serial_, faults, number, bounds)
+        if selection.windowed and not ends:
+            continue  # no record of this log in the window: not its IDENTIFY counters either
         by_kind = [(fault[_SEVERITY], fault[_CODE], 1) for fault in faults]
         failed: dict[int, int] = defaultdict(int)
         failed_subsystem: dict[int, int] = defaultdict(int)
