@@ -38,6 +38,9 @@ from .growth import (
 
 AGE_BAND_HOURS = 10_000.0
 """Width of the bands of unit age (operating hours)."""
+EARLIEST_FAILURE_HOURS = 1 / 60
+"""A failure before a unit's first minute of operation (its very first start failing) is taken at
+one minute: the power law and the Weibull have no failure at age 0."""
 FROM_COMMISSIONING_HOURS = 1.0
 """A unit's archive starts at its commissioning when its first record carrying counters shows
 less than this many operating hours: its time to first failure is then known."""
@@ -50,7 +53,9 @@ def histories(units: Iterable[UnitSummary]) -> list[SystemHistory]:
         for part in unit.parts or (unit,):
             if part.age_from is None or part.age_to is None or part.age_to <= part.age_from:
                 continue
-            ages = tuple(sorted(min(max(age, part.age_from), part.age_to) for age in part.failure_ages))
+            ages = tuple(sorted(
+                min(max(age, part.age_from, EARLIEST_FAILURE_HOURS), part.age_to) for age in part.failure_ages
+            ))
             found.append(SystemHistory(part.age_from, part.age_to, ages))
     return found
 
@@ -69,7 +74,7 @@ def first_failures(units: Iterable[UnitSummary]) -> tuple[list[float], list[floa
         if first.age_from >= FROM_COMMISSIONING_HOURS:
             left_out += 1
         elif first.failure_ages:
-            failed.append(max(min(first.failure_ages), 1 / 3600))
+            failed.append(max(min(first.failure_ages), EARLIEST_FAILURE_HOURS))
         else:
             suspended.append(first.age_to)
     return failed, suspended, left_out

@@ -67,6 +67,8 @@ class SystemHistory:
             raise ValueError(f"a stretch from age {self.start} h to {self.end} h")
         if any(not self.start <= age <= self.end for age in self.failures):
             raise ValueError(f"a failure outside the stretch {self.start}..{self.end} h")
+        if any(age <= 0 for age in self.failures):
+            raise ValueError("a failure at age 0: the power law has none there")
         if list(self.failures) != sorted(self.failures):
             raise ValueError("failure ages must be in order")
 
