@@ -269,6 +269,8 @@ class UnitSummary(_Availability):
     carrying counters: the stretch exposure covers (one epoch; None for several)."""
     failure_ages: tuple[float, ...] = ()
     """The unit's age at each failure under the policy, from the fault's freeze-frame."""
+    failure_times: tuple[int, ...] = ()
+    """When each of those failures happened (device time, Unix s)."""
 
     @property
     def coverage(self) -> float | None:
@@ -666,11 +668,13 @@ def _epoch_summaries(
         failed: dict[int, int] = defaultdict(int)
         failed_subsystem: dict[int, int] = defaultdict(int)
         ages: list[float] = []
+        times: list[int] = []
         for fault in faults:
             if policy.counts(fault[_CODE], fault[_SEVERITY], fault[_SUBSYSTEM], fault[_FLAGS]):
                 failed[fault[_CODE]] += 1
                 failed_subsystem[fault[_SUBSYSTEM]] += 1
                 ages.append(fault[_FAULT_OPERATING_S] / 3600)
+                times.append(fault[1])
         marks = _downtime_marks(archive, serial_, faults, number, bounds)
         counts = row[:9] if window == _WHOLE else (*row[:4], _records_in(archive, unit, bounds), *row[5:9])
         summary = _summarise(counts, ends, by_kind, evicted.get(unit, 0), marks, sum(failed.values()))
@@ -680,6 +684,7 @@ def _epoch_summaries(
             failures_by_code=dict(failed), failures_by_subsystem=dict(failed_subsystem),
             planned_s=_planned(archive, serial_, number, summary.first_record, summary.last_record, bounds),
             failure_ages=tuple(ages),
+            failure_times=tuple(times),
         ))
     return summaries
 

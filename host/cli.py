@@ -1078,8 +1078,8 @@ def cmd_live(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
     from .failures import parse_policy
-    from .fleet_growth import demonstration, fleet_growth, growth_text
-    from .fleet_report import breakdown_text, fleet_png, fleet_table
+    from .fleet_growth import demonstration, failure_instants, fleet_growth, growth_text
+    from .fleet_report import breakdown_text, exposure_at, fleet_png, fleet_table
     from .selection import check, from_args
 
     png: bytes | None = None
@@ -1092,7 +1092,8 @@ def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
         report = fleet_table(archive, **figures)
         if args.plot:
             png, left_out = fleet_png(archive, **figures)
-    growth = fleet_growth(report.units, args.confidence) if args.growth else None
+        timeline = exposure_at(archive, failure_instants(report.units), selection) if args.growth else None
+    growth = fleet_growth(report.units, args.confidence, timeline) if args.growth else None
     proof = None if args.demonstrate is None else demonstration(report.total, args.demonstrate)
     if png is not None:
         with output_file(args.plot, binary=True, stdout=out.out) as stream:
@@ -1150,15 +1151,16 @@ def cmd_report(args: argparse.Namespace, out: Output) -> int:
 def _fleet_page(
     archive: Archive, args: argparse.Namespace, policy: FailurePolicy, selection: Selection
 ) -> str:
-    from .fleet_growth import demonstration, fleet_growth
+    from .fleet_growth import demonstration, failure_instants, fleet_growth
     from .fleet_plots import age_band_plot, availability_plot, crow_amsaa_plot, mtbf_plot, pareto_plot
-    from .fleet_report import fleet_table
+    from .fleet_report import exposure_at, fleet_table
     from .html_report import fleet_html
 
     report = fleet_table(
         archive, policy=policy, basis=args.hours, confidence=args.confidence, selection=selection
     )
-    growth = fleet_growth(report.units, args.confidence)
+    timeline = exposure_at(archive, failure_instants(report.units), selection)
+    growth = fleet_growth(report.units, args.confidence, timeline)
     plots = [crow_amsaa_plot(report, growth), pareto_plot(report), mtbf_plot(report, args.demonstrate),
              age_band_plot(growth[-1]), availability_plot(report)]
     proof = None if args.demonstrate is None else demonstration(report.total, args.demonstrate)

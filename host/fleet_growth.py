@@ -5,8 +5,9 @@ From the units of a :class:`host.analytics.FleetSummary` (their archived
 stretch of life in operating hours, and their age at each failure under the
 policy) it builds one :class:`host.growth.SystemHistory` per archived log
 (epoch) and applies :mod:`host.growth`: the Crow-AMSAA fit with its interval
-on beta, the Laplace and MIL-HDBK-189 trend tests and their verdict, the
-failure rate by band of unit age, and the Weibull of the time to first
+on beta, the Laplace and MIL-HDBK-189 trend tests and their verdict (all
+against unit age, and again for the fleet as one system on its cumulative
+operating hours, :func:`calendar_history`), the failure rate by band of unit age, and the Weibull of the time to first
 failure of the units whose archive starts at their commissioning (within
 their first operating hour), those without a failure being suspensions.
 :func:`demonstration` says whether a target MTBF is demonstrated at the
@@ -16,13 +17,14 @@ confidence asked for.  Pure: reads no archive, writes nothing.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .analytics import ModelSummary, UnitSummary
-from .fleet_report import text_table
+from .fleet_report import HoursTimeline, text_table
 from .growth import (
     AgeBand,
     PowerLawFit,
@@ -80,6 +82,21 @@ def first_failures(units: Iterable[UnitSummary]) -> tuple[list[float], list[floa
     return failed, suspended, left_out
 
 
+def calendar_history(
+    times: Sequence[int], hours: Sequence[float], failure_times: Iterable[int]
+) -> SystemHistory | None:
+    """The fleet as one system on its cumulative operating hours: each failure at the hours the
+    fleet had run by its time, the stretch ending at the hours by the last of *times*; *hours*
+    are the fleet's cumulative hours at *times* (ascending)."""
+    if not times or hours[-1] <= 0:
+        return None
+    ages = []
+    for moment in sorted(failure_times):
+        index = min(bisect_left(times, moment), len(times) - 1)
+        ages.append(min(max(hours[index], EARLIEST_FAILURE_HOURS), hours[-1]))
+    return SystemHistory(0.0, hours[-1], tuple(ages))
+
+
 @dataclass(frozen=True, slots=True)
 class Growth:
     """Trend and growth of one model (or the fleet, ``model`` "all")."""
@@ -92,12 +109,18 @@ class Growth:
     first_failure: WeibullFit | None
     first_failure_units: tuple[int, int, int]
     """(failed, suspended, left out because their archive starts after commissioning)."""
+    fleet_fit: PowerLawFit | None = None
+    """Crow-AMSAA of the fleet's cumulative failures against its cumulative operating hours
+    (calendar order): reliability growth of the fleet as a whole."""
+    fleet_trend: TrendTest | None = None
 
     def to_json(self) -> dict[str, Any]:
         fit, trend, life = self.fit, self.trend, self.first_failure
         return {
             "model": self.model,
             "confidence": self.confidence,
+            "crow_amsaa_fleet_hours": _fit_json(self.fleet_fit),
+            "trend_fleet_hours": _trend_json(self.fleet_trend),
             "crow_amsaa": None if fit is None else {
                 "beta": round(fit.beta, 5),
                 "beta_interval": [round(fit.beta_low, 5), _finite(fit.beta_high)],
@@ -140,6 +163,28 @@ class Growth:
         }
 
 
+def _fit_json(fit: PowerLawFit | None) -> dict[str, Any] | None:
+    if fit is None:
+        return None
+    return {
+        "beta": round(fit.beta, 5),
+        "beta_interval": [round(fit.beta_low, 5), _finite(fit.beta_high)],
+        "lambda": fit.lam,
+        "interval_method": fit.interval,
+        "truncation": fit.truncation,
+        "failures": fit.failures,
+        "exposure_hours": round(fit.exposure_hours, 3),
+    }
+
+
+def _trend_json(trend: TrendTest | None) -> dict[str, Any] | None:
+    if trend is None:
+        return None
+    return {"verdict": trend.verdict, "laplace_u": round(trend.laplace_u, 4),
+            "laplace_p": round(trend.laplace_p, 6), "mil_hdbk_189_chi2": round(trend.chi2, 4),
+            "mil_hdbk_189_p": round(trend.chi2_p, 6)}
+
+
 def _finite(value: float) -> float | None:
     return None if math.isinf(value) else round(value, 5)
 
@@ -152,8 +197,11 @@ def _hours_text(value: float) -> str:
     return "inf" if math.isinf(value) else f"{value:,.0f}"
 
 
-def growth(model: str, units: Sequence[UnitSummary], confidence: float) -> Growth:
-    """Trend and growth of *units* (module docstring)."""
+def growth(
+    model: str, units: Sequence[UnitSummary], confidence: float, fleet: SystemHistory | None = None
+) -> Growth:
+    """Trend and growth of *units* (module docstring); *fleet*: the same units as one system on
+    their cumulative operating hours (:func:`calendar_history`)."""
     stretches = histories(units)
     failed, suspended, left_out = first_failures(units)
     return Growth(
@@ -164,16 +212,46 @@ def growth(model: str, units: Sequence[UnitSummary], confidence: float) -> Growt
         bands=tuple(age_bands(stretches, AGE_BAND_HOURS, confidence)) if stretches else (),
         first_failure=weibull(failed, suspended, confidence) if failed else None,
         first_failure_units=(len(failed), len(suspended), left_out),
+        fleet_fit=None if fleet is None else crow_amsaa([fleet], confidence),
+        fleet_trend=None if fleet is None else trend_test([fleet], confidence),
     )
 
 
-def fleet_growth(units: Sequence[UnitSummary], confidence: float) -> list[Growth]:
-    """Per model (by name), then the fleet."""
+def fleet_growth(
+    units: Sequence[UnitSummary], confidence: float, timeline: HoursTimeline | None = None
+) -> list[Growth]:
+    """Per model (by name), then the fleet; *timeline*: each model's cumulative operating hours
+    at the failures' times and at the end (:func:`host.fleet_report.exposure_at`), for the
+    Crow-AMSAA of the fleet on its cumulative hours."""
     by_model: dict[str, list[UnitSummary]] = defaultdict(list)
     for unit in units:
         by_model[unit.model].append(unit)
-    return [*(growth(model, by_model[model], confidence) for model in sorted(by_model)),
-            growth("all", units, confidence)]
+
+    def as_one(model: str, members: Sequence[UnitSummary]) -> SystemHistory | None:
+        if timeline is None or not timeline.times:
+            return None
+        series = timeline.hours.get(model) if model != "all" else tuple(
+            sum(values) for values in zip(*timeline.hours.values(), strict=True)
+        )
+        if not series:
+            return None
+        return calendar_history(timeline.times, series, (t for unit in members for t in _times(unit)))
+
+    return [*(growth(model, by_model[model], confidence, as_one(model, by_model[model]))
+              for model in sorted(by_model)),
+            growth("all", units, confidence, as_one("all", units))]
+
+
+def _times(unit: UnitSummary) -> tuple[int, ...]:
+    return tuple(t for part in unit.parts or (unit,) for t in part.failure_times)
+
+
+def failure_instants(units: Iterable[UnitSummary]) -> list[int]:
+    """Every failure's time, and the last record's, ascending: where :func:`fleet_growth` needs
+    the fleet's cumulative hours."""
+    instants = {t for unit in units for t in _times(unit)}
+    instants.update(unit.last_record for unit in units if unit.last_record is not None)
+    return sorted(instants)
 
 
 def growth_text(results: Sequence[Growth]) -> str:
@@ -200,6 +278,24 @@ def growth_text(results: Sequence[Growth]) -> str:
             "-" if trend is None else f"{trend.laplace_p:.3f}",
             "-" if trend is None else f"{trend.chi2:,.1f} ({2 * trend.events} dof)",
             "-" if trend is None else f"{trend.chi2_p:.3f}",
+            "too few failures" if trend is None else trend.verdict,
+        ])
+    lines += text_table(rows)
+    lines += ["", "growth of the fleet: Crow-AMSAA of cumulative failures against cumulative operating hours "
+              "(calendar order; beta < 1 the fleet's failure rate falls as it accumulates hours)"]
+    rows = [["model", "failures", "hours", "beta", f"{percent} interval", "lambda", "Laplace U", "p",
+             "verdict"]]
+    for result in results:
+        fit, trend = result.fleet_fit, result.fleet_trend
+        rows.append([
+            result.model,
+            "-" if fit is None else f"{fit.failures:,}",
+            "-" if fit is None else f"{fit.exposure_hours:,.0f}",
+            "-" if fit is None else f"{fit.beta:.3f}",
+            "-" if fit is None else f"[{fit.beta_low:.3f}, {fit.beta_high:.3f}]",
+            "-" if fit is None else f"{fit.lam:.3g}",
+            "-" if trend is None else f"{trend.laplace_u:+.2f}",
+            "-" if trend is None else f"{trend.laplace_p:.3f}",
             "too few failures" if trend is None else trend.verdict,
         ])
     lines += text_table(rows)

@@ -266,11 +266,8 @@ def _at(trace: list[tuple[int, int]], times: list[int]) -> list[float]:
     return out
 
 
-def hours_timeline(
-    archive: Archive, points: int = TIMELINE_POINTS, selection: Selection = ALL
-) -> HoursTimeline:
-    """The fleet's documented operating hours over calendar time (see the module docstring), of
-    the units *selection* keeps, within its window."""
+def _traces(archive: Archive, selection: Selection) -> list[tuple[str, list[tuple[int, int]]]]:
+    """(model, its (timestamp, operating_s) trace) per archived log of each unit *selection* keeps."""
     units = list(archive.query(
         "SELECT serial, model, first_seq, next_seq, epoch, continues FROM units ORDER BY serial, epoch"
     ))
@@ -286,17 +283,44 @@ def hours_timeline(
             trace = [(stamp, max(operating_s - base, 0)) for stamp, operating_s in trace]
         traces.append((model, trace))
         last_serial = serial
-    stamps = [stamp for _, trace in traces for stamp, _ in trace if _within(selection, stamp)]
-    if not stamps:
-        return HoursTimeline((), {})
-    start, stop = min(stamps), max(stamps)
-    times = sorted({start + (stop - start) * i // max(1, points - 1) for i in range(points)})
+    return traces
+
+
+def _totals(
+    traces: list[tuple[str, list[tuple[int, int]]]], times: list[int]
+) -> dict[str, tuple[float, ...]]:
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(times))
     for model, trace in traces:
         total = totals[model]
         for i, hours in enumerate(_at(trace, times)):
             total[i] += hours
-    return HoursTimeline(tuple(times), {model: tuple(totals[model]) for model in sorted(totals)})
+    return {model: tuple(totals[model]) for model in sorted(totals)}
+
+
+def hours_timeline(
+    archive: Archive, points: int = TIMELINE_POINTS, selection: Selection = ALL
+) -> HoursTimeline:
+    """The fleet's documented operating hours over calendar time (see the module docstring), of
+    the units *selection* keeps, within its window."""
+    traces = _traces(archive, selection)
+    stamps = [stamp for _, trace in traces for stamp, _ in trace if _within(selection, stamp)]
+    if not stamps:
+        return HoursTimeline((), {})
+    start, stop = min(stamps), max(stamps)
+    times = sorted({start + (stop - start) * i // max(1, points - 1) for i in range(points)})
+    return HoursTimeline(tuple(times), _totals(traces, times))
+
+
+def exposure_at(archive: Archive, times: list[int], selection: Selection = ALL) -> HoursTimeline:
+    """The operating hours the archive covers by each of *times* (ascending), per model: each
+    log's hours since its first archived record, of the units *selection* keeps, within its
+    window (interpolated between a few samples of each log, as the timeline is)."""
+    shifted = []
+    for model, trace in _traces(archive, selection):
+        kept = [point for point in trace if _within(selection, point[0])]
+        if kept:
+            shifted.append((model, [(stamp, hours - kept[0][1]) for stamp, hours in kept]))
+    return HoursTimeline(tuple(times), _totals(shifted, times))
 
 
 def plot_fleet(archive: Archive, out: str | os.PathLike[str] | IO[bytes]) -> tuple[str, ...]:

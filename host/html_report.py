@@ -90,6 +90,9 @@ def definitions(policy_label: str, policy_definition: str, confidence: float, ba
          "(time-terminated)"),
         ("availability", "share of the archived calendar span not down for a trip (forced); with planned "
          "service down time too"),
+        ("fleet growth", "Crow-AMSAA of the fleet's cumulative failures against its cumulative operating "
+         "hours, in calendar order (each failure at the hours every selected unit had run by then, "
+         "interpolated between samples); one system, time-truncated: exact chi-square interval on beta"),
         ("Crow-AMSAA", "power-law NHPP in unit age t: expected failures of a unit by age t are "
          "lambda t^beta; maximum likelihood over every unit's archived stretch of age "
          "(MIL-HDBK-189C, IEC 61710); beta < 1 the failure rate falls with age, > 1 it rises; "
@@ -150,13 +153,24 @@ def fleet_html(
             "<h2>Demonstration</h2>"
             f'<p class="verdict">{_escape(proof.to_text(report.selection.describe()))}</p>'
         )
-    sections.append("<h2>Trend and growth</h2>" + _table(
+    sections.append("<h2>Trend and growth</h2><p>Against unit age:</p>" + _table(
         ("model", "failures", "beta", f"{percent} interval", "lambda", "Laplace U", "p", "verdict",
          "first failure: Weibull shape", "scale h"),
         [_growth_row(result) for result in growth],
+    ) + "<p>The fleet on its cumulative operating hours (calendar order):</p>" + _table(
+        ("model", "failures", "hours", "beta", f"{percent} interval", "verdict"),
+        [_fleet_row(result) for result in growth],
     ))
     sections += [_figure(plot) for plot in plots]
     return _page("Fleet reliability report", sections)
+
+
+def _fleet_row(result: Growth) -> tuple[str, ...]:
+    fit, trend = result.fleet_fit, result.fleet_trend
+    if fit is None:
+        return (result.model, "-", "-", "-", "-", "too few failures")
+    return (result.model, f"{fit.failures:,}", f"{fit.exposure_hours:,.0f}", f"{fit.beta:.3f}",
+            f"[{fit.beta_low:.3f}, {fit.beta_high:.3f}]", "-" if trend is None else trend.verdict)
 
 
 def _growth_row(result: Growth) -> tuple[str, ...]:

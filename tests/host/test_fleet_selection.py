@@ -233,3 +233,31 @@ def test_summary_shows_its_bounds_at_the_confidence_asked_for(
         assert document[key] == pytest.approx(expected, rel=1e-6)
     assert main(["summary", serial, "--confidence", "95%", "--db", str(db)]) == 0
     assert "95 %" in capsys.readouterr().out
+
+
+def test_fleet_growth_fits_failures_against_the_fleets_cumulative_hours(
+    fleet: tuple[Path, list[UnitPlan], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each failure at the hours the whole fleet had run by its time, read exactly from the images
+    (turbolog interpolates between a few samples of each log: the fits agree to 3 %)."""
+    images, plans, db = fleet
+    logs = {plan.serial: _records(images, plan.serial) for plan in plans}
+
+    def fleet_hours(at: int) -> float:
+        total = 0.0
+        for records in logs.values():
+            counted = [(r.timestamp, c) for r in records if (c := _counters(r)) is not None]  # type: ignore[attr-defined]
+            before = [c for t, c in counted if t <= at]
+            total += (before[-1] - counted[0][1]) / 3600 if before else 0.0
+        return total
+
+    failures = sorted(r.timestamp for records in logs.values() for r in records  # type: ignore[attr-defined]
+                      if isinstance(r, FaultRecord) and r.severity >= Severity.NORMAL_SHUTDOWN)
+    end = max(r.timestamp for records in logs.values() for r in records)  # type: ignore[attr-defined]
+    expected = crow_amsaa([SystemHistory(0.0, fleet_hours(end), tuple(fleet_hours(t) for t in failures))])
+    assert expected is not None
+    assert main(["fleet", "--growth", "--json", "--db", str(db)]) == 0
+    fitted = json.loads(capsys.readouterr().out)["growth"][-1]["crow_amsaa_fleet_hours"]
+    assert fitted["failures"] == expected.failures and fitted["interval_method"] == "chi-square (exact)"
+    assert fitted["exposure_hours"] == pytest.approx(expected.exposure_hours, rel=1e-3)
+    assert fitted["beta"] == pytest.approx(expected.beta, rel=0.03)
