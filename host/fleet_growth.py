@@ -8,8 +8,9 @@ policy) it builds one :class:`host.growth.SystemHistory` per archived log
 on beta, the Laplace and MIL-HDBK-189 trend tests and their verdict (all
 against unit age, and again for the fleet as one system on its cumulative
 operating hours, :func:`calendar_history`), the failure rate by band of unit
-age, and the Weibull of the time to first failure of the units whose archive starts at their commissioning (within
-their first operating hour), those without a failure being suspensions.
+age, and the Weibull of the time to first failure of the units whose archive
+starts at their commissioning (within their first operating hour), those
+without a failure being suspensions.
 :func:`demonstration` says whether a target MTBF is demonstrated at the
 confidence asked for.  Pure: reads no archive, writes nothing.
 """
