@@ -114,6 +114,8 @@ class Growth:
     """Crow-AMSAA of the fleet's cumulative failures against its cumulative operating hours
     (calendar order): reliability growth of the fleet as a whole."""
     fleet_trend: TrendTest | None = None
+    fleet_history: SystemHistory | None = None
+    """The fleet as one system: its cumulative hours at each failure, and in all."""
 
     def to_json(self) -> dict[str, Any]:
         fit, trend, life = self.fit, self.trend, self.first_failure
@@ -215,6 +217,7 @@ def growth(
         first_failure_units=(len(failed), len(suspended), left_out),
         fleet_fit=None if fleet is None else crow_amsaa([fleet], confidence),
         fleet_trend=None if fleet is None else trend_test([fleet], confidence),
+        fleet_history=fleet,
     )
 
 

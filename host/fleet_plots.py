@@ -87,10 +87,11 @@ def _empty(ax: Any, text: str) -> None:
 
 
 def crow_amsaa_plot(report: FleetReport, growth: list[Growth]) -> Plot:
-    """Mean cumulative failures per unit against unit age, per model, with each model's fit."""
-    figure = _figure(9, 5.5)
-    ax = figure.subplots()
-    rows = []
+    """Per model: cumulative failures against the fleet's cumulative operating hours with the
+    fit (left), and mean cumulative failures per unit against unit age with the fit (right)."""
+    figure = _figure(11, 5.5)
+    fleet_ax, ax = figure.subplots(1, 2)
+    rows = _fleet_growth_rows(fleet_ax, report, growth)
     drawn = False
     for result in growth:
         if result.model == "all":
@@ -109,7 +110,7 @@ def crow_amsaa_plot(report: FleetReport, growth: list[Growth]) -> Plot:
                     label=f"{result.model}: fit, beta {fit.beta:.2f} "
                     f"[{fit.beta_low:.2f}, {fit.beta_high:.2f}]")
         rows.append((
-            result.model, f"{len(points):,}", f"{points[-1][0]:,.0f}", f"{points[-1][1]:.3f}",
+            result.model, "unit age", f"{len(points):,}", f"{points[-1][0]:,.0f}", f"{points[-1][1]:.3f}",
             "-" if fit is None else f"{fit.beta:.3f}",
             "-" if fit is None else f"[{fit.beta_low:.3f}, {fit.beta_high:.3f}]",
             "-" if fit is None else f"{fit.lam:.4g}",
@@ -125,11 +126,47 @@ def crow_amsaa_plot(report: FleetReport, growth: list[Growth]) -> Plot:
     else:
         _empty(ax, "no failures to plot")
     percent = f"{report.confidence:.0%}"
-    ax.set_title(f"Crow-AMSAA: failures {report.policy.label}; beta with its {percent} interval",
-                 fontsize="medium")
-    return Plot("crow-amsaa", "Crow-AMSAA (power-law NHPP) against unit age", _svg(figure, "crow-amsaa"),
-                ("model", "failures", "oldest failure age h", "MCF there", "beta", f"{percent} interval",
-                 "lambda", "trend"), tuple(rows))
+    ax.set_title("against unit age: mean cumulative failures per unit", fontsize="medium")
+    figure.suptitle(f"Crow-AMSAA (failures: {report.policy.label}); beta with its {percent} interval",
+                    fontsize="medium")
+    return Plot("crow-amsaa", "Crow-AMSAA (power-law NHPP): the fleet's hours, and unit age",
+                _svg(figure, "crow-amsaa"),
+                ("model", "against", "failures", "last failure at h", "cumulative there", "beta",
+                 f"{percent} interval", "lambda", "trend"), tuple(rows))
+
+
+def _fleet_growth_rows(ax: Any, report: FleetReport, growth: list[Growth]) -> list[tuple[str, ...]]:
+    """Draw cumulative failures against the fleet's cumulative hours per model; their rows."""
+    rows: list[tuple[str, ...]] = []
+    for result in growth:
+        history, fit = result.fleet_history, result.fleet_fit
+        if result.model == "all" or history is None or not history.failures:
+            continue
+        ages = history.failures
+        (line,) = ax.plot(ages, range(1, len(ages) + 1), marker=".", linestyle="none", markersize=4,
+                          label=f"{result.model}: observed")
+        if fit is not None:
+            span = [ages[0] * (history.end / ages[0]) ** (i / 50) for i in range(51)]
+            ax.plot(span, [fit.lam * hours**fit.beta for hours in span], color=line.get_color(),
+                    label=f"{result.model}: beta {fit.beta:.2f} [{fit.beta_low:.2f}, {fit.beta_high:.2f}]")
+        rows.append((
+            result.model, "fleet hours", f"{len(ages):,}", f"{ages[-1]:,.0f}", f"{len(ages):,}",
+            "-" if fit is None else f"{fit.beta:.3f}",
+            "-" if fit is None else f"[{fit.beta_low:.3f}, {fit.beta_high:.3f}]",
+            "-" if fit is None else f"{fit.lam:.4g}",
+            "-" if result.fleet_trend is None else result.fleet_trend.verdict,
+        ))
+    if rows:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("cumulative operating hours of the fleet")
+        ax.set_ylabel("cumulative failures")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize="small")
+    else:
+        _empty(ax, "no failures to plot")
+    ax.set_title("the fleet: cumulative failures against cumulative hours", fontsize="medium")
+    return rows
 
 
 def pareto_plot(report: FleetReport) -> Plot:
