@@ -266,7 +266,8 @@ def test_bad_arguments_are_value_errors() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 1000), st.floats(1, 1000), st.lists(st.floats(0, 1), max_size=5)),
+@given(st.lists(st.tuples(st.floats(0, 1000), st.floats(1, 1000),
+                          st.lists(st.floats(0, 1, exclude_min=True), max_size=5)),
                 min_size=1, max_size=8))
 def test_mean_cumulative_weighs_each_failure_by_the_units_observed(
     units: list[tuple[float, float, list[float]]]
