@@ -84,6 +84,7 @@ def test_the_fleet_report_is_self_contained_and_states_its_terms(archive_path: P
     assert f"<td>{total['exposure_hours']:,.0f}</td>" in page
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(EXECUTABLE is None, reason="needs chromium (.ci/run installs it)")
 @pytest.mark.parametrize("serial", [None, "C60-000005"])
 def test_chromium_opens_the_report_without_errors_and_every_plot_has_a_size(
