@@ -29,6 +29,8 @@ The file::
     pulls          unit, started, finished, added, evicted, retries, bytes
     dials          url, serial, last_attempt, last_success, outcome,   one row per place
                    added, evicted, error, failures                    `turbolog poll` dials
+    unit_profiles  serial, site, duty, commissioned, shipped   where and how a serial runs, and
+                   since when (Unix s), from an image's sidecar; NULL where unknown (version 5)
 
 A row of ``units`` is one *epoch*: one log of a serial number (schema
 version 3).  A serial gets a new epoch when the unit's log is not the one
@@ -327,8 +329,22 @@ def _migrate_to_v4(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_v5(db: sqlite3.Connection) -> None:
+    """Version 5: ``unit_profiles``, where and how each serial runs and since when (the fleet
+    report's filters by site, duty and commissioning year); empty until an ingest fills it."""
+    db.execute(
+        """CREATE TABLE unit_profiles (
+               serial TEXT PRIMARY KEY,
+               site TEXT,
+               duty TEXT,
+               commissioned INTEGER,
+               shipped INTEGER
+           )"""
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _migrate_to_v1, _migrate_to_v2, _migrate_to_v3, _migrate_to_v4,
+    _migrate_to_v1, _migrate_to_v2, _migrate_to_v3, _migrate_to_v4, _migrate_to_v5,
 )
 """Schema steps in order: ``MIGRATIONS[v]`` takes a file from version v to v + 1.
 
@@ -675,6 +691,20 @@ class Archive:
                 f"""UPDATE units SET ({_IDENTIFY_COLUMNS}) = ({_IDENTIFY_PARAMS}),
                         log_id = COALESCE(log_id, ?) WHERE id = ?""",
                 (*values, log_id, row[0]),
+            )
+
+    def set_profile(
+        self, serial: str, *, site: str | None, duty: str | None, commissioned: int | None,
+        shipped: int | None,
+    ) -> None:
+        """Record where and how *serial* runs and since when (Unix s); None is unknown."""
+        with self._write() as db:
+            db.execute(
+                """INSERT INTO unit_profiles (serial, site, duty, commissioned, shipped)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (serial) DO UPDATE SET site = excluded.site, duty = excluded.duty,
+                       commissioned = excluded.commissioned, shipped = excluded.shipped""",
+                (serial, site, duty, commissioned, shipped),
             )
 
     def start_epoch(

@@ -28,6 +28,7 @@ from .archive_path import default_archive_path
 from .dial_policy import REDIAL_S, REDIALS, RETRY_AFTER_S
 from .errors import ArchiveError, DeviceError, HostError, Interrupted, OutputError, UsageError
 from .output_file import STDOUT, describe, output_file
+from .selection import as_of_type, cohort_type, confidence_type, date_type, names_type, target_type
 from .terminal import ProgressBar, StatusLines, Style, duration, human_bytes, printable, table
 from .window import HELP as WINDOW_HELP
 from .window import LAST_RECORD, RELATIVE_TO, Window, moment_type, resolve
@@ -39,9 +40,11 @@ if TYPE_CHECKING:
     from .archive import Archive, DialRow
     from .archive_writer import ArchiveWriter
     from .driver import Client
+    from .failures import FailurePolicy
     from .pending import Pending
     from .poll import PollStatus, Stop, UnitOutcome
     from .pull import PullProgress, Resume
+    from .selection import Selection
 
 # The protocol package, the archive, the driver and the exporters are imported by the commands
 # that use them, not here: `turbolog --help` and `--version` stay fast (`make bench`, startup).
@@ -154,6 +157,15 @@ examples:
 examples:
   turbolog fleet
   turbolog fleet --plot fleet.png --db fleet.sqlite
+  turbolog fleet --demonstrate 8000 --model C60 --confidence 0.9 --json
+  turbolog fleet --as-of 2005-11-30 --growth                     # the fleet as it stood then
+  turbolog fleet --site desert --duty peak-shaving --cohort 2001-2002 --since 2004-01-01
+""",
+    "report": """
+examples:
+  turbolog report --out fleet.html                                # the whole fleet, to mail
+  turbolog report --out c60.html --model C60 --demonstrate 8000 --confidence 0.95
+  turbolog report C60-000001 --out unit.html                      # one unit
 """,
     "ingest": """
 examples:
@@ -405,6 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="MTBF over: archive (default: the hours the archived records cover and the failures "
         "in them) or lifetime (the device's counters: operating hours and trips; trips policy only)",
     )
+    reliability.add_argument(
+        "--confidence", type=confidence_type, default=0.90, metavar="C",
+        help="confidence of every bound shown, 0.9 or 90%% (default 0.9)",
+    )
     summary = command(
         "summary", "operating hours, starts, energy, faults and MTBF of one unit",
         [common, epoch, reliability],
@@ -461,8 +477,32 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--count", type=positive_int, help="stop after this many readings, 1 or more (default: until Ctrl-C)"
     )
+    scope = _Parser(add_help=False)
+    scope.add_argument(
+        "--demonstrate", type=target_type, metavar="HOURS",
+        help="does the data demonstrate MTBF >= HOURS at --confidence (one-sided lower bound), and "
+        "if not, how many more operating hours without a failure would",
+    )
+    selection = scope.add_argument_group("selection (each a name or a comma-separated list)")
+    selection.add_argument("--model", type=names_type, metavar="MODEL", help="only these models")
+    selection.add_argument("--site", type=names_type, metavar="SITE", help="only units at these sites")
+    selection.add_argument("--duty", type=names_type, metavar="DUTY", help="only these duty profiles")
+    selection.add_argument(
+        "--cohort", type=cohort_type, metavar="YEARS",
+        help="only units commissioned in these years: 2001, 2001-2003",
+    )
+    selection.add_argument(
+        "--since", type=date_type, metavar="DATE", help="only records from this device time on (ISO, UTC)"
+    )
+    selection.add_argument(
+        "--until", type=date_type, metavar="DATE", help="only records up to this device time"
+    )
+    selection.add_argument(
+        "--as-of", type=as_of_type, metavar="DATE",
+        help="the fleet as it stood at the end of DATE: its records to then, the units that had one",
+    )
     fleet = command(
-        "fleet", "every archived unit: hours, starts, faults and MTBF per model", [common, reliability]
+        "fleet", "every archived unit: hours, starts, faults and MTBF per model", [common, reliability, scope]
     )
     fleet.add_argument(
         "--plot",
@@ -474,6 +514,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--breakdown", action="store_true",
         help="also failures per 1,000 starts, forced and planned down time per model, and failures "
         "by subsystem and by code, most first, each with its MTBF (--json always has them)",
+    )
+    fleet.add_argument(
+        "--growth", action="store_true",
+        help="also trend and growth against unit age: Crow-AMSAA beta with its interval, the Laplace "
+        "and MIL-HDBK-189 trend tests and their verdict, failure rate by age band, and the Weibull "
+        "of the time to first failure (in --json too)",
+    )
+    report = command(
+        "report", "write a self-contained HTML report of the fleet, or of one unit, to mail",
+        [common, reliability, scope],
+    )
+    report.add_argument("serial", nargs="?", help="the unit (default: the fleet the selection keeps)")
+    report.add_argument(
+        "--out", metavar="FILE.html", required=True, help="the HTML file; - for standard output"
     )
     auth = _Parser(add_help=False)
     auth.add_argument(
@@ -968,12 +1022,15 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
 
     policy = parse_policy(args.failures)
     with open_archive(args) as archive:
-        summary = unit_summary(archive, args.serial, args.epoch, policy=policy, basis=args.hours)
+        summary = unit_summary(
+            archive, args.serial, args.epoch, policy=policy, basis=args.hours, confidence=args.confidence
+        )
     report = summary.to_json()
     if out.as_json:
         out.json(report)
         return 0
-    low, high = report["mtbf_ci90"]
+    low, high = report["mtbf_ci"]
+    percent = f"{args.confidence:.0%}".replace("%", " %")
     out.text(
         out.style.bold(
             f"{printable(summary.serial)} ({printable(summary.model)}, {printable(summary.firmware)})"
@@ -1009,7 +1066,7 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
     out.text(f"  policy           {summary.policy.name}: {summary.policy.definition}")
     point = report["mtbf_hours"]
     basis = report["mtbf_from"]
-    mtbf = f"{_fmt_hours(point)}, 90 % interval {_fmt_hours(low)} .. {_fmt_hours(high)}"
+    mtbf = f"{_fmt_hours(point)}, {percent} interval {_fmt_hours(low)} .. {_fmt_hours(high)}"
     if args.hours == "lifetime":
         out.text(
             "  " + out.style.yellow(
@@ -1018,11 +1075,11 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
             )
         )
         if point is None:
-            mtbf = f"no trips yet; lower bound (90 %) {_fmt_hours(report['mtbf_lower90'])}"
+            mtbf = f"no trips yet; lower bound ({percent}) {_fmt_hours(report['mtbf_lower'])}"
     elif summary.exposure_hours <= 0:
         mtbf = "unknown: no operating hours between archived records yet"
     elif point is None:
-        mtbf = f"no failures yet; lower bound (90 %) {_fmt_hours(report['mtbf_lower90'])}"
+        mtbf = f"no failures yet; lower bound ({percent}) {_fmt_hours(report['mtbf_lower'])}"
     out.text(f"  MTBF             {mtbf}")
     if summary.exposure_starts:
         per = 1000 * summary.failures / summary.exposure_starts
@@ -1288,27 +1345,43 @@ def cmd_live(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
-    from .fleet_report import breakdown_text, fleet_png, fleet_table
+    from .failures import parse_policy
+    from .fleet_growth import demonstration, failure_instants, fleet_growth, growth_text
+    from .fleet_report import breakdown_text, exposure_at, fleet_png, fleet_table
+    from .selection import check, from_args
 
     png: bytes | None = None
     left_out: tuple[str, ...] = ()
-    from .failures import parse_policy
-
     policy = parse_policy(args.failures)
+    selection = from_args(args)
+    figures = {"policy": policy, "basis": args.hours, "confidence": args.confidence, "selection": selection}
     with open_archive(args) as archive:
-        report = fleet_table(archive, policy=policy, basis=args.hours)
+        check(archive, selection)
+        report = fleet_table(archive, **figures)
         if args.plot:
-            png, left_out = fleet_png(archive, policy=policy, basis=args.hours)
+            png, left_out = fleet_png(archive, **figures)
+        timeline = exposure_at(archive, failure_instants(report.units), selection) if args.growth else None
+    growth = fleet_growth(report.units, args.confidence, timeline) if args.growth else None
+    proof = None if args.demonstrate is None else demonstration(report.total, args.demonstrate)
     if png is not None:
         with output_file(args.plot, binary=True, stdout=out.out) as stream:
             stream.write(png)
     if args.plot != STDOUT:
         if out.as_json:
-            out.json(report.to_json())
+            document = report.to_json()
+            if growth is not None:
+                document["growth"] = [result.to_json() for result in growth]
+            if proof is not None:
+                document["demonstration"] = {"units": selection.describe(), **proof.to_json()}
+            out.json(document)
         else:
             out.text(report.to_text())
             if args.breakdown:
                 out.text("\n" + breakdown_text(report))
+            if growth is not None:
+                out.text("\n" + growth_text(growth))
+            if proof is not None:
+                out.text("\n" + proof.to_text(selection.describe()))
     if args.plot and args.plot != STDOUT:
         print(f"plot written to {describe(args.plot)}", file=out.err)
     if left_out:
@@ -1318,6 +1391,61 @@ def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
             file=out.err,
         )
     return 0
+
+
+def cmd_report(args: argparse.Namespace, out: Output) -> int:
+    from .failures import parse_policy
+    from .selection import ALL, check, from_args
+
+    _json_needs_a_file(out, args.out)
+    policy = parse_policy(args.failures)
+    selection = from_args(args)
+    with open_archive(args) as archive:
+        if args.serial is None:
+            check(archive, selection)
+            page, what = _fleet_page(archive, args, policy, selection), "fleet"
+        elif selection != ALL or args.demonstrate is not None:
+            raise UsageError("the selection options and --demonstrate are for the fleet report (no SERIAL)")
+        else:
+            page, what = _unit_page(archive, args, policy), args.serial
+    with output_file(args.out, binary=False, stdout=out.out) as stream:
+        stream.write(page)
+    if args.out != STDOUT:
+        _wrote(out, f"report written to {describe(args.out)}", path=args.out, report=what,
+               bytes=len(page.encode()), confidence=args.confidence, failures_policy=policy.to_json())
+    return 0
+
+
+def _fleet_page(
+    archive: Archive, args: argparse.Namespace, policy: FailurePolicy, selection: Selection
+) -> str:
+    from .fleet_growth import demonstration, failure_instants, fleet_growth
+    from .fleet_plots import age_band_plot, availability_plot, crow_amsaa_plot, mtbf_plot, pareto_plot
+    from .fleet_report import exposure_at, fleet_table
+    from .html_report import fleet_html
+
+    report = fleet_table(
+        archive, policy=policy, basis=args.hours, confidence=args.confidence, selection=selection
+    )
+    timeline = exposure_at(archive, failure_instants(report.units), selection)
+    growth = fleet_growth(report.units, args.confidence, timeline)
+    plots = [crow_amsaa_plot(report, growth), pareto_plot(report), mtbf_plot(report, args.demonstrate),
+             age_band_plot(growth[-1]), availability_plot(report)]
+    proof = None if args.demonstrate is None else demonstration(report.total, args.demonstrate)
+    return fleet_html(report, growth, plots, proof, str(archive.path))
+
+
+def _unit_page(archive: Archive, args: argparse.Namespace, policy: FailurePolicy) -> str:
+    from .analytics import unit_summary
+    from .html_report import unit_html
+    from .plot import unit_picture
+
+    summary = unit_summary(archive, args.serial, policy=policy, basis=args.hours, confidence=args.confidence)
+    try:
+        svg = unit_picture(archive, args.serial, fmt="svg").data.decode()
+    except UsageError:
+        svg = None  # no sample and no fault archived: the report says what there is
+    return unit_html(summary, None if svg is None else svg[svg.index("<svg"):], str(archive.path))
 
 
 def cmd_clear_log(args: argparse.Namespace, out: Output) -> int:
@@ -1450,6 +1578,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
     "live": cmd_live,
     "poll": cmd_poll,
     "fleet": cmd_fleet,
+    "report": cmd_report,
     "ingest": cmd_ingest,
     "clear-log": cmd_clear_log,
     "set-clock": cmd_set_clock,

@@ -1,11 +1,13 @@
-"""A picture of one unit's archived log: power, speed and exhaust temperature over time.
+"""A picture of one unit's archived log: power, speed, exhaust and ambient temperature over time.
 
-Three stacked panels share the time axis; every fault is a vertical line
-across them, coloured by severity; failures (shutdown-class faults) are
-labelled with their code, and a key names each code (protocol's table).  Long logs are reduced, as they stream
-past, to at most :data:`MAX_POINTS` buckets of consecutive samples, each drawn
-as its mean with a band from its minimum to its maximum, so a brief trip stays
-visible and memory stays bounded.  Every sample and fault drawn is read
+Four stacked panels share the time axis (the last, ambient temperature: a hot
+day explains derating); every fault is a vertical line across them,
+coloured by severity, solid for a failure (shutdown-class fault), dotted for
+a warning; failures are labelled with their code, and a key names each code
+(protocol's table).  Long logs are reduced, as they stream past, to at most
+:data:`MAX_POINTS` buckets of consecutive samples, each drawn as its mean with
+a band from its minimum to its maximum, so a brief trip stays visible and
+memory stays bounded.  Every sample and fault drawn is read
 through :meth:`~host.archive.Archive.iter_rows`, checked against its CRC-32C,
 after the archive's count check: an altered or deleted record is an
 ArchiveError, never a point.  A unit with no sample and no fault is refused (an
@@ -50,8 +52,8 @@ _SEVERITY_COLOURS: dict[int, str] = {
 }
 
 _SAMPLE = LAYOUTS[RecordType.SAMPLE].names
-_POWER, _SPEED, _TET1, _TET2 = (
-    _SAMPLE.index(name) for name in ("power_w", "speed_rpm", "tet1_c_x10", "tet2_c_x10")
+_POWER, _SPEED, _TET1, _TET2, _AMBIENT = (
+    _SAMPLE.index(name) for name in ("power_w", "speed_rpm", "tet1_c_x10", "tet2_c_x10", "ambient_c_x10")
 )
 _SEVERITY = LAYOUTS[RecordType.FAULT].names.index("severity")
 _CODE = LAYOUTS[RecordType.FAULT].names.index("code")
@@ -62,6 +64,7 @@ _SERIES: tuple[tuple[Callable[[DecodedRow], float], str, str], ...] = (
     (lambda row: row[_POWER] / 1000.0, "power (kW)", "tab:blue"),
     (lambda row: row[_SPEED] / 1000.0, "speed (krpm)", "tab:green"),
     (lambda row: (row[_TET1] + row[_TET2]) / 20.0, "TET avg (°C)", "tab:purple"),
+    (lambda row: row[_AMBIENT] / 10.0, "ambient (°C)", "tab:brown"),
 )
 """(value of a sample row, axis label, colour) per panel."""
 
@@ -183,7 +186,7 @@ def unit_picture(
         key=lambda row: row[0],
     )
 
-    figure = Figure(figsize=(11, 7.5), layout="constrained")
+    figure = Figure(figsize=(11, 9), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(_SERIES), 1, sharex=True)
     times = [datetime.fromtimestamp(row[0], UTC) for row in rows]
@@ -203,6 +206,7 @@ def unit_picture(
             ax.vlines(
                 fault_times[level], 0, 1, transform=ax.get_xaxis_transform(),
                 colors=_SEVERITY_COLOURS.get(level, "black"), linewidth=0.8,
+                linestyles="solid" if level >= Severity.NORMAL_SHUTDOWN else "dotted",
                 label=f"{name_of(Severity, level)} ({len(fault_times[level])})",
             )
     if fault_times:

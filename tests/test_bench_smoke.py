@@ -61,7 +61,7 @@ def well_formed(figures: list[Figure], count: int) -> None:
         (lambda: emulator.run(repeats=1), 2),
         (latency.run, 2),
         (link.run, 2),
-        (fleet.run, 6),
+        (fleet.run, 9),
         (serve_fleet.run, 5),
         (poll.run, 6),
     ],
