@@ -12,14 +12,15 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from host.analytics import Counters, ModelSummary, UnitSummary
+from host.analytics import ModelSummary, UnitSummary
 from host.fleet_growth import EARLIEST_FAILURE_HOURS, demonstration, first_failures, growth, histories
 from host.reliability import mtbf
+from protocol.counters import LifetimeCounters
 
 
 def unit(serial: str, start: float, end: float, ages: tuple[float, ...], parts: tuple[UnitSummary, ...] = ()
          ) -> UnitSummary:
-    counters = Counters(end, 10, 0.0, len(ages))
+    counters = LifetimeCounters(operating_s=round(end * 3600), starts=10, trips=len(ages))
     return UnitSummary(
         serial=serial, model="C60", firmware="x", records=1, evicted=0, first_record=0, last_record=1,
         counters=counters, counters_from="records", identify=counters, faults_by_severity={},
