@@ -53,6 +53,16 @@ the same controller, whose counters carry on), the counters that epoch started
 from, so that no hour is counted twice.  ``counters_consistent`` holds when it
 holds for every epoch.
 
+**Ages** (for trend and growth, :mod:`host.fleet_growth`): the unit's lifetime operating
+hours at the first and the last record carrying counters (the stretch of its life exposure
+covers), and at each failure under the policy (its fault's freeze-frame).
+
+A :class:`~host.selection.Selection` keeps units by model, site, duty and commissioning year,
+and of each only the records timestamped in its window (found by bisection on the keys, since
+timestamps never go backwards along seqs): every figure above is then that of the window's
+records, and a log with no record in the window counts for nothing (not its IDENTIFY counters).
+The bounds are at the confidence asked for (:data:`CONFIDENCE` by default).
+
 Models and the fleet add these up: hours, starts, energy, failures, exposure
 and down time are summed, and MTBF and availability are computed from the
 sums (pooled, not averaged over units).
@@ -94,9 +104,10 @@ from .errors import ArchiveError, UsageError
 from .failures import TRIPS, FailurePolicy
 from .fields import snapshot_fields
 from .reliability import MtbfEstimate, availability, mtbf
+from .selection import ALL, Selection, unit_profiles
 
 CONFIDENCE = 0.90
-"""Confidence of every MTBF bound reported here."""
+"""Confidence of the MTBF bounds unless another is asked for."""
 
 _FAILURE = int(Severity.NORMAL_SHUTDOWN)
 _START, _STATE_CHANGE = int(EventKind.START), int(EventKind.STATE_CHANGE)
@@ -137,10 +148,12 @@ def check_basis(basis: str, policy: FailurePolicy) -> None:
         )
 
 
-def _estimate(basis: str, exposure: float, failures: int, counters: LifetimeCounters) -> MtbfEstimate:
+def _estimate(
+    basis: str, exposure: float, failures: int, counters: LifetimeCounters, confidence: float = CONFIDENCE
+) -> MtbfEstimate:
     if basis == "lifetime":
-        return mtbf(counters.operating_hours, counters.trips, CONFIDENCE)
-    return mtbf(exposure, failures, CONFIDENCE)
+        return mtbf(counters.operating_hours, counters.trips, confidence)
+    return mtbf(exposure, failures, confidence)
 
 
 def _coverage(exposure: float, lifetime: float) -> float | None:
@@ -160,6 +173,18 @@ def _mtbf_json(estimate: MtbfEstimate, basis: str = "archive") -> dict[str, Any]
             else "archived records (exposure, failures under the policy)",
         },
         "mtbf_hours": finite(estimate.point),
+        "confidence": estimate.confidence,
+        "mtbf_lower": finite(estimate.lower_one_sided),
+        "mtbf_ci": [finite(estimate.ci_low), finite(estimate.ci_high)],
+        **_at_ninety(estimate, finite),
+    }
+
+
+def _at_ninety(estimate: MtbfEstimate, finite: Callable[[float | None], float | None]) -> dict[str, Any]:
+    """``mtbf_lower90`` and ``mtbf_ci90``: the bounds at 90 % whatever the confidence asked for."""
+    if estimate.confidence != CONFIDENCE:
+        estimate = mtbf(estimate.hours, estimate.failures, CONFIDENCE)
+    return {
         "mtbf_lower90": finite(estimate.lower_one_sided),
         "mtbf_ci90": [finite(estimate.ci_low), finite(estimate.ci_high)],
     }
@@ -225,6 +250,14 @@ class UnitSummary(_Availability):
     """Starts between the records exposure is measured between."""
     planned_s: int = 0
     """Planned (service) down time within the span."""
+    age_from: float | None = None
+    age_to: float | None = None
+    """The unit's age (lifetime operating hours) at the first and the last archived record
+    carrying counters: the stretch exposure covers (one epoch; None for several)."""
+    failure_ages: tuple[float, ...] = ()
+    """The unit's age at each failure under the policy, from the fault's freeze-frame."""
+    failure_times: tuple[int, ...] = ()
+    """When each of those failures happened (device time, Unix s)."""
 
     @property
     def coverage(self) -> float | None:
@@ -277,7 +310,8 @@ class UnitSummary(_Availability):
             "availability": self.availability,
             "availability_with_planned": self.availability_with_planned,
             "breakdown": breakdown_json(
-                self.failures_by_code, self.failures_by_subsystem, self.exposure_hours, self.exposure_starts
+                self.failures_by_code, self.failures_by_subsystem, self.exposure_hours, self.exposure_starts,
+                self.mtbf.confidence,
             ),
         }
 
@@ -291,7 +325,8 @@ def _pareto(counts: dict[int, int]) -> list[tuple[int, int]]:
 
 
 def breakdown_json(
-    failures_by_code: dict[int, int], failures_by_subsystem: dict[int, int], exposure: float, starts: int
+    failures_by_code: dict[int, int], failures_by_subsystem: dict[int, int], exposure: float, starts: int,
+    confidence: float = CONFIDENCE,
 ) -> dict[str, Any]:
     """Failures per code and per subsystem (Pareto order) with their MTBF over *exposure*, and
     failures per 1,000 of the *starts* in it."""
@@ -301,7 +336,7 @@ def breakdown_json(
         return {
             "failures": count,
             "share": round(count / total, 4) if total else None,
-            **_mtbf_json(mtbf(exposure, count, CONFIDENCE)),
+            **_mtbf_json(mtbf(exposure, count, confidence)),
         }
 
     return {
@@ -350,7 +385,8 @@ class ModelSummary(_Availability):
 
     @classmethod
     def pool(
-        cls, model: str, units: Iterable[UnitSummary], policy: FailurePolicy = TRIPS, basis: str = "archive"
+        cls, model: str, units: Iterable[UnitSummary], policy: FailurePolicy = TRIPS, basis: str = "archive",
+        confidence: float = CONFIDENCE,
     ) -> ModelSummary:
         members = list(units)
         severity: dict[int, int] = defaultdict(int)
@@ -382,7 +418,7 @@ class ModelSummary(_Availability):
             faults_by_severity=dict(severity),
             failures=failures,
             exposure_hours=exposure,
-            mtbf=_estimate(basis, exposure, failures, lifetime),
+            mtbf=_estimate(basis, exposure, failures, lifetime, confidence),
             downtime_s=sum(unit.downtime_s for unit in members),
             span_s=sum(unit.span_s for unit in members),
             policy=policy,
@@ -419,7 +455,8 @@ class ModelSummary(_Availability):
             "availability": self.availability,
             "availability_with_planned": self.availability_with_planned,
             "breakdown": breakdown_json(
-                self.failures_by_code, self.failures_by_subsystem, self.exposure_hours, self.exposure_starts
+                self.failures_by_code, self.failures_by_subsystem, self.exposure_hours, self.exposure_starts,
+                self.mtbf.confidence,
             ),
         }
 
@@ -442,27 +479,37 @@ class FleetSummary:
 
 def unit_summary(
     archive: Archive, serial: str, epoch: int | None = None, *,
-    policy: FailurePolicy = TRIPS, basis: str = "archive",
+    policy: FailurePolicy = TRIPS, basis: str = "archive", confidence: float = CONFIDENCE,
 ) -> UnitSummary:
     """Summary of one unit, every epoch of it or only *epoch*, failures counted by *policy* and
-    MTBF over *basis* (:data:`BASES`); raises :class:`~host.errors.UnknownUnit` if it (or that
-    epoch) is not archived, UsageError for a basis the policy cannot use."""
+    MTBF over *basis* (:data:`BASES`) with bounds at *confidence*; raises
+    :class:`~host.errors.UnknownUnit` if it (or that epoch) is not archived, UsageError for a
+    basis the policy cannot use."""
     check_basis(basis, policy)
     archive.unit(serial, epoch)
-    (summary,) = _summaries(archive, serial, epoch, policy, basis)
+    (summary,) = _summaries(archive, serial, epoch, policy, basis, confidence, ALL)
     return summary
 
 
-def fleet_summary(archive: Archive, *, policy: FailurePolicy = TRIPS, basis: str = "archive") -> FleetSummary:
-    """Summaries of every unit (all its epochs), pooled per model and over the fleet."""
+def fleet_summary(
+    archive: Archive, *, policy: FailurePolicy = TRIPS, basis: str = "archive",
+    confidence: float = CONFIDENCE, selection: Selection = ALL,
+) -> FleetSummary:
+    """Summaries of the units *selection* keeps (all their epochs, the records in its window),
+    pooled per model and over the fleet; a unit with no record in the window is left out."""
     check_basis(basis, policy)
-    units = _summaries(archive, None, None, policy, basis)
+    units = [
+        unit for unit in _summaries(archive, None, None, policy, basis, confidence, selection)
+        if not selection.windowed or unit.first_record is not None
+    ]
     by_model: dict[str, list[UnitSummary]] = defaultdict(list)
     for unit in units:
         by_model[unit.model].append(unit)
     return FleetSummary(
-        total=ModelSummary.pool("all", units, policy, basis),
-        models=tuple(ModelSummary.pool(model, by_model[model], policy, basis) for model in sorted(by_model)),
+        total=ModelSummary.pool("all", units, policy, basis, confidence),
+        models=tuple(
+            ModelSummary.pool(model, by_model[model], policy, basis, confidence) for model in sorted(by_model)
+        ),
         units=tuple(units),
     )
 
@@ -475,11 +522,15 @@ def fleet_summary(archive: Archive, *, policy: FailurePolicy = TRIPS, basis: str
 # on are read: every fault, the first and last record of each table, and the events from each
 # failure to the next time the unit was up again.
 
+_IN_WINDOW = "seq >= :low AND seq < :high"
+"""SQL condition: the seqs of the window (:func:`_seq_window`)."""
 _ENDS_WHERE = (
-    "seq IN ((SELECT MIN(seq) FROM {table} WHERE unit = :unit), "
-    "(SELECT MAX(seq) FROM {table} WHERE unit = :unit))"
+    "seq IN ((SELECT MIN(seq) FROM {table} WHERE unit = :unit AND " + _IN_WINDOW + "), "
+    "(SELECT MAX(seq) FROM {table} WHERE unit = :unit AND " + _IN_WINDOW + "))"
 )
-"""iter_rows condition: the first and the last record of *table*."""
+"""iter_rows condition: the first and the last record of *table* in the window."""
+_WHOLE = (-1, 1 << 62)
+"""The seq window of a unit's every record."""
 
 
 def _field_indexes(rtype: int, *names: str) -> tuple[int, ...]:
@@ -488,8 +539,8 @@ def _field_indexes(rtype: int, *names: str) -> tuple[int, ...]:
     return tuple(fields.index(name if name in fields else f"freeze.{name}") for name in names)
 
 
-_CODE, _SEVERITY, _SUBSYSTEM, _FLAGS, _FAULT_STATE = _field_indexes(
-    RecordType.FAULT, "code", "severity", "subsystem", "flags", "state"
+_CODE, _SEVERITY, _SUBSYSTEM, _FLAGS, _FAULT_STATE, _FAULT_OPERATING_S = _field_indexes(
+    RecordType.FAULT, "code", "severity", "subsystem", "flags", "state", "operating_s"
 )
 _KIND, _STATE_TO, _CLEARED_CODE, _DURATION = _field_indexes(
     RecordType.EVENT, "kind", "state_to", "value_a", "value_b"
@@ -497,13 +548,15 @@ _KIND, _STATE_TO, _CLEARED_CODE, _DURATION = _field_indexes(
 
 
 def _summaries(
-    archive: Archive, serial: str | None, epoch: int | None, policy: FailurePolicy, basis: str
+    archive: Archive, serial: str | None, epoch: int | None, policy: FailurePolicy, basis: str,
+    confidence: float, selection: Selection,
 ) -> list[UnitSummary]:
-    """Summaries of the unit *serial* (all its epochs, or *epoch*), or of every unit when it is None."""
+    """Summaries of the unit *serial* (all its epochs, or *epoch*), or of every unit *selection*
+    keeps when it is None."""
     by_serial: dict[str, list[UnitSummary]] = defaultdict(list)
-    for summary in _epoch_summaries(archive, serial, epoch, policy):
+    for summary in _epoch_summaries(archive, serial, epoch, policy, selection):
         by_serial[summary.serial].append(replace(summary, basis=basis, mtbf=_estimate(
-            basis, summary.exposure_hours, summary.failures, summary.counters
+            basis, summary.exposure_hours, summary.failures, summary.counters, confidence
         )))
     return [_combine(parts) for parts in by_serial.values()]
 
@@ -548,7 +601,7 @@ def _combine(parts: list[UnitSummary]) -> UnitSummary:
         faults_by_code=dict(by_code),
         failures=failures,
         exposure_hours=exposure,
-        mtbf=_estimate(latest.basis, exposure, failures, counters),
+        mtbf=_estimate(latest.basis, exposure, failures, counters, latest.mtbf.confidence),
         downtime_s=sum(part.downtime_s for part in parts),
         span_s=sum(part.span_s for part in parts),
         parts=tuple(parts),
@@ -562,9 +615,10 @@ def _combine(parts: list[UnitSummary]) -> UnitSummary:
 
 
 def _epoch_summaries(
-    archive: Archive, serial: str | None, epoch: int | None, policy: FailurePolicy
+    archive: Archive, serial: str | None, epoch: int | None, policy: FailurePolicy, selection: Selection
 ) -> list[UnitSummary]:
-    """One summary per archived epoch, by serial then epoch."""
+    """One summary per archived epoch *selection* keeps, by serial then epoch, of the records in
+    its window."""
     archive.check(serial)
     which = (
         "TRUE" if serial is None else
@@ -581,36 +635,113 @@ def _epoch_summaries(
            ORDER BY serial, epoch""",
         params,
     ))
+    profiles = unit_profiles(archive) if selection.sites or selection.duties or selection.cohorts else {}
     summaries = []
     for row in units:
         unit, serial_, number = row[0], row[1], row[9]
-        faults = list(archive.iter_rows(serial_, RecordType.FAULT, epoch=number))
-        ends = _ends(archive, unit, serial_, faults, number)
+        if not selection.keeps(row[2], profiles.get(serial_)):
+            continue
+        window = _seq_window(archive, unit, selection.since, selection.end) if selection.windowed else _WHOLE
+        bounds = {"low": window[0], "high": window[1]}
+        faults = list(archive.iter_rows(serial_, RecordType.FAULT, _IN_WINDOW, bounds, epoch=number))
+        ends = _ends(archive, unit, serial_, faults, number, bounds)
+        if selection.windowed and not ends:
+            continue  # no record of this log in the window: not its IDENTIFY counters either
         by_kind = [(fault[_SEVERITY], fault[_CODE], 1) for fault in faults]
         failed: dict[int, int] = defaultdict(int)
         failed_subsystem: dict[int, int] = defaultdict(int)
+        ages: list[float] = []
+        times: list[int] = []
         for fault in faults:
             if policy.counts(fault[_CODE], fault[_SEVERITY], fault[_SUBSYSTEM], fault[_FLAGS]):
                 failed[fault[_CODE]] += 1
                 failed_subsystem[fault[_SUBSYSTEM]] += 1
-        marks = _downtime_marks(archive, serial_, faults, number)
-        summary = _summarise(row[:9], ends, by_kind, evicted.get(unit, 0), marks, sum(failed.values()))
+                ages.append(fault[_FAULT_OPERATING_S] / 3600)
+                times.append(fault[1])
+        marks = _downtime_marks(archive, serial_, faults, number, bounds)
+        counts = row[:9] if window == _WHOLE else (*row[:4], _records_in(archive, unit, bounds), *row[5:9])
+        summary = _summarise(counts, ends, by_kind, evicted.get(unit, 0), marks, sum(failed.values()))
         log_id = None if row[10] is None else bytes(row[10])
         summaries.append(replace(
             summary, epoch=number, log_id=log_id, continues=bool(row[11]), policy=policy,
             failures_by_code=dict(failed), failures_by_subsystem=dict(failed_subsystem),
-            planned_s=_planned(archive, serial_, number, summary.first_record, summary.last_record),
+            planned_s=_planned(archive, serial_, number, summary.first_record, summary.last_record, bounds),
+            failure_ages=tuple(ages),
+            failure_times=tuple(times),
         ))
     return summaries
 
 
+def _records_in(archive: Archive, unit: int, bounds: dict[str, int]) -> int:
+    """Records of *unit* in the seq window *bounds*."""
+    ((count,),) = archive.query(
+        f"SELECT COUNT(*) FROM records WHERE unit = :unit AND {_IN_WINDOW}", {"unit": unit, **bounds}
+    )
+    return int(count)
+
+
+_NEXT_ROW = "SELECT seq, timestamp FROM {table} WHERE unit = :unit AND seq >= :seq ORDER BY seq LIMIT 1"
+_SEQ_RANGE = "SELECT MIN(seq), MAX(seq) FROM {table} WHERE unit = :unit"
+_FIRST_AFTER = "SELECT MIN(seq) FROM {table} WHERE unit = :unit AND timestamp {op} :moment"
+
+
+def _seq_window(archive: Archive, unit: int, since: int | None, until: int | None) -> tuple[int, int]:
+    """The seqs [low, high) of *unit*'s records timestamped within [since, until].
+
+    Timestamps never go backwards along seqs (docs/protocol.md 6.5), so the
+    first seq at or after a moment is found by bisection over the keys of the
+    large tables (samples, events) and by a scan of the small ones (faults,
+    unknown records): a few lookups a unit, whatever the size of its log."""
+    low = _WHOLE[0] if since is None else _first_seq(archive, unit, ">=", since)
+    high = _WHOLE[1] if until is None else _first_seq(archive, unit, ">", until)
+    return low, high
+
+
+def _next_row(archive: Archive, table: str, unit: int, seq: int) -> tuple[int, int] | None:
+    """(seq, timestamp) of *unit*'s first row of *table* at or after *seq*."""
+    rows = archive.query(_NEXT_ROW.format(table=table), {"unit": unit, "seq": seq})
+    row = next(rows, None)
+    rows.close()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def _first_seq(archive: Archive, unit: int, op: str, moment: int) -> int:
+    """The smallest seq of *unit* whose timestamp is *op* (``>=`` or ``>``) *moment*; past the
+    last seq when none is."""
+    def passes(timestamp: int) -> bool:
+        return timestamp >= moment if op == ">=" else timestamp > moment
+
+    found = _WHOLE[1]
+    for table in ("faults", "other_records"):
+        ((seq,),) = archive.query(_FIRST_AFTER.format(table=table, op=op), {"unit": unit, "moment": moment})
+        if seq is not None:
+            found = min(found, seq)
+    for table in ("samples", "events"):
+        ((first, last),) = archive.query(_SEQ_RANGE.format(table=table), {"unit": unit})
+        if first is None:
+            continue
+        low, high = first, last + 1  # the first row at or after seq `high` passes (there is none)
+        while low < high:
+            middle = (low + high) // 2
+            row = _next_row(archive, table, unit, middle)
+            if row is None or passes(row[1]):
+                high = middle
+            else:
+                low = row[0] + 1  # every row up to this one fails
+        row = _next_row(archive, table, unit, low)
+        if row is not None and passes(row[1]):
+            found = min(found, row[0])
+    return found
+
+
 def _ends(
-    archive: Archive, unit: int, serial: str, faults: list[DecodedRow], epoch: int
+    archive: Archive, unit: int, serial: str, faults: list[DecodedRow], epoch: int, bounds: dict[str, int]
 ) -> list[tuple[Any, ...]]:
-    """First and last record of each table of *epoch*: (carries counters, seq, timestamp, counters)."""
+    """First and last record of each table of *epoch* in the seq window *bounds*:
+    (carries counters, seq, timestamp, counters)."""
     rows = faults[:1] + faults[1:][-1:]
     for rtype, table in ((RecordType.SAMPLE, "samples"), (RecordType.EVENT, "events")):
-        rows += archive.iter_rows(serial, rtype, _ENDS_WHERE.format(table=table), epoch=epoch)
+        rows += archive.iter_rows(serial, rtype, _ENDS_WHERE.format(table=table), bounds, epoch=epoch)
     ends: list[tuple[Any, ...]] = []
     for row in rows:
         counters = counters_of_row(row)
@@ -620,7 +751,7 @@ def _ends(
             ends.append((1, row[0], row[1], counters.operating_s, counters.starts, counters.trips,
                          counters.energy_wh))
     others = f"SELECT seq, raw FROM other_records WHERE unit = :unit AND {_ENDS_WHERE}"
-    for seq, raw in archive.query(others.format(table="other_records"), {"unit": unit}):
+    for seq, raw in archive.query(others.format(table="other_records"), {"unit": unit, **bounds}):
         damaged = f"archive {archive.path}: record {seq} of unit {serial}"
         try:
             record = decode_record(raw)
@@ -633,7 +764,7 @@ def _ends(
 
 
 def _downtime_marks(
-    archive: Archive, serial: str, faults: list[DecodedRow], epoch: int
+    archive: Archive, serial: str, faults: list[DecodedRow], epoch: int, bounds: dict[str, int]
 ) -> list[tuple[int, bool]]:
     """In seq order: (timestamp, True) when the unit failed while up, (timestamp, False) when it
     could run again (module docstring), found by reading (and verifying) the events after it."""
@@ -647,7 +778,9 @@ def _downtime_marks(
         marks.append((timestamp, True))
         outstanding, at_rest = {code}, state == _AT_REST
         i += 1
-        events = archive.iter_rows(serial, RecordType.EVENT, "seq > :after", {"after": seq}, epoch=epoch)
+        events = archive.iter_rows(
+            serial, RecordType.EVENT, "seq > :after AND seq < :high", {"after": seq, **bounds}, epoch=epoch
+        )
         up = None
         for event in events:
             while i < len(failures) and failures[i][0] < event[0]:  # failed again while down
@@ -675,11 +808,15 @@ def _downtime_marks(
     return marks
 
 
-def _planned(archive: Archive, serial: str, epoch: int, first: int | None, last: int | None) -> int:
+def _planned(
+    archive: Archive, serial: str, epoch: int, first: int | None, last: int | None, bounds: dict[str, int]
+) -> int:
     """Seconds of planned down time (EVENT SERVICE, its duration in value_b) within [first, last]."""
     if first is None or last is None:
         return 0
-    services = archive.iter_rows(serial, RecordType.EVENT, "kind = :kind", {"kind": _SERVICE}, epoch=epoch)
+    services = archive.iter_rows(
+        serial, RecordType.EVENT, f"kind = :kind AND {_IN_WINDOW}", {"kind": _SERVICE, **bounds}, epoch=epoch
+    )
     return sum(
         max(min(row[1], last) - max(row[1] - row[_DURATION], first), 0) for row in services
     )
@@ -716,8 +853,10 @@ def _summarise(
         counters, counters_from = LifetimeCounters(*last[2:]), "records"
         exposure = (last[2] - first[2]) / 3600
         exposure_starts = last[3] - first[3]
+        ages: tuple[float | None, float | None] = (first[2] / 3600, last[2] / 3600)
     else:
         counters, counters_from, exposure, exposure_starts = identify, "identify", 0.0, 0
+        ages = (None, None)
     stamps = sorted(end[1:3] for end in ends)
     first_record = stamps[0][1] if stamps else None
     last_record = stamps[-1][1] if stamps else None
@@ -746,6 +885,8 @@ def _summarise(
         downtime_s=min(max(_downtime(marks, last_record), 0), span) if last_record is not None else 0,
         span_s=span,
         exposure_starts=max(exposure_starts, 0),
+        age_from=ages[0],
+        age_to=ages[1],
     )
 
 

@@ -18,18 +18,22 @@ The file::
                    updated (host time, Unix s), record_count (records stored),
                    epoch, log_id, origin_seq, continues    which log of the serial (below)
     samples        unit, seq, timestamp, <every Snapshot field>, crc,
-                   exhaust_c_x10 (version 5; NULL in a sample of earlier firmware)
+                   exhaust_c_x10 (version 7; NULL in a sample of earlier firmware)
     faults         unit, seq, timestamp, code, severity, subsystem, flags,
                    <every Snapshot field: the freeze-frame>, crc
     events         unit, seq, timestamp, kind, state_from, state_to, level,
                    value_a, value_b, crc
     runups         unit, seq, timestamp, fault_seq, channel, interval_s, points,
-                   value_0 .. value_59, crc            pre-trigger buffers (version 4)
+                   value_0 .. value_59, crc            pre-trigger buffers (version 6)
     other_records  unit, seq, timestamp, type, raw       unknown types and lengths
     records        VIEW: unit, seq, timestamp, type over the five tables above
     spans          unit, first_seq, count                disjoint ranges of stored seqs
     evictions      unit, first_seq, count                disjoint ranges reported evicted
     pulls          unit, started, finished, added, evicted, retries, bytes
+    dials          url, serial, last_attempt, last_success, outcome,   one row per place
+                   added, evicted, error, failures                    `turbolog poll` dials
+    unit_profiles  serial, site, duty, commissioned, shipped   where and how a serial runs, and
+                   since when (Unix s), from an image's sidecar; NULL where unknown (version 5)
 
 A row of ``units`` is one *epoch*: one log of a serial number (schema
 version 3).  A serial gets a new epoch when the unit's log is not the one
@@ -318,18 +322,53 @@ def _migrate_to_v3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE units_v3 RENAME TO units")
 
 
-_V4_RUNUP_VALUES = 60
-"""Values in a run-up record when version 4 was made (protocol.formats.RUNUP_POINTS then)."""
-_V4_RUNUP = struct.Struct(f"<IIBBIBBB{_V4_RUNUP_VALUES}hI")
-"""A whole RUNUP record (header, body, CRC) as version 4 was made: the step is frozen with it."""
-
-
 def _migrate_to_v4(db: sqlite3.Connection) -> None:
-    """Version 4: ``runups``, the pre-trigger buffers (RUNUP records, type 4) in columns like the
+    """Version 4: ``dials``, what ``turbolog poll`` last did at each URL of its inventory: when it
+    last tried and last reached it (host Unix seconds), the serial that answered, the outcome of
+    the last try (``reached`` or the error's class), its records added and evicted, its error
+    line, and the failed tries since the last success (for back-off).  Keyed by URL, not serial:
+    a URL that never answered has no serial."""
+    db.execute(
+        """CREATE TABLE dials (
+               url TEXT PRIMARY KEY,
+               serial TEXT,
+               last_attempt REAL NOT NULL,
+               last_success REAL,
+               outcome TEXT NOT NULL,
+               added INTEGER NOT NULL,
+               evicted INTEGER NOT NULL,
+               error TEXT,
+               failures INTEGER NOT NULL
+           )"""
+    )
+
+
+def _migrate_to_v5(db: sqlite3.Connection) -> None:
+    """Version 5: ``unit_profiles``, where and how each serial runs and since when (the fleet
+    report's filters by site, duty and commissioning year); empty until an ingest fills it."""
+    db.execute(
+        """CREATE TABLE unit_profiles (
+               serial TEXT PRIMARY KEY,
+               site TEXT,
+               duty TEXT,
+               commissioned INTEGER,
+               shipped INTEGER
+           )"""
+    )
+
+
+_V6_RUNUP_VALUES = 60
+"""Values in a run-up record when version 6 was made (protocol.formats.RUNUP_POINTS then)."""
+_V6_RUNUP = struct.Struct(f"<IIBBIBBB{_V6_RUNUP_VALUES}hI")
+"""A whole RUNUP record (header, body, CRC) as version 6 was made: the step is frozen with it."""
+
+
+def _migrate_to_v6(db: sqlite3.Connection) -> None:
+    """Version 6: ``runups``, the pre-trigger buffers (RUNUP records, type 4) in columns like the
     other known types (``value_0`` .. ``value_59`` for the record's ``values``), and the
     ``records`` view over it too.  A RUNUP record that an earlier version kept whole in
     ``other_records`` (an unknown type then) moves into it."""
-    values = ", ".join(f"value_{i} INTEGER NOT NULL" for i in range(_V4_RUNUP_VALUES))
+    values = ", ".join(f"value_{i} INTEGER NOT NULL" for i in range(_V6_RUNUP_VALUES))
     db.execute(
         f"""CREATE TABLE runups (
                unit INTEGER NOT NULL REFERENCES units(id),
@@ -345,11 +384,11 @@ def _migrate_to_v4(db: sqlite3.Connection) -> None:
            ) WITHOUT ROWID"""
     )
     kept = db.execute(
-        "SELECT unit, raw FROM other_records WHERE type = 4 AND length(raw) = ?", (_V4_RUNUP.size,)
+        "SELECT unit, raw FROM other_records WHERE type = 4 AND length(raw) = ?", (_V6_RUNUP.size,)
     ).fetchall()
-    params = ", ".join("?" * (_V4_RUNUP_VALUES + 8))
+    params = ", ".join("?" * (_V6_RUNUP_VALUES + 8))
     for unit, raw in kept:
-        seq, timestamp, _, _, *body = _V4_RUNUP.unpack(raw)
+        seq, timestamp, _, _, *body = _V6_RUNUP.unpack(raw)
         db.execute(f"INSERT INTO runups VALUES ({params})", (unit, seq, timestamp, *body))
         db.execute("DELETE FROM other_records WHERE unit = ? AND seq = ?", (unit, seq))
     db.execute("DROP VIEW records")
@@ -363,15 +402,16 @@ def _migrate_to_v4(db: sqlite3.Connection) -> None:
     )
 
 
-def _migrate_to_v5(db: sqlite3.Connection) -> None:
-    """Version 5: ``samples.exhaust_c_x10``, the exhaust after the recuperator; NULL for the
+def _migrate_to_v7(db: sqlite3.Connection) -> None:
+    """Version 7: ``samples.exhaust_c_x10``, the exhaust after the recuperator; NULL for the
     samples already archived, which firmware before that channel wrote without it (54-byte
     bodies, rebuilt as such from a NULL)."""
     db.execute("ALTER TABLE samples ADD COLUMN exhaust_c_x10 INTEGER")
 
 
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _migrate_to_v1, _migrate_to_v2, _migrate_to_v3, _migrate_to_v4, _migrate_to_v5,
+    _migrate_to_v1, _migrate_to_v2, _migrate_to_v3, _migrate_to_v4, _migrate_to_v5, _migrate_to_v6,
+    _migrate_to_v7,
 )
 """Schema steps in order: ``MIGRATIONS[v]`` takes a file from version v to v + 1.
 
@@ -415,6 +455,31 @@ class UnitRow:
     continues: bool = False
     """Whether the log carries on the lifetime counters of the epoch before."""
 
+
+REACHED = "reached"
+"""The ``dials.outcome`` of a try that pulled the unit to the end; any other is an error's class."""
+
+
+@dataclass(frozen=True, slots=True)
+class DialRow:
+    """What the last poll did at one URL (a row of ``dials``)."""
+
+    url: str
+    serial: str | None
+    """The serial that answered there last (None if none ever did)."""
+    last_attempt: float
+    last_success: float | None
+    """Host Unix seconds of the last try that pulled the unit to the end; None if none did."""
+    outcome: str
+    """:data:`REACHED`, or the class of the last try's error (``LinkError``, ``WrongUnit`` ...)."""
+    added: int
+    evicted: int
+    error: str | None
+    failures: int
+    """Failed tries since the last success."""
+
+
+_DIAL_COLUMNS = "url, serial, last_attempt, last_success, outcome, added, evicted, error, failures"
 
 _UNIT_COLUMNS = (
     "serial, model, firmware, schema_fingerprint, capacity_records, first_seq, next_seq, device_time, "
@@ -705,6 +770,20 @@ class Archive:
                 f"""UPDATE units SET ({_IDENTIFY_COLUMNS}) = ({_IDENTIFY_PARAMS}),
                         log_id = COALESCE(log_id, ?) WHERE id = ?""",
                 (*values, log_id, row[0]),
+            )
+
+    def set_profile(
+        self, serial: str, *, site: str | None, duty: str | None, commissioned: int | None,
+        shipped: int | None,
+    ) -> None:
+        """Record where and how *serial* runs and since when (Unix s); None is unknown."""
+        with self._write() as db:
+            db.execute(
+                """INSERT INTO unit_profiles (serial, site, duty, commissioned, shipped)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (serial) DO UPDATE SET site = excluded.site, duty = excluded.duty,
+                       commissioned = excluded.commissioned, shipped = excluded.shipped""",
+                (serial, site, duty, commissioned, shipped),
             )
 
     def start_epoch(
@@ -1148,6 +1227,42 @@ class Archive:
                    VALUES (?, ?, ?, ?, ?, ?, ?)""",
                 (unit, started, finished, added, evicted, retries, bytes_),
             )
+
+    def record_dial(
+        self,
+        url: str,
+        *,
+        serial: str | None,
+        attempted: float,
+        outcome: str,
+        added: int,
+        evicted: int,
+        error: str | None,
+    ) -> DialRow:
+        """Note one poll's try at *url* (started at host time *attempted*): reached the end when
+        *outcome* is :data:`REACHED`, else failed with *error*; the row as it now stands."""
+        reached = outcome == REACHED
+        with self._write() as db:
+            db.execute(
+                f"""INSERT INTO dials ({_DIAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (url) DO UPDATE SET
+                        serial = COALESCE(excluded.serial, serial),
+                        last_attempt = excluded.last_attempt,
+                        last_success = COALESCE(excluded.last_success, last_success),
+                        outcome = excluded.outcome, added = excluded.added, evicted = excluded.evicted,
+                        error = excluded.error,
+                        failures = CASE WHEN excluded.failures = 0 THEN 0 ELSE failures + 1 END""",
+                (url, serial, attempted, attempted if reached else None, outcome, added, evicted,
+                 error, 0 if reached else 1),
+            )
+            row = db.execute(f"SELECT {_DIAL_COLUMNS} FROM dials WHERE url = ?", (url,)).fetchone()
+        return DialRow(*row)
+
+    def dials(self) -> list[DialRow]:
+        """What the last poll did at every URL it ever dialled, by URL."""
+        with self._translate():
+            rows = self._ro.execute(f"SELECT {_DIAL_COLUMNS} FROM dials ORDER BY url").fetchall()
+        return [DialRow(*row) for row in rows]
 
     # --- reading -------------------------------------------------------------
 

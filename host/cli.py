@@ -25,19 +25,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from .archive_path import default_archive_path
+from .dial_policy import REDIAL_S, REDIALS, RETRY_AFTER_S
 from .errors import ArchiveError, DeviceError, HostError, Interrupted, OutputError, UsageError
 from .output_file import STDOUT, describe, output_file
-from .terminal import ProgressBar, Style, duration, human_bytes, printable, table
+from .selection import as_of_type, cohort_type, confidence_type, date_type, names_type, target_type
+from .terminal import ProgressBar, StatusLines, Style, duration, human_bytes, printable, table
 from .window import HELP as WINDOW_HELP
 from .window import LAST_RECORD, RELATIVE_TO, Window, moment_type, resolve
 
 if TYPE_CHECKING:
+    from protocol.inventory import InventoryEntry
     from protocol.messages import IdentifyResponse
 
-    from .archive import Archive
+    from .archive import Archive, DialRow
+    from .archive_writer import ArchiveWriter
     from .driver import Client
+    from .failures import FailurePolicy
     from .pending import Pending
+    from .poll import PollStatus, Stop, UnitOutcome
     from .pull import PullProgress, Resume
+    from .selection import Selection
 
 # The protocol package, the archive, the driver and the exporters are imported by the commands
 # that use them, not here: `turbolog --help` and `--version` stay fast (`make bench`, startup).
@@ -49,6 +56,7 @@ exit codes:
   2  bad usage or arguments      7  the device did not answer in time
   3  unknown serial number       8  the pull gave up (the line kept failing)
   4  archive corrupt or foreign  9  the device misbehaved or is incompatible
+     (or polled by another poll) 10  poll: some units were not reached (the others' records kept)
   130 interrupted (Ctrl-C), 143 stopped by SIGTERM, 129 by SIGHUP:
       what was pulled so far is kept (the count is printed); run again to resume
   141 the reader of the output went away (| head): ended quietly, as if by SIGPIPE
@@ -68,6 +76,7 @@ examples:
   turbolog export C60-000001 --format csv --out c60.csv
   turbolog plot C60-000001 --out c60.png
   turbolog fleet
+  turbolog poll fleet.toml --jobs 50 --due 24h    # every unit not reached in a day, 50 links at once
 """
 
 COMMAND_EXAMPLES = {
@@ -86,6 +95,20 @@ examples:
   turbolog pull /dev/ttyUSB0                      # into the default archive; run again to resume or top up
   turbolog pull /tmp/turbine --db site.sqlite     # a pty made by turbosim or socat, another archive
   turbolog pull 'rfc2217://10.0.0.5:7001?ign_set_control' --timeout 5
+""",
+    "poll": """
+examples:
+  turbolog poll fleet.toml --db fleet.sqlite --jobs 50       # every unit of the inventory, 50 at a time
+  turbolog poll fleet.csv --due 24h                          # only units not reached in the last 24 h
+  turbolog poll fleet.toml --shard 2/4 --json                # this host's quarter of the inventory
+
+inventory (TOML, or CSV with the header url,baud,serial,group,site; only url required):
+  [[unit]]
+  url = "rfc2217://10.0.0.5:7001"     # or socket://HOST:PORT, or a device path
+  baud = 9600                         # default: --baud
+  serial = "C60-000001"               # expected there: another unit answering fails that unit
+  group = "north"
+  site = "plant-7"
 """,
     "units": """
 examples:
@@ -117,6 +140,7 @@ examples:
   turbolog export C60-000001 --format jsonl --since 12h | head     # the log's last 12 hours, to stdout
   turbolog export C60-000001 --format csv --since 2024-05-01 --until 2024-05-31T23:59:59 --out may.csv
   turbolog export --format parquet --out fleet.parquet/            # every unit, for Spark, Dask, DuckDB
+  turbolog export --format parquet --out /shared/fleet/ --part host-2   # this host's share of one dataset
 """,
     "plot": """
 examples:
@@ -133,6 +157,15 @@ examples:
 examples:
   turbolog fleet
   turbolog fleet --plot fleet.png --db fleet.sqlite
+  turbolog fleet --demonstrate 8000 --model C60 --confidence 0.9 --json
+  turbolog fleet --as-of 2005-11-30 --growth                     # the fleet as it stood then
+  turbolog fleet --site desert --duty peak-shaving --cohort 2001-2002 --since 2004-01-01
+""",
+    "report": """
+examples:
+  turbolog report --out fleet.html                                # the whole fleet, to mail
+  turbolog report --out c60.html --model C60 --demonstrate 8000 --confidence 0.95
+  turbolog report C60-000001 --out unit.html                      # one unit
 """,
     "ingest": """
 examples:
@@ -170,6 +203,17 @@ def since_type(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is neither an ISO date nor an age like 30d") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_SECONDS_PER = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def interval_type(text: str) -> float:
+    """A length of time like ``24h``, ``90m``, ``7d`` or ``30s``, in seconds."""
+    number = text[:-1]
+    if text[-1:] not in _SECONDS_PER or not number.replace(".", "", 1).isdigit() or float(number) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a length of time like 24h, 90m or 7d")
+    return float(number) * _SECONDS_PER[text[-1]]
 
 
 def positive_int(text: str) -> int:
@@ -329,6 +373,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="if the unit's log is not the archived one (replaced controller, cleared log), archive it "
         "as the serial's next epoch instead of refusing",
     )
+    poll_cmd = command(
+        "poll", "pull every unit of an inventory (TOML or CSV) into the archive, several links at once",
+        [common],
+    )
+    poll_cmd.add_argument("inventory", type=Path, metavar="INVENTORY", help="FILE.toml or FILE.csv")
+    poll_cmd.add_argument("--jobs", type=int, default=8, help="links open at once, 1 or more (default 8)")
+    poll_cmd.add_argument(
+        "--due", type=interval_type, metavar="AGE",
+        help="dial only units not reached within AGE (24h, 90m, 7d); failed ones again after a back-off "
+        f"of {RETRY_AFTER_S / 60:g} min doubling with each failure (default: dial every unit)",
+    )
+    poll_cmd.add_argument(
+        "--redials", type=int, default=REDIALS, metavar="N",
+        help=f"call a unit that does not answer (busy, refused, silent) again up to N times in the poll, "
+        f"{REDIAL_S:g} s apart (default {REDIALS})",
+    )
+    poll_cmd.add_argument(
+        "--shard", metavar="K/N", help="only the K-th of N stable shares of the inventory (one per host)"
+    )
+    poll_cmd.add_argument(
+        "--baud", type=int, default=DEFAULT_BAUD,
+        help=f"for units the inventory gives none (default {DEFAULT_BAUD})",
+    )
+    poll_cmd.add_argument(
+        "--timeout", type=float, default=2.0, help="seconds to wait for each answer at the least (default 2)"
+    )
     command("units", "list the units in the archive", [common])
     epoch = _Parser(add_help=False)
     epoch.add_argument(
@@ -346,6 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--hours", default="archive", metavar="BASIS",
         help="MTBF over: archive (default: the hours the archived records cover and the failures "
         "in them) or lifetime (the device's counters: operating hours and trips; trips policy only)",
+    )
+    reliability.add_argument(
+        "--confidence", type=confidence_type, default=0.90, metavar="C",
+        help="confidence of every bound shown, 0.9 or 90%% (default 0.9)",
     )
     summary = command(
         "summary", "operating hours, starts, energy, faults and MTBF of one unit",
@@ -382,6 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="output file, - for standard output (the default); for parquet, a directory (required)",
     )
+    exp.add_argument(
+        "--part", metavar="NAME",
+        help="parquet: add this archive's share, its files named part-NAME.parquet, to the dataset --out "
+        "shared with other archives (one NAME per host, e.g. the poll's shard-2-of-4)",
+    )
     _window_options(exp)
     plot = command(
         "plot", "draw power, speed and exhaust temperature over time, faults marked", [common, epoch]
@@ -399,8 +478,32 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--count", type=positive_int, help="stop after this many readings, 1 or more (default: until Ctrl-C)"
     )
+    scope = _Parser(add_help=False)
+    scope.add_argument(
+        "--demonstrate", type=target_type, metavar="HOURS",
+        help="does the data demonstrate MTBF >= HOURS at --confidence (one-sided lower bound), and "
+        "if not, how many more operating hours without a failure would",
+    )
+    selection = scope.add_argument_group("selection (each a name or a comma-separated list)")
+    selection.add_argument("--model", type=names_type, metavar="MODEL", help="only these models")
+    selection.add_argument("--site", type=names_type, metavar="SITE", help="only units at these sites")
+    selection.add_argument("--duty", type=names_type, metavar="DUTY", help="only these duty profiles")
+    selection.add_argument(
+        "--cohort", type=cohort_type, metavar="YEARS",
+        help="only units commissioned in these years: 2001, 2001-2003",
+    )
+    selection.add_argument(
+        "--since", type=date_type, metavar="DATE", help="only records from this device time on (ISO, UTC)"
+    )
+    selection.add_argument(
+        "--until", type=date_type, metavar="DATE", help="only records up to this device time"
+    )
+    selection.add_argument(
+        "--as-of", type=as_of_type, metavar="DATE",
+        help="the fleet as it stood at the end of DATE: its records to then, the units that had one",
+    )
     fleet = command(
-        "fleet", "every archived unit: hours, starts, faults and MTBF per model", [common, reliability]
+        "fleet", "every archived unit: hours, starts, faults and MTBF per model", [common, reliability, scope]
     )
     fleet.add_argument(
         "--plot",
@@ -412,6 +515,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--breakdown", action="store_true",
         help="also failures per 1,000 starts, forced and planned down time per model, and failures "
         "by subsystem and by code, most first, each with its MTBF (--json always has them)",
+    )
+    fleet.add_argument(
+        "--growth", action="store_true",
+        help="also trend and growth against unit age: Crow-AMSAA beta with its interval, the Laplace "
+        "and MIL-HDBK-189 trend tests and their verdict, failure rate by age band, and the Weibull "
+        "of the time to first failure (in --json too)",
+    )
+    report = command(
+        "report", "write a self-contained HTML report of the fleet, or of one unit, to mail",
+        [common, reliability, scope],
+    )
+    report.add_argument("serial", nargs="?", help="the unit (default: the fleet the selection keeps)")
+    report.add_argument(
+        "--out", metavar="FILE.html", required=True, help="the HTML file; - for standard output"
     )
     auth = _Parser(add_help=False)
     auth.add_argument(
@@ -660,6 +777,135 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+EXIT_SOME_UNREACHED = 10
+"""``turbolog poll``: some units of the inventory were not reached; the others' records are kept."""
+
+
+def _read_inventory(path: Path) -> list[InventoryEntry]:
+    from protocol.errors import InventoryError
+    from protocol.inventory import KINDS, parse_inventory
+
+    kind = path.suffix.lower().lstrip(".")
+    if kind not in KINDS:
+        raise UsageError(f"{path}: an inventory is FILE.toml or FILE.csv, not {path.suffix or 'no suffix'}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read inventory {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    try:
+        return parse_inventory(text, kind=kind)
+    except InventoryError as exc:
+        raise UsageError(f"{path}: {exc}") from exc
+
+
+def cmd_poll(args: argparse.Namespace, out: Output) -> int:
+    from .archive import Archive
+    from .archive_writer import ArchiveWriter
+    from .poll import PollStatus, Shard, Stop, claim_archive, due
+
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be 1 or more, not {args.jobs}")
+    if args.redials < 0:
+        raise UsageError(f"--redials must be 0 or more, not {args.redials}")
+    if args.baud <= 0 or args.timeout <= 0:
+        raise UsageError(f"--baud and --timeout must be positive, not {args.baud} and {args.timeout}")
+    shard = Shard.parse(args.shard) if args.shard is not None else None
+    entries = _read_inventory(args.inventory)
+    if shard is not None:
+        entries = [entry for entry in entries if shard.holds(entry.url)]
+    path = args.db or default_archive_path()
+    with claim_archive(path), ArchiveWriter(path) as writer:
+        listed = len(entries)
+        if args.due is not None:
+            dials = {row.url: row for row in writer.call(Archive.dials)}
+            entries = due(entries, dials, time.time(), args.due)
+        stop = Stop()
+        status = PollStatus(units=len(entries), started=time.monotonic())
+        outcomes = _run_poll(entries, writer, args, stop, status, out)
+    reached = sum(outcome.reached for outcome in outcomes)
+    failed = [outcome for outcome in outcomes if not outcome.reached and outcome.outcome != "not dialled"]
+    added = sum(outcome.added for outcome in outcomes)
+    total = {
+        "units": listed, "dialled": len(entries), "not_due": listed - len(entries), "reached": reached,
+        "failed": len(failed), "added": added, "evicted": sum(outcome.evicted for outcome in outcomes),
+        "seconds": round(time.monotonic() - status.started, 3),
+    }
+    if out.as_json:
+        out.json({"units": [outcome.to_json() for outcome in outcomes], "total": total})
+    else:
+        for outcome in failed:
+            who = f" ({printable(outcome.serial)})" if outcome.serial else ""
+            out.text(out.style.red(f"{printable(outcome.url, 120)}{who}: {printable(outcome.error, 300)}"))
+        skipped = f", {total['not_due']:,} not due" if total["not_due"] else ""
+        out.text(
+            f"polled {len(entries):,} of {listed:,} units{skipped}: {reached:,} reached, "
+            f"{len(failed):,} failed, {added:,} records added in {duration(total['seconds'])}"
+        )
+    if stop.is_set():
+        line = _interrupted(Interrupted(stop.signum))
+        done = sum(outcome.reached for outcome in outcomes)
+        with suppress(OSError):
+            print(f"turbolog: {line}; every unit's committed records are kept ({added:,} records added, "
+                  f"{done:,} units complete), run again to resume", file=sys.stderr)
+        return 128 + stop.signum
+    return 0 if reached == len(entries) else EXIT_SOME_UNREACHED
+
+
+def _run_poll(
+    entries: list[InventoryEntry], writer: ArchiveWriter, args: argparse.Namespace, stop: Stop,
+    status: PollStatus, out: Output,
+) -> list[UnitOutcome]:
+    """Poll in a thread of its own while this one (which signals reach) draws the status table
+    and turns a stop signal into *stop*."""
+    from .poll import poll
+    from .transport import open_port
+
+    outcomes: list[UnitOutcome] = []
+    failure: list[BaseException] = []
+
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            outcomes.extend(poll(
+                entries, writer, lambda entry: open_port(entry.url, entry.baud or args.baud),
+                jobs=args.jobs, stop=stop, status=status, timeout=args.timeout, redials=args.redials,
+            ))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the main thread
+            failure.append(exc)
+        finally:
+            finished.set()
+
+    lines = StatusLines(out.err)
+    worker = threading.Thread(target=run, name="poll")
+    worker.start()
+    while not finished.is_set():
+        try:  # a sleep, not a join: a signal in Thread.join can leave it thinking the thread ended
+            time.sleep(0.25)
+            lines.show(_poll_table(status))
+        except KeyboardInterrupt as interrupt:
+            stop.set(Interrupted.of(interrupt).signum)
+    worker.join()
+    lines.close()
+    if failure:
+        raise failure[0]
+    return outcomes
+
+
+def _poll_table(status: PollStatus) -> list[str]:
+    now = time.monotonic()
+    elapsed = max(now - status.started, 1e-9)
+    with status.lock:
+        done, failed, flying, records = status.done, status.failed, len(status.in_flight), status.records
+    waiting = status.units - done - flying
+    return [
+        f"units {status.units:,}   done {done - failed:,}   in progress {flying:,}   failed {failed:,}   "
+        f"waiting {waiting:,}",
+        f"records {records:,} ({records / elapsed:,.0f}/s)   elapsed {duration(elapsed)}   "
+        f"ETA {duration(status.eta_s(now))}",
+    ]
+
+
 def _seqs(first: int | None, last: int | None) -> str:
     return "-" if first is None or last is None or last < first else f"{first}..{last}"
 
@@ -681,10 +927,33 @@ def _unit_differs(row: dict[str, Any]) -> str | None:
         "; ".join(said)
 
 
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")
+
+
+def _last_polls(dials: list[DialRow]) -> dict[str, dict[str, Any]]:
+    """Per serial, the poll's latest try where that serial answered, and when it last reached it."""
+    latest: dict[str, DialRow] = {}
+    reached: dict[str, float] = {}
+    for row in dials:
+        if row.serial is None:
+            continue
+        if row.serial not in latest or row.last_attempt > latest[row.serial].last_attempt:
+            latest[row.serial] = row
+        if row.last_success is not None:
+            reached[row.serial] = max(row.last_success, reached.get(row.serial, row.last_success))
+    return {
+        serial: {"url": row.url, "outcome": row.outcome, "error": row.error,
+                 "last_attempt": _iso(row.last_attempt), "last_reached": _iso(reached.get(serial))}
+        for serial, row in latest.items()
+    }
+
+
 def cmd_units(args: argparse.Namespace, out: Output) -> int:
     with open_archive(args) as archive:
         units = archive.units()
         held = [archive.holding(u.serial, u.epoch, u.first_seq, u.next_seq) for u in units]
+        polls = _last_polls(archive.dials())
     rows: list[dict[str, Any]] = [
         {
             "serial": u.serial,
@@ -701,6 +970,7 @@ def cmd_units(args: argparse.Namespace, out: Output) -> int:
             "last_archived_seq": top,
             "not_archived": max(0, u.next_seq - u.first_seq - within),
             "last_contact": datetime.fromtimestamp(u.updated, UTC).isoformat(timespec="seconds"),
+            "last_poll": polls.get(u.serial),
         }
         for u, (low, top, within) in zip(units, held, strict=True)
     ]
@@ -708,12 +978,12 @@ def cmd_units(args: argparse.Namespace, out: Output) -> int:
         out.json(rows)
     elif rows:
         headers = ["serial", "epoch", "model", "firmware", "records", "archived", "device log",
-                   "last contact", "operating hours", "starts", "log id"]
-        numeric = [False, True, False, False, True, True, True, False, True, True, False]
+                   "last contact", "last poll", "operating hours", "starts", "log id"]
+        numeric = [False, True, False, False, True, True, True, False, False, True, True, False]
         shown = [
             [r["serial"], r["epoch"], r["model"], r["firmware"], f"{r['records']:,}",
              _seqs(r["first_archived_seq"], r["last_archived_seq"]), _seqs(r["first_seq"], r["next_seq"] - 1),
-             r["last_contact"].replace("T", " ").replace("+00:00", " UTC"), r["operating_hours"], r["starts"],
+             _when(r["last_contact"]), _poll_cell(r["last_poll"]), r["operating_hours"], r["starts"],
              "-" if r["log_id"] is None else r["log_id"]]
             for r in rows
         ]
@@ -723,6 +993,22 @@ def cmd_units(args: argparse.Namespace, out: Output) -> int:
     else:
         out.text("the archive holds no units yet: turbolog pull PORT")
     return 0
+
+
+def _when(iso: str) -> str:
+    return iso.replace("T", " ").replace("+00:00", " UTC")
+
+
+def _poll_cell(last: dict[str, Any] | None) -> str:
+    """``turbolog units``' last poll column: when the poll last reached the unit, or how it failed."""
+    if last is None:
+        return "-"
+    from .archive import REACHED
+
+    if last["outcome"] == REACHED:
+        return f"reached {_when(last['last_attempt'])}"
+    reached = f", reached {_when(last['last_reached'])}" if last["last_reached"] else ""
+    return f"{last['outcome']} {_when(last['last_attempt'])}{reached}"
 
 
 def _fmt_hours(value: float | None) -> str:
@@ -737,12 +1023,15 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
 
     policy = parse_policy(args.failures)
     with open_archive(args) as archive:
-        summary = unit_summary(archive, args.serial, args.epoch, policy=policy, basis=args.hours)
+        summary = unit_summary(
+            archive, args.serial, args.epoch, policy=policy, basis=args.hours, confidence=args.confidence
+        )
     report = summary.to_json()
     if out.as_json:
         out.json(report)
         return 0
-    low, high = report["mtbf_ci90"]
+    low, high = report["mtbf_ci"]
+    percent = f"{args.confidence:.0%}".replace("%", " %")
     out.text(
         out.style.bold(
             f"{printable(summary.serial)} ({printable(summary.model)}, {printable(summary.firmware)})"
@@ -778,7 +1067,7 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
     out.text(f"  policy           {summary.policy.name}: {summary.policy.definition}")
     point = report["mtbf_hours"]
     basis = report["mtbf_from"]
-    mtbf = f"{_fmt_hours(point)}, 90 % interval {_fmt_hours(low)} .. {_fmt_hours(high)}"
+    mtbf = f"{_fmt_hours(point)}, {percent} interval {_fmt_hours(low)} .. {_fmt_hours(high)}"
     if args.hours == "lifetime":
         out.text(
             "  " + out.style.yellow(
@@ -787,11 +1076,11 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
             )
         )
         if point is None:
-            mtbf = f"no trips yet; lower bound (90 %) {_fmt_hours(report['mtbf_lower90'])}"
+            mtbf = f"no trips yet; lower bound ({percent}) {_fmt_hours(report['mtbf_lower'])}"
     elif summary.exposure_hours <= 0:
         mtbf = "unknown: no operating hours between archived records yet"
     elif point is None:
-        mtbf = f"no failures yet; lower bound (90 %) {_fmt_hours(report['mtbf_lower90'])}"
+        mtbf = f"no failures yet; lower bound ({percent}) {_fmt_hours(report['mtbf_lower'])}"
     out.text(f"  MTBF             {mtbf}")
     if summary.exposure_starts:
         per = 1000 * summary.failures / summary.exposure_starts
@@ -907,12 +1196,14 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
                 "(filter on its time column where you read it)"
             )
         with open_archive(args) as archive:
-            count = export(archive, args.serial, args.fmt, args.out)
+            count = export(archive, args.serial, args.fmt, args.out, part=args.part)
         _wrote(out, f"{count:,} records written to the {args.fmt.capitalize()} dataset {args.out}",
                path=os.fspath(args.out), format=args.fmt, serial=args.serial, records=count)
         return 0
     if args.serial is None:
         raise UsageError(f"--format {args.fmt} exports one unit: name its serial number")
+    if args.part is not None:
+        raise UsageError(f"--part names a share of a Parquet dataset, not of a {args.fmt} file")
     target = args.out or STDOUT
     _json_needs_a_file(out, target)
     with open_archive(args) as archive:
@@ -1062,27 +1353,43 @@ def cmd_live(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
-    from .fleet_report import breakdown_text, fleet_png, fleet_table
+    from .failures import parse_policy
+    from .fleet_growth import demonstration, failure_instants, fleet_growth, growth_text
+    from .fleet_report import breakdown_text, exposure_at, fleet_png, fleet_table
+    from .selection import check, from_args
 
     png: bytes | None = None
     left_out: tuple[str, ...] = ()
-    from .failures import parse_policy
-
     policy = parse_policy(args.failures)
+    selection = from_args(args)
+    figures = {"policy": policy, "basis": args.hours, "confidence": args.confidence, "selection": selection}
     with open_archive(args) as archive:
-        report = fleet_table(archive, policy=policy, basis=args.hours)
+        check(archive, selection)
+        report = fleet_table(archive, **figures)
         if args.plot:
-            png, left_out = fleet_png(archive, policy=policy, basis=args.hours)
+            png, left_out = fleet_png(archive, **figures)
+        timeline = exposure_at(archive, failure_instants(report.units), selection) if args.growth else None
+    growth = fleet_growth(report.units, args.confidence, timeline) if args.growth else None
+    proof = None if args.demonstrate is None else demonstration(report.total, args.demonstrate)
     if png is not None:
         with output_file(args.plot, binary=True, stdout=out.out) as stream:
             stream.write(png)
     if args.plot != STDOUT:
         if out.as_json:
-            out.json(report.to_json())
+            document = report.to_json()
+            if growth is not None:
+                document["growth"] = [result.to_json() for result in growth]
+            if proof is not None:
+                document["demonstration"] = {"units": selection.describe(), **proof.to_json()}
+            out.json(document)
         else:
             out.text(report.to_text())
             if args.breakdown:
                 out.text("\n" + breakdown_text(report))
+            if growth is not None:
+                out.text("\n" + growth_text(growth))
+            if proof is not None:
+                out.text("\n" + proof.to_text(selection.describe()))
     if args.plot and args.plot != STDOUT:
         print(f"plot written to {describe(args.plot)}", file=out.err)
     if left_out:
@@ -1092,6 +1399,61 @@ def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
             file=out.err,
         )
     return 0
+
+
+def cmd_report(args: argparse.Namespace, out: Output) -> int:
+    from .failures import parse_policy
+    from .selection import ALL, check, from_args
+
+    _json_needs_a_file(out, args.out)
+    policy = parse_policy(args.failures)
+    selection = from_args(args)
+    with open_archive(args) as archive:
+        if args.serial is None:
+            check(archive, selection)
+            page, what = _fleet_page(archive, args, policy, selection), "fleet"
+        elif selection != ALL or args.demonstrate is not None:
+            raise UsageError("the selection options and --demonstrate are for the fleet report (no SERIAL)")
+        else:
+            page, what = _unit_page(archive, args, policy), args.serial
+    with output_file(args.out, binary=False, stdout=out.out) as stream:
+        stream.write(page)
+    if args.out != STDOUT:
+        _wrote(out, f"report written to {describe(args.out)}", path=args.out, report=what,
+               bytes=len(page.encode()), confidence=args.confidence, failures_policy=policy.to_json())
+    return 0
+
+
+def _fleet_page(
+    archive: Archive, args: argparse.Namespace, policy: FailurePolicy, selection: Selection
+) -> str:
+    from .fleet_growth import demonstration, failure_instants, fleet_growth
+    from .fleet_plots import age_band_plot, availability_plot, crow_amsaa_plot, mtbf_plot, pareto_plot
+    from .fleet_report import exposure_at, fleet_table
+    from .html_report import fleet_html
+
+    report = fleet_table(
+        archive, policy=policy, basis=args.hours, confidence=args.confidence, selection=selection
+    )
+    timeline = exposure_at(archive, failure_instants(report.units), selection)
+    growth = fleet_growth(report.units, args.confidence, timeline)
+    plots = [crow_amsaa_plot(report, growth), pareto_plot(report), mtbf_plot(report, args.demonstrate),
+             age_band_plot(growth[-1]), availability_plot(report)]
+    proof = None if args.demonstrate is None else demonstration(report.total, args.demonstrate)
+    return fleet_html(report, growth, plots, proof, str(archive.path))
+
+
+def _unit_page(archive: Archive, args: argparse.Namespace, policy: FailurePolicy) -> str:
+    from .analytics import unit_summary
+    from .html_report import unit_html
+    from .plot import unit_picture
+
+    summary = unit_summary(archive, args.serial, policy=policy, basis=args.hours, confidence=args.confidence)
+    try:
+        svg = unit_picture(archive, args.serial, fmt="svg").data.decode()
+    except UsageError:
+        svg = None  # no sample and no fault archived: the report says what there is
+    return unit_html(summary, None if svg is None else svg[svg.index("<svg"):], str(archive.path))
 
 
 def cmd_clear_log(args: argparse.Namespace, out: Output) -> int:
@@ -1222,7 +1584,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
     "export": cmd_export,
     "plot": cmd_plot,
     "live": cmd_live,
+    "poll": cmd_poll,
     "fleet": cmd_fleet,
+    "report": cmd_report,
     "ingest": cmd_ingest,
     "clear-log": cmd_clear_log,
     "set-clock": cmd_set_clock,

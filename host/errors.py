@@ -22,7 +22,8 @@ tree separates *whose fault* it was::
     └── DeviceError                 9  the peer's fault: the device speaks something else, has an
         │                              incompatible schema fingerprint, refused a request with an
         │                              ERROR code, or contradicts what the archive already holds
-        └── DeviceRefused           9  the device answered a request with ERROR (its ``code``)
+        ├── DeviceRefused           9  the device answered a request with ERROR (its ``code``)
+        └── WrongUnit               9  another unit answers than the poll's inventory expects there
 
 Exit codes: 0 is success; 1 is also what the CLI returns for an exception
 that is not a HostError at all (a bug).  Beside the tree, :class:`Interrupted`
@@ -126,3 +127,8 @@ class DeviceRefused(DeviceError):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
+
+
+class WrongUnit(DeviceError):
+    """The unit that answered is not the one expected there: another serial than the inventory's,
+    or a unit that a poll is pulling through another URL at the same moment."""

@@ -143,6 +143,9 @@ class Exporter:
     """True when :attr:`write` takes a binary stream."""
     write_directory: Callable[[Archive, str | os.PathLike[str], str | None], int] | None = None
     """Writes the records of every unit, or of the one named, as a directory; returns how many."""
+    write_share: Callable[[Archive, str | os.PathLike[str], str | None, str], int] | None = None
+    """As :attr:`write_directory`, as the share named by the last argument, into a directory
+    shared with other archives (None: the format has no shares)."""
 
 
 EXPORTERS: dict[str, Exporter] = {
@@ -150,7 +153,7 @@ EXPORTERS: dict[str, Exporter] = {
     "jsonl": Exporter("jsonl", ".jsonl", "one JSON object per record, only its own columns", _write_jsonl),
     "parquet": Exporter(
         "parquet", "", "a Parquet dataset (a directory) of every unit or one, partitioned by model and year",
-        None, binary=True, write_directory=export_parquet,
+        None, binary=True, write_directory=export_parquet, write_share=export_parquet,
     ),
 }
 
@@ -175,6 +178,7 @@ def export(
     out: IO[Any] | str | os.PathLike[str],
     epoch: int | None = None,
     window: Window | None = None,
+    part: str | None = None,
 ) -> int:
     """Write every archived record of *serial* (every epoch, or only *epoch*) in format *fmt* to
     *out* (only those *window* holds); returns the record count.
@@ -183,7 +187,8 @@ def export(
     target for :func:`host.output_file.output_file` (a path, written to a
     temporary file beside it and renamed into place only when complete; a
     device or FIFO, written in place; ``-``, standard output).  A directory
-    format takes the directory's path, and *serial* None for every unit.
+    format takes the directory's path, and *serial* None for every unit; with *part* it adds
+    this archive's share, so named, to a directory shared with other archives.
     Raises UsageError for an unknown format, a missing serial or an out of
     the wrong kind, :class:`~host.errors.UnknownUnit`, and OutputError when a
     target cannot be written; an error writing a stream the caller opened is
@@ -198,7 +203,11 @@ def export(
             raise UsageError(f"format {fmt} writes a directory: give its path, not a stream")
         if epoch is not None or window.bounded:
             raise UsageError(f"format {fmt} writes every epoch and every record: no epoch or window")
-        return exporter.write_directory(archive, out, serial)
+        if part is None:
+            return exporter.write_directory(archive, out, serial)
+        if exporter.write_share is None:
+            raise UsageError(f"format {fmt} writes no shares of a dataset: leave out the part")
+        return exporter.write_share(archive, out, serial, part)
     if serial is None:
         raise UsageError(f"format {fmt} exports one unit: name its serial number")
     archive.unit(serial, epoch)

@@ -13,6 +13,11 @@
     OUT/runups/...                                 pre-trigger buffers: ``value_0`` .. ``value_59``
     OUT/other_records/...                          unknown types and lengths: header and raw bytes
 
+With ``--part NAME`` (one share per archive, e.g. per host of a sharded ``turbolog poll``) every
+file is ``part-NAME.parquet`` instead (``OUT/units/part-NAME.parquet`` for the units table), and
+OUT may already hold other archives' shares: shares of different names never collide, so the
+hosts of a fleet export into one dataset (docs/fleet-polling.md has the DuckDB and Spark queries).
+
 Record rows carry ``serial``, ``epoch`` (which archived log of the serial), ``seq``,
 ``time`` (a UTC timestamp, the record's header ``timestamp``) and then
 every field of their format in wire units and wire types, named as in the
@@ -100,9 +105,12 @@ def _pyarrow() -> tuple[Any, Any, Any]:
     return pyarrow, pyarrow.compute, pyarrow.parquet
 
 
-def export_parquet(archive: Archive, out_dir: str | os.PathLike[str], serial: str | None = None) -> int:
+def export_parquet(
+    archive: Archive, out_dir: str | os.PathLike[str], serial: str | None = None, part: str | None = None
+) -> int:
     """Write the records of *serial*, or of every unit, as the dataset described in the
-    module docstring into *out_dir*; returns the number of records written.
+    module docstring into *out_dir*; returns the number of records written.  With *part*, add
+    them to the dataset *out_dir* shared with other archives (:func:`_add_part`).
 
     Raises UsageError when pyarrow is missing or *out_dir* is not empty,
     :class:`~host.errors.UnknownUnit`, ArchiveError for a damaged record, and
@@ -113,12 +121,74 @@ def export_parquet(archive: Archive, out_dir: str | os.PathLike[str], serial: st
         raise UsageError("a Parquet dataset is a directory: it cannot go to standard output, give --out DIR")
     named = Path(out_dir)
     out = Path(os.path.realpath(named))
+    if part is not None:
+        return _add_part(archive, named, out, serial, part)
     try:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise UsageError(f"{named} already exists and is not an empty directory")
         mode = stat.S_IMODE(out.stat().st_mode) if out.exists() else None
     except OSError as exc:
         raise OutputError(f"cannot write {named}: {exc.strerror or exc}") from exc
+    building = out.with_name(f".{out.name}.part")
+    try:
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        if mode is not None:
+            building.chmod(mode)
+        written = _write_dataset(archive, building, serial, "units.parquet", "part-0.parquet")
+        building.rename(out)  # over an empty directory too, in one step
+    except OSError as exc:
+        shutil.rmtree(building, ignore_errors=True)
+        raise OutputError(f"cannot write {named}: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return written
+
+
+_PART_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _add_part(archive: Archive, named: Path, out: Path, serial: str | None, part: str) -> int:
+    """This archive's share of a dataset shared with other archives (one per host of a sharded
+    poll): every file is named ``part-PART.parquet`` (the units table too, as
+    ``units/part-PART.parquet``), so shares with different *part* names never collide.  *out* may
+    hold other shares already; a share of the same name is refused.  The share is built beside
+    *out* and its files moved in one by one once complete."""
+    if not _PART_NAME.fullmatch(part):
+        raise UsageError(f"--part {part!r}: 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+    name = f"part-{part}.parquet"
+    building = out.with_name(f".{out.name}.{name}")
+    try:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"{named} exists and is not a directory")
+        if out.exists() and any(out.rglob(name)):
+            raise UsageError(f"{named} already holds a share named {part}: give each archive its own --part")
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        (building / "units").mkdir()
+        written = _write_dataset(archive, building, serial, f"units/{name}", name)
+        files = sorted(path for path in building.rglob("*") if path.is_file())
+        for path in files:
+            target = out / path.relative_to(building)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(target)
+        shutil.rmtree(building)
+    except OSError as exc:
+        shutil.rmtree(building, ignore_errors=True)
+        raise OutputError(f"cannot write {named}: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return written
+
+
+def _write_dataset(
+    archive: Archive, directory: Path, serial: str | None, units_file: str, file_name: str
+) -> int:
+    """The dataset of *serial* (or every unit) into the empty *directory*: the units table as
+    *units_file*, the records' partitions each as *file_name*; the records written."""
+    pa, pc, pq = _pyarrow()
     if serial is not None:
         archive.unit(serial)
     archive.check(serial)  # no record deleted outside turbolog goes missing from the dataset unnoticed
@@ -126,27 +196,14 @@ def export_parquet(archive: Archive, out_dir: str | os.PathLike[str], serial: st
         row for row in archive.query("SELECT id, serial, model, epoch FROM units ORDER BY serial, epoch")
         if serial is None or row[1] == serial
     ]
-    part = out.with_name(f".{out.name}.part")
+    pq.write_table(_units_table(pa, archive, serial), directory / units_file, compression="zstd")
     written = 0
-    try:
-        shutil.rmtree(part, ignore_errors=True)
-        part.mkdir(parents=True)
-        if mode is not None:
-            part.chmod(mode)
-        pq.write_table(_units_table(pa, archive, serial), part / "units.parquet", compression="zstd")
-        for name, rtype in DATASETS.items():
-            writer = _PartitionedWriter(pa, pc, pq, part / name, _schema(pa, rtype))
-            with writer:
-                for model, batch in _batches(pa, archive, name, rtype, units, writer.schema):
-                    writer.write(model, batch)
-            written += writer.rows
-        part.rename(out)  # over an empty directory too, in one step
-    except OSError as exc:
-        shutil.rmtree(part, ignore_errors=True)
-        raise OutputError(f"cannot write {named}: {exc.strerror or exc}") from exc
-    except BaseException:
-        shutil.rmtree(part, ignore_errors=True)
-        raise
+    for name, rtype in DATASETS.items():
+        writer = _PartitionedWriter(pa, pc, pq, directory / name, _schema(pa, rtype), file_name)
+        with writer:
+            for model, batch in _batches(pa, archive, name, rtype, units, writer.schema):
+                writer.write(model, batch)
+        written += writer.rows
     return written
 
 
@@ -239,12 +296,13 @@ def _column(pa: Any, columns: list[tuple[Any, ...]], indexes: tuple[int, ...], n
 
 
 class _PartitionedWriter:
-    """Batches into ``base/model=M/year=Y/part-0.parquet``, one file per partition, in row
+    """Batches into ``base/model=M/year=Y/FILE_NAME``, one file per partition, in row
     groups of :data:`ROWS_PER_GROUP`; every write happens in the calling thread."""
 
-    def __init__(self, pa: Any, pc: Any, pq: Any, base: Path, schema: Any) -> None:
+    def __init__(self, pa: Any, pc: Any, pq: Any, base: Path, schema: Any, file_name: str) -> None:
         self._pa, self._pc, self._pq = pa, pc, pq
         self._base = base
+        self._file_name = file_name
         self.schema = schema
         self.rows = 0
         self._files: dict[tuple[str, int], Any] = {}
@@ -270,7 +328,7 @@ class _PartitionedWriter:
             model, year = key
             folder = self._base / f"model={model}" / f"year={year}"
             folder.mkdir(parents=True)
-            file = self._files[key] = self._pq.ParquetWriter(folder / "part-0.parquet", self.schema,
+            file = self._files[key] = self._pq.ParquetWriter(folder / self._file_name, self.schema,
                                                               compression="zstd")
         file.write_table(self._pa.Table.from_batches(pending, self.schema), row_group_size=ROWS_PER_GROUP)
 

@@ -33,11 +33,12 @@ from typing import IO, Any
 from protocol.enums import RecordType, Severity, name_of
 from protocol.records import LAYOUTS
 
-from .analytics import CONFIDENCE, ModelSummary, fleet_summary
+from .analytics import CONFIDENCE, ModelSummary, UnitSummary, fleet_summary
 from .archive import Archive
 from .errors import UsageError
 from .failures import TRIPS, FailurePolicy
 from .output_file import output_file
+from .selection import ALL, Selection, unit_profiles
 
 HOURS_PER_YEAR = 8766
 """365.25 days."""
@@ -74,6 +75,10 @@ class FleetReport:
     """Unix time of the newest: the date the table stands for."""
     policy: FailurePolicy = TRIPS
     basis: str = "archive"
+    confidence: float = CONFIDENCE
+    selection: Selection = ALL
+    units: tuple[UnitSummary, ...] = ()
+    """The units pooled, each with its own figures."""
 
     @property
     def unit_years(self) -> float:
@@ -83,7 +88,9 @@ class FleetReport:
         return {
             "as_of": _iso(self.last_record),
             "first_record": _iso(self.first_record),
-            "confidence": CONFIDENCE,
+            "confidence": self.confidence,
+            "selection": self.selection.to_json(),
+            "exposure_hours": round(self.total.exposure_hours, 3),
             "failures_policy": self.policy.to_json(),
             "hours_basis": self.basis,
             "unit_years": round(self.unit_years, 1),
@@ -96,6 +103,7 @@ class FleetReport:
         total = self.total
         as_of = _iso(self.last_record)
         lines = [
+            f"selected: {self.selection.describe()}",
             f"fleet{' on ' + as_of[:10] if as_of else ''}: {total.units:,} units, "
             f"{total.operating_hours:,.0f} documented operating hours ({self.unit_years:,.0f} unit-years), "
             f"{total.starts:,} starts",
@@ -105,10 +113,13 @@ class FleetReport:
                 if self.basis == "lifetime" else
                 "the operating hours the archive covers (exposure) and the failures in them"
             ),
+            f"bounds at {self.confidence:.0%} confidence (chi-square, time-terminated)",
             "",
         ]
+        if not self.units:
+            lines.append("no unit matches the selection: the table is empty")
         levels = sorted(total.faults_by_severity)
-        percent = f"{CONFIDENCE:.0%}"
+        percent = f"{self.confidence:.0%}"
         header = ["model", "units", "operating h", "starts",
                   *(name_of(Severity, level).lower() for level in levels),
                   "failures", "exposure h", "coverage", "MTBF h", f"{percent} interval h",
@@ -132,7 +143,7 @@ class FleetReport:
         return "\n".join(lines)
 
 
-def _table(rows: list[list[str]]) -> list[str]:
+def text_table(rows: list[list[str]]) -> list[str]:
     """Rows of cells, the first column left-aligned, the others right-aligned."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
@@ -145,7 +156,7 @@ def _table(rows: list[list[str]]) -> list[str]:
 def breakdown_text(report: FleetReport) -> str:
     """Failures per 1,000 starts and availability per model, then the fleet's failures by subsystem
     and by code in Pareto order, each with its MTBF over the fleet's exposure."""
-    percent = f"{CONFIDENCE:.0%}"
+    percent = f"{report.confidence:.0%}"
     lines = [f"failures ({report.policy.name}) per 1,000 starts, and availability "
              "(forced outages; with planned service too)"]
     rows = [["model", "archived starts", "failures", "per 1,000 starts", "forced down h", "planned down h",
@@ -158,7 +169,7 @@ def breakdown_text(report: FleetReport) -> str:
             f"{summary.planned_s / 3600:,.0f}", _percent(summary.availability, 2),
             _percent(summary.availability_with_planned, 2),
         ])
-    lines += _table(rows)
+    lines += text_table(rows)
     breakdown = report.total.to_json()["breakdown"]
     for key, title in (("by_subsystem", "subsystem"), ("by_code", "code")):
         lines += ["", f"failures by {title}, all models (most first), MTBF over "
@@ -170,10 +181,10 @@ def breakdown_text(report: FleetReport) -> str:
             label = entry["subsystem"].lower() if key == "by_subsystem" else (
                 f"{entry['code']} {entry['name'] or '(unknown code)'}"
             )
-            low, high = entry["mtbf_ci90"]
+            low, high = entry["mtbf_ci"]
             rows.append([label, f"{entry['failures']:,}", _percent(entry["share"]), _percent(cumulative),
                          _number(entry["mtbf_hours"]), f"[{_number(low)}, {_number(high)}]"])
-        lines += _table(rows) if len(rows) > 1 else ["  no failures"]
+        lines += text_table(rows) if len(rows) > 1 else ["  no failures"]
     return "\n".join(lines)
 
 
@@ -181,9 +192,13 @@ def _percent(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}%}"
 
 
-def fleet_table(archive: Archive, *, policy: FailurePolicy = TRIPS, basis: str = "archive") -> FleetReport:
-    """The fleet table of every unit in *archive*, failures counted by *policy*, MTBF over *basis*."""
-    summary = fleet_summary(archive, policy=policy, basis=basis)
+def fleet_table(
+    archive: Archive, *, policy: FailurePolicy = TRIPS, basis: str = "archive",
+    confidence: float = CONFIDENCE, selection: Selection = ALL,
+) -> FleetReport:
+    """The fleet table of the units of *archive* that *selection* keeps, failures counted by
+    *policy*, MTBF over *basis*, bounds at *confidence*."""
+    summary = fleet_summary(archive, policy=policy, basis=basis, confidence=confidence, selection=selection)
     firsts = [unit.first_record for unit in summary.units if unit.first_record is not None]
     lasts = [unit.last_record for unit in summary.units if unit.last_record is not None]
     return FleetReport(
@@ -193,6 +208,9 @@ def fleet_table(archive: Archive, *, policy: FailurePolicy = TRIPS, basis: str =
         last_record=max(lasts, default=None),
         policy=policy,
         basis=basis,
+        confidence=confidence,
+        selection=selection,
+        units=summary.units,
     )
 
 
@@ -209,6 +227,11 @@ class HoursTimeline:
 _PROBE_WHERE = "seq = (SELECT MIN(seq) FROM samples WHERE unit = :unit AND seq >= :probe)"
 _LAST_WHERE = "seq = (SELECT MAX(seq) FROM samples WHERE unit = :unit)"
 _OPERATING_S = LAYOUTS[RecordType.SAMPLE].names.index("operating_s")
+
+
+def _within(selection: Selection, stamp: int) -> bool:
+    end = selection.end
+    return (selection.since is None or stamp >= selection.since) and (end is None or stamp <= end)
 
 
 def _unit_trace(
@@ -243,31 +266,61 @@ def _at(trace: list[tuple[int, int]], times: list[int]) -> list[float]:
     return out
 
 
-def hours_timeline(archive: Archive, points: int = TIMELINE_POINTS) -> HoursTimeline:
-    """The fleet's documented operating hours over calendar time (see the module docstring)."""
-    units = archive.query(
+def _traces(archive: Archive, selection: Selection) -> list[tuple[str, list[tuple[int, int]]]]:
+    """(model, its (timestamp, operating_s) trace) per archived log of each unit *selection* keeps."""
+    units = list(archive.query(
         "SELECT serial, model, first_seq, next_seq, epoch, continues FROM units ORDER BY serial, epoch"
-    )
+    ))
+    profiles = unit_profiles(archive)
     traces: list[tuple[str, list[tuple[int, int]]]] = []
     last_serial = ""
     for serial, model, first, end, epoch, continues in units:
+        if not selection.keeps(model, profiles.get(serial)):
+            continue
         trace = _unit_trace(archive, serial, first, end, epoch)
         if continues and traces and trace and traces[-1][1] and serial == last_serial:
             base = traces[-1][1][-1][1]  # hours the epoch before counted already
             trace = [(stamp, max(operating_s - base, 0)) for stamp, operating_s in trace]
         traces.append((model, trace))
         last_serial = serial
-    stamps = [stamp for _, trace in traces for stamp, _ in trace]
-    if not stamps:
-        return HoursTimeline((), {})
-    start, stop = min(stamps), max(stamps)
-    times = sorted({start + (stop - start) * i // max(1, points - 1) for i in range(points)})
+    return traces
+
+
+def _totals(
+    traces: list[tuple[str, list[tuple[int, int]]]], times: list[int]
+) -> dict[str, tuple[float, ...]]:
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(times))
     for model, trace in traces:
         total = totals[model]
         for i, hours in enumerate(_at(trace, times)):
             total[i] += hours
-    return HoursTimeline(tuple(times), {model: tuple(totals[model]) for model in sorted(totals)})
+    return {model: tuple(totals[model]) for model in sorted(totals)}
+
+
+def hours_timeline(
+    archive: Archive, points: int = TIMELINE_POINTS, selection: Selection = ALL
+) -> HoursTimeline:
+    """The fleet's documented operating hours over calendar time (see the module docstring), of
+    the units *selection* keeps, within its window."""
+    traces = _traces(archive, selection)
+    stamps = [stamp for _, trace in traces for stamp, _ in trace if _within(selection, stamp)]
+    if not stamps:
+        return HoursTimeline((), {})
+    start, stop = min(stamps), max(stamps)
+    times = sorted({start + (stop - start) * i // max(1, points - 1) for i in range(points)})
+    return HoursTimeline(tuple(times), _totals(traces, times))
+
+
+def exposure_at(archive: Archive, times: list[int], selection: Selection = ALL) -> HoursTimeline:
+    """The operating hours the archive covers by each of *times* (ascending), per model: each
+    log's hours since its first archived record, of the units *selection* keeps, within its
+    window (interpolated between a few samples of each log, as the timeline is)."""
+    shifted = []
+    for model, trace in _traces(archive, selection):
+        kept = [point for point in trace if _within(selection, point[0])]
+        if kept:
+            shifted.append((model, [(stamp, hours - kept[0][1]) for stamp, hours in kept]))
+    return HoursTimeline(tuple(times), _totals(shifted, times))
 
 
 def plot_fleet(archive: Archive, out: str | os.PathLike[str] | IO[bytes]) -> tuple[str, ...]:
@@ -290,11 +343,12 @@ def plot_fleet(archive: Archive, out: str | os.PathLike[str] | IO[bytes]) -> tup
 
 
 def fleet_png(
-    archive: Archive, *, policy: FailurePolicy = TRIPS, basis: str = "archive"
+    archive: Archive, *, policy: FailurePolicy = TRIPS, basis: str = "archive",
+    confidence: float = CONFIDENCE, selection: Selection = ALL,
 ) -> tuple[bytes, tuple[str, ...]]:
-    """The PNG of :func:`plot_fleet` (failures counted by *policy*, MTBF over *basis*), and the
-    serials it leaves out."""
-    report = fleet_table(archive, policy=policy, basis=basis)
+    """The PNG of :func:`plot_fleet` (failures counted by *policy*, MTBF over *basis*, bounds
+    at *confidence*, the units and window of *selection*), and the serials it leaves out."""
+    report = fleet_table(archive, policy=policy, basis=basis, confidence=confidence, selection=selection)
     if not report.models:
         raise UsageError(f"archive {archive.path} holds no unit: nothing to plot")
     empty = tuple(serial for (serial,) in archive.query(
@@ -307,7 +361,7 @@ def fleet_png(
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise UsageError("plotting needs matplotlib: install turbolog[plot]") from exc
-    timeline = hours_timeline(archive)
+    timeline = hours_timeline(archive, selection=selection)
 
     figure = Figure(figsize=(11, 8), layout="constrained")
     FigureCanvasAgg(figure)
@@ -333,7 +387,7 @@ def _draw_mtbf(ax: Any, report: FleetReport) -> None:
     it is unbounded above), and the one-sided lower bound as a tick; only models with
     documented operating hours between records."""
     models = [m for m in report.models if m.exposure_hours > 0]
-    percent = f"{CONFIDENCE:.0%}"
+    percent = f"{report.confidence:.0%}"
     ax.set_title(
         f"MTBF per model: point, {percent} two-sided interval (bar), {percent} lower bound (red)\n"
         f"failures: {report.policy.label}; hours: "

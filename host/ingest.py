@@ -8,7 +8,8 @@ Then do what a pull does after IDENTIFY: check that the log is the one
 archived for the serial (:func:`host.log_identity.log_mismatch`, the image
 standing in for the unit; another log is refused, or with ``new_log``
 archived as the serial's next epoch), record the unit with its identity,
-log bounds and counters; note as evicted the seqs below the log's
+log bounds and counters, and its profile when the sidecar gives one (site, duty,
+commissioning and shipping dates: the fleet report's filters); note as evicted the seqs below the log's
 ``first_seq`` that the archive never received; and store the verified rows
 as a pull does, with :meth:`~host.archive.Archive.store_decoded`, which is
 idempotent (ingesting an image twice adds nothing) and refuses a seq already
@@ -209,6 +210,9 @@ def _load(archive: Archive, identity: UnitIdentity, image: FlashImage, new_log: 
     except UnknownUnit:
         known_first = None
     counters = image.counters
+    if identity.site or identity.duty or identity.commissioned or identity.shipped:
+        archive.set_profile(serial, site=identity.site, duty=identity.duty,
+                            commissioned=identity.commissioned, shipped=identity.shipped)
     archive.upsert_unit(
         serial, identity.model, identity.firmware, identity.schema_fingerprint,
         first_seq=image.first_seq, next_seq=image.next_seq, capacity_records=image.capacity_records,

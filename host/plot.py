@@ -1,12 +1,14 @@
-"""A picture of one unit's archived log: power, speed and exhaust temperatures over time.
+"""A picture of one unit's archived log: power, speed, exhaust and ambient temperatures over time.
 
-Four stacked panels share the time axis: power, speed, TET (turbine exit, before the
-recuperator) and the exhaust after it (the stack); every fault is a vertical line
-across them, coloured by severity; failures (shutdown-class faults) are
-labelled with their code, and a key names each code (protocol's table).  Long logs are reduced, as they stream
-past, to at most :data:`MAX_POINTS` buckets of consecutive samples, each drawn
-as its mean with a band from its minimum to its maximum, so a brief trip stays
-visible and memory stays bounded.  Every sample and fault drawn is read
+Five stacked panels share the time axis: power, speed, TET (turbine exit, before the
+recuperator), the exhaust after it (the stack) and ambient temperature (a hot day explains
+derating); every fault is a vertical line across them,
+coloured by severity, solid for a failure (shutdown-class fault), dotted for
+a warning; failures are labelled with their code, and a key names each code
+(protocol's table).  Long logs are reduced, as they stream past, to at most
+:data:`MAX_POINTS` buckets of consecutive samples, each drawn as its mean with
+a band from its minimum to its maximum, so a brief trip stays visible and
+memory stays bounded.  Every sample and fault drawn is read
 through :meth:`~host.archive.Archive.iter_rows`, checked against its CRC-32C,
 after the archive's count check: an altered or deleted record is an
 ArchiveError, never a point.  A unit with no sample and no fault is refused (an
@@ -52,8 +54,9 @@ _SEVERITY_COLOURS: dict[int, str] = {
 }
 
 _SAMPLE = LAYOUTS[RecordType.SAMPLE].names
-_POWER, _SPEED, _TET1, _TET2, _EXHAUST = (
-    _SAMPLE.index(name) for name in ("power_w", "speed_rpm", "tet1_c_x10", "tet2_c_x10", "exhaust_c_x10")
+_POWER, _SPEED, _TET1, _TET2, _EXHAUST, _AMBIENT = (
+    _SAMPLE.index(name)
+    for name in ("power_w", "speed_rpm", "tet1_c_x10", "tet2_c_x10", "exhaust_c_x10", "ambient_c_x10")
 )
 _SEVERITY = LAYOUTS[RecordType.FAULT].names.index("severity")
 _CODE = LAYOUTS[RecordType.FAULT].names.index("code")
@@ -65,6 +68,7 @@ _SERIES: tuple[tuple[Callable[[DecodedRow], float | None], str, str], ...] = (
     (lambda row: row[_SPEED] / 1000.0, "speed (krpm)", "tab:green"),
     (lambda row: (row[_TET1] + row[_TET2]) / 20.0, "TET avg (°C)", "tab:purple"),
     (lambda row: None if row[_EXHAUST] is None else row[_EXHAUST] / 10.0, "exhaust (°C)", "tab:brown"),
+    (lambda row: row[_AMBIENT] / 10.0, "ambient (°C)", "tab:cyan"),
 )
 """(value of a sample row, axis label, colour) per panel; None where a sample has no such value
 (the exhaust after the recuperator in a sample of earlier firmware): a gap in the line."""
@@ -187,7 +191,7 @@ def unit_picture(
         key=lambda row: row[0],
     )
 
-    figure = Figure(figsize=(11, 9), layout="constrained")
+    figure = Figure(figsize=(11, 10.5), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(_SERIES), 1, sharex=True)
     times = [datetime.fromtimestamp(row[0], UTC) for row in rows]
@@ -207,6 +211,7 @@ def unit_picture(
             ax.vlines(
                 fault_times[level], 0, 1, transform=ax.get_xaxis_transform(),
                 colors=_SEVERITY_COLOURS.get(level, "black"), linewidth=0.8,
+                linestyles="solid" if level >= Severity.NORMAL_SHUTDOWN else "dotted",
                 label=f"{name_of(Severity, level)} ({len(fault_times[level])})",
             )
     if fault_times:

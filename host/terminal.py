@@ -155,3 +155,44 @@ class ProgressBar:
             with contextlib.suppress(OSError):
                 self._stream.write("\r\x1b[K")
                 self._stream.flush()
+
+
+class StatusLines:
+    """A few self-overwriting lines on a terminal (a live status table); silent anywhere else.
+
+    Each line is cut to the terminal's width less one column, so that none wraps."""
+
+    def __init__(self, stream: TextIO, *, columns: Callable[[], int] | None = None) -> None:
+        self._stream = stream
+        self._enabled = stream.isatty()
+        self._drawn = 0
+        self._columns = columns or (lambda: _columns_of(stream))
+
+    def show(self, lines: Sequence[str]) -> None:
+        if not self._enabled:
+            return
+        room = max(self._columns() - 1, 1)
+        up = f"\x1b[{self._drawn}F" if self._drawn else "\r"
+        body = "".join(f"{printable(line, room)}\x1b[K\n" for line in lines)
+        try:
+            self._stream.write(up + body)
+            self._stream.flush()
+        except OSError:  # the terminal is gone (SIGHUP): nothing is shown any more
+            self._enabled = False
+            return
+        self._drawn = len(lines)
+
+    def close(self) -> None:
+        """Clear the lines; a terminal that is gone has nothing left to clear."""
+        if self._drawn:
+            with contextlib.suppress(OSError):
+                self._stream.write(f"\x1b[{self._drawn}F\x1b[J")
+                self._stream.flush()
+            self._drawn = 0
+
+
+def _columns_of(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (OSError, ValueError):
+        return 80

@@ -9,7 +9,9 @@ seam.
 :func:`open_port` opens anything pyserial opens: device paths (``/dev/ttyUSB0``,
 ``COM3``, a pty or socat link) and URLs (``socket://``, ``rfc2217://``,
 ``spy://``, ``loop://``, and ``turbosim://`` for an emulated unit in this
-process).  A link's exceptions (pyserial's ``SerialException``, plain
+process).  A plain ``socket://HOST:PORT`` is a :class:`SocketTransport`, a TCP socket of our
+own: pyserial's sleeps 0.3 s on every close, which a poll of many units would pay per unit.
+A link's exceptions (pyserial's ``SerialException``, plain
 ``OSError`` such as ``BrokenPipeError`` or ``ConnectionResetError``, EIO on a
 vanished pty, ``termios`` errors) are translated here, in :func:`link_error`
 and nowhere else, into :class:`~host.errors.LinkError` with a one-line message
@@ -27,6 +29,7 @@ import contextlib
 import errno
 import os
 import select
+import socket
 import time
 from collections.abc import Iterator
 from types import TracebackType
@@ -253,13 +256,97 @@ def _selectable_fd(port: serial.SerialBase) -> int | None:
     return fd if isinstance(fd, int) else None
 
 
-def open_port(port: str, baud: int = 115200, *, write_timeout: float = 2.0) -> SerialTransport:
+CONNECT_TIMEOUT_S = 5.0
+"""How long a ``socket://`` connection may take to be set up (pyserial's own bound)."""
+
+
+class SocketTransport:
+    """A :class:`Transport` over a TCP connection (``socket://HOST:PORT``): raw bytes both ways,
+    as pyserial's ``socket://`` carries them, but closed at once (shut down, then closed)."""
+
+    def __init__(self, sock: socket.socket, name: str) -> None:
+        self._socket: socket.socket | None = sock
+        self.name = name
+
+    @classmethod
+    def connect(cls, url: str, host: str, port: int, *, write_timeout: float) -> SocketTransport:
+        try:
+            sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
+        except OSError as exc:
+            raise link_error(url, exc, opening=True) from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(write_timeout)
+        return cls(sock, url)
+
+    def _open(self) -> socket.socket:
+        if self._socket is None:
+            raise LinkError(f"port {self.name} is closed")
+        return self._socket
+
+    def write(self, data: bytes) -> None:
+        sock = self._open()
+        try:
+            sock.sendall(data)
+        except TimeoutError as exc:
+            raise LinkTimeout(
+                f"port {self.name} did not accept data in time (the peer stopped reading?)"
+            ) from exc
+        except OSError as exc:
+            raise link_error(self.name, exc) from exc
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        sock = self._open()
+        try:
+            if not select.select([sock], [], [], max(timeout, 0))[0]:
+                return b""
+            data = sock.recv(max_bytes)
+        except OSError as exc:
+            raise link_error(self.name, exc) from exc
+        if not data:
+            raise LinkError(f"port {self.name} disconnected (the peer closed the connection)")
+        return data
+
+    def close(self) -> None:
+        sock, self._socket = self._socket, None
+        if sock is None:
+            return
+        with contextlib.suppress(OSError):  # a peer already gone has nothing left to shut down
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+    def __enter__(self) -> SocketTransport:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _plain_socket_url(port: str) -> tuple[str, int] | None:
+    """(host, port) of a ``socket://HOST:PORT`` URL without options; None for anything else."""
+    if not port.lower().startswith("socket://"):
+        return None
+    host, colon, number = port[len("socket://"):].rpartition(":")
+    if not colon or not number.isdigit() or not host or "?" in port or "/" in host:
+        return None
+    return host.strip("[]"), int(number)
+
+
+def open_port(
+    port: str, baud: int = 115200, *, write_timeout: float = 2.0
+) -> SerialTransport | SocketTransport:
     """Open a device path or pyserial URL at *baud*, 8N1, exclusively where the platform can.
 
     Raises :class:`~host.errors.LinkError` when the port is missing, busy,
     refused or unusable, and :class:`~host.errors.UsageError` for a URL scheme
     or baud rate pyserial does not accept.
     """
+    if baud <= 0:
+        raise UsageError(f"cannot open {port}: baud rate must be positive, not {baud}")
+    plain_socket = _plain_socket_url(port)
+    if plain_socket is not None:
+        return SocketTransport.connect(port, *plain_socket, write_timeout=write_timeout)
     rfc2217 = port.lower().startswith("rfc2217://")
     options: dict[str, object] = {"timeout": RFC2217_READ_SLICE_S} if rfc2217 else {
         "timeout": 0, "write_timeout": write_timeout, "exclusive": True if os.name == "posix" else None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from . import formats
@@ -40,6 +41,38 @@ class UnitIdentity:
     model: str
     firmware: str
     schema_fingerprint: int = SCHEMA_FINGERPRINT
+    site: str | None = None
+    duty: str | None = None
+    commissioned: int | None = None
+    """Unix s: the unit's age 0 (its counters start there)."""
+    shipped: int | None = None
+    """Unix s."""
+
+
+PROFILE_KEYS = ("site", "duty", "commissioned", "shipped")
+"""Optional keys of a sidecar (or of its ``simulated`` object): where and how the unit runs and
+since when; ``commissioned`` and ``shipped`` are ISO 8601 dates (UTC unless zoned)."""
+
+
+def _profile(doc: dict[str, Any], image_name: str) -> dict[str, Any]:
+    """The optional profile of a sidecar: its own keys, else those of its ``simulated`` object."""
+    simulated = doc.get("simulated")
+    found: dict[str, Any] = {}
+    for key in PROFILE_KEYS:
+        value = doc.get(key, simulated.get(key) if isinstance(simulated, dict) else None)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.isascii() or not 0 < len(value) <= 40:
+            raise IdentityError(f"identity of {image_name}: {key} must be 1 to 40 ASCII characters")
+        if key in ("commissioned", "shipped"):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                raise IdentityError(f"identity of {image_name}: {key} {value!r} is not an ISO date") from None
+            found[key] = int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+        else:
+            found[key] = value
+    return found
 
 
 def _field_problem(key: str, value: object) -> str | None:
@@ -107,4 +140,5 @@ def decode_identity(text: str, image_name: str) -> UnitIdentity:
             f"{', '.join(f'0x{f:08X}' for f in EARLIER_FINGERPRINTS)}: the formats differ, "
             "so its log cannot be read safely"
         )
-    return UnitIdentity(doc["serial"], doc["model"], doc["firmware"], fingerprint)
+    profile = _profile(doc, image_name)
+    return UnitIdentity(doc["serial"], doc["model"], doc["firmware"], fingerprint, **profile)

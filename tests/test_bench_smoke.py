@@ -15,7 +15,7 @@ import math
 
 import pytest
 
-from bench import decode, emulator, fleet, latency, link, memory, serve_fleet, startup, unpaced
+from bench import decode, emulator, fleet, latency, link, memory, poll, serve_fleet, startup, unpaced
 from bench.figures import Figure
 
 pytestmark = pytest.mark.slow
@@ -37,6 +37,10 @@ def toy_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(serve_fleet, "STREAMING", 4)
     monkeypatch.setattr(serve_fleet, "HISTORY", "6h")
     monkeypatch.setattr(serve_fleet, "IDLE_S", 0.5)
+    monkeypatch.setattr(poll, "UNITS", 6)
+    monkeypatch.setattr(poll, "JOBS", 3)
+    monkeypatch.setattr(poll, "RETRY_UNITS", 6)
+    monkeypatch.setattr(poll, "HISTORY", "6h")
 
 
 def well_formed(figures: list[Figure], count: int) -> None:
@@ -57,10 +61,12 @@ def well_formed(figures: list[Figure], count: int) -> None:
         (lambda: emulator.run(repeats=1), 2),
         (latency.run, 2),
         (link.run, 2),
-        (fleet.run, 6),
+        (fleet.run, 9),
         (serve_fleet.run, 5),
+        (poll.run, 6),
     ],
-    ids=["startup", "decode", "unpaced", "memory", "emulator", "latency", "link", "fleet", "serve_fleet"],
+    ids=["startup", "decode", "unpaced", "memory", "emulator", "latency", "link", "fleet", "serve_fleet",
+         "poll"],
 )
 def test_a_bench_suite_runs_end_to_end(suite: object, figures: int) -> None:
     well_formed(suite(), figures)  # type: ignore[operator]

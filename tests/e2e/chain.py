@@ -4,7 +4,8 @@
   logs that its transfer loop started (both links exist by then).
 - :class:`Ser2net`: one ser2net 4 instance from its own YAML file (loopback only, no banner) with one
   accepter on an ephemeral port, read back from the kernel's socket table for ser2net's own sockets:
-  ser2net prints nothing when it is ready.
+  ser2net prints nothing when it is ready.  :class:`TerminalServer`: one ser2net instance with an
+  RFC 2217 accepter for each of several devices, as a terminal server in front of a fleet.
 - :func:`flash_log` (the unit's log, read from its flash image after the unit stopped),
   :func:`archived` and :func:`pull_json` (``turbolog pull --json`` in-process).
 
@@ -133,6 +134,53 @@ class Ser2net:
                 continue
             pytest.fail(f"ser2net exited {status}:\n{self.stderr_path.read_text(errors='replace')}")
         pytest.fail(f"ser2net listened on nothing in {READY_TIMEOUT_S:g} s")
+
+    def stop(self) -> None:
+        _stop_group(self.process)
+
+
+class TerminalServer:
+    """One ser2net with an RFC 2217 accepter (an ephemeral loopback port) for each of *devices*.
+
+    Which port leads to which device is not known here: a poll learns it from the serial that
+    answers."""
+
+    def __init__(self, ser2net: str, directory: Path, devices: Sequence[Path]) -> None:
+        config = directory / "terminal-server.yaml"
+        config.write_text("%YAML 1.1\n---\n" + "".join(
+            f"connection: &line{number}\n"
+            "  accepter: telnet(rfc2217),tcp,127.0.0.1,0\n"
+            f"  connector: serialdev,{device},115200n81,local\n"
+            for number, device in enumerate(devices)
+        ))
+        self.stderr_path = directory / "terminal-server.stderr"
+        with self.stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                [ser2net, "-n", "-u", "-c", str(config), "-P", str(directory / "terminal-server.pid")],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+            )
+        try:
+            self.ports = self._wait_listening(len(devices))
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"rfc2217://127.0.0.1:{port}?ign_set_control" for port in self.ports]
+
+    def _wait_listening(self, count: int) -> list[int]:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            ports = listening_ports(self.process.pid)
+            if len(ports) == count:
+                return sorted(ports)
+            try:
+                status = self.process.wait(0.05)
+            except subprocess.TimeoutExpired:
+                continue
+            pytest.fail(f"ser2net exited {status}:\n{self.stderr_path.read_text(errors='replace')}")
+        pytest.fail(f"ser2net did not listen on {count} ports in {READY_TIMEOUT_S:g} s")
 
     def stop(self) -> None:
         _stop_group(self.process)

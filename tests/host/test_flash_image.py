@@ -211,6 +211,21 @@ def test_a_sidecar_of_an_earlier_schema_whose_logs_this_reader_reads_is_accepted
     assert parsed.schema_fingerprint == earlier
 
 
+def test_a_sidecar_gives_the_units_profile_its_own_keys_first() -> None:
+    simulated = {"site": "desert", "duty": "baseload", "commissioned": "2001-03-04T00:00:00+00:00",
+                 "shipped": "2001-02-01"}
+    unit = parse_identity(identity(simulated=simulated), "C60-000001.img")
+    assert (unit.site, unit.duty) == ("desert", "baseload")
+    assert (unit.commissioned, unit.shipped) == (983664000, 980985600)
+    assert parse_identity(identity(simulated=simulated, site="cold"), "C60-000001.img").site == "cold"
+
+
+@pytest.mark.parametrize("changes", [{"commissioned": "last spring"}, {"site": ""}, {"duty": 7}])
+def test_a_malformed_profile_is_refused_in_one_line(changes: dict[str, object]) -> None:
+    with pytest.raises(DeviceError, match="identity of C60-000001.img: (commissioned|site|duty)"):
+        parse_identity(identity(**changes), "C60-000001.img")
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("{", "not JSON"),
     ("[]", "not a turbolog-unit-identity"),

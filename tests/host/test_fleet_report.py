@@ -83,8 +83,10 @@ def test_the_table_as_json_and_as_text(fleet: tuple[Path, list[UnitResult], Arch
     text = report.to_text()
     assert f"{report.total.operating_hours:,.0f} documented operating hours" in text
     assert "failures (trips):" in text and "MTBF over: the operating hours the archive covers" in text
-    rows = [line.split()[0] for line in text.splitlines()[5:]]
-    assert rows == ["C30", "C60", "all"]
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("model "))
+    assert [line.split()[0] for line in lines[header + 1:]] == ["C30", "C60", "all"]
+    assert "selected: all units; all records" in text and "bounds at 90% confidence" in text
 
 
 def test_an_empty_archive_gives_an_empty_table(tmp_path: Path) -> None:

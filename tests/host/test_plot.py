@@ -106,3 +106,27 @@ def test_the_key_names_codes_from_protocols_table_most_frequent_first() -> None:
     assert plot.failure_key([4001, 5005, 5005]) == [
         "5005 TET over-temperature (2)", "4001 Fuel inlet pressure low (1)",
     ]
+
+
+def test_warnings_are_dotted_failures_solid_and_ambient_has_its_panel(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+
+    styles: dict[str, list[object]] = {}
+    labels: list[str] = []
+    savefig = Figure.savefig
+
+    def spy(figure: Figure, *args: object, **kwargs: object) -> None:
+        labels.extend(ax.get_ylabel() for ax in figure.axes)
+        for lines in figure.findobj(LineCollection):
+            styles.setdefault(str(lines.get_label()).split(" ")[0], []).extend(lines.get_linestyle())
+        savefig(figure, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    plot.unit_png(archive, "S1")
+    assert "ambient (°C)" in labels
+    solid = (0, None)
+    assert all(style != solid for style in styles["WARNING"])
+    assert all(style == solid for style in styles["FAST_SHUTDOWN"])

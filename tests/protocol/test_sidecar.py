@@ -61,4 +61,4 @@ def test_a_refused_sidecar_is_the_images_fault() -> None:
 
 def test_keys_a_reader_does_not_know_are_ignored() -> None:
     doc = json.loads(encode_identity(UnitIdentity("C60-1", "C60", "fw"), "u.img"))
-    assert decode_identity(json.dumps({**doc, "site": "roof"}), "u.img") == UnitIdentity("C60-1", "C60", "fw")
+    assert decode_identity(json.dumps({**doc, "paint": "red"}), "u.img") == UnitIdentity("C60-1", "C60", "fw")
