@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -254,6 +255,9 @@ class Window:
         index = bisect_right(self.starts, first) - 1
         return index >= 0 and last < self.ranges[index][1]
 
+    def asks(self, seq: int) -> bool:
+        return self._one_range(seq, seq)
+
     def missing(self) -> list[tuple[int, int, int]]:
         """``(start, stop, attempt)`` runs asked for and not received."""
         if len(self.received) == self.size:
@@ -369,6 +373,8 @@ class PullCore:
         self.waiting: dict[int, DecodedRow] = {}
         """Rows accepted that no digest has vouched for yet, by seq."""
         self.checks: list[_Check] = []
+        self.settled: set[int] = set()
+        """Seqs a check vouched for while a window in flight still asks for them (not committed twice)."""
         self.vouched: dict[int, int] = {}
         """CRC-32C of the rows verified while a check waited, by seq, for the checks to use."""
         self.first_available = 0
@@ -396,6 +402,7 @@ class PullCore:
         self.plan = Plan(first_seq, next_seq, min(window, SET_COUNT_MAX))
         self.checks.clear()
         self.vouched.clear()
+        self.settled.clear()
         self.waiting.clear()  # the new plan asks for whatever is not committed, these too
 
     def gaps(self, start: int, stop: int, ranges: list[tuple[int, int]]) -> None:
@@ -534,6 +541,7 @@ class PullCore:
         self.waiting.clear()
         self.checks.clear()
         self.vouched.clear()
+        self.settled.clear()
         return self.flush() if self.batch else None
 
     def flush(self) -> Store:
@@ -562,9 +570,12 @@ class PullCore:
             self.unvouched += 1
         if window.attempts and max(window.attempts) > 0:
             self.fruitless = 0 if window.received else self.fruitless + 1
+        settled = self.settled
         if end is None:
             self._hold(window.rows)  # nothing can vouch for them: ask all of it again
-            actions += self._retry(_spans(window.ranges, window.attempts), UNVOUCHED)
+            spans = [(first, last, attempt) for start, stop, attempt in _spans(window.ranges, window.attempts)
+                     for first, last in _runs_without(start, stop, settled)]
+            actions += self._retry(spans, UNVOUCHED)
         elif len(window.received) == window.size:
             if (end.sent, end.digest) == (len(window.received), window.digest):
                 self.health.came_through()
@@ -575,37 +586,53 @@ class PullCore:
         else:
             self._hold(window.rows)
             self.checks.append(_Check(window.ranges, window.attempts, end.sent, end.digest))
-            unheld = [(start, stop, attempt) for start, stop, attempt in window.missing()
-                      for start, stop in self._not_waiting(start, stop)]
+            known: Collection[int] = {**self.waiting, **self.vouched} if settled else self.waiting
+            unheld = [(first, last, attempt) for start, stop, attempt in window.missing()
+                      for first, last in _runs_without(start, stop, known)]
             actions += self._retry(unheld, MISSING)
             actions += self._resolve()
+        if settled:
+            for start, stop in window.ranges:
+                settled.difference_update(range(start, stop))
         window.rows = []
         if len(self.batch) >= self.commit_every:
             actions.append(self.flush())
         return actions
 
-    def _not_waiting(self, start: int, stop: int) -> list[tuple[int, int]]:
-        """The runs of ``start .. stop - 1`` whose rows are not waiting to be vouched for."""
-        if not self.waiting:
-            return [(start, stop)]
-        runs: list[tuple[int, int]] = []
-        run = start
-        for seq in range(start, stop):
-            if seq in self.waiting:
-                if run < seq:
-                    runs.append((run, seq))
-                run = seq + 1
-        if run < stop:
-            runs.append((run, stop))
-        return runs
-
     def _hold(self, rows: list[DecodedRow]) -> None:
+        """Rows no digest has vouched for yet (those already vouched for elsewhere are dropped)."""
+        settled = self.settled
         for row in rows:
-            self.waiting[row[0]] = row
+            if row[0] not in settled:
+                self.waiting[row[0]] = row
+            else:
+                self.accepted -= 1
+
+    def _settle(self, check: _Check, crcs: dict[int, int]) -> None:
+        """A check vouched for its seqs: none is asked again, and a window in flight that asks for
+        one of them will not commit it twice (its CRC stays at hand for that window's own check)."""
+        covered = set(crcs)
+        plan = self.plan
+        assert plan is not None
+        if any(start < check.ranges[-1][1] and check.ranges[0][0] < stop for start, stop, _ in plan.retries):
+            plan.retries = deque(
+                (first, last, attempt) for start, stop, attempt in plan.retries
+                for first, last in _runs_without(start, stop, covered)
+            )
+        for window in self.outstanding.values():
+            if window.lo < check.ranges[-1][1] and check.ranges[0][0] < window.hi:
+                for seq, crc in crcs.items():
+                    if window.lo <= seq < window.hi and window.asks(seq):
+                        self.settled.add(seq)
+                        self.vouched[seq] = crc
 
     def _verified(self, rows: list[DecodedRow]) -> None:
         """Rows a digest vouched for: to the batch, and their CRCs kept for the checks waiting."""
-        waiting, checks = self.waiting, self.checks
+        waiting, checks, settled = self.waiting, self.checks, self.settled
+        if settled:
+            kept = [row for row in rows if row[0] not in settled]
+            self.accepted -= len(rows) - len(kept)
+            rows = kept
         for row in rows:
             waiting.pop(row[0], None)
         if checks:
@@ -628,40 +655,53 @@ class PullCore:
                     continue
                 self.checks.remove(check)
                 progress = True
-                digest = crc32c(b"".join(crc.to_bytes(4, "little") for crc in crcs))
+                digest = crc32c(b"".join(crc.to_bytes(4, "little") for crc in crcs.values()))
                 if (check.sent, check.digest) == (len(crcs), digest):
                     self.health.came_through()
                     self._verified([self.waiting[seq] for seq in check.seqs() if seq in self.waiting])
+                    self._settle(check, crcs)
                 elif len(crcs) < check.size():
                     # some were evicted meanwhile: nothing can vouch for the rest but a new RANGE_END
-                    actions += self._retry(_spans(check.ranges, check.attempts), UNVOUCHED)
+                    actions += self._retry(self._unvouched(check.ranges, check.attempts), UNVOUCHED)
                 else:
                     actions += self._disagreed(check.ranges, check.attempts)
-        if not self.checks:
+        if not self.checks and not self.settled:
             self.vouched.clear()
         return actions
 
-    def _crcs(self, check: _Check) -> list[int] | None:
-        """The CRCs of every seq *check* asked for, in order (those evicted since left out); None
-        while one is still to come."""
-        crcs: list[int] = []
+    def _crcs(self, check: _Check) -> dict[int, int] | None:
+        """The CRC of every seq *check* asked for, by seq in order (those evicted since left out);
+        None while one is still to come."""
+        crcs: dict[int, int] = {}
         for seq in check.seqs():
             row = self.waiting.get(seq)
             if row is not None:
-                crcs.append(int.from_bytes(crc_fields([row]), "little"))
+                crcs[seq] = int.from_bytes(crc_fields([row]), "little")
             elif seq in self.vouched:
-                crcs.append(self.vouched[seq])
+                crcs[seq] = self.vouched[seq]
             elif seq >= self.first_available:
                 return None
         return crcs
 
 
     def _disagreed(self, ranges: list[tuple[int, int]], attempts: list[int]) -> list[Action]:
-        """A count and digest that contradict what arrived: drop it all and ask again."""
+        """A count and digest that contradict what arrived: drop what no other digest vouched for
+        and ask for it again."""
         for start, stop in ranges:
             for seq in range(start, stop):
                 self.waiting.pop(seq, None)
-        return self._retry(_spans(ranges, attempts), DISAGREED)
+        return self._retry(self._unvouched(ranges, attempts), DISAGREED)
+
+    def _unvouched(self, ranges: list[tuple[int, int]], attempts: list[int]) -> list[tuple[int, int, int]]:
+        """``(start, stop, attempt)`` runs of a check's *ranges* that no digest has vouched for and
+        that no window asks for already (in flight, or queued as a retry)."""
+        assert self.plan is not None
+        asked = {seq for start, stop, _ in self.plan.retries for seq in range(start, stop)}
+        for window in self.outstanding.values():
+            asked.update(seq for start, stop in window.ranges for seq in range(start, stop))
+        asked.update(self.vouched)
+        return [(first, last, attempt) for start, stop, attempt in _spans(ranges, attempts)
+                for first, last in _runs_without(start, stop, asked)]
 
     def _retry(self, spans: list[tuple[int, int, int]], why: str) -> list[Action]:
         """Sort *spans* into evicted (below ``first_available``) and asked again one attempt higher
@@ -702,3 +742,19 @@ class PullCore:
 
 def _spans(ranges: list[tuple[int, int]], attempts: list[int]) -> list[tuple[int, int, int]]:
     return [(start, stop, attempt) for (start, stop), attempt in zip(ranges, attempts, strict=True)]
+
+
+def _runs_without(start: int, stop: int, taken: Collection[int]) -> list[tuple[int, int]]:
+    """The runs of ``start .. stop - 1`` whose seqs are not keys of *taken*."""
+    if not taken:
+        return [(start, stop)]
+    runs: list[tuple[int, int]] = []
+    run = start
+    for seq in range(start, stop):
+        if seq in taken:
+            if run < seq:
+                runs.append((run, seq))
+            run = seq + 1
+    if run < stop:
+        runs.append((run, stop))
+    return runs
