@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.figures import Figure, machine, save, table  # noqa: E402
 
-SUITES = ["decode", "unpaced", "memory", "emulator", "latency", "link", "fleet"]
+SUITES = ["decode", "unpaced", "memory", "emulator", "latency", "link", "noisy", "fleet"]
 
 
 def main() -> int:

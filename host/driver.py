@@ -9,7 +9,9 @@ proves longer, the RTO of the :class:`~host.rtt.RoundTrip` that every answer
 to an exchange times (a cellular or satellite modem); sooner when its answer visibly came
 damaged (a frame failed verification and then the line went quiet: waiting on
 brings nothing), and for up to ``noisy_tries x timeout`` once this connection
-has delivered good frames and damaged ones (noisy, not foreign).  Then it gives up:
+has delivered good frames and damaged ones (noisy, not foreign).  Those
+judgements (quiet, noisy) are the :class:`~host.line_health.LineHealth`'s it is
+given, which every read keeps informed.  Then it gives up:
 
 - the device answered ERROR                       -> DeviceError naming the code;
 - it speaks another protocol version or schema    -> DeviceError saying what differs;

@@ -12,8 +12,9 @@ the link's :class:`~host.rtt.RoundTrip`, and answers:
   recent frames (it falls again when a burst of noise is over) and from idle
   timeouts (each raises it by one until a window comes through whole);
 - ``idle_timeout``: silence after which a stream's requests are presumed lost,
-  fitted to the round trip, and short once the line has proved noisy (there
-  timeouts are frequent and a false one costs little);
+  fitted to the round trip; on a noisy line, where timeouts are frequent, its
+  floor halves with each timeout that proves right (no answer came after it)
+  down to the quiet interval, and doubles back with each that proves false;
 - the limits that tell a dead line from a noisy one (stalls, fruitless retries)
   and the requests kept outstanding.
 
@@ -93,6 +94,9 @@ class LineHealth:
         self._seen = (0, 0, 0)
         self._good = self._damaged = self._bytes = 0.0
         self._timeout_level = 0
+        self.idle_floor = IDLE_FLOOR_S
+        """The least idle timeout on a noisy line: halved by each timeout that proves right, doubled
+        (up to IDLE_FLOOR_S) by each that proves false; never below QUIET_S."""
 
     # --- events ----------------------------------------------------------------
 
@@ -116,6 +120,14 @@ class LineHealth:
     def timed_out(self) -> None:
         """An idle timeout: what was asked did not come through, so ask for smaller frames."""
         self._timeout_level = min(self.level + 1, self.max_level)
+
+    def timeout_proved(self, *, false: bool) -> None:
+        """Whether the last idle timeout was false (answers to the requests it gave up on came after
+        it: the device had only paused) or right (they never came)."""
+        if false:
+            self.idle_floor = min(IDLE_FLOOR_S, self.idle_floor * 2)
+        else:
+            self.idle_floor = max(QUIET_S, self.idle_floor / 2)
 
     def came_through(self) -> None:
         """A window came through whole (its RANGE_END and every record): one timeout forgiven."""
@@ -155,9 +167,10 @@ class LineHealth:
 
     def idle_timeout(self, baud: int, payload: int = 0) -> float:
         """Silence after which a stream's requests are presumed lost: the round trip's RTO, at least
-        IDLE_FLOOR_S (QUIET_S once the line has proved noisy), plus IDLE_FRAMES frames of
-        *payload* record bytes (0: full frames) at *baud*."""
-        floor = QUIET_S if self.noisy else IDLE_FLOOR_S
+        IDLE_FLOOR_S (once the line has proved noisy, ``idle_floor``: there timeouts are frequent
+        and their waits add up), plus IDLE_FRAMES frames of *payload* record bytes (0: full
+        frames) at *baud*."""
+        floor = self.idle_floor if self.noisy else IDLE_FLOOR_S
         return max(floor, self.rtt.rto) + IDLE_FRAMES * frame_bytes(payload) * 10 / max(baud, 1)
 
     def exchange_tries(self, tries: int, noisy_tries: int) -> int:

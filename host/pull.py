@@ -221,6 +221,8 @@ class _Puller:
         self.total = 0
         self.last_progress = self.started
         self.last_report: PullProgress | None = None
+        self.last_timeout: tuple[ClientSession, int] | None = None
+        """The session of the last idle timeout and its ``unexpected`` count then, until judged."""
 
     # --- sessions --------------------------------------------------------------
 
@@ -356,8 +358,10 @@ class _Puller:
             left = min(heard_bytes + idle, heard_answer + idle * GARBLED_IDLE) - clock()
             if left <= 0:
                 garbled = clock() - heard_bytes < idle
+                self.judge_timeout(session, answered=False)
                 for action in core.timed_out(garbled, _counts(session)):
                     self.carry_out(client, action)
+                self.last_timeout = (session, session.unexpected)
                 return False
             before = session.bytes_received
             responses = client.receive(min(left, health.quiet(client.answer_timeout)))
@@ -369,6 +373,7 @@ class _Puller:
             if not responses:
                 continue
             heard_answer = heard_bytes
+            self.judge_timeout(session, answered=True)
             for action in core.received(responses):
                 self.carry_out(client, action)
             self.report(client)
@@ -376,6 +381,17 @@ class _Puller:
                 for action in [*core.end_all(), Abort()]:
                     self.carry_out(client, action)
                 heard_bytes = heard_answer = clock()
+
+    def judge_timeout(self, session: ClientSession, *, answered: bool) -> None:
+        """Once the requests sent after an idle timeout are answered (or time out too): the timeout
+        was false if answers to the requests it gave up on came meanwhile (frames to no pending
+        request), right otherwise."""
+        if self.last_timeout is None:
+            return
+        timed_out_session, unexpected = self.last_timeout
+        self.last_timeout = None
+        if timed_out_session is session:
+            self.health.timeout_proved(false=answered and session.unexpected > unexpected)
 
     def carry_out(self, client: Client, action: object) -> None:
         """Do what the core asked."""

@@ -32,7 +32,7 @@ what it asks::
   way out (:meth:`leave`), when rows waiting are kept on the strength of their
   CRCs, as the windows in flight are.
 - *Retry*: missing seqs below ``first_available`` are evicted, the rest asked
-  again one attempt higher: smaller windows (``window``, ``/8``, ``/64`` ...
+  again one attempt higher: smaller windows (``window``, ``/4``, ``/32`` ...
   down to MIN_RETRY_WINDOW), smaller frames and READ_SETs (the attempt or the
   line's level, if higher).  The pull fails when a check disagrees at
   ``max_attempts``, when MAX_UNVOUCHED windows in a row end without a
@@ -319,15 +319,19 @@ class Plan:
     def next_window(self, level: int) -> Window | None:
         if self.retries:
             attempt = self.retries[0][2]
-            return self._take(self.retries, self._retry_cap(attempt), max(level, attempt))
+            return self._take(self.retries, self._cap(max(level, attempt)), max(level, attempt))
         if not self.fresh:
             return None
-        cap = self._retry_cap(level) if level else self.window
-        return self._take(self.fresh, cap, level)
+        return self._take(self.fresh, self._cap(level), level)
 
-    def _retry_cap(self, attempt: int) -> int:
-        shift = 3 * (min(attempt, MAX_ATTEMPTS) - 1)
-        return max(min(MIN_RETRY_WINDOW, self.window), self.window >> max(shift, 0))
+    def _cap(self, level: int) -> int:
+        """Records a window asks for at *level*: ``window``, then a quarter of it, then /8 at each
+        level more, at least MIN_RETRY_WINDOW: a window whose RANGE_END is lost is asked again
+        whole, so on a line that damages frames that must not cost much."""
+        if level <= 0:
+            return self.window
+        shift = 2 + 3 * (min(level, MAX_ATTEMPTS) - 1)
+        return max(min(MIN_RETRY_WINDOW, self.window), self.window >> shift)
 
     @staticmethod
     def _take(queue: deque[tuple[int, int, int]], cap: int, level: int) -> Window:
@@ -469,16 +473,18 @@ class PullCore:
                 del outstanding[response.request_seq]
                 if response.code != ErrorCode.BUSY:
                     raise refused(window.request(), response)
-                actions += self._finish(window, None)
+                # the device still runs streams this side gave up on: end them all, ask again
+                actions += [*self._finish(window, None), *self.end_all(), Abort()]
+                break
         return actions
 
     def frames_too_long(self, line: LineCounts) -> bool:
-        """Whether the window now streaming has frames four times longer or more than the line
-        calls for: then the driver ends every window (:meth:`end_all`) and ABORTs."""
+        """Whether the window now streaming has frames four times longer or more than the line's
+        damage calls for: then the driver ends every window (:meth:`end_all`) and ABORTs."""
         if not self.outstanding or line.frames + line.damaged < EARLY_SAMPLE:
             return False
         streaming = next(iter(self.outstanding.values())).max_payload or MAX_PAYLOAD
-        return (payload_for(self.health.level) or MAX_PAYLOAD) * 4 <= streaming
+        return (payload_for(self.health.noise_level) or MAX_PAYLOAD) * 4 <= streaming
 
     def largest_frame(self) -> int:
         """``max_payload`` of the largest frames the windows in flight may bring (0: full)."""

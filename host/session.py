@@ -24,7 +24,8 @@ responses to nothing pending, such as the tail of a stream a previous host
 left running (``unexpected``); of those, requests, which only our own echo brings, are also
 counted as ``echoes``.
 
-It does no I/O, reads no clock and never blocks.  Nothing the device sends
+:func:`refused` builds the error for an ERROR answer, for the drivers (and the
+pull's core) to raise.  It does no I/O, reads no clock and never blocks.  Nothing the device sends
 makes it grow: the frame decoder holds at most one frame, and the pending
 table holds only requests this side sent.
 """
