@@ -140,20 +140,31 @@ class LineHealth:
         """The retry level the damage of the recent frames calls for.
 
         A frame of n bytes comes through whole with about e^(-p n) on a line that damages a byte
-        with probability p; p is estimated from the share of recent frames that came damaged and
-        their mean length (one good frame more is assumed, so that a single hit is not taken for a
+        with probability p (``per_byte``: from the share of recent frames that came damaged and
+        their mean length, one good frame more assumed, so that a single hit is not taken for a
         dead line).  The payload that carries the most record bytes through such a line is about
         sqrt(overhead / p): the level is the first whose ``max_payload`` is no more than that
         (within a factor of sqrt 2).  A line that damaged nothing lately keeps full frames."""
-        if self._damaged < 0.5:
+        per_byte = self.per_byte
+        if not per_byte:
             return 0
-        frames = self._damaged + self._good + 1
-        per_byte = -log(1 - self._damaged / frames) * frames / max(self._bytes, 1.0)
         best = sqrt(RECORDS_FRAME_BYTES / per_byte) * sqrt(2)
         level = 0
         while level < self.max_level and (payload_for(level) or MAX_PAYLOAD) > best:
             level += 1
         return level
+
+    @property
+    def per_byte(self) -> float:
+        """The chance the line damages a byte, judged by the recent frames (0: none damaged)."""
+        if self._damaged < 0.5:
+            return 0.0
+        frames = self._damaged + self._good + 1
+        return -log(1 - self._damaged / frames) * frames / max(self._bytes, 1.0)
+
+    def survival(self, payload: int) -> float:
+        """The share of RECORDS frames of *payload* record bytes (0: full) that come through whole."""
+        return exp(-self.per_byte * frame_bytes(payload))
 
     @property
     def level(self) -> int:

@@ -79,6 +79,8 @@ MIN_SET_RANGES = 4
 COMMIT_EVERY = 2048
 EARLY_SAMPLE = 16
 """Frames to judge the line by before ending windows whose frames it cannot carry."""
+FRAMES_TOO_LONG_SURVIVAL = 0.5
+"""A window is ended early only if its frames come through less often than this."""
 SPAN_WINDOWS = 64
 """The plan reads the archive's gaps this many windows at a time."""
 SET_COUNT_MAX = 0xFFFF
@@ -480,11 +482,14 @@ class PullCore:
 
     def frames_too_long(self, line: LineCounts) -> bool:
         """Whether the window now streaming has frames four times longer or more than the line's
-        damage calls for: then the driver ends every window (:meth:`end_all`) and ABORTs."""
+        damage calls for, and that it lets through less than half the time: then the driver ends
+        every window (:meth:`end_all`) and ABORTs (their records are asked again whole, so a window
+        whose frames mostly come through is left to run)."""
         if not self.outstanding or line.frames + line.damaged < EARLY_SAMPLE:
             return False
         streaming = next(iter(self.outstanding.values())).max_payload or MAX_PAYLOAD
-        return (payload_for(self.health.noise_level) or MAX_PAYLOAD) * 4 <= streaming
+        too_long = (payload_for(self.health.noise_level) or MAX_PAYLOAD) * 4 <= streaming
+        return too_long and self.health.survival(streaming) < FRAMES_TOO_LONG_SURVIVAL
 
     def largest_frame(self) -> int:
         """``max_payload`` of the largest frames the windows in flight may bring (0: full)."""
