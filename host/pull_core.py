@@ -57,7 +57,7 @@ from protocol.messages import ErrorResponse, RangeEnd, ReadRange, ReadSet, Recor
 from protocol.records import DecodedRow, crc_fields, decode_rows
 
 from .errors import DeviceError, PullFailed
-from .line_health import MAX_ANSWERED_STALLS, LineHealth, frame_bytes, payload_for
+from .line_health import MAX_ANSWERED_STALLS, LineHealth, payload_for
 from .session import Response, refused
 
 DEFAULT_WINDOW = 2048
@@ -495,9 +495,6 @@ class PullCore:
         """``max_payload`` of the largest frames the windows in flight may bring (0: full)."""
         payloads = [window.max_payload for window in self.outstanding.values()]
         return 0 if not payloads or 0 in payloads else max(payloads)
-
-    def frame_bytes(self) -> int:
-        return frame_bytes(self.largest_frame())
 
     def end_all(self) -> list[Action]:
         """End every window in flight as if its RANGE_END was lost; its answers still to come

@@ -15,7 +15,7 @@ import math
 
 import pytest
 
-from bench import decode, emulator, fleet, latency, link, memory, unpaced
+from bench import decode, emulator, fleet, latency, link, memory, noisy, unpaced
 from bench.figures import Figure
 
 pytestmark = pytest.mark.slow
@@ -31,6 +31,9 @@ def toy_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(latency, "ROUND_TRIPS", 50)
     monkeypatch.setattr(link, "RECORDS", 400)
     monkeypatch.setattr(link, "RUNS", ((921_600, None, 1), (921_600, link.BER, 1)))
+    monkeypatch.setattr(noisy, "RECORDS", 300)
+    monkeypatch.setattr(noisy, "NOISY_PULLS", 2)
+    monkeypatch.setattr(noisy, "CLEAN_PULLS", 1)
     monkeypatch.setenv("TURBOLOG_FLEET_UNITS", "4")
 
 
@@ -51,9 +54,10 @@ def well_formed(figures: list[Figure], count: int) -> None:
         (lambda: emulator.run(repeats=1), 2),
         (latency.run, 2),
         (link.run, 2),
+        (noisy.run, 4),
         (fleet.run, 6),
     ],
-    ids=["decode", "unpaced", "memory", "emulator", "latency", "link", "fleet"],
+    ids=["decode", "unpaced", "memory", "emulator", "latency", "link", "noisy", "fleet"],
 )
 def test_a_bench_suite_runs_end_to_end(suite: object, figures: int) -> None:
     well_formed(suite(), figures)  # type: ignore[operator]
