@@ -22,8 +22,8 @@ max 164 s; ``make bench`` holds the line time beside a perfect reader's):
   trying while the connection delivers good frames beside damaged ones (host.driver);
 - the session start sends ABORT and IDENTIFY together, two chances per try of a frame that gets
   through, so that a noisy line is not taken for a device speaking something else;
-- the frame size (max_payload) follows the damage the line has shown from the session start on,
-  and windows whose frames prove four times too long are ended early; READ_SET requests stay as
+- the frame size (max_payload) follows the damage of the line's recent frames, and windows whose
+  frames prove four times too long (and mostly lost) are ended early; READ_SET requests stay as
   short as the frames asked for, four requests stay outstanding, and an idle timeout re-requests
   without a new session start (host.pull_core, host.line_health);
 - the idle timeout fits the round trip and the frames asked for, and ABORT goes ahead of the next
