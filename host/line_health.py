@@ -29,6 +29,7 @@ from math import exp, log, sqrt
 
 from protocol.formats import MAX_PAYLOAD
 from protocol.framing import MAX_STUFFED, MIN_FRAME
+from protocol.messages import RECORDS_PREFIX
 
 from .rtt import RoundTrip
 from .session import ClientSession
@@ -45,7 +46,7 @@ IDLE_FRAMES = 4
 """Frames of the size streaming that an idle timeout allows beyond the round trip."""
 MEMORY_FRAMES = 256
 """Frames over which the line's damage is judged: older ones count less, by e^(-age/256)."""
-RECORDS_FRAME_BYTES = int(MIN_FRAME) + 2 + 3
+RECORDS_FRAME_BYTES = int(MIN_FRAME) + RECORDS_PREFIX + 3
 """What a RECORDS frame adds to its records on the line: header, CRC, request_seq, stuffing and
 delimiters."""
 MAX_STUFFED_BYTES = int(MAX_STUFFED)

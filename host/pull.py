@@ -51,7 +51,7 @@ from dataclasses import asdict, dataclass, replace
 from protocol.framing import MAX_STUFFED
 from protocol.messages import Abort as AbortRequest
 from protocol.messages import IdentifyResponse
-from protocol.records import DecodedRow
+from protocol.records import DecodedRow, record_crc
 
 from .archive import Archive
 from .driver import DEFAULT_TIMEOUT, Client
@@ -270,7 +270,7 @@ class _Puller:
 
         def read_crc(seq: int) -> int | None:
             raw = client.read_record(seq)
-            return None if raw is None else int.from_bytes(raw[-4:], "little")
+            return None if raw is None else record_crc(raw)
 
         problem = log_mismatch(archive, row, log, read_crc)
         if problem is None:

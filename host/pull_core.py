@@ -50,10 +50,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from operator import itemgetter
 
-from protocol.crc import crc32c
 from protocol.enums import ErrorCode
 from protocol.formats import MAX_PAYLOAD, MAX_SET_RANGES
-from protocol.messages import ErrorResponse, RangeEnd, ReadRange, ReadSet, Records
+from protocol.messages import ErrorResponse, RangeDigest, RangeEnd, ReadRange, ReadSet, Records
 from protocol.records import DecodedRow, crc_fields, decode_rows
 
 from .errors import DeviceError, PullFailed
@@ -192,7 +191,7 @@ class Window:
         self.last = -1
         self.received: list[int] = []
         self.rows: list[DecodedRow] = []
-        self.digest = 0
+        self.digest = RangeDigest()
 
     @property
     def size(self) -> int:
@@ -223,7 +222,7 @@ class Window:
         self.last = seqs[-1]
         self.received += seqs
         self.rows += taken
-        self.digest = crc32c(crc_fields(taken), self.digest)
+        self.digest.update_rows(taken)
         return taken
 
     def _pick(self, good: list[DecodedRow]) -> tuple[list[DecodedRow], list[int]]:
@@ -585,7 +584,7 @@ class PullCore:
                      for first, last in _runs_without(start, stop, settled)]
             actions += self._retry(spans, UNVOUCHED)
         elif len(window.received) == window.size:
-            if (end.sent, end.digest) == (len(window.received), window.digest):
+            if (end.sent, end.digest) == (window.digest.count, window.digest.value):
                 self.health.came_through()
                 self._verified(window.rows)
                 actions += self._resolve()
@@ -663,8 +662,9 @@ class PullCore:
                     continue
                 self.checks.remove(check)
                 progress = True
-                digest = crc32c(b"".join(crc.to_bytes(4, "little") for crc in crcs.values()))
-                if (check.sent, check.digest) == (len(crcs), digest):
+                digest = RangeDigest()
+                digest.update_crcs(crcs.values())
+                if (check.sent, check.digest) == (digest.count, digest.value):
                     self.health.came_through()
                     self._verified([self.waiting[seq] for seq in check.seqs() if seq in self.waiting])
                     self._settle(check, crcs)

@@ -35,8 +35,7 @@ from host.pull_core import (
 from host.session import Response
 from protocol.crc import crc32c
 from protocol.enums import ErrorCode
-from protocol.formats import MAX_PAYLOAD
-from protocol.messages import ErrorResponse, RangeEnd, ReadRange, ReadSet, Records
+from protocol.messages import RECORDS_ROOM, ErrorResponse, RangeEnd, ReadRange, ReadSet, Records
 from protocol.records import SampleRecord, encode_record
 from tests.host.loopback import SNAPSHOT, make_records
 
@@ -90,7 +89,7 @@ class Device:
         ranges = [(request.start_seq, request.count)] if isinstance(request, ReadRange) else request.ranges
         spans = list(ranges)
         seqs = sorted({s for start, count in spans for s in range(start, start + count) if s < LOG})
-        payload = request.max_payload if 0 < request.max_payload < MAX_PAYLOAD else MAX_PAYLOAD
+        payload = request.max_payload if 0 < request.max_payload < RECORDS_ROOM else RECORDS_ROOM
         sent: list[bytes] = []
         frame = b""
         for s in seqs:
