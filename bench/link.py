@@ -46,8 +46,8 @@ def framing_ceiling() -> float:
     return len(records) / len(encode_message(Records(0xFFFF, records), 0xFFFF))
 
 
-def utilisation(baud: int, impair: str | None) -> tuple[float, int, float]:
-    """One pull: utilisation, records archived, elapsed seconds."""
+def utilisation(baud: int, impair: str | None) -> tuple[float, int, float, int]:
+    """One pull: utilisation, records archived, elapsed seconds, idle timeouts."""
     path = scratch_db()
     try:
         with serve(image(RECORDS), baud=baud, impair=impair) as device, Archive.open(path) as archive:
@@ -60,7 +60,7 @@ def utilisation(baud: int, impair: str | None) -> tuple[float, int, float]:
         remove_db(path)
     if count < RECORDS or result.added != count:
         raise AssertionError(f"the pull at {baud} baud archived {count:,} records, not {RECORDS:,}")
-    return useful / (baud / 10 * elapsed), count, elapsed
+    return useful / (baud / 10 * elapsed), count, elapsed, result.timeouts
 
 
 def run() -> list[Figure]:
@@ -68,8 +68,9 @@ def run() -> list[Figure]:
     figures = []
     for baud, impair, repeats in RUNS:
         runs = [utilisation(baud, impair) for _ in range(repeats)]
-        value = statistics.median(ratio for ratio, _, _ in runs)
-        elapsed = statistics.median(seconds for _, _, seconds in runs)
+        value = statistics.median(ratio for ratio, _, _, _ in runs)
+        elapsed = statistics.median(seconds for _, _, seconds, _ in runs)
+        timeouts = sum(timeouts for _, _, _, timeouts in runs)
         line = "clean line" if impair is None else impair.replace("ber=", "bit-error rate ")
         how = "1 pull (about 2 min each)" if repeats == 1 else f"median of {repeats} pulls"
         figures.append(Figure(
@@ -78,7 +79,7 @@ def run() -> list[Figure]:
             "x line rate",
             CLEAN_TARGET if impair is None else NOISY_TARGET,
             reference=f"protocol ceiling {ceiling:.3f} (full RECORDS frames); {runs[0][1]:,} records "
-                      f"in {elapsed:.1f} s; {how}",
+                      f"in {elapsed:.1f} s; {how}; {timeouts} idle timeouts in all",
             limit=ceiling,
         ))
     return figures

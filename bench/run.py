@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.figures import Figure, machine, save, table  # noqa: E402
 
-SUITES = ["startup", "decode", "unpaced", "memory", "emulator", "latency", "link", "fleet", "serve_fleet",
-          "poll"]
+SUITES = ["startup", "decode", "unpaced", "memory", "emulator", "latency", "link", "noisy", "fleet",
+          "serve_fleet", "poll"]
 
 
 def main() -> int:

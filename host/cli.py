@@ -766,7 +766,8 @@ def cmd_pull(args: argparse.Namespace, out: Output) -> int:
              f"{result.evicted:,} evicted, {result.already_held:,} already held")
     out.text(f"  evicted        {result.evicted:,} (overwritten on the unit before they were read)")
     out.text(
-        f"  retries        {result.retries:,}   rejected {result.rejected:,}   reconnects {result.reconnects}"
+        f"  retries        {result.retry_windows:,} windows, {result.timeouts:,} timeouts   "
+        f"rejected {result.rejected:,}   reconnects {result.reconnects}"
     )
     out.text(
         f"  transferred    {human_bytes(result.bytes)} in {duration(result.elapsed_s)}"

@@ -9,7 +9,9 @@ proves longer, the RTO of the :class:`~host.rtt.RoundTrip` that every answer
 to an exchange times (a cellular or satellite modem); sooner when its answer visibly came
 damaged (a frame failed verification and then the line went quiet: waiting on
 brings nothing), and for up to ``noisy_tries x timeout`` once this connection
-has delivered good frames and damaged ones (noisy, not foreign).  Then it gives up:
+has delivered good frames and damaged ones (noisy, not foreign).  Those
+judgements (quiet, noisy) are the :class:`~host.line_health.LineHealth`'s it is
+given, which every read keeps informed.  Then it gives up:
 
 - the device answered ERROR                       -> DeviceError naming the code;
 - it speaks another protocol version or schema    -> DeviceError saying what differs;
@@ -32,7 +34,6 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from protocol.enums import ErrorCode, name_of
 from protocol.errors import UnsupportedVersion
 from protocol.formats import PROTOCOL_VERSION
 from protocol.messages import (
@@ -58,17 +59,15 @@ from protocol.messages import (
 )
 from protocol.records import scan_records
 
-from .errors import DeviceError, DeviceRefused, HostError, LinkTimeout
+from .errors import DeviceError, HostError, LinkTimeout
+from .line_health import LineHealth
 from .rtt import RoundTrip
-from .session import ClientSession, Request, Response
+from .session import ClientSession, Request, Response, refused
 from .transport import Transport
 
 DEFAULT_TIMEOUT = 2.0
 """Seconds to wait for an answer at the least: one full frame at 9,600 baud, plus margin."""
 DEFAULT_TRIES = 3
-QUIET_S = 0.1
-"""After a damaged frame, this long without a byte means the answer was hit: ask again at once
-(longer on a link whose round trip varies more; at most a quarter of the timeout)."""
 READ_SIZE = 4096
 
 R = TypeVar("R")
@@ -87,14 +86,16 @@ class Client:
         clock: Callable[[], float] = time.monotonic,
         read_size: int = READ_SIZE,
         rtt: RoundTrip | None = None,
+        health: LineHealth | None = None,
     ) -> None:
         self.transport = transport
         self.session = ClientSession()
         self.timeout = timeout
         """Seconds to wait for an answer at the least, and before the round trip is measured."""
-        self.rtt = rtt if rtt is not None else RoundTrip()
-        """The link's round trip, timed by every answer to an exchange (pass one to keep it
-        across connections)."""
+        self.health = health if health is not None else LineHealth(rtt)
+        """How bad the line is (pass one to keep it across connections)."""
+        self.rtt = self.health.rtt
+        """The link's round trip, timed by every answer to an exchange."""
         self.tries = tries
         self.noisy_tries = max(tries, noisy_tries or tries)
         """Timeouts' worth of time an exchange gets while damaged frames keep arriving beside good
@@ -110,9 +111,8 @@ class Client:
 
     @property
     def quiet(self) -> float:
-        """Silence after a damaged frame that means its answer was hit: QUIET_S, or the round trip's
-        variation if larger, at most a quarter of the answer timeout."""
-        return min(max(QUIET_S, self.rtt.rttvar), self.answer_timeout / 4)
+        """Silence after a damaged frame that means its answer was hit (:meth:`LineHealth.quiet`)."""
+        return self.health.quiet(self.answer_timeout)
 
     # --- streaming primitives ------------------------------------------------
 
@@ -124,7 +124,9 @@ class Client:
 
     def receive(self, timeout: float) -> list[Response]:
         """One read of at most *timeout* seconds; the answers to pending requests in it."""
-        return self.session.receive_data(self.transport.read(self._read_size, timeout))
+        responses = self.session.receive_data(self.transport.read(self._read_size, timeout))
+        self.health.observe(self.session)
+        return responses
 
     # --- exchanges -----------------------------------------------------------
 
@@ -192,7 +194,7 @@ class Client:
         at all; use with no stream pending."""
         request = ReadRange(seq, 1)
         timeout = self.answer_timeout
-        tries = self.noisy_tries if self.session.damaged_frames else self.tries
+        tries = self.health.exchange_tries(self.tries, self.noisy_tries)
         for _ in range(tries):
             rseq = self.send(request)
             found: bytes | None = None
@@ -258,8 +260,9 @@ class Client:
                     if damaged and session.bytes_received == heard:
                         hit += 1
                         break  # its answer came damaged and nothing more is coming: ask again now
-                if repeatable and session.damaged_frames:
-                    deadline = max(deadline, started + self.noisy_tries * timeout)  # noisy, not foreign
+                if repeatable:
+                    tries_now = self.health.exchange_tries(self.tries, self.noisy_tries)
+                    deadline = max(deadline, started + tries_now * timeout)  # noisy, not foreign
                 if count == tries or clock() >= deadline:
                     raise self._silence(request, count, hit, clock() - started, timeout)
         finally:
@@ -272,7 +275,7 @@ class Client:
         sending only on a line that has damaged no frame: on a damaged line a request whose last
         delimiter was lost waits for the next try to complete it, so there it counts from the
         latest try (a lower bound)."""
-        since = asked if not self.session.damaged_frames else max(asked, latest)
+        since = asked if not self.health.connection_noisy else max(asked, latest)
         self.rtt.sample(self.clock() - since)
 
     def _silence(self, request: Request, tries: int, hit: int, elapsed: float, timeout: float) -> HostError:
@@ -303,11 +306,3 @@ class Client:
             f"no answer to {name} in {waited} ({session.frames_received} frames received, "
             f"{session.frame_errors} rejected): the line may be too noisy"
         )
-
-
-def refused(request: Request, error: ErrorResponse) -> DeviceRefused:
-    """The DeviceError for an ERROR answer: request, code name and the device's detail."""
-    detail = f": {error.detail}" if error.detail else ""
-    return DeviceRefused(
-        f"device refused {request.MSG_TYPE.name} with {name_of(ErrorCode, error.code)}{detail}", error.code
-    )

@@ -24,14 +24,15 @@ responses to nothing pending, such as the tail of a stream a previous host
 left running (``unexpected``); of those, requests, which only our own echo brings, are also
 counted as ``echoes``.
 
-It does no I/O, reads no clock and never blocks.  Nothing the device sends
+:func:`refused` builds the error for an ERROR answer, for the drivers (and the
+pull's core) to raise.  It does no I/O, reads no clock and never blocks.  Nothing the device sends
 makes it grow: the frame decoder holds at most one frame, and the pending
 table holds only requests this side sent.
 """
 
 from __future__ import annotations
 
-from protocol.enums import MsgType
+from protocol.enums import ErrorCode, MsgType, name_of
 from protocol.errors import MalformedMessage, ProtocolError
 from protocol.framing import Frame, FrameDecoder
 from protocol.messages import (
@@ -57,6 +58,8 @@ from protocol.messages import (
     decode_message,
     encode_message,
 )
+
+from .errors import DeviceRefused
 
 Request = Identify | Live | ClockGet | ClockSet | LogClear | ReadRange | ReadSet | Abort | AuthChallenge
 Response = (
@@ -189,3 +192,11 @@ class ClientSession:
         else:
             del self._pending[request_seq]  # type: ignore[arg-type]
         return True
+
+
+def refused(request: Request, error: ErrorResponse) -> DeviceRefused:
+    """The DeviceError for an ERROR answer: request, code name and the device's detail."""
+    detail = f": {error.detail}" if error.detail else ""
+    return DeviceRefused(
+        f"device refused {request.MSG_TYPE.name} with {name_of(ErrorCode, error.code)}{detail}", error.code
+    )

@@ -21,7 +21,7 @@ Pure: no I/O, no clocks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -484,3 +484,10 @@ class RangeDigest:
         if rows:
             self.value = crc32c(crc_fields(rows), self.value)
             self.count += len(rows)
+
+    def update_crcs(self, crcs: Iterable[int]) -> None:
+        """Add records, as their CRC fields (ints): a reader checking a digest from CRCs it kept."""
+        fields = b"".join(crc.to_bytes(CRC_SIZE, "little") for crc in crcs)
+        if fields:
+            self.value = crc32c(fields, self.value)
+            self.count += len(fields) // CRC_SIZE

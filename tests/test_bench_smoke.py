@@ -15,7 +15,7 @@ import math
 
 import pytest
 
-from bench import decode, emulator, fleet, latency, link, memory, poll, serve_fleet, startup, unpaced
+from bench import decode, emulator, fleet, latency, link, memory, noisy, poll, serve_fleet, startup, unpaced
 from bench.figures import Figure
 
 pytestmark = pytest.mark.slow
@@ -32,6 +32,9 @@ def toy_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(link, "RECORDS", 400)
     monkeypatch.setattr(link, "RUNS", ((921_600, None, 1), (921_600, link.BER, 1)))
     monkeypatch.setattr(startup, "RUNS", 1)
+    monkeypatch.setattr(noisy, "RECORDS", 300)
+    monkeypatch.setattr(noisy, "NOISY_PULLS", 2)
+    monkeypatch.setattr(noisy, "CLEAN_PULLS", 1)
     monkeypatch.setenv("TURBOLOG_FLEET_UNITS", "4")
     monkeypatch.setattr(serve_fleet, "UNITS", 12)
     monkeypatch.setattr(serve_fleet, "STREAMING", 4)
@@ -61,12 +64,13 @@ def well_formed(figures: list[Figure], count: int) -> None:
         (lambda: emulator.run(repeats=1), 2),
         (latency.run, 2),
         (link.run, 2),
+        (noisy.run, 4),
         (fleet.run, 9),
         (serve_fleet.run, 5),
         (poll.run, 6),
     ],
-    ids=["startup", "decode", "unpaced", "memory", "emulator", "latency", "link", "fleet", "serve_fleet",
-         "poll"],
+    ids=["startup", "decode", "unpaced", "memory", "emulator", "latency", "link", "noisy", "fleet",
+         "serve_fleet", "poll"],
 )
 def test_a_bench_suite_runs_end_to_end(suite: object, figures: int) -> None:
     well_formed(suite(), figures)  # type: ignore[operator]

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from host.archive import Archive
-from host.driver import DEFAULT_TIMEOUT, QUIET_S, Client
+from host.driver import DEFAULT_TIMEOUT, Client
 from host.errors import LinkTimeout
+from host.line_health import QUIET_S
 from host.pull import idle_timeout, pull
 from protocol.enums import AccessLevel
 from tests.host.loopback import Line, ListUnit, VirtualClock, make_records

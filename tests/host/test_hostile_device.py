@@ -261,6 +261,24 @@ def forged_in_place(frame: Frame) -> list[bytes]:
     return [encode_frame(frame.msg_type, frame.seq, payload)]
 
 
+class ForgedOnceRangeEndLost:
+    """Record 0 forged in place the first time it leads a RECORDS frame, and the RANGE_END of that
+    stream dropped: the forgery's CRCs are good and no digest arrives to contradict it."""
+
+    def __init__(self) -> None:
+        self._forged_for: int | None = None
+
+    def __call__(self, frame: Frame) -> list[bytes]:
+        rseq = int.from_bytes(frame.payload[:2], "little")
+        leads_with_0 = frame.msg_type == MsgType.RECORDS and int.from_bytes(frame.payload[2:6], "little") == 0
+        if self._forged_for is None and leads_with_0:
+            self._forged_for = rseq
+            return forged_in_place(frame)
+        if frame.msg_type == MsgType.RANGE_END and rseq == self._forged_for:
+            return []
+        return untouched(frame)
+
+
 def overclaiming(end: RangeEnd) -> RangeEnd:
     return replace(end, sent=end.sent + 5)
 
@@ -365,6 +383,9 @@ SCENARIOS = [
     ),
     Scenario(
         "a forged record instead of the real one", lambda: Mangled(forged_in_place), fails_with=(PullFailed,)
+    ),
+    Scenario(
+        "a forged record whose RANGE_END is lost", lambda: Mangled(ForgedOnceRangeEndLost()), complete=True
     ),
     Scenario("RANGE_END claims more than sent", rewrite(RangeEnd, overclaiming), fails_with=(PullFailed,)),
     Scenario("RANGE_END claims everything evicted", rewrite(RangeEnd, all_evicted)),

@@ -49,18 +49,13 @@ ONE_FIELD_STRUCT = re.compile(r"^<[BbHhIiQq]$")
 NOT_RECORD_BYTES = {
     ("host/analytics.py", "row[9]"): "the epoch column of a units table row (SQL)",
     ("host/analytics.py", "row[:9]"): "the unit columns of a units table row (SQL)",
+    ("host/analytics.py", "row[:4]"): "the unit columns before record_count, of a units table row (SQL)",
+    ("host/analytics.py", "row[5:9]"): "the unit columns after record_count, of a units table row (SQL)",
+    ("host/poll.py", "digest[:8]"): "the first 8 bytes of a URL's SHA-256 (the shard it falls in)",
     ("host/fleet_report.py", "as_of[:10]"): "the date of an ISO-8601 time",
     ("host/transport.py", "raw[:4]"): "a lock file's binary pid",
 }
 """Subscripts with a record's numbers that are not on record bytes, and what they are."""
-
-PENDING = {
-    "host/pull.py": "the coordinator switches read_crc's raw[-4:] to protocol.records.record_crc",
-    "host/driver.py": "being rewritten by another change (issue 13 section 1)",
-    "host/session.py": "being rewritten by another change (issue 13 section 1)",
-}
-"""Files left out until the rewrite of the pull (issue 13 section 1) lands; to be removed then."""
-
 
 def _constants(node: ast.expr | None) -> list[int]:
     """The int constants of an index or slice bound: ``8``, ``-4``, ``pos + 9``."""
@@ -112,7 +107,7 @@ def record_fields_read_by_hand(root: Path) -> list[str]:
     return [
         f"{path}:{line}: {code}"
         for path, line, code in record_offset_uses(root)
-        if (path, code) not in NOT_RECORD_BYTES and path not in PENDING
+        if (path, code) not in NOT_RECORD_BYTES
     ]
 
 
@@ -126,7 +121,6 @@ def test_no_record_offsets_outside_protocol() -> None:
 def test_every_exception_is_still_needed() -> None:
     """An exception nobody needs any more is removed, so that the list stays honest."""
     assert set(NOT_RECORD_BYTES) <= {(path, code) for path, _, code in record_offset_uses(ROOT)}
-    assert all((ROOT / path).exists() for path in PENDING)
 
 
 @pytest.mark.parametrize(("code", "flagged"), [
