@@ -33,6 +33,8 @@ from pathlib import Path
 import pytest
 
 from firmware_sim.pytest_plugin import Turbosim
+from host.poll import Shard
+from protocol.inventory import format_inventory, parse_inventory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -69,7 +71,7 @@ class Site:
     used: set[str]
 
 
-def substitutions(site: Path, unit_port: str, spare_pty: str) -> dict[str, str]:
+def substitutions(site: Path, unit_port: str, spare_pty: str, shard: int) -> dict[str, str]:
     """What each placeholder of the README stands for here (a whole word of a command line)."""
     return {
         "/dev/ttyUSB0": unit_port,  # the unit's service port: the served C60's pty
@@ -79,6 +81,13 @@ def substitutions(site: Path, unit_port: str, spare_pty: str) -> dict[str, str]:
         "127.0.0.1:7000": f"127.0.0.1:{free_port()}",  # listening ports: ones free now
         "7001": str(free_port()),
         "4000": "4",  # `turbosim fleet --units 4000`: the press release's fleet takes minutes; 4 units
+        "1000": "4",  # `turbosim serve-fleet --units 1000`: a minute of histories to live; 4 units
+        "127.0.0.1:7000-7999": "127.0.0.1:0",  # a range of listening ports: ephemeral ones
+        "fleet.toml": str(site / "fleet.toml"),  # the inventory of the fleet served for the site
+        "fleet.csv": str(site / "fleet.csv"),  # the same, as CSV
+        "2/4": f"{shard}/4",  # a quarter of that fleet that holds some of its units
+        "shard-2-of-4": f"shard-{shard}-of-4",
+        "/shared/fleet/": str(site / "shared-fleet") + "/",
     }
 
 
@@ -92,6 +101,7 @@ code, and what their message says."""
 
 RUN_UNTIL_STOPPED = {
     "turbosim serve": (signal.SIGTERM, 0),  # "0 stopped by SIGINT or SIGTERM once ready"
+    "turbosim serve-fleet": (signal.SIGTERM, 0),  # "exit codes as serve's"
     "turbolog live": (signal.SIGINT, 130),  # "130 interrupted by Ctrl-C (SIGINT)"
 }
 """Examples that run until stopped, by their first two words: the signal that stops them, and the
@@ -114,16 +124,37 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The README's world: a C60 (C60-000001) with 2,000 h of history and a scripted fault 5005,
     served unpaced on a pty; its log pulled into the default archive; its maintenance key in
     maint.key; a C65 image unit.img; three C30 images in fleet/ (serials that are not the served
-    unit's)."""
+    unit's); and eight C30s served by ``turbosim serve-fleet`` on loopback TCP, listed in fleet.toml
+    and fleet.csv (the README polls them into archives of their own: their serials are the
+    images')."""
     path = tmp_path_factory.mktemp("readme")
     env = {**os.environ, "XDG_DATA_HOME": str(path / "xdg"), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
            "COLUMNS": "120"}
     master, slave = os.openpty()
+    served = subprocess.Popen(
+        [str(BIN / "turbosim"), "serve-fleet", "--units", "8", "--mix", "C30:1", "--history", "12h",
+         "--no-pace", "--tcp", "127.0.0.1:0", "--workers", "1", "--inventory", str(path / "fleet.toml")],
+        cwd=path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert served.stdout is not None
+        ready = served.stdout.readline()
+        assert ready.startswith("ready "), f"serve-fleet did not start: {ready!r}"
+        entries = parse_inventory((path / "fleet.toml").read_text(), kind="toml")
+        (path / "fleet.csv").write_text(format_inventory(entries, kind="csv"))
+        shard = next(k for k in range(1, 5) if any(Shard.parse(f"{k}/4").holds(e.url) for e in entries))
+        yield from _site(path, env, master, slave, shard)
+    finally:
+        served.terminate()
+        served.communicate(timeout=TIMEOUT_S)
+
+
+def _site(path: Path, env: dict[str, str], master: int, slave: int, shard: int) -> Iterator[Site]:
     with Turbosim(path / "units") as launcher:
         (path / "units").mkdir(exist_ok=True)
         unit = launcher.start(model="C60", history="2000h", faults=["5005@1200h"], no_pace=True,
                               flash=path / "C60-000001.img")
-        here = Site(path, env, substitutions(path, unit.url, os.ttyname(slave)), set())
+        here = Site(path, env, substitutions(path, unit.url, os.ttyname(slave), shard), set())
         turbosim, turbolog = str(BIN / "turbosim"), str(BIN / "turbolog")
         keys = run(here, [turbosim, "keys", "--flash", "C60-000001.img", "--level", "maintenance"])
         key_file = path / "maint.key"
