@@ -10,12 +10,14 @@ however many processes run it.
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from firmware_sim.cli import main
+from firmware_sim.clock import SimClock
 from firmware_sim.errors import ConfigError
 from firmware_sim.flash import NorFlash
 from firmware_sim.fleet import (
@@ -32,6 +34,7 @@ from firmware_sim.fleet import (
     simulate_unit,
 )
 from firmware_sim.logstore import LogStore
+from firmware_sim.unit import build_unit
 from protocol.enums import EventKind
 from protocol.messages import SCHEMA_FINGERPRINT
 from protocol.records import EventRecord, Record, SampleRecord, UnknownRecord, decode_record
@@ -138,6 +141,22 @@ def test_an_image_has_an_identity_sidecar(unit_image: tuple[Path, UnitPlan, Unit
     assert doc["schema_fingerprint"] == SCHEMA_FINGERPRINT
     assert doc["simulated"]["duty"] == plan.duty
     assert not list(out.glob(".*.part"))
+
+
+def test_serving_an_image_again_keeps_how_it_was_simulated(
+    unit_image: tuple[Path, UnitPlan, UnitResult], tmp_path: Path
+) -> None:
+    """`turbosim serve --flash fleet/X.img` builds the unit without a `simulated` section: the
+    sidecar keeps the one turbosim fleet wrote (its site, duty and commissioning)."""
+    out, plan, _ = unit_image
+    image = tmp_path / f"{plan.serial}.img"
+    shutil.copyfile(out / f"{plan.serial}.img", image)
+    shutil.copyfile(out / f"{plan.serial}.json", tmp_path / f"{plan.serial}.json")
+    before = json.loads((tmp_path / f"{plan.serial}.json").read_text())
+    clock = SimClock(plan.as_of, wall=lambda: 0.0)
+    build_unit(plan.model, plan.serial, seed=1, clock=clock, flash_path=image).close()
+    after = json.loads((tmp_path / f"{plan.serial}.json").read_text())
+    assert after["simulated"] == before["simulated"] and after["simulated"]["duty"] == plan.duty
 
 
 def test_processes_give_the_same_bytes_as_one(tmp_path: Path) -> None:
