@@ -113,8 +113,19 @@ def parse_duration(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"bad duration {text!r}: use e.g. 90s, 15m, 2000h, 30d, 1y"
         ) from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"duration {text!r} is not a number of seconds")
     if value < 0:
         raise argparse.ArgumentTypeError(f"duration {text!r} is negative")
+    return value
+
+
+def parse_sample_interval(text: str) -> float:
+    """A time between samples: a duration of at least a second (the log's timestamps are whole
+    seconds)."""
+    value = parse_duration(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"sample interval {text!r}: at least 1s")
     return value
 
 
@@ -161,7 +172,7 @@ def _unit_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sector-size", type=int, help=f"bytes per sector (default {DEFAULT_SECTOR_SIZE})")
     group.add_argument(
         "--sample-interval",
-        type=parse_duration,
+        type=parse_sample_interval,
         default=900.0,
         metavar="DUR",
         help="time between runtime samples (default 15m)",
@@ -366,7 +377,7 @@ def _serve_fleet_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="when generated units are commissioned (default 2024-01-01)",
     )
     group.add_argument(
-        "--sample-interval", type=parse_duration, default=900.0, metavar="DUR",
+        "--sample-interval", type=parse_sample_interval, default=900.0, metavar="DUR",
         help="time between runtime samples of generated units (default 15m)",
     )
     group.add_argument(
@@ -419,7 +430,7 @@ def _make_unit(args: argparse.Namespace, speed: float) -> tuple[Unit, SimClock]:
         sector_size=args.sector_size,
         sector_count=args.sectors,
         duty=args.profile,
-        sample_interval_s=max(1, int(args.sample_interval)),
+        sample_interval_s=int(args.sample_interval),
         scripted_faults=args.fault,
         mode=GridMode.STAND_ALONE if args.mode == "standalone" else GridMode.GRID_CONNECT,
         baud=args.baud,
@@ -469,7 +480,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with unit:
         try:
             _live_history(unit, args.age_until, clock)
-            unit.max_tick_s = SERVE_TICK_SAMPLES * max(1, int(args.sample_interval))
+            unit.max_tick_s = SERVE_TICK_SAMPLES * int(args.sample_interval)
             if link.exposed:
                 print(
                     f"warning: {link.url} is reachable from other machines: anyone who reaches it can "
@@ -532,7 +543,7 @@ def cmd_serve_fleet(args: argparse.Namespace) -> int:
     if args.inventory and not Path(args.inventory).resolve().parent.is_dir():
         raise ConfigError(f"--inventory {args.inventory}: its directory does not exist")
     dial = None if args.dial is None else DialFaults.parse(args.dial)
-    interval = max(1, int(args.sample_interval))
+    interval = int(args.sample_interval)
     images = flash_images(args.images) if args.images else []
     kind = "rfc2217" if args.rfc2217 else "tcp"
     allow_descriptors(len(images) or args.units, images=bool(images))
@@ -676,7 +687,7 @@ def inproc_line(argv: Sequence[str]) -> tuple[Unit, Line]:
     unit, clock = _make_unit(args, args.speed)
     try:
         _live_history(unit, args.age_until, clock)
-        unit.max_tick_s = SERVE_TICK_SAMPLES * max(1, int(args.sample_interval))
+        unit.max_tick_s = SERVE_TICK_SAMPLES * int(args.sample_interval)
         faults: LineFaults | None = args.impair
         cut = None if faults is None else faults.disconnect_after
         line = Line(

@@ -150,6 +150,20 @@ def test_an_abbreviated_option_is_refused_not_guessed(
     assert "unrecognized arguments" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("interval", ["0", "0.5s", "nan", "inf"])
+@pytest.mark.parametrize("command", ["run", "serve-fleet"])
+def test_a_sample_interval_under_a_second_is_refused(
+    command: str, interval: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not silently taken for one second: the log's timestamps are whole seconds."""
+    where = ["--flash", str(tmp_path / "u.img")] if command == "run" else ["--units", "1", "--tcp", "0"]
+    with pytest.raises(SystemExit) as exit_:
+        main([command, *where, "--sample-interval", interval])
+    assert exit_.value.code == 2
+    assert "--sample-interval" in capsys.readouterr().err
+    assert not (tmp_path / "u.img").exists()
+
+
 def test_a_scripted_fault_the_run_never_reaches_is_reported(tmp_path: Path) -> None:
     image = tmp_path / "unit.img"
     argv = [*TURBOSIM, "run", "--flash", str(image), "--history", "200h", "--seed", "3"]
