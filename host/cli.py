@@ -507,9 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fleet.add_argument(
         "--plot",
-        metavar="FILE.png",
-        help="also draw MTBF per model with its interval, and fleet hours over time "
-        "(- for standard output, instead of the table)",
+        metavar="FILE",
+        help="also draw MTBF per model with its interval, and fleet hours over time: PNG, or the "
+        "format of FILE's extension (.svg, .pdf); - for PNG on standard output, instead of the table",
     )
     fleet.add_argument(
         "--breakdown", action="store_true",
@@ -1357,6 +1357,7 @@ def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
     from .failures import parse_policy
     from .fleet_growth import demonstration, failure_instants, fleet_growth, growth_text
     from .fleet_report import breakdown_text, exposure_at, fleet_png, fleet_table
+    from .plot import format_for
     from .selection import check, from_args
 
     png: bytes | None = None
@@ -1364,11 +1365,12 @@ def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
     policy = parse_policy(args.failures)
     selection = from_args(args)
     figures = {"policy": policy, "basis": args.hours, "confidence": args.confidence, "selection": selection}
+    fmt = format_for(args.plot) if args.plot else None
     with open_archive(args) as archive:
         check(archive, selection)
         report = fleet_table(archive, **figures)
-        if args.plot:
-            png, left_out = fleet_png(archive, **figures)
+        if fmt is not None:
+            png, left_out = fleet_png(archive, **figures, fmt=fmt, report=report)
         timeline = exposure_at(archive, failure_instants(report.units), selection) if args.growth else None
     growth = fleet_growth(report.units, args.confidence, timeline) if args.growth else None
     proof = None if args.demonstrate is None else demonstration(report.total, args.demonstrate)

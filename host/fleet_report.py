@@ -344,11 +344,15 @@ def plot_fleet(archive: Archive, out: str | os.PathLike[str] | IO[bytes]) -> tup
 
 def fleet_png(
     archive: Archive, *, policy: FailurePolicy = TRIPS, basis: str = "archive",
-    confidence: float = CONFIDENCE, selection: Selection = ALL,
+    confidence: float = CONFIDENCE, selection: Selection = ALL, fmt: str = "png",
+    report: FleetReport | None = None,
 ) -> tuple[bytes, tuple[str, ...]]:
-    """The PNG of :func:`plot_fleet` (failures counted by *policy*, MTBF over *basis*, bounds
-    at *confidence*, the units and window of *selection*), and the serials it leaves out."""
-    report = fleet_table(archive, policy=policy, basis=basis, confidence=confidence, selection=selection)
+    """The picture of :func:`plot_fleet` in *fmt* (``png``, ``svg``, ``pdf``...: see
+    :func:`host.plot.format_for`), failures counted by *policy*, MTBF over *basis*, bounds at
+    *confidence*, the units and window of *selection* (or *report*, the fleet table already made
+    of them), and the serials it leaves out."""
+    if report is None:
+        report = fleet_table(archive, policy=policy, basis=basis, confidence=confidence, selection=selection)
     if not report.models:
         raise UsageError(f"archive {archive.path} holds no unit: nothing to plot")
     empty = tuple(serial for (serial,) in archive.query(
@@ -377,9 +381,9 @@ def fleet_png(
         shown = ", ".join(empty[:_NAMED_EMPTY]) + (", ..." if len(empty) > _NAMED_EMPTY else "")
         figure.text(0.01, 0.005, f"not drawn: {len(empty):,} units with no records yet ({shown})",
                     fontsize="small", color="dimgray")
-    png = io.BytesIO()
-    figure.savefig(png, format="png", dpi=100)
-    return png.getvalue(), empty
+    picture = io.BytesIO()
+    figure.savefig(picture, format=fmt, dpi=100)
+    return picture.getvalue(), empty
 
 
 def _draw_mtbf(ax: Any, report: FleetReport) -> None:

@@ -124,6 +124,17 @@ def test_fleet_plot_leaves_out_and_names_a_unit_without_records(
     assert out_file.read_bytes().startswith(PNG_SIGNATURE)
 
 
+def test_fleet_plot_draws_the_format_of_its_extension(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    svg = tmp_path / "fleet.svg"
+    status, _, _ = run(["fleet", "--plot", str(svg)], db, capsys)
+    assert status == 0 and b"<svg" in svg.read_bytes()[:500]
+    odd = tmp_path / "fleet.xyz"
+    status, out, err = run(["fleet", "--plot", str(odd)], db, capsys)
+    assert (status, out) == (2, "") and "cannot draw a plot as .xyz" in err and not odd.exists()
+
+
 @pytest.mark.parametrize("records", [0, 1])
 def test_fleet_plot_of_a_lone_unit(records: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The archive after the very first pull was killed (0), or got one record (1)."""
