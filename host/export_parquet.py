@@ -33,7 +33,7 @@ their raw bytes by :func:`protocol.records.decode_batch`), which checks every
 CRC again: a damaged record stops the export (:class:`~host.errors.ArchiveError`).  One
 unit's records, plus at most a row group per partition, are in memory.
 
-The dataset is built in a temporary directory beside OUT and renamed into
+The dataset is built in a temporary directory of its own beside OUT and renamed into
 place when complete; OUT must not exist or must be an empty directory (whose
 permissions it keeps).  A symlink is followed: the dataset replaces its
 target, the link stays.  ``-`` (standard output) is refused: a dataset is a
@@ -48,6 +48,7 @@ import os
 import re
 import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,10 +130,12 @@ def export_parquet(
         mode = stat.S_IMODE(out.stat().st_mode) if out.exists() else None
     except OSError as exc:
         raise OutputError(f"cannot write {named}: {exc.strerror or exc}") from exc
-    building = out.with_name(f".{out.name}.part")
     try:
-        shutil.rmtree(building, ignore_errors=True)
-        building.mkdir(parents=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        building = _building_dir(out, "part")
+    except OSError as exc:
+        raise OutputError(f"cannot write {named}: {exc.strerror or exc}") from exc
+    try:
         if mode is not None:
             building.chmod(mode)
         written = _write_dataset(archive, building, serial, "units.parquet", "part-0.parquet")
@@ -158,14 +161,16 @@ def _add_part(archive: Archive, named: Path, out: Path, serial: str | None, part
     if not _PART_NAME.fullmatch(part):
         raise UsageError(f"--part {part!r}: 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
     name = f"part-{part}.parquet"
-    building = out.with_name(f".{out.name}.{name}")
     try:
         if out.exists() and not out.is_dir():
             raise UsageError(f"{named} exists and is not a directory")
         if out.exists() and any(out.rglob(name)):
             raise UsageError(f"{named} already holds a share named {part}: give each archive its own --part")
-        shutil.rmtree(building, ignore_errors=True)
-        building.mkdir(parents=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        building = _building_dir(out, name)
+    except OSError as exc:
+        raise OutputError(f"cannot write {named}: {exc.strerror or exc}") from exc
+    try:
         (building / "units").mkdir()
         written = _write_dataset(archive, building, serial, f"units/{name}", name)
         files = sorted(path for path in building.rglob("*") if path.is_file())
@@ -181,6 +186,17 @@ def _add_part(archive: Archive, named: Path, out: Path, serial: str | None, part
         shutil.rmtree(building, ignore_errors=True)
         raise
     return written
+
+
+def _building_dir(out: Path, what: str) -> Path:
+    """A new, empty directory beside *out* to build in, of a name no other export uses (two
+    exports at once must not build in, or remove, each other's), with the permissions a new
+    directory gets (mkdtemp's are the owner's alone)."""
+    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=f".{what}", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    building.chmod(0o777 & ~umask)
+    return building
 
 
 def _write_dataset(

@@ -325,3 +325,24 @@ def test_parquet_out_dash_is_refused_and_a_link_is_followed(
     assert main(["export", "--format", "parquet", "--out", str(link), "--db", str(archive_with_a_unit)]) == 0
     assert link.is_symlink() and (link / "units.parquet").is_file()
     assert oct((tmp_path / "datasets").stat().st_mode & 0o777) == oct(0o750)
+
+
+def test_a_parquet_export_builds_in_a_directory_of_its_own(
+    archive_with_a_unit: Path, tmp_path: Path
+) -> None:
+    """Another export building beside the same OUT (or one a crash left) is neither used nor
+    removed; the new dataset has a new directory's permissions, and nothing is left beside it."""
+    pytest.importorskip("pyarrow")
+    other = tmp_path / ".ds.part"
+    other.mkdir()
+    (other / "part-0.parquet").write_bytes(b"another export's file")
+    db = str(archive_with_a_unit)
+    assert main(["export", "--format", "parquet", "--out", str(tmp_path / "ds"), "--db", db]) == 0
+    assert (other / "part-0.parquet").read_bytes() == b"another export's file"
+    assert (tmp_path / "ds" / "units.parquet").is_file()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert oct((tmp_path / "ds").stat().st_mode & 0o777) == oct(0o777 & ~umask)
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith((".ds", "ds"))) == [
+        ".ds.part", "ds"
+    ]
