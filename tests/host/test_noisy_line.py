@@ -1,4 +1,5 @@
-"""100 pulls of a 2,000-record log over a noisy line: nothing lost, duplicated or altered.
+"""Pulls of a 2,000-record log over a noisy line (40 at the issue's noise, 100 at a tenth of its
+dropped and inserted bytes): nothing lost, duplicated or altered.
 
 The line is the in-process loopback (tests/host/loopback.py) with the real device session behind
 it, impaired in both directions by :class:`firmware_sim.impairment.LineFaults` (rates per byte, the
@@ -49,7 +50,6 @@ from host.errors import HostError
 from host.pull import pull
 from tests.host.loopback import Line, ListUnit, make_records
 
-PULLS = 100
 LOG = 2_000
 RAWS = make_records(LOG)
 RECORD_BYTES = sum(map(len, RAWS))
@@ -63,6 +63,7 @@ twenty, one of 250 bytes about one in two."""
 @dataclass
 class NoiseReport:
     faults: LineFaults
+    pulls: int
     completed: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     lost: int = 0
@@ -76,7 +77,7 @@ class NoiseReport:
         f = self.faults
         line = (
             f"BER {f.bit_error_rate:g}, drop {f.drop_rate:g}, insert {f.insert_rate:g}: "
-            f"{self.completed}/{PULLS} pulls completed; {self.lost} records lost, "
+            f"{self.completed}/{self.pulls} pulls completed; {self.lost} records lost, "
             f"{self.fetched_twice} fetched twice, {self.altered} altered"
         )
         if self.retries:
@@ -90,9 +91,9 @@ class NoiseReport:
         return line + (f"; failures: {failures}" if failures else "")
 
 
-def noisy_pulls(faults: LineFaults, tmp_path: Path) -> NoiseReport:
-    report = NoiseReport(faults)
-    for seed in range(PULLS):
+def noisy_pulls(faults: LineFaults, tmp_path: Path, pulls: int) -> NoiseReport:
+    report = NoiseReport(faults, pulls)
+    for seed in range(pulls):
         unit = ListUnit(list(RAWS))
         line = Line(unit, to_host=faults, to_device=faults, seed=seed, baud=BAUD)
         with Archive.open(tmp_path / f"{seed}.sqlite") as archive:
@@ -116,17 +117,18 @@ def noisy_pulls(faults: LineFaults, tmp_path: Path) -> NoiseReport:
 
 
 def assert_nothing_lost(report: NoiseReport, *, efficiency_at_least: float) -> None:
-    assert report.completed == PULLS, str(report)
+    assert report.completed == report.pulls, str(report)
     assert (report.lost, report.fetched_twice, report.altered) == (0, 0, 0), str(report)
     assert min(report.efficiency) >= efficiency_at_least, str(report)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # ~80 s on an idle machine; 300 s and more when the two cores are shared
-def test_100_pulls_at_the_issues_noise(tmp_path: Path) -> None:
-    """Figure held: the issue's BER 1e-4, 1 % dropped and 1 % inserted bytes: 100/100 pulls, 0 records
-    lost, fetched twice or altered; efficiency at least 10 % in every pull (the ceiling is about 14 %)."""
-    assert_nothing_lost(noisy_pulls(ISSUE_NOISE, tmp_path), efficiency_at_least=0.10)
+@pytest.mark.timeout(900)  # ~90 s on an idle machine; 300 s and more when the two cores are shared
+def test_40_pulls_at_the_issues_noise(tmp_path: Path) -> None:
+    """Figure held: the issue's BER 1e-4, 1 % dropped and 1 % inserted bytes: 40/40 pulls, 0 records
+    lost, fetched twice or altered; efficiency at least 10 % in every pull (the ceiling is about 14 %).
+    40, not 100, pulls: each takes about 2 s of CPU, and ``make bench`` (noisy) holds the time figure."""
+    assert_nothing_lost(noisy_pulls(ISSUE_NOISE, tmp_path, 40), efficiency_at_least=0.10)
 
 
 @pytest.mark.slow
@@ -134,4 +136,4 @@ def test_100_pulls_at_a_tenth_of_the_issues_dropped_and_inserted_bytes(tmp_path:
     """Figure held: BER 1e-4 with 0.1 % dropped and 0.1 % inserted bytes: 100/100 pulls, 0 records
     lost, fetched twice or altered; efficiency at least 40 % in every pull (full frames from start to
     end would give about 5 %, one record per frame about 65 %)."""
-    assert_nothing_lost(noisy_pulls(MODERATE_NOISE, tmp_path), efficiency_at_least=0.40)
+    assert_nothing_lost(noisy_pulls(MODERATE_NOISE, tmp_path, 100), efficiency_at_least=0.40)
