@@ -258,6 +258,24 @@ def failure_instants(units: Iterable[UnitSummary]) -> list[int]:
     return sorted(instants)
 
 
+def fit_cells(fit: PowerLawFit | None) -> tuple[str, str, str]:
+    """A Crow-AMSAA fit's beta, its interval and lambda as table cells ("-" with no fit): one
+    spelling for the text tables, the report and the plots' number tables."""
+    if fit is None:
+        return ("-", "-", "-")
+    return (f"{fit.beta:.3f}", f"[{fit.beta_low:.3f}, {fit.beta_high:.3f}]", f"{fit.lam:.4g}")
+
+
+def trend_cells(trend: TrendTest | None) -> tuple[str, str]:
+    """A trend test's Laplace U and its p as table cells ("-" with too few failures)."""
+    return ("-", "-") if trend is None else (f"{trend.laplace_u:+.2f}", f"{trend.laplace_p:.3f}")
+
+
+def verdict_cell(trend: TrendTest | None) -> str:
+    """A trend test's verdict as a table cell."""
+    return "too few failures" if trend is None else trend.verdict
+
+
 def growth_text(results: Sequence[Growth]) -> str:
     """The Crow-AMSAA fits, trend verdicts, age bands and first-failure Weibulls as tables."""
     if not results:
@@ -275,14 +293,11 @@ def growth_text(results: Sequence[Growth]) -> str:
             result.model,
             "-" if fit is None else f"{fit.failures:,}",
             "-" if fit is None else f"{fit.systems:,}",
-            "-" if fit is None else f"{fit.beta:.3f}",
-            "-" if fit is None else f"[{fit.beta_low:.3f}, {fit.beta_high:.3f}]",
-            "-" if fit is None else f"{fit.lam:.3g}",
-            "-" if trend is None else f"{trend.laplace_u:+.2f}",
-            "-" if trend is None else f"{trend.laplace_p:.3f}",
+            *fit_cells(fit),
+            *trend_cells(trend),
             "-" if trend is None else f"{trend.chi2:,.1f} ({2 * trend.events} dof)",
             "-" if trend is None else f"{trend.chi2_p:.3f}",
-            "too few failures" if trend is None else trend.verdict,
+            verdict_cell(trend),
         ])
     lines += text_table(rows)
     lines += ["", "growth of the fleet: Crow-AMSAA of cumulative failures against cumulative operating hours "
@@ -295,12 +310,9 @@ def growth_text(results: Sequence[Growth]) -> str:
             result.model,
             "-" if fit is None else f"{fit.failures:,}",
             "-" if fit is None else f"{fit.exposure_hours:,.0f}",
-            "-" if fit is None else f"{fit.beta:.3f}",
-            "-" if fit is None else f"[{fit.beta_low:.3f}, {fit.beta_high:.3f}]",
-            "-" if fit is None else f"{fit.lam:.3g}",
-            "-" if trend is None else f"{trend.laplace_u:+.2f}",
-            "-" if trend is None else f"{trend.laplace_p:.3f}",
-            "too few failures" if trend is None else trend.verdict,
+            *fit_cells(fit),
+            *trend_cells(trend),
+            verdict_cell(trend),
         ])
     lines += text_table(rows)
     total = results[-1]

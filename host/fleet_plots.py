@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UsageError
-from .fleet_growth import Growth, histories
+from .fleet_growth import Growth, fit_cells, histories
 from .fleet_report import FleetReport
 from .growth import mean_cumulative
 
@@ -111,9 +111,7 @@ def crow_amsaa_plot(report: FleetReport, growth: list[Growth]) -> Plot:
                     f"[{fit.beta_low:.2f}, {fit.beta_high:.2f}]")
         rows.append((
             result.model, "unit age", f"{len(points):,}", f"{points[-1][0]:,.0f}", f"{points[-1][1]:.3f}",
-            "-" if fit is None else f"{fit.beta:.3f}",
-            "-" if fit is None else f"[{fit.beta_low:.3f}, {fit.beta_high:.3f}]",
-            "-" if fit is None else f"{fit.lam:.4g}",
+            *fit_cells(fit),
             "-" if result.trend is None else result.trend.verdict,
         ))
     if drawn:
@@ -151,9 +149,7 @@ def _fleet_growth_rows(ax: Any, report: FleetReport, growth: list[Growth]) -> li
                     label=f"{result.model}: beta {fit.beta:.2f} [{fit.beta_low:.2f}, {fit.beta_high:.2f}]")
         rows.append((
             result.model, "fleet hours", f"{len(ages):,}", f"{ages[-1]:,.0f}", f"{len(ages):,}",
-            "-" if fit is None else f"{fit.beta:.3f}",
-            "-" if fit is None else f"[{fit.beta_low:.3f}, {fit.beta_high:.3f}]",
-            "-" if fit is None else f"{fit.lam:.4g}",
+            *fit_cells(fit),
             "-" if result.fleet_trend is None else result.fleet_trend.verdict,
         ))
     if rows:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .analytics import UnitSummary
-from .fleet_growth import Demonstration, Growth
+from .fleet_growth import Demonstration, Growth, fit_cells, trend_cells, verdict_cell
 from .fleet_plots import Plot
 from .fleet_report import FleetReport
 
@@ -169,8 +169,9 @@ def _fleet_row(result: Growth) -> tuple[str, ...]:
     fit, trend = result.fleet_fit, result.fleet_trend
     if fit is None:
         return (result.model, "-", "-", "-", "-", "too few failures")
-    return (result.model, f"{fit.failures:,}", f"{fit.exposure_hours:,.0f}", f"{fit.beta:.3f}",
-            f"[{fit.beta_low:.3f}, {fit.beta_high:.3f}]", "-" if trend is None else trend.verdict)
+    beta, interval, _ = fit_cells(fit)
+    return (result.model, f"{fit.failures:,}", f"{fit.exposure_hours:,.0f}", beta, interval,
+            "-" if trend is None else trend.verdict)
 
 
 def _growth_row(result: Growth) -> tuple[str, ...]:
@@ -178,12 +179,9 @@ def _growth_row(result: Growth) -> tuple[str, ...]:
     return (
         result.model,
         "-" if fit is None else f"{fit.failures:,}",
-        "-" if fit is None else f"{fit.beta:.3f}",
-        "-" if fit is None else f"[{fit.beta_low:.3f}, {fit.beta_high:.3f}]",
-        "-" if fit is None else f"{fit.lam:.4g}",
-        "-" if trend is None else f"{trend.laplace_u:+.2f}",
-        "-" if trend is None else f"{trend.laplace_p:.3f}",
-        "too few failures" if trend is None else trend.verdict,
+        *fit_cells(fit),
+        *trend_cells(trend),
+        verdict_cell(trend),
         "-" if life is None else f"{life.shape:.3f} [{life.shape_low:.3f}, {life.shape_high:.3f}]",
         "-" if life is None else f"{life.scale:,.0f}",
     )
